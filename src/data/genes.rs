@@ -1,0 +1,340 @@
+//! Aligning a dataset's genes to a model's gene list (SSL_MODELS.md, "Preprocessing"): match by
+//! Ensembl ID when both sides have IDs, else by case-insensitive symbol; model genes absent from
+//! the dataset are zero-filled, dataset genes unknown to the model are dropped. An optional
+//! homolog table (two-column CSV, e.g. mouse -> human) maps dataset genes first.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::anndata::AnnData;
+use super::error::{DataError, Result};
+
+/// A model's input genes, in input order: Ensembl IDs (when known) and symbols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneList {
+    /// Ensembl IDs (`feature_id`), `None` when the list has symbols only.
+    pub ids: Option<Vec<String>>,
+    /// Symbols (`feature_name`); equal to the IDs when only IDs are known.
+    pub symbols: Vec<String>,
+}
+
+impl GeneList {
+    /// Number of genes (the model's input width).
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// Reads a gene list from CSV or TSV (delimiter from the extension, `.tsv`/`.txt` = tab).
+    /// With a header naming `feature_id` and/or `feature_name` (ssl_in_scg's `var.parquet`
+    /// columns), those columns are used; otherwise the first column holds one gene per line and a
+    /// value starting with `ENS` marks the list as IDs.
+    ///
+    /// # Errors
+    /// Unreadable file, empty list.
+    pub fn read_csv(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let delim = match path.extension().and_then(|e| e.to_str()) {
+            Some("tsv" | "txt") => '\t',
+            _ => ',',
+        };
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(delim).map(|s| s.trim().trim_matches('"').to_string()).collect())
+            .collect();
+        let Some(header) = rows.first() else {
+            return Err(DataError::invalid(path, "genes", "the gene list is empty"));
+        };
+        let id_col = header.iter().position(|h| h == "feature_id");
+        let name_col = header.iter().position(|h| h == "feature_name");
+        let list = if id_col.is_some() || name_col.is_some() {
+            let get = |c: usize| -> Vec<String> {
+                rows[1..].iter().map(|r| r.get(c).cloned().unwrap_or_default()).collect()
+            };
+            let ids = id_col.map(get);
+            let symbols = match (name_col, &ids) {
+                (Some(c), _) => get(c),
+                (None, Some(ids)) => ids.clone(),
+                (None, None) => Vec::new(),
+            };
+            Self { ids, symbols }
+        } else {
+            let genes: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+            Self::from_names(genes)
+        };
+        if list.is_empty() {
+            return Err(DataError::invalid(path, "genes", "the gene list has no genes"));
+        }
+        Ok(list)
+    }
+
+    /// A list from plain names: IDs when they look like Ensembl IDs (`ENS...`), else symbols.
+    pub fn from_names(names: Vec<String>) -> Self {
+        let ids = looks_like_ensembl(&names).then(|| names.clone());
+        Self {
+            ids,
+            symbols: names,
+        }
+    }
+}
+
+fn looks_like_ensembl(names: &[String]) -> bool {
+    let n = names.len().min(200);
+    n > 0 && names[..n].iter().filter(|s| s.starts_with("ENS")).count() * 2 > n
+}
+
+/// Ensembl ID without its version suffix (`ENSG00000141510.17` -> `ENSG00000141510`).
+fn strip_version(id: &str) -> &str {
+    id.split('.').next().unwrap_or(id)
+}
+
+/// The dataset's genes: IDs from a var column (`gene_ids`, `gene_id`, `feature_id`,
+/// `ensembl_id`) or from var_names when they are Ensembl IDs; symbols from var_names or a
+/// column (`gene_symbol`, `feature_name`, `gene_name`, `symbol`).
+pub fn dataset_genes(adata: &AnnData) -> GeneList {
+    let names = adata.var_names().to_vec();
+    let col = |keys: &[&str]| -> Option<Vec<String>> {
+        keys.iter().find_map(|k| {
+            adata
+                .var
+                .column(k)
+                .map(|c| (0..c.len()).map(|i| c.value_string(i)).collect())
+        })
+    };
+    let id_col = col(&["gene_ids", "gene_id", "feature_id", "ensembl_id"]);
+    let sym_col = col(&["gene_symbol", "feature_name", "gene_name", "symbol"]);
+    let names_are_ids = looks_like_ensembl(&names);
+    let ids = match id_col {
+        Some(v) if looks_like_ensembl(&v) => Some(v),
+        _ if names_are_ids => Some(names.clone()),
+        _ => None,
+    };
+    let symbols = if names_are_ids {
+        sym_col.unwrap_or_else(|| names.clone())
+    } else {
+        names
+    };
+    GeneList { ids, symbols }
+}
+
+/// How two gene lists were matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKey {
+    /// Ensembl IDs (version suffix ignored).
+    EnsemblId,
+    /// Case-insensitive symbols.
+    Symbol,
+}
+
+/// A dataset's genes mapped onto a model's input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneAlignment {
+    /// For each model gene (input unit), the dataset column that feeds it, or `None` (zero-fill).
+    pub model_to_data: Vec<Option<usize>>,
+    /// For each dataset column, the model input it feeds, or `None` (dropped).
+    pub data_to_model: Vec<Option<u32>>,
+    /// The key used.
+    pub key: MatchKey,
+}
+
+/// The coverage report of an alignment.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Coverage {
+    /// Model genes found in the dataset.
+    pub matched: usize,
+    /// Model input width.
+    pub n_model: usize,
+    /// Dataset genes.
+    pub n_data: usize,
+}
+
+impl Coverage {
+    /// `matched / n_model`: the fraction of the model's input that is not zero-filled.
+    pub fn model_fraction(&self) -> f64 {
+        self.matched as f64 / self.n_model.max(1) as f64
+    }
+
+    /// `matched / n_data`: the fraction of the dataset's genes the model sees.
+    pub fn data_fraction(&self) -> f64 {
+        self.matched as f64 / self.n_data.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} model genes matched ({:.1}%; {:.1}% of the input zero-filled); {} of {} \
+             dataset genes used ({:.1}%)",
+            self.matched,
+            self.n_model,
+            100.0 * self.model_fraction(),
+            100.0 * (1.0 - self.model_fraction()),
+            self.matched,
+            self.n_data,
+            100.0 * self.data_fraction()
+        )
+    }
+}
+
+/// A homolog table: dataset gene (e.g. mouse symbol or ID) -> model gene (e.g. human).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Homologs {
+    map: HashMap<String, String>,
+}
+
+impl Homologs {
+    /// Reads a two-column CSV (`source,target`, header optional, comparisons case-insensitive).
+    ///
+    /// # Errors
+    /// Unreadable file or a line without two columns.
+    pub fn read_csv(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let mut map = HashMap::new();
+        for (k, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut it = line.split(',').map(|s| s.trim().trim_matches('"'));
+            match (it.next(), it.next()) {
+                (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
+                    map.entry(a.to_uppercase()).or_insert_with(|| b.to_string());
+                }
+                _ => {
+                    return Err(DataError::invalid(
+                        path,
+                        &format!("line {}", k + 1),
+                        "expected two comma-separated columns: source gene, target gene",
+                    ));
+                }
+            }
+        }
+        Ok(Self { map })
+    }
+
+    fn map_gene(&self, g: &str) -> String {
+        self.map
+            .get(&g.to_uppercase())
+            .cloned()
+            .unwrap_or_else(|| g.to_string())
+    }
+}
+
+impl GeneAlignment {
+    /// Aligns `data` (the dataset's genes) to `model` (the model's input genes).
+    ///
+    /// Ensembl IDs are used when both lists have them (and no homolog table is given), else
+    /// case-insensitive symbols. When several dataset genes match one model gene, the first wins.
+    pub fn new(model: &GeneList, data: &GeneList, homologs: Option<&Homologs>) -> Self {
+        let use_ids = homologs.is_none() && model.ids.is_some() && data.ids.is_some();
+        let (model_keys, data_keys, key): (Vec<String>, Vec<String>, MatchKey) = if use_ids {
+            let norm = |v: &Vec<String>| v.iter().map(|s| strip_version(s).to_uppercase()).collect();
+            (
+                norm(model.ids.as_ref().unwrap_or(&model.symbols)),
+                norm(data.ids.as_ref().unwrap_or(&data.symbols)),
+                MatchKey::EnsemblId,
+            )
+        } else {
+            let data_names: Vec<String> = match homologs {
+                Some(h) => data.symbols.iter().map(|g| h.map_gene(g)).collect(),
+                None => data.symbols.clone(),
+            };
+            (
+                model.symbols.iter().map(|s| s.to_uppercase()).collect(),
+                data_names.iter().map(|s| s.to_uppercase()).collect(),
+                MatchKey::Symbol,
+            )
+        };
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(data_keys.len());
+        for (j, k) in data_keys.iter().enumerate() {
+            first.entry(k.as_str()).or_insert(j);
+        }
+        let model_to_data: Vec<Option<usize>> = model_keys
+            .iter()
+            .map(|k| first.get(k.as_str()).copied())
+            .collect();
+        let mut data_to_model = vec![None; data_keys.len()];
+        for (m, d) in model_to_data.iter().enumerate() {
+            if let Some(d) = d {
+                data_to_model[*d] = Some(m as u32);
+            }
+        }
+        Self {
+            model_to_data,
+            data_to_model,
+            key,
+        }
+    }
+
+    /// The coverage report.
+    pub fn coverage(&self) -> Coverage {
+        Coverage {
+            matched: self.model_to_data.iter().filter(|m| m.is_some()).count(),
+            n_model: self.model_to_data.len(),
+            n_data: self.data_to_model.len(),
+        }
+    }
+
+    /// Maps one sparse dataset row to the model's input space (dropping unmatched genes);
+    /// output indices are sorted.
+    pub fn map_row(&self, indices: &[u32], values: &[f32], out_idx: &mut Vec<u32>, out_val: &mut Vec<f32>) {
+        out_idx.clear();
+        out_val.clear();
+        let mut pairs: Vec<(u32, f32)> = indices
+            .iter()
+            .zip(values)
+            .filter_map(|(&j, &v)| self.data_to_model[j as usize].map(|m| (m, v)))
+            .collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        for (m, v) in pairs {
+            out_idx.push(m);
+            out_val.push(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_win_and_versions_are_ignored() {
+        let model = GeneList {
+            ids: Some(vec!["ENSG1".into(), "ENSG2".into(), "ENSG3".into()]),
+            symbols: vec!["A".into(), "B".into(), "C".into()],
+        };
+        let data = GeneList {
+            ids: Some(vec!["ENSG3.4".into(), "ENSG9".into(), "ENSG1.1".into()]),
+            symbols: vec!["c".into(), "z".into(), "a".into()],
+        };
+        let al = GeneAlignment::new(&model, &data, None);
+        assert_eq!(al.key, MatchKey::EnsemblId);
+        assert_eq!(al.model_to_data, vec![Some(2), None, Some(0)]);
+        let c = al.coverage();
+        assert_eq!((c.matched, c.n_model, c.n_data), (2, 3, 3));
+        let (mut i, mut v) = (Vec::new(), Vec::new());
+        al.map_row(&[0, 1, 2], &[5.0, 6.0, 7.0], &mut i, &mut v);
+        assert_eq!(i, vec![0, 2]);
+        assert_eq!(v, vec![7.0, 5.0]);
+    }
+
+    #[test]
+    fn symbols_case_insensitive_with_homologs() {
+        let model = GeneList::from_names(vec!["CD3E".into(), "GAPDH".into()]);
+        let data = GeneList::from_names(vec!["Gapdh".into(), "Cd3e".into(), "Xist".into()]);
+        let al = GeneAlignment::new(&model, &data, None);
+        assert_eq!(al.key, MatchKey::Symbol);
+        assert_eq!(al.model_to_data, vec![Some(1), Some(0)]);
+        let h = Homologs {
+            map: [("XIST".to_string(), "CD3E".to_string())].into_iter().collect(),
+        };
+        let al = GeneAlignment::new(&model, &data, Some(&h));
+        // Cd3e maps to itself (no homolog entry), Xist -> CD3E: the first match (Cd3e) wins.
+        assert_eq!(al.model_to_data, vec![Some(1), Some(0)]);
+    }
+}

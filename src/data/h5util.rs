@@ -1,0 +1,330 @@
+//! Small helpers over `hdf5-metno`: strings of every HDF5 flavour, attributes, raw reads of
+//! compound datasets (the legacy AnnData layout stores `obs`/`var`/`obsm` as compound datasets).
+
+use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Container, Dataset, Group, Location, LocationType};
+
+/// Kind of a member of a group.
+pub fn member_kind(group: &Group, name: &str) -> Option<LocationType> {
+    if !group.link_exists(name) {
+        return None;
+    }
+    group.loc_type_by_name(name).ok()
+}
+
+/// Reads an attribute as one string; `None` when absent or not a string.
+pub fn attr_string(loc: &Location, name: &str) -> Option<String> {
+    let attr = loc.attr(name).ok()?;
+    let mut v = container_strings(&attr).ok()?;
+    if v.len() == 1 { v.pop() } else { None }
+}
+
+/// Reads an attribute as a list of strings. An empty numeric array (how anndata writes an empty
+/// `column-order`) gives an empty list. `None` when absent.
+pub fn attr_strings(loc: &Location, name: &str) -> Option<Vec<String>> {
+    let attr = loc.attr(name).ok()?;
+    if attr.size() == 0 {
+        return Some(Vec::new());
+    }
+    container_strings(&attr).ok()
+}
+
+/// Reads an integer attribute (scalar or array) as `i64`s; `None` when absent or not integer.
+pub fn attr_i64s(loc: &Location, name: &str) -> Option<Vec<i64>> {
+    let attr = loc.attr(name).ok()?;
+    match attr.dtype().ok()?.to_descriptor().ok()? {
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => attr.read_raw::<i64>().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a boolean attribute (numpy bool is an HDF5 enum over int8); `None` when absent.
+pub fn attr_bool(loc: &Location, name: &str) -> Option<bool> {
+    let attr = loc.attr(name).ok()?;
+    match attr.dtype().ok()?.to_descriptor().ok()? {
+        TypeDescriptor::Boolean => attr.read_scalar::<bool>().ok(),
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Enum(_) => {
+            attr.read_scalar::<i64>().ok().map(|v| v != 0)
+        }
+        _ => None,
+    }
+}
+
+/// True when the descriptor is a string type of any flavour.
+pub fn is_string_type(t: &TypeDescriptor) -> bool {
+    matches!(
+        t,
+        TypeDescriptor::VarLenAscii
+            | TypeDescriptor::VarLenUnicode
+            | TypeDescriptor::FixedAscii(_)
+            | TypeDescriptor::FixedUnicode(_)
+    )
+}
+
+/// Reads every element of a dataset or attribute of any string type as `String`s (row-major).
+///
+/// # Errors
+/// When the element is not a string type or the read fails.
+pub fn container_strings(c: &Container) -> hdf5::Result<Vec<String>> {
+    match c.dtype()?.to_descriptor()? {
+        TypeDescriptor::VarLenUnicode => Ok(c
+            .read_raw::<VarLenUnicode>()?
+            .into_iter()
+            .map(|s| s.as_str().to_string())
+            .collect()),
+        TypeDescriptor::VarLenAscii => Ok(c
+            .read_raw::<VarLenAscii>()?
+            .into_iter()
+            .map(|s| s.as_str().to_string())
+            .collect()),
+        TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) => {
+            let (_, bytes) = raw::read_native_bytes(c)?;
+            Ok(split_fixed_strings(&bytes, n))
+        }
+        other => Err(hdf5::Error::from(format!(
+            "expected a string type, found {other:?}"
+        ))),
+    }
+}
+
+/// Splits a buffer of fixed-width, NUL-padded strings.
+pub fn split_fixed_strings(bytes: &[u8], width: usize) -> Vec<String> {
+    if width == 0 {
+        return Vec::new();
+    }
+    bytes.chunks(width).map(fixed_string).collect()
+}
+
+/// One fixed-width, NUL-padded string.
+pub fn fixed_string(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Reads a string dataset.
+///
+/// # Errors
+/// When the dataset is not a string type or the read fails.
+pub fn read_strings(ds: &Dataset) -> hdf5::Result<Vec<String>> {
+    container_strings(ds)
+}
+
+/// Writes a scalar UTF-8 string attribute (replacing one of the same name).
+///
+/// # Errors
+/// HDF5 errors.
+pub fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    if loc.attr(name).is_ok() {
+        loc.delete_attr(name)?;
+    }
+    let v: VarLenUnicode = value
+        .parse()
+        .map_err(|e| hdf5::Error::from(format!("string attribute {name}: {e:?}")))?;
+    loc.new_attr::<VarLenUnicode>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&v)
+}
+
+/// Writes a 1-D UTF-8 string array attribute (replacing one of the same name).
+///
+/// # Errors
+/// HDF5 errors.
+pub fn write_str_array_attr(loc: &Location, name: &str, values: &[String]) -> hdf5::Result<()> {
+    if loc.attr(name).is_ok() {
+        loc.delete_attr(name)?;
+    }
+    let v = to_varlen(values)?;
+    loc.new_attr::<VarLenUnicode>()
+        .shape(v.len())
+        .create(name)?
+        .write_raw(&v)
+}
+
+/// Converts strings to HDF5 variable-length UTF-8.
+///
+/// # Errors
+/// A string with an interior NUL.
+pub fn to_varlen(values: &[String]) -> hdf5::Result<Vec<VarLenUnicode>> {
+    values
+        .iter()
+        .map(|s| {
+            s.parse::<VarLenUnicode>()
+                .map_err(|e| hdf5::Error::from(format!("string {s:?}: {e:?}")))
+        })
+        .collect()
+}
+
+/// Raw reads through the C API, for the layouts the high-level crate cannot express.
+#[allow(unsafe_code)]
+pub mod raw {
+    use hdf5::types::TypeDescriptor;
+    use hdf5::{Container, Datatype};
+    use hdf5_sys::h5a::H5Aread;
+    use hdf5_sys::h5d::H5Dread;
+    use hdf5_sys::h5i::{H5I_ATTR, H5Iget_type};
+    use hdf5_sys::h5p::H5P_DEFAULT;
+    use hdf5_sys::h5s::H5S_ALL;
+    use hdf5_sys::h5t::{H5T_direction_t, H5Tget_native_type};
+
+    /// Reads all elements of a dataset or attribute into bytes in the native memory layout of its
+    /// type, and returns that native type's descriptor (field offsets for compounds).
+    ///
+    /// Only for types without variable-length parts (numbers, fixed strings, arrays and compounds
+    /// of those): variable-length members would leave pointers in the buffer, so they are refused.
+    ///
+    /// # Errors
+    /// A type with variable-length parts, or an HDF5 read error.
+    pub fn read_native_bytes(c: &Container) -> hdf5::Result<(TypeDescriptor, Vec<u8>)> {
+        let file_type = c.dtype()?;
+        if has_varlen(&file_type.to_descriptor()?) {
+            return Err(hdf5::Error::from(
+                "variable-length members cannot be read as raw bytes",
+            ));
+        }
+        let n = c.size();
+        hdf5::sync::sync(|| {
+            // SAFETY: `file_type.id()` is a valid open datatype; the returned id is owned by the
+            // `Datatype` built from it, which closes it on drop.
+            let native_id =
+                unsafe { H5Tget_native_type(file_type.id(), H5T_direction_t::H5T_DIR_ASCEND) };
+            if native_id < 0 {
+                return Err(hdf5::Error::from("H5Tget_native_type failed"));
+            }
+            // SAFETY: `native_id` is a fresh, valid datatype id that nothing else owns.
+            let native: Datatype = unsafe { hdf5::from_id(native_id)? };
+            let desc = native.to_descriptor()?;
+            let mut buf = vec![0u8; n * native.size()];
+            // SAFETY: `buf` holds exactly `n` elements of the native type (no variable-length
+            // parts, checked above), which is what a whole-space read writes.
+            let rc = unsafe {
+                if H5Iget_type(c.id()) == H5I_ATTR {
+                    H5Aread(c.id(), native.id(), buf.as_mut_ptr().cast())
+                } else {
+                    H5Dread(
+                        c.id(),
+                        native.id(),
+                        H5S_ALL,
+                        H5S_ALL,
+                        H5P_DEFAULT,
+                        buf.as_mut_ptr().cast(),
+                    )
+                }
+            };
+            if rc < 0 {
+                return Err(hdf5::Error::from("raw read failed"));
+            }
+            Ok((desc, buf))
+        })
+    }
+
+    fn has_varlen(t: &TypeDescriptor) -> bool {
+        match t {
+            TypeDescriptor::VarLenArray(_)
+            | TypeDescriptor::VarLenAscii
+            | TypeDescriptor::VarLenUnicode => true,
+            TypeDescriptor::FixedArray(inner, _) => has_varlen(inner),
+            TypeDescriptor::Compound(c) => c.fields.iter().any(|f| has_varlen(&f.ty)),
+            _ => false,
+        }
+    }
+}
+
+/// One field of a legacy compound dataset, decoded.
+#[derive(Debug, Clone)]
+pub enum CompoundColumn {
+    /// Fixed-width strings.
+    Strings(Vec<String>),
+    /// Signed or unsigned integers (widened).
+    Ints(Vec<i64>),
+    /// Floats (widened).
+    Floats(Vec<f64>),
+    /// Booleans.
+    Bools(Vec<bool>),
+    /// A fixed-size float array per row, shape `(n_rows, width)` row-major.
+    FloatRows(Vec<f64>, usize),
+}
+
+/// Decodes every field of a 1-D compound dataset (the pre-0.7 AnnData `obs`, `var`, `obsm`).
+///
+/// # Errors
+/// Not a compound type, an unsupported field type, or a read error.
+pub fn read_compound(ds: &Dataset) -> hdf5::Result<Vec<(String, CompoundColumn)>> {
+    let (desc, bytes) = raw::read_native_bytes(ds)?;
+    let TypeDescriptor::Compound(ct) = desc else {
+        return Err(hdf5::Error::from("expected a compound dataset"));
+    };
+    let n = ds.size();
+    let stride = ct.size;
+    let mut out = Vec::with_capacity(ct.fields.len());
+    for f in &ct.fields {
+        let field = |i: usize| &bytes[i * stride + f.offset..];
+        let col = match &f.ty {
+            TypeDescriptor::FixedAscii(w) | TypeDescriptor::FixedUnicode(w) => {
+                CompoundColumn::Strings((0..n).map(|i| fixed_string(&field(i)[..*w])).collect())
+            }
+            TypeDescriptor::Integer(s) => {
+                let w = *s as usize;
+                CompoundColumn::Ints((0..n).map(|i| read_int(&field(i)[..w], true)).collect())
+            }
+            TypeDescriptor::Unsigned(s) => {
+                let w = *s as usize;
+                CompoundColumn::Ints((0..n).map(|i| read_int(&field(i)[..w], false)).collect())
+            }
+            TypeDescriptor::Float(s) => {
+                let w = *s as usize;
+                CompoundColumn::Floats((0..n).map(|i| read_float(&field(i)[..w])).collect())
+            }
+            TypeDescriptor::Boolean => {
+                CompoundColumn::Bools((0..n).map(|i| field(i)[0] != 0).collect())
+            }
+            TypeDescriptor::FixedArray(inner, len) => match inner.as_ref() {
+                TypeDescriptor::Float(s) => {
+                    let w = *s as usize;
+                    let mut v = Vec::with_capacity(n * len);
+                    for i in 0..n {
+                        let b = field(i);
+                        for k in 0..*len {
+                            v.push(read_float(&b[k * w..(k + 1) * w]));
+                        }
+                    }
+                    CompoundColumn::FloatRows(v, *len)
+                }
+                other => {
+                    return Err(hdf5::Error::from(format!(
+                        "field {}: unsupported array element type {other:?}",
+                        f.name
+                    )));
+                }
+            },
+            other => {
+                return Err(hdf5::Error::from(format!(
+                    "field {}: unsupported type {other:?}",
+                    f.name
+                )));
+            }
+        };
+        out.push((f.name.clone(), col));
+    }
+    Ok(out)
+}
+
+fn read_int(b: &[u8], signed: bool) -> i64 {
+    match (b.len(), signed) {
+        (1, true) => i64::from(b[0] as i8),
+        (1, false) => i64::from(b[0]),
+        (2, true) => i64::from(i16::from_ne_bytes([b[0], b[1]])),
+        (2, false) => i64::from(u16::from_ne_bytes([b[0], b[1]])),
+        (4, true) => i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        (4, false) => i64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        (_, true) => i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])),
+        (_, false) => u64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])) as i64,
+    }
+}
+
+fn read_float(b: &[u8]) -> f64 {
+    match b.len() {
+        4 => f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        _ => f64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])),
+    }
+}

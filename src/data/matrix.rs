@@ -1,0 +1,421 @@
+//! The expression matrix types: compressed sparse rows and dense row-major, both `f32`.
+//!
+//! Values are held as `f32` whatever the file's dtype (float64 and integer counts are converted on
+//! read), the precision the models consume. Rows are cells (obs), columns are genes (var), as in
+//! AnnData's `X`.
+
+use ndarray::Array2;
+
+/// A compressed sparse row matrix, shape `(n_rows, n_cols)`, the layout of scipy's `csr_matrix`.
+///
+/// Invariants (checked by [`CsrMatrix::validate`]): `indptr.len() == n_rows + 1`, `indptr[0] == 0`,
+/// `indptr` non-decreasing, `indptr[n_rows] == indices.len() == data.len()`, every index `< n_cols`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMatrix {
+    /// Number of rows (cells).
+    pub n_rows: usize,
+    /// Number of columns (genes).
+    pub n_cols: usize,
+    /// Row pointers, length `n_rows + 1`.
+    pub indptr: Vec<u64>,
+    /// Column index of each stored value, length `nnz`.
+    pub indices: Vec<u32>,
+    /// Stored values, length `nnz`.
+    pub data: Vec<f32>,
+}
+
+/// What is wrong with a sparse matrix's arrays (see [`CsrMatrix::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SparseProblem {
+    /// `indptr` has the wrong length.
+    IndptrLength {
+        /// Expected `n_rows + 1` (or `n_cols + 1` for CSC).
+        expected: usize,
+        /// Found.
+        found: usize,
+    },
+    /// `indptr[0] != 0` or `indptr[i] > indptr[i + 1]`.
+    IndptrNotMonotonic {
+        /// Row (or column) where it decreases.
+        at: usize,
+    },
+    /// The last `indptr` entry differs from the number of stored values.
+    IndptrEnd {
+        /// `indptr` last entry.
+        last: u64,
+        /// `len(indices)`.
+        nnz: usize,
+    },
+    /// `indices` and `data` have different lengths.
+    LengthMismatch {
+        /// `len(indices)`.
+        indices: usize,
+        /// `len(data)`.
+        data: usize,
+    },
+    /// An index is not below the minor dimension.
+    IndexOutOfRange {
+        /// Position in `indices`.
+        at: usize,
+        /// The index.
+        index: u32,
+        /// The bound it must be below.
+        bound: usize,
+    },
+}
+
+impl std::fmt::Display for SparseProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::IndptrLength { expected, found } => {
+                write!(f, "indptr has length {found}, expected {expected} (shape[0] + 1)")
+            }
+            Self::IndptrNotMonotonic { at } => {
+                write!(f, "indptr must start at 0 and never decrease; it does at entry {at}")
+            }
+            Self::IndptrEnd { last, nnz } => write!(
+                f,
+                "indptr ends at {last} but indices/data hold {nnz} values"
+            ),
+            Self::LengthMismatch { indices, data } => write!(
+                f,
+                "indices has {indices} entries but data has {data}; they must be equal"
+            ),
+            Self::IndexOutOfRange { at, index, bound } => write!(
+                f,
+                "index {index} at position {at} is out of range (must be < {bound}, shape[1])"
+            ),
+        }
+    }
+}
+
+/// Checks the compressed-sparse invariants for `n_major` rows (CSR) or columns (CSC) and
+/// `n_minor` columns (CSR) or rows (CSC).
+///
+/// # Errors
+/// The first [`SparseProblem`] found.
+pub fn validate_compressed(
+    n_major: usize,
+    n_minor: usize,
+    indptr: &[u64],
+    indices: &[u32],
+    data_len: usize,
+) -> Result<(), SparseProblem> {
+    if indptr.len() != n_major + 1 {
+        return Err(SparseProblem::IndptrLength {
+            expected: n_major + 1,
+            found: indptr.len(),
+        });
+    }
+    if indices.len() != data_len {
+        return Err(SparseProblem::LengthMismatch {
+            indices: indices.len(),
+            data: data_len,
+        });
+    }
+    if indptr[0] != 0 {
+        return Err(SparseProblem::IndptrNotMonotonic { at: 0 });
+    }
+    if let Some(at) = indptr.windows(2).position(|w| w[0] > w[1]) {
+        return Err(SparseProblem::IndptrNotMonotonic { at: at + 1 });
+    }
+    let last = indptr[n_major];
+    if last != indices.len() as u64 {
+        return Err(SparseProblem::IndptrEnd {
+            last,
+            nnz: indices.len(),
+        });
+    }
+    let bound = n_minor as u64;
+    if let Some(at) = indices.iter().position(|&i| u64::from(i) >= bound) {
+        return Err(SparseProblem::IndexOutOfRange {
+            at,
+            index: indices[at],
+            bound: n_minor,
+        });
+    }
+    Ok(())
+}
+
+impl CsrMatrix {
+    /// Builds a CSR matrix after checking its invariants.
+    ///
+    /// # Errors
+    /// The first [`SparseProblem`] found.
+    pub fn new(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: Vec<u64>,
+        indices: Vec<u32>,
+        data: Vec<f32>,
+    ) -> Result<Self, SparseProblem> {
+        validate_compressed(n_rows, n_cols, &indptr, &indices, data.len())?;
+        Ok(Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// Checks the invariants listed on the type.
+    ///
+    /// # Errors
+    /// The first [`SparseProblem`] found.
+    pub fn validate(&self) -> Result<(), SparseProblem> {
+        validate_compressed(
+            self.n_rows,
+            self.n_cols,
+            &self.indptr,
+            &self.indices,
+            self.data.len(),
+        )
+    }
+
+    /// Number of stored values.
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Column indices and values of row `i`.
+    ///
+    /// # Panics
+    /// If `i >= n_rows`.
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// Converts a CSC matrix (`indptr` over columns, `indices` are rows) to CSR, shape
+    /// `(n_rows, n_cols)`. Within each row, column indices come out sorted.
+    pub fn from_csc(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &[u64],
+        indices: &[u32],
+        data: &[f32],
+    ) -> Self {
+        let mut counts = vec![0u64; n_rows + 1];
+        for &r in indices {
+            counts[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows {
+            counts[i + 1] += counts[i];
+        }
+        let row_ptr = counts.clone();
+        let mut next = counts;
+        let mut out_idx = vec![0u32; indices.len()];
+        let mut out_val = vec![0f32; data.len()];
+        for c in 0..n_cols {
+            for k in indptr[c] as usize..indptr[c + 1] as usize {
+                let r = indices[k] as usize;
+                let dst = next[r] as usize;
+                out_idx[dst] = c as u32;
+                out_val[dst] = data[k];
+                next[r] += 1;
+            }
+        }
+        Self {
+            n_rows,
+            n_cols,
+            indptr: row_ptr,
+            indices: out_idx,
+            data: out_val,
+        }
+    }
+
+    /// Converts a dense row-major matrix to CSR, keeping the non-zero entries.
+    pub fn from_dense(x: &Array2<f32>) -> Self {
+        let (n_rows, n_cols) = x.dim();
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0u64);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        for row in x.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    data.push(v);
+                }
+            }
+            indptr.push(indices.len() as u64);
+        }
+        Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
+    /// Dense copy, shape `(n_rows, n_cols)`. Allocates `n_rows * n_cols` values.
+    pub fn to_dense(&self) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((self.n_rows, self.n_cols));
+        for i in 0..self.n_rows {
+            let (idx, val) = self.row(i);
+            let mut row = out.row_mut(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                row[j as usize] += v;
+            }
+        }
+        out
+    }
+
+    /// Bytes held by the three arrays (the in-memory size of X, used by the memory benchmark).
+    pub fn heap_bytes(&self) -> usize {
+        self.indptr.len() * 8 + self.indices.len() * 4 + self.data.len() * 4
+    }
+}
+
+/// An expression matrix as held in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    /// Dense, row-major, shape `(n_obs, n_vars)`.
+    Dense(Array2<f32>),
+    /// Compressed sparse rows (a `csc_matrix` on disk is converted on read).
+    Csr(CsrMatrix),
+}
+
+/// Summary numbers of a matrix used to compare it with another reader (e.g. Python anndata):
+/// computed in `f64` over the `f32` values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checksum {
+    /// Number of stored entries (`nnz` for sparse, entries `!= 0` for dense).
+    pub nonzero: u64,
+    /// Sum of all values.
+    pub sum: f64,
+    /// Sum of squared values.
+    pub sum_sq: f64,
+    /// Sum of `value * (row_index + 1) * (col_index % 97 + 1)`, sensitive to positions.
+    pub weighted: f64,
+}
+
+impl Matrix {
+    /// Shape `(n_obs, n_vars)`.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::Dense(a) => a.dim(),
+            Self::Csr(c) => (c.n_rows, c.n_cols),
+        }
+    }
+
+    /// Bytes held by the matrix's arrays.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Dense(a) => a.len() * 4,
+            Self::Csr(c) => c.heap_bytes(),
+        }
+    }
+
+    /// Checksum over all values (see [`Checksum`]); explicit zeros in a sparse matrix do not count
+    /// as non-zero.
+    pub fn checksum(&self) -> Checksum {
+        let mut c = Checksum {
+            nonzero: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            weighted: 0.0,
+        };
+        let mut add = |i: usize, j: usize, v: f32| {
+            if v != 0.0 {
+                let v = f64::from(v);
+                c.nonzero += 1;
+                c.sum += v;
+                c.sum_sq += v * v;
+                c.weighted += v * (i as f64 + 1.0) * ((j % 97) as f64 + 1.0);
+            }
+        };
+        match self {
+            Self::Dense(a) => {
+                for ((i, j), &v) in a.indexed_iter() {
+                    add(i, j, v);
+                }
+            }
+            Self::Csr(m) => {
+                for i in 0..m.n_rows {
+                    let (idx, val) = m.row(i);
+                    for (&j, &v) in idx.iter().zip(val) {
+                        add(i, j as usize, v);
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// The matrix as CSR (dense input is converted, sparse is cloned).
+    pub fn to_csr(&self) -> CsrMatrix {
+        match self {
+            Self::Dense(a) => CsrMatrix::from_dense(a),
+            Self::Csr(c) => c.clone(),
+        }
+    }
+
+    /// First non-finite value as `(row, col)`, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Dense(a) => a
+                .indexed_iter()
+                .find(|(_, v)| !v.is_finite())
+                .map(|(ij, _)| ij),
+            Self::Csr(m) => {
+                let k = m.data.iter().position(|v| !v.is_finite())?;
+                let row = m.indptr.partition_point(|&p| p <= k as u64) - 1;
+                Some((row, m.indices[k] as usize))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csc_to_csr_matches_dense() {
+        // 3 x 4 matrix [[1,0,2,0],[0,0,3,0],[4,5,0,6]] in CSC.
+        let indptr = [0u64, 2, 3, 5, 6];
+        let indices = [0u32, 2, 2, 0, 1, 2];
+        let data = [1f32, 4., 5., 2., 3., 6.];
+        let csr = CsrMatrix::from_csc(3, 4, &indptr, &indices, &data);
+        csr.validate().expect("valid");
+        let dense = csr.to_dense();
+        let expected =
+            ndarray::arr2(&[[1f32, 0., 2., 0.], [0., 0., 3., 0.], [4., 5., 0., 6.]]);
+        assert_eq!(dense, expected);
+        assert_eq!(CsrMatrix::from_dense(&expected), csr);
+    }
+
+    #[test]
+    fn validation_catches_each_problem() {
+        let ok = CsrMatrix::new(2, 3, vec![0, 1, 2], vec![0, 2], vec![1., 2.]);
+        assert!(ok.is_ok());
+        assert!(matches!(
+            CsrMatrix::new(2, 3, vec![0, 2, 1], vec![0, 2], vec![1., 2.]),
+            Err(SparseProblem::IndptrNotMonotonic { at: 2 })
+        ));
+        assert!(matches!(
+            CsrMatrix::new(2, 3, vec![0, 1], vec![0, 2], vec![1., 2.]),
+            Err(SparseProblem::IndptrLength { .. })
+        ));
+        assert!(matches!(
+            CsrMatrix::new(2, 3, vec![0, 1, 2], vec![0, 3], vec![1., 2.]),
+            Err(SparseProblem::IndexOutOfRange { index: 3, .. })
+        ));
+        assert!(matches!(
+            CsrMatrix::new(2, 3, vec![0, 1, 3], vec![0, 2], vec![1., 2.]),
+            Err(SparseProblem::IndptrEnd { .. })
+        ));
+    }
+
+    #[test]
+    fn non_finite_position_is_reported() {
+        let m = Matrix::Csr(
+            CsrMatrix::new(3, 3, vec![0, 1, 1, 3], vec![0, 1, 2], vec![1., 2., f32::NAN])
+                .expect("valid"),
+        );
+        assert_eq!(m.first_non_finite(), Some((2, 2)));
+    }
+}

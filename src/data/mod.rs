@@ -1,0 +1,88 @@
+//! Where data is loaded and written: AnnData `.h5ad` (read and write), 10x Cell Ranger HDF5,
+//! Visium folders, the sparse matrix type, preprocessing and gene alignment.
+//!
+//! Depends on nothing else in the crate.
+
+pub mod anndata;
+pub mod dataframe;
+pub mod error;
+pub mod genes;
+pub mod h5ad;
+pub mod h5util;
+pub mod matrix;
+pub mod preprocess;
+pub mod summary;
+pub mod tenx;
+pub mod write;
+
+use std::path::Path;
+
+pub use anndata::{AnnData, MatrixEncoding, MatrixInfo, SpatialSource};
+pub use dataframe::{Column, DataFrame};
+pub use error::{DataError, Result};
+pub use matrix::{CsrMatrix, Matrix};
+
+/// The kinds of input cellscope opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// An AnnData `.h5ad` file.
+    H5ad,
+    /// A 10x Cell Ranger HDF5 matrix (`.h5`).
+    TenxH5,
+    /// A Visium Space Ranger output folder.
+    Visium,
+}
+
+/// Detects what `path` is: a folder with `filtered_feature_bc_matrix.h5` is Visium; an HDF5
+/// file with `obs` is AnnData; one with `matrix/` or a genome group is 10x.
+///
+/// # Errors
+/// Missing path, a folder without a Visium matrix, an unreadable or unrecognised file.
+pub fn detect(path: &Path) -> Result<InputKind> {
+    if path.is_dir() {
+        if path.join("filtered_feature_bc_matrix.h5").is_file() {
+            return Ok(InputKind::Visium);
+        }
+        return Err(DataError::missing(
+            path,
+            "filtered_feature_bc_matrix.h5",
+            "a Visium folder holds filtered_feature_bc_matrix.h5 and spatial/",
+        ));
+    }
+    let f = h5ad::open_hdf5(path)?;
+    if f.link_exists("obs") && (f.link_exists("X") || f.link_exists("var")) {
+        Ok(InputKind::H5ad)
+    } else if f.link_exists("matrix") {
+        Ok(InputKind::TenxH5)
+    } else if f.link_exists("obs") {
+        Err(DataError::missing(path, "X", "the expression matrix X of an AnnData file"))
+    } else {
+        let any_genome = f
+            .member_names()
+            .unwrap_or_default()
+            .iter()
+            .any(|n| f.group(n).map(|g| g.link_exists("indptr")).unwrap_or(false));
+        if any_genome {
+            Ok(InputKind::TenxH5)
+        } else {
+            Err(DataError::invalid(
+                path,
+                "/",
+                "not an AnnData .h5ad (no obs/X) nor a 10x matrix (no matrix/ or genome group)",
+            ))
+        }
+    }
+}
+
+/// Opens any supported input as [`AnnData`] (Visium: with obs `in_tissue`, `array_row`,
+/// `array_col` and `obsm['spatial']`).
+///
+/// # Errors
+/// See [`detect`], [`h5ad::read_h5ad`], [`tenx::read_10x_h5`], [`tenx::read_visium`].
+pub fn open(path: &Path) -> Result<AnnData> {
+    match detect(path)? {
+        InputKind::H5ad => h5ad::read_h5ad(path),
+        InputKind::TenxH5 => tenx::read_10x_h5(path, None),
+        InputKind::Visium => Ok(tenx::read_visium(path)?.adata),
+    }
+}

@@ -1,0 +1,296 @@
+//! Preprocessing on CSR matrices without densifying: `normalize_total`, `log1p`, and
+//! `highly_variable_genes` (Seurat flavour), following scanpy 1.11
+//! (`scanpy.pp.normalize_total`, `scanpy.pp.log1p`, `scanpy.pp.highly_variable_genes`).
+
+use super::matrix::CsrMatrix;
+
+/// Target of `normalize_total`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TargetSum {
+    /// Each cell is scaled to this total (the SSL models of Richter et al. use 1e4).
+    Fixed(f64),
+    /// The median of the cells' totals, over cells with a non-zero total (scanpy's default,
+    /// `target_sum=None`; used by the reusability study on spatial panels).
+    Median,
+}
+
+/// Per-cell totals (row sums), shape `(n_rows,)`, accumulated in `f64`.
+pub fn row_totals(m: &CsrMatrix) -> Vec<f64> {
+    (0..m.n_rows)
+        .map(|i| m.row(i).1.iter().map(|&v| f64::from(v)).sum())
+        .collect()
+}
+
+/// Median of the non-zero totals (numpy's median: mean of the two middle values for even
+/// counts); 0 when every total is zero.
+pub fn median_nonzero(totals: &[f64]) -> f64 {
+    let mut v: Vec<f64> = totals.iter().copied().filter(|&t| t > 0.0).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Scales every cell (row) to `target` total counts, in place: `x_ij * target / sum_j x_ij`. A
+/// cell whose total is zero is left at zero. Returns the target used.
+///
+/// Formula: scanpy `pp.normalize_total` (`exclude_highly_expressed=False`).
+pub fn normalize_total(m: &mut CsrMatrix, target: TargetSum) -> f64 {
+    let totals = row_totals(m);
+    let after = match target {
+        TargetSum::Fixed(t) => t,
+        TargetSum::Median => median_nonzero(&totals),
+    };
+    for (i, &total) in totals.iter().enumerate() {
+        if total <= 0.0 {
+            continue;
+        }
+        let scale = after / total;
+        let (a, b) = (m.indptr[i] as usize, m.indptr[i + 1] as usize);
+        for v in &mut m.data[a..b] {
+            *v = (f64::from(*v) * scale) as f32;
+        }
+    }
+    after
+}
+
+/// `ln(1 + x)` of every stored value, in place (zeros stay zero, so sparsity is kept).
+///
+/// Formula: scanpy `pp.log1p` (natural log, `base=None`).
+pub fn log1p(m: &mut CsrMatrix) {
+    for v in &mut m.data {
+        *v = v.ln_1p();
+    }
+}
+
+/// The checks a counts matrix must pass before `normalize_total`: finite and non-negative.
+///
+/// # Errors
+/// A message naming the first offending row and column.
+pub fn check_counts(m: &CsrMatrix) -> Result<(), String> {
+    for i in 0..m.n_rows {
+        let (idx, val) = m.row(i);
+        if let Some(k) = val.iter().position(|v| !v.is_finite() || *v < 0.0) {
+            return Err(format!(
+                "value {} at row {i}, column {} is not a count (counts must be finite and >= 0)",
+                val[k], idx[k]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Result of [`highly_variable_genes`], one entry per gene (column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HvgResult {
+    /// `log1p` of the mean of `expm1(X)` per gene (scanpy's `means`).
+    pub means: Vec<f64>,
+    /// `ln(var / mean)` of `expm1(X)` (`NaN` where the dispersion is 0) (`dispersions`).
+    pub dispersions: Vec<f64>,
+    /// Dispersion z-scored within its mean bin (`dispersions_norm`).
+    pub dispersions_norm: Vec<f64>,
+    /// Selected genes (`highly_variable`).
+    pub highly_variable: Vec<bool>,
+}
+
+/// Parameters of [`highly_variable_genes`]; defaults are scanpy's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HvgParams {
+    /// Keep this many genes with the highest normalised dispersion; `None` uses the cutoffs.
+    pub n_top_genes: Option<usize>,
+    /// Number of equal-width mean bins (`n_bins=20`).
+    pub n_bins: usize,
+    /// Lower mean cutoff (`min_mean=0.0125`).
+    pub min_mean: f64,
+    /// Upper mean cutoff (`max_mean=3`).
+    pub max_mean: f64,
+    /// Lower normalised dispersion cutoff (`min_disp=0.5`).
+    pub min_disp: f64,
+    /// Upper normalised dispersion cutoff (`max_disp=inf`).
+    pub max_disp: f64,
+}
+
+impl Default for HvgParams {
+    fn default() -> Self {
+        Self {
+            n_top_genes: None,
+            n_bins: 20,
+            min_mean: 0.0125,
+            max_mean: 3.0,
+            min_disp: 0.5,
+            max_disp: f64::INFINITY,
+        }
+    }
+}
+
+/// Highly variable genes, Seurat flavour, on log-normalised data (scanpy
+/// `pp.highly_variable_genes(flavor="seurat")`, single batch): per gene, mean and unbiased
+/// variance of `expm1(X)`, dispersion `ln(var/mean)`, genes binned by `log1p(mean)` into
+/// `n_bins` equal-width bins (pandas `cut`), dispersions z-scored per bin (a bin with a single
+/// gene gets mean 0 and standard deviation = its dispersion, as scanpy does).
+pub fn highly_variable_genes(m: &CsrMatrix, p: &HvgParams) -> HvgResult {
+    let n = m.n_rows as f64;
+    let g = m.n_cols;
+    let mut sum = vec![0f64; g];
+    for (&j, &v) in m.indices.iter().zip(&m.data) {
+        sum[j as usize] += f64::from(v).exp_m1();
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    // Two-pass variance over stored values plus the implicit zeros (as sklearn's sparsefuncs).
+    let mut sq = vec![0f64; g];
+    let mut nnz = vec![0usize; g];
+    for (&j, &v) in m.indices.iter().zip(&m.data) {
+        let d = f64::from(v).exp_m1() - mean[j as usize];
+        sq[j as usize] += d * d;
+        nnz[j as usize] += 1;
+    }
+    let ddof = if m.n_rows > 1 { n / (n - 1.0) } else { 1.0 };
+    let mut means = Vec::with_capacity(g);
+    let mut dispersions = Vec::with_capacity(g);
+    for j in 0..g {
+        let mu = mean[j];
+        let var = (sq[j] + (m.n_rows - nnz[j]) as f64 * mu * mu) / n * ddof;
+        let mu = if mu == 0.0 { 1e-12 } else { mu };
+        let disp = var / mu;
+        dispersions.push(if disp == 0.0 { f64::NAN } else { disp.ln() });
+        means.push(mu.ln_1p());
+    }
+    // pandas.cut(means, bins=n_bins): equal-width edges over [min, max], the lowest edge moved
+    // down by 0.1% of the range, right-closed intervals.
+    let lo = means.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let nb = p.n_bins.max(1);
+    let bin_of = |x: f64| -> usize {
+        if hi <= lo {
+            return 0;
+        }
+        let edges: Vec<f64> = (0..=nb)
+            .map(|k| lo + (hi - lo) * k as f64 / nb as f64)
+            .collect();
+        // first edge k with x <= edges[k]; interval index k - 1.
+        let k = edges.partition_point(|&e| e < x);
+        k.clamp(1, nb) - 1
+    };
+    let bins: Vec<usize> = means.iter().map(|&x| bin_of(x)).collect();
+    // Mean and sample std of the dispersions per bin, NaN skipped (pandas groupby).
+    let mut s = vec![0f64; nb];
+    let mut c = vec![0usize; nb];
+    for (j, &b) in bins.iter().enumerate() {
+        if !dispersions[j].is_nan() {
+            s[b] += dispersions[j];
+            c[b] += 1;
+        }
+    }
+    let avg: Vec<f64> = (0..nb)
+        .map(|b| if c[b] > 0 { s[b] / c[b] as f64 } else { f64::NAN })
+        .collect();
+    let mut ss = vec![0f64; nb];
+    for (j, &b) in bins.iter().enumerate() {
+        if !dispersions[j].is_nan() {
+            let d = dispersions[j] - avg[b];
+            ss[b] += d * d;
+        }
+    }
+    let mut avg = avg;
+    let mut dev: Vec<f64> = (0..nb)
+        .map(|b| {
+            if c[b] > 1 {
+                (ss[b] / (c[b] - 1) as f64).sqrt()
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    for b in 0..nb {
+        if c[b] == 1 {
+            dev[b] = avg[b];
+            avg[b] = 0.0;
+        }
+    }
+    let dispersions_norm: Vec<f64> = (0..g)
+        .map(|j| (dispersions[j] - avg[bins[j]]) / dev[bins[j]])
+        .collect();
+    let highly_variable = match p.n_top_genes {
+        Some(k) => {
+            let mut v: Vec<f64> = dispersions_norm
+                .iter()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            let k = k.min(v.len()).max(1);
+            let cut = v.get(k - 1).copied().unwrap_or(f64::INFINITY);
+            dispersions_norm
+                .iter()
+                .map(|&x| if x.is_nan() { false } else { x >= cut })
+                .collect()
+        }
+        None => (0..g)
+            .map(|j| {
+                let d = if dispersions_norm[j].is_nan() {
+                    0.0
+                } else {
+                    dispersions_norm[j]
+                };
+                means[j] > p.min_mean && means[j] < p.max_mean && d > p.min_disp && d < p.max_disp
+            })
+            .collect(),
+    };
+    HvgResult {
+        means,
+        dispersions,
+        dispersions_norm,
+        highly_variable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> CsrMatrix {
+        // [[1, 0, 3], [0, 0, 0], [2, 2, 0]]
+        CsrMatrix::new(3, 3, vec![0, 2, 2, 4], vec![0, 2, 0, 1], vec![1., 3., 2., 2.])
+            .expect("valid")
+    }
+
+    #[test]
+    fn normalize_total_fixed_and_zero_rows() {
+        let mut m = small();
+        let t = normalize_total(&mut m, TargetSum::Fixed(10.0));
+        assert_eq!(t, 10.0);
+        assert_eq!(m.data, vec![2.5, 7.5, 5.0, 5.0]);
+        assert_eq!(row_totals(&m), vec![10.0, 0.0, 10.0]);
+    }
+
+    #[test]
+    fn normalize_total_median_ignores_empty_cells() {
+        let mut m = small();
+        // totals 4, 0, 4 -> median over non-zero = 4
+        let t = normalize_total(&mut m, TargetSum::Median);
+        assert_eq!(t, 4.0);
+        assert_eq!(m.data, vec![1., 3., 2., 2.]);
+    }
+
+    #[test]
+    fn log1p_keeps_sparsity() {
+        let mut m = small();
+        log1p(&mut m);
+        assert_eq!(m.nnz(), 4);
+        assert!((m.data[0] - 2f32.ln()).abs() < 1e-7);
+    }
+
+    #[test]
+    fn counts_check_rejects_negative() {
+        let mut m = small();
+        m.data[3] = -1.0;
+        let e = check_counts(&m).expect_err("negative");
+        assert!(e.contains("row 2"), "{e}");
+    }
+}

@@ -1,0 +1,225 @@
+//! The `inspect` summary of an input: shape, X storage, obs columns, obsm, layers, raw, uns
+//! colours. Built from metadata (X's values are not read for `.h5ad`), so it is quick on files
+//! larger than memory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::anndata::{AnnData, MatrixInfo};
+use super::dataframe::{Column, DataFrame};
+use super::error::Result;
+use super::h5ad::H5adReader;
+use super::{InputKind, detect, tenx};
+
+/// What `cellscope inspect` prints, also shown in the Data panel.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The input path.
+    pub path: PathBuf,
+    /// Its kind.
+    pub kind: InputKind,
+    /// X's storage.
+    pub x: MatrixInfo,
+    /// obs (names and columns).
+    pub obs: DataFrame,
+    /// Number of genes.
+    pub n_vars: usize,
+    /// obsm keys with shapes.
+    pub obsm: Vec<(String, (usize, usize))>,
+    /// Layers.
+    pub layers: Vec<MatrixInfo>,
+    /// raw: `(n_vars, X storage)` when present.
+    pub raw: Option<(usize, MatrixInfo)>,
+    /// uns colour keys with the number of colours.
+    pub uns_colors: Vec<(String, usize)>,
+    /// Visium images: `(name, width, height, scale factor)`.
+    pub images: Vec<(String, u32, u32, f64)>,
+}
+
+impl Summary {
+    /// Summarises any supported input.
+    ///
+    /// # Errors
+    /// Any [`super::DataError`] from detecting or reading the metadata.
+    pub fn of_path(path: &Path) -> Result<Self> {
+        let kind = detect(path)?;
+        match kind {
+            InputKind::H5ad => {
+                let r = H5adReader::open(path)?;
+                let obs = r.read_obs()?;
+                let var = r.read_var()?;
+                let x = r.matrix_info("X")?;
+                r.check_shape(&x, &obs, &var)?;
+                let obsm = r
+                    .read_obsm(obs.n_rows())?
+                    .into_iter()
+                    .map(|(k, a)| (k, a.dim()))
+                    .collect();
+                Ok(Self {
+                    path: path.to_path_buf(),
+                    kind,
+                    x,
+                    n_vars: var.n_rows(),
+                    obs,
+                    obsm,
+                    layers: r.layer_infos()?,
+                    raw: r.raw_info()?.map(|raw| (raw.var.n_rows(), raw.x)),
+                    uns_colors: r
+                        .uns_colors()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.len()))
+                        .collect(),
+                    images: Vec::new(),
+                })
+            }
+            InputKind::TenxH5 => Ok(Self::of_anndata(
+                kind,
+                &tenx::read_10x_h5(path, None)?,
+                Vec::new(),
+            )),
+            InputKind::Visium => {
+                let v = tenx::read_visium(path)?;
+                let images = v
+                    .images
+                    .iter()
+                    .map(|i| (i.name.clone(), i.size.0, i.size.1, i.scale))
+                    .collect();
+                Ok(Self::of_anndata(kind, &v.adata, images))
+            }
+        }
+    }
+
+    fn of_anndata(kind: InputKind, a: &AnnData, images: Vec<(String, u32, u32, f64)>) -> Self {
+        Self {
+            path: a.source.clone(),
+            kind,
+            x: a.x_info.clone(),
+            obs: a.obs.clone(),
+            n_vars: a.n_vars(),
+            obsm: a.obsm.iter().map(|(k, v)| (k.clone(), v.dim())).collect(),
+            layers: a.layers.clone(),
+            raw: a.raw.as_ref().map(|r| (r.var.n_rows(), r.x.clone())),
+            uns_colors: a
+                .uns_colors
+                .iter()
+                .map(|(k, v)| (k.clone(), v.len()))
+                .collect(),
+            images,
+        }
+    }
+}
+
+fn matrix_line(m: &MatrixInfo) -> String {
+    format!(
+        "{}, {}, {} stored values ({:.2}% of entries)",
+        m.encoding.name(),
+        m.dtype,
+        m.stored,
+        100.0 * m.density()
+    )
+}
+
+fn column_line(name: &str, c: &Column) -> String {
+    match c {
+        Column::Categorical { .. } => {
+            let counts = c.category_counts().unwrap_or_default();
+            let missing = c.len() - counts.iter().map(|(_, n)| n).sum::<usize>();
+            let shown: Vec<String> = counts
+                .iter()
+                .take(12)
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            let more = if counts.len() > 12 {
+                format!(", ... ({} more)", counts.len() - 12)
+            } else {
+                String::new()
+            };
+            let na = if missing > 0 {
+                format!(", NaN: {missing}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{name}: categorical, {} categories [{}{more}{na}]",
+                counts.len(),
+                shown.join(", ")
+            )
+        }
+        Column::Str(v) => {
+            let mut u: Vec<&String> = v.iter().collect();
+            u.sort();
+            u.dedup();
+            format!("{name}: string, {} unique values", u.len())
+        }
+        _ => {
+            let vals: Vec<f64> = (0..c.len()).map(|i| c.value_f64(i)).filter(|v| !v.is_nan()).collect();
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let na = c.len() - vals.len();
+            let na = if na > 0 { format!(", {na} missing") } else { String::new() };
+            format!("{name}: {}, min {lo}, max {hi}{na}", c.kind())
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            InputKind::H5ad => "AnnData .h5ad",
+            InputKind::TenxH5 => "10x Cell Ranger HDF5",
+            InputKind::Visium => "Visium Space Ranger folder",
+        };
+        let mut s = String::new();
+        let _ = writeln!(s, "{} ({kind})", self.path.display());
+        let _ = writeln!(
+            s,
+            "shape: {} x {} (n_obs x n_vars)",
+            self.obs.n_rows(),
+            self.n_vars
+        );
+        let _ = writeln!(s, "X: {}", matrix_line(&self.x));
+        let _ = writeln!(s, "obs: {} columns", self.obs.columns.len());
+        for (n, c) in &self.obs.columns {
+            let _ = writeln!(s, "  {}", column_line(n, c));
+        }
+        if self.obsm.is_empty() {
+            let _ = writeln!(s, "obsm: none");
+        } else {
+            let _ = writeln!(s, "obsm:");
+            for (k, (r, c)) in &self.obsm {
+                let _ = writeln!(s, "  {k}: ({r}, {c})");
+            }
+        }
+        if self.layers.is_empty() {
+            let _ = writeln!(s, "layers: none");
+        } else {
+            let _ = writeln!(s, "layers:");
+            for l in &self.layers {
+                let name = l.path.strip_prefix("layers/").unwrap_or(&l.path);
+                let _ = writeln!(s, "  {name}: {}", matrix_line(l));
+            }
+        }
+        match &self.raw {
+            Some((n, x)) => {
+                let _ = writeln!(s, "raw: {n} vars, X {}", matrix_line(x));
+            }
+            None => {
+                let _ = writeln!(s, "raw: none");
+            }
+        }
+        if self.uns_colors.is_empty() {
+            let _ = writeln!(s, "uns colours: none");
+        } else {
+            let keys: Vec<String> = self
+                .uns_colors
+                .iter()
+                .map(|(k, n)| format!("{k}_colors ({n})"))
+                .collect();
+            let _ = writeln!(s, "uns colours: {}", keys.join(", "));
+        }
+        for (name, w, h, scale) in &self.images {
+            let _ = writeln!(s, "image {name}: {w} x {h} px, scale factor {scale}");
+        }
+        f.write_str(s.trim_end())
+    }
+}

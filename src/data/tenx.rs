@@ -1,0 +1,393 @@
+//! 10x Genomics inputs: Cell Ranger HDF5 matrices (v2 per-genome groups, v3 `matrix/` with
+//! `features/`) and Space Ranger Visium folders, read as scanpy's `read_10x_h5` and
+//! `read_visium` do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use hdf5::{File, Group};
+use ndarray::Array2;
+
+use super::anndata::{AnnData, MatrixEncoding, MatrixInfo};
+use super::dataframe::{Column, DataFrame};
+use super::error::{DataError, Result};
+use super::h5ad::open_hdf5;
+use super::h5util::read_strings;
+use super::matrix::{CsrMatrix, Matrix, validate_compressed};
+
+fn h5<T>(file: &Path, path: &str, r: hdf5::Result<T>) -> Result<T> {
+    r.map_err(|e| DataError::hdf5(file, path, e))
+}
+
+fn strings(file: &Path, g: &Group, group_path: &str, name: &str) -> Result<Vec<String>> {
+    let path = format!("{group_path}/{name}");
+    let ds = g
+        .dataset(name)
+        .map_err(|_| DataError::missing(file, &path, "a string dataset"))?;
+    h5(file, &path, read_strings(&ds))
+}
+
+/// Reads a 10x Cell Ranger HDF5 matrix as cells x genes, `f32` counts.
+///
+/// v3 (`matrix/`): var_names are feature names, var has `gene_ids`, `feature_types`, `genome`;
+/// only "Gene Expression" features are kept (scanpy's `gex_only=True`). v2 (one group per
+/// genome): var_names are `gene_names`, var has `gene_ids`; with several genomes, `genome` must
+/// name one.
+///
+/// # Errors
+/// Not a 10x file, several genomes without a choice, malformed matrix arrays.
+pub fn read_10x_h5(path: impl AsRef<Path>, genome: Option<&str>) -> Result<AnnData> {
+    let path = path.as_ref();
+    let f = open_hdf5(path)?;
+    if f.link_exists("matrix") {
+        read_v3(path, &f)
+    } else {
+        read_v2(path, &f, genome)
+    }
+}
+
+fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, CsrMatrix)> {
+    let shape_path = format!("{gp}/shape");
+    let shape: Vec<i64> = h5(
+        path,
+        &shape_path,
+        g.dataset("shape").and_then(|d| d.read_raw::<i64>()),
+    )?;
+    if shape.len() != 2 || shape.iter().any(|&s| s < 0) {
+        return Err(DataError::invalid(
+            path,
+            &shape_path,
+            format!("shape must be [n_genes, n_cells], found {shape:?}"),
+        ));
+    }
+    let (n_genes, n_cells) = (shape[0] as usize, shape[1] as usize);
+    let indptr_path = format!("{gp}/indptr");
+    let ds = h5(path, &indptr_path, g.dataset("indptr"))?;
+    if ds.size() != n_cells + 1 {
+        return Err(DataError::invalid(
+            path,
+            &indptr_path,
+            format!("has {} entries, expected n_cells + 1 = {}", ds.size(), n_cells + 1),
+        ));
+    }
+    let indptr: Vec<u64> = h5(path, &indptr_path, ds.read_raw::<i64>())?
+        .into_iter()
+        .map(|p| p.max(0) as u64)
+        .collect();
+    let idx_path = format!("{gp}/indices");
+    let raw_idx: Vec<i64> = h5(path, &idx_path, g.dataset("indices").and_then(|d| d.read_raw()))?;
+    if let Some(k) = raw_idx.iter().position(|&i| i < 0 || i >= n_genes as i64) {
+        return Err(DataError::invalid(
+            path,
+            &idx_path,
+            format!("gene index {} at {k} out of range 0..{n_genes}", raw_idx[k]),
+        ));
+    }
+    let indices: Vec<u32> = raw_idx.into_iter().map(|i| i as u32).collect();
+    let data_path = format!("{gp}/data");
+    let data: Vec<f32> = h5(path, &data_path, g.dataset("data").and_then(|d| d.read_raw()))?;
+    // Stored as CSC of genes x cells = CSR of cells x genes.
+    validate_compressed(n_cells, n_genes, &indptr, &indices, data.len())
+        .map_err(|p| DataError::invalid(path, gp, p.to_string()))?;
+    Ok((
+        n_cells,
+        n_genes,
+        CsrMatrix {
+            n_rows: n_cells,
+            n_cols: n_genes,
+            indptr,
+            indices,
+            data,
+        },
+    ))
+}
+
+fn info(path: &str, m: &CsrMatrix) -> MatrixInfo {
+    MatrixInfo {
+        path: path.to_string(),
+        encoding: MatrixEncoding::Csr,
+        dtype: "float32".into(),
+        shape: (m.n_rows, m.n_cols),
+        stored: m.nnz() as u64,
+    }
+}
+
+fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
+    let g = h5(path, "matrix", f.group("matrix"))?;
+    let (_, n_genes, x) = read_csc_cells(path, &g, "matrix")?;
+    let barcodes = strings(path, &g, "matrix", "barcodes")?;
+    let fg = g
+        .group("features")
+        .map_err(|_| DataError::missing(path, "matrix/features", "the features group"))?;
+    let ids = strings(path, &fg, "matrix/features", "id")?;
+    let names = strings(path, &fg, "matrix/features", "name")?;
+    let types = strings(path, &fg, "matrix/features", "feature_type")?;
+    let genomes = strings(path, &fg, "matrix/features", "genome")?;
+    for (what, v) in [("id", &ids), ("name", &names), ("feature_type", &types), ("genome", &genomes)] {
+        if v.len() != n_genes {
+            return Err(DataError::invalid(
+                path,
+                &format!("matrix/features/{what}"),
+                format!("has {} entries, expected {n_genes} (shape[0])", v.len()),
+            ));
+        }
+    }
+    let keep: Vec<usize> = (0..n_genes)
+        .filter(|&j| types[j] == "Gene Expression")
+        .collect();
+    let x = if keep.len() == n_genes {
+        x
+    } else {
+        subset_columns(&x, &keep)
+    };
+    let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
+    let var = DataFrame {
+        index: pick(&names),
+        columns: vec![
+            ("gene_ids".into(), Column::Str(pick(&ids))),
+            (
+                "feature_types".into(),
+                Column::categorical_from_labels(&pick(&types)),
+            ),
+            ("genome".into(), Column::categorical_from_labels(&pick(&genomes))),
+        ],
+    };
+    finish(path, barcodes, var, x, "matrix")
+}
+
+fn read_v2(path: &Path, f: &File, genome: Option<&str>) -> Result<AnnData> {
+    let genomes: Vec<String> = h5(path, "/", f.member_names())?
+        .into_iter()
+        .filter(|n| f.group(n).map(|g| g.link_exists("indptr")).unwrap_or(false))
+        .collect();
+    let chosen = match (genome, genomes.as_slice()) {
+        (_, []) => {
+            return Err(DataError::missing(
+                path,
+                "/",
+                "a 10x matrix: `matrix/` (v3) or a genome group with indptr (v2)",
+            ));
+        }
+        (Some(g), _) => {
+            if !genomes.iter().any(|x| x == g) {
+                return Err(DataError::missing(
+                    path,
+                    g,
+                    format!("genome group; the file has {genomes:?}"),
+                ));
+            }
+            g.to_string()
+        }
+        (None, [one]) => one.clone(),
+        (None, many) => {
+            return Err(DataError::invalid(
+                path,
+                "/",
+                format!("the file holds several genomes {many:?}; choose one with --genome"),
+            ));
+        }
+    };
+    let g = h5(path, &chosen, f.group(&chosen))?;
+    let (_, n_genes, x) = read_csc_cells(path, &g, &chosen)?;
+    let barcodes = strings(path, &g, &chosen, "barcodes")?;
+    let ids = strings(path, &g, &chosen, "genes")?;
+    let names = strings(path, &g, &chosen, "gene_names")?;
+    if ids.len() != n_genes || names.len() != n_genes {
+        return Err(DataError::invalid(
+            path,
+            &format!("{chosen}/genes"),
+            format!("gene lists must have {n_genes} entries (shape[0])"),
+        ));
+    }
+    let var = DataFrame {
+        index: names,
+        columns: vec![("gene_ids".into(), Column::Str(ids))],
+    };
+    finish(path, barcodes, var, x, &chosen)
+}
+
+fn finish(path: &Path, barcodes: Vec<String>, var: DataFrame, x: CsrMatrix, gp: &str) -> Result<AnnData> {
+    if barcodes.len() != x.n_rows {
+        return Err(DataError::invalid(
+            path,
+            &format!("{gp}/barcodes"),
+            format!("has {} entries, expected n_cells = {}", barcodes.len(), x.n_rows),
+        ));
+    }
+    let x_info = info(gp, &x);
+    Ok(AnnData {
+        source: path.to_path_buf(),
+        obs: DataFrame {
+            index: barcodes,
+            columns: Vec::new(),
+        },
+        var,
+        x: Matrix::Csr(x),
+        x_info,
+        obsm: BTreeMap::new(),
+        layers: Vec::new(),
+        raw: None,
+        uns_colors: BTreeMap::new(),
+    })
+}
+
+/// Keeps the listed columns of a CSR matrix, in the given order.
+pub fn subset_columns(m: &CsrMatrix, keep: &[usize]) -> CsrMatrix {
+    let mut map = vec![u32::MAX; m.n_cols];
+    for (new, &old) in keep.iter().enumerate() {
+        map[old] = new as u32;
+    }
+    let mut indptr = Vec::with_capacity(m.n_rows + 1);
+    indptr.push(0u64);
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for i in 0..m.n_rows {
+        let (idx, val) = m.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            let nj = map[j as usize];
+            if nj != u32::MAX {
+                indices.push(nj);
+                data.push(v);
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    CsrMatrix {
+        n_rows: m.n_rows,
+        n_cols: keep.len(),
+        indptr,
+        indices,
+        data,
+    }
+}
+
+/// A tissue image of a Visium folder.
+#[derive(Debug, Clone)]
+pub struct TissueImage {
+    /// `hires` or `lowres`.
+    pub name: String,
+    /// The PNG path.
+    pub path: PathBuf,
+    /// Multiply full-resolution pixel coordinates by this to get this image's pixels
+    /// (`tissue_hires_scalef` / `tissue_lowres_scalef`).
+    pub scale: f64,
+    /// Image width and height in pixels.
+    pub size: (u32, u32),
+}
+
+/// A Visium Space Ranger output folder, read as `scanpy.read_visium`.
+#[derive(Debug, Clone)]
+pub struct Visium {
+    /// Spots x genes; obs has `in_tissue`, `array_row`, `array_col`; `obsm['spatial']` holds
+    /// full-resolution pixel coordinates (x = column, y = row), as scanpy stores them.
+    pub adata: AnnData,
+    /// Available images (`hires`, `lowres`).
+    pub images: Vec<TissueImage>,
+    /// Spot diameter in full-resolution pixels (`spot_diameter_fullres`).
+    pub spot_diameter_fullres: f64,
+    /// The whole `scalefactors_json.json`.
+    pub scalefactors: BTreeMap<String, f64>,
+}
+
+/// Reads a Visium folder: `filtered_feature_bc_matrix.h5`, `spatial/tissue_positions_list.csv`
+/// (Space Ranger 1.x, no header) or `spatial/tissue_positions.csv` (2.x, header),
+/// `spatial/scalefactors_json.json`, and the image sizes of `tissue_{hires,lowres}_image.png`.
+///
+/// # Errors
+/// A missing matrix, positions or scale-factor file; a spot without a position; malformed CSV.
+pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
+    let dir = dir.as_ref();
+    let h5_path = dir.join("filtered_feature_bc_matrix.h5");
+    let mut adata = read_10x_h5(&h5_path, None)?;
+    let spatial = dir.join("spatial");
+    let (pos_path, header) = if spatial.join("tissue_positions.csv").is_file() {
+        (spatial.join("tissue_positions.csv"), true)
+    } else if spatial.join("tissue_positions_list.csv").is_file() {
+        (spatial.join("tissue_positions_list.csv"), false)
+    } else {
+        return Err(DataError::missing(
+            dir,
+            "spatial/tissue_positions_list.csv",
+            "spot positions (tissue_positions_list.csv or tissue_positions.csv)",
+        ));
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(header)
+        .from_path(&pos_path)
+        .map_err(|e| DataError::invalid(&pos_path, "positions", e.to_string()))?;
+    let mut pos: HashMap<String, [f64; 5]> = HashMap::new();
+    for (k, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| DataError::invalid(&pos_path, &format!("line {}", k + 1), e.to_string()))?;
+        if rec.len() < 6 {
+            return Err(DataError::invalid(
+                &pos_path,
+                &format!("line {}", k + 1),
+                "expected 6 columns: barcode, in_tissue, array_row, array_col, pxl_row, pxl_col",
+            ));
+        }
+        let mut v = [0f64; 5];
+        for (c, slot) in v.iter_mut().enumerate() {
+            *slot = rec[c + 1].trim().parse().map_err(|_| {
+                DataError::invalid(
+                    &pos_path,
+                    &format!("line {}, column {}", k + 1, c + 2),
+                    format!("expected a number, found {:?}", &rec[c + 1]),
+                )
+            })?;
+        }
+        pos.insert(rec[0].to_string(), v);
+    }
+    let n = adata.n_obs();
+    let mut in_tissue = Vec::with_capacity(n);
+    let mut arow = Vec::with_capacity(n);
+    let mut acol = Vec::with_capacity(n);
+    let mut xy = Array2::<f64>::zeros((n, 2));
+    for (i, bc) in adata.obs.index.iter().enumerate() {
+        let p = pos.get(bc).ok_or_else(|| {
+            DataError::missing(&pos_path, bc, "a position row for this barcode of the matrix")
+        })?;
+        in_tissue.push(p[0] as i64);
+        arow.push(p[1] as i64);
+        acol.push(p[2] as i64);
+        // Space Ranger: column 5 = pxl_row_in_fullres, column 6 = pxl_col_in_fullres; scanpy
+        // stores obsm['spatial'] = (pxl_col, pxl_row), i.e. (x, y).
+        xy[[i, 0]] = p[4];
+        xy[[i, 1]] = p[3];
+    }
+    adata.obs.columns = vec![
+        ("in_tissue".into(), Column::Int(in_tissue)),
+        ("array_row".into(), Column::Int(arow)),
+        ("array_col".into(), Column::Int(acol)),
+    ];
+    adata.obsm.insert("spatial".into(), xy);
+
+    let sf_path = spatial.join("scalefactors_json.json");
+    let text = std::fs::read_to_string(&sf_path).map_err(|e| DataError::io(&sf_path, e))?;
+    let scalefactors: BTreeMap<String, f64> = serde_json::from_str(&text)
+        .map_err(|e| DataError::invalid(&sf_path, "scalefactors", e.to_string()))?;
+    let mut images = Vec::new();
+    for name in ["hires", "lowres"] {
+        let p = spatial.join(format!("tissue_{name}_image.png"));
+        let Some(&scale) = scalefactors.get(&format!("tissue_{name}_scalef")) else {
+            continue;
+        };
+        if p.is_file() {
+            let size = image::image_dimensions(&p)
+                .map_err(|e| DataError::invalid(&p, "image", e.to_string()))?;
+            images.push(TissueImage {
+                name: name.into(),
+                path: p,
+                scale,
+                size,
+            });
+        }
+    }
+    Ok(Visium {
+        spot_diameter_fullres: scalefactors
+            .get("spot_diameter_fullres")
+            .copied()
+            .unwrap_or(f64::NAN),
+        adata,
+        images,
+        scalefactors,
+    })
+}

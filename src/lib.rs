@@ -1,0 +1,8 @@
+//! cellscope: explore self-supervised embeddings of single-cell and spatial transcriptomics data.
+//!
+//! Layout (dependencies point one way): `data` (files, matrices, preprocessing, genes) <-
+//! `cli` (headless commands). Later layers (model, analysis, pipeline, render, ui, export) build
+//! on `data`.
+
+pub mod cli;
+pub mod data;
