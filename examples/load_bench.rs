@@ -57,7 +57,11 @@ fn run_child(path: &Path) -> (f64, u64, u64) {
 
 fn run_python(path: &Path) -> Option<(f64, u64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load_bench.py");
-    let o = Command::new("python3").arg(script).arg(path).output().ok()?;
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .ok()?;
     if !o.status.success() {
         eprintln!("anndata failed: {}", String::from_utf8_lossy(&o.stderr));
         return None;
@@ -99,7 +103,8 @@ fn main() {
         };
         println!(
             "| {} | {:.1} | {:.3} | {:.3} | {:.2}x | {:.2} | {:.2} |",
-            p.file_name().map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
+            p.file_name()
+                .map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
             x / 1e6,
             best,
             ref_best,

@@ -31,10 +31,16 @@ fn every_malformed_input_is_refused_with_a_clear_error() {
             (stage, _) => panic!("{name}: unknown stage {stage}"),
         };
         println!("{name}: {message}");
-        assert!(message.contains(name.as_str()), "{name}: message does not name the file: {message}");
+        assert!(
+            message.contains(name.as_str()),
+            "{name}: message does not name the file: {message}"
+        );
         for word in case["mention"].as_array().expect("mention") {
             let w = word.as_str().expect("str");
-            assert!(message.contains(w), "{name}: message lacks {w:?}: {message}");
+            assert!(
+                message.contains(w),
+                "{name}: message lacks {w:?}: {message}"
+            );
         }
     }
 }
@@ -56,8 +62,15 @@ fn cli_inspect_reports_bad_files_without_panicking() {
             .expect("run cellscope");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{name}: exit 0");
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{name}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{name}: one message expected: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{name}: one message expected: {err}"
+        );
         assert!(err.starts_with("error: "), "{name}: {err}");
     }
 }
@@ -96,5 +109,8 @@ fn cli_inspect_prints_the_summary() {
         .expect("run");
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(s.contains("Visium") && s.contains("image lowres: 600 x 600"), "{s}");
+    assert!(
+        s.contains("Visium") && s.contains("image lowres: 600 x 600"),
+        "{s}"
+    );
 }

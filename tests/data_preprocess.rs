@@ -14,8 +14,16 @@ const TOL: f64 = 1e-6;
 
 fn check_result(name: &str, m: &cellscope::data::CsrMatrix, want: &Value) {
     let ck: Checksum = Matrix::Csr(m.clone()).checksum();
-    assert_eq!(ck.nonzero, want["checksum"]["nonzero"].as_u64().expect("nonzero"), "{name}");
-    for (k, g) in [("sum", ck.sum), ("sum_sq", ck.sum_sq), ("weighted", ck.weighted)] {
+    assert_eq!(
+        ck.nonzero,
+        want["checksum"]["nonzero"].as_u64().expect("nonzero"),
+        "{name}"
+    );
+    for (k, g) in [
+        ("sum", ck.sum),
+        ("sum_sq", ck.sum_sq),
+        ("weighted", ck.weighted),
+    ] {
         let w = want["checksum"][k].as_f64().expect("f64");
         assert!(close(g, w, TOL), "{name}: {k} {g} vs scanpy {w}");
     }
@@ -67,7 +75,8 @@ fn normalize_log1p_hvg_match_scanpy() {
             for (j, (&g, &e)) in got.iter().zip(&exp).enumerate() {
                 assert!(
                     (g.is_nan() && e.is_nan()) || close(g, e, TOL),
-                    "{file}: {name}[{j}] {g} vs scanpy {e}"
+                    "{file}: {name}[{j}] {g} vs scanpy {e}, rel {:.2e}",
+                    (g - e).abs() / e.abs().max(1.0)
                 );
             }
         }
@@ -75,14 +84,24 @@ fn normalize_log1p_hvg_match_scanpy() {
             .filter(|&j| hv.highly_variable[j])
             .map(|j| j as u64)
             .collect();
-        let exp: Vec<u64> = w["highly_variable"].as_array().expect("hv").iter().map(|v| v.as_u64().expect("u64")).collect();
+        let exp: Vec<u64> = w["highly_variable"]
+            .as_array()
+            .expect("hv")
+            .iter()
+            .map(|v| v.as_u64().expect("u64"))
+            .collect();
         assert_eq!(got, exp, "{file}: top-2000 genes");
         let cut = highly_variable_genes(&m, &HvgParams::default());
         let got: Vec<u64> = (0..cut.highly_variable.len())
             .filter(|&j| cut.highly_variable[j])
             .map(|j| j as u64)
             .collect();
-        let exp: Vec<u64> = want["hvg_cutoffs"].as_array().expect("hv").iter().map(|v| v.as_u64().expect("u64")).collect();
+        let exp: Vec<u64> = want["hvg_cutoffs"]
+            .as_array()
+            .expect("hv")
+            .iter()
+            .map(|v| v.as_u64().expect("u64"))
+            .collect();
         assert_eq!(got, exp, "{file}: cutoff genes");
 
         let mut m = counts;

@@ -28,7 +28,10 @@ fn roundtrip(name: &str, kept: &[&str]) {
     let additions = Additions {
         obsm: vec![("X_cellscope".into(), emb.clone())],
         obs: vec![
-            ("cellscope_prediction".into(), Column::categorical_from_labels(&labels)),
+            (
+                "cellscope_prediction".into(),
+                Column::categorical_from_labels(&labels),
+            ),
             ("cellscope_confidence".into(), Column::Float(conf.clone())),
         ],
         uns: vec![("cellscope_provenance".into(), "{\"seed\": 42}".into())],
@@ -44,7 +47,10 @@ fn roundtrip(name: &str, kept: &[&str]) {
     assert_eq!(b.x.checksum(), a.x.checksum(), "{name}: X changed");
     let got = b.obsm.get("X_cellscope").expect("X_cellscope");
     assert_eq!(got.mapv(|v| v as f32), emb);
-    assert_eq!(b.obs.column("cellscope_confidence"), Some(&Column::Float(conf.clone())));
+    assert_eq!(
+        b.obs.column("cellscope_confidence"),
+        Some(&Column::Float(conf.clone()))
+    );
     let pred = b.obs.column("cellscope_prediction").expect("prediction");
     assert_eq!(pred.value_string(4), "type_1");
     for k in kept {
@@ -56,7 +62,10 @@ fn roundtrip(name: &str, kept: &[&str]) {
 
     // Through Python anndata.
     if !python_has_anndata() {
-        assert!(std::env::var("CI").is_err(), "CI must have Python anndata for this check");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have Python anndata for this check"
+        );
         eprintln!("python3 with anndata not found: skipping the anndata half of the round trip");
         return;
     }
@@ -88,12 +97,18 @@ fn roundtrip(name: &str, kept: &[&str]) {
 
 #[test]
 fn current_spec_roundtrip_through_anndata() {
-    roundtrip("dlpfc_151675.h5ad", &["layer", "sample", "n_counts_7319genes"]);
+    roundtrip(
+        "dlpfc_151675.h5ad",
+        &["layer", "sample", "n_counts_7319genes"],
+    );
 }
 
 #[test]
 fn dense_and_nullable_roundtrip_through_anndata() {
-    roundtrip("merfish_hypothalamus_animal1.h5ad", &["Cell_class", "Animal_ID", "Bregma_z"]);
+    roundtrip(
+        "merfish_hypothalamus_animal1.h5ad",
+        &["Cell_class", "Animal_ID", "Bregma_z"],
+    );
 }
 
 #[test]
@@ -125,7 +140,11 @@ fn refuses_to_overwrite_the_input_and_leaves_no_partial_file() {
     let a = open(&input).expect("open");
     let e = write_h5ad(&a, &Additions::default(), &input).expect_err("must refuse");
     assert!(matches!(e, DataError::WouldOverwriteInput { .. }), "{e}");
-    assert_eq!(std::fs::read(&input).expect("read"), before, "input modified");
+    assert_eq!(
+        std::fs::read(&input).expect("read"),
+        before,
+        "input modified"
+    );
 
     // A wrong-length addition fails before anything is written.
     let bad = Additions {

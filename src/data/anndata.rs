@@ -172,7 +172,11 @@ impl AnnData {
                 let (cx, cy) = (get(x)?, get(y)?);
                 let n = self.n_obs();
                 Ok(Array2::from_shape_fn((n, 2), |(i, j)| {
-                    if j == 0 { cx.value_f64(i) } else { cy.value_f64(i) }
+                    if j == 0 {
+                        cx.value_f64(i)
+                    } else {
+                        cy.value_f64(i)
+                    }
                 }))
             }
         }

@@ -63,7 +63,10 @@ impl Column {
         match self {
             Self::Categorical {
                 codes, categories, ..
-            } => match usize::try_from(codes[i]).ok().and_then(|c| categories.get(c)) {
+            } => match usize::try_from(codes[i])
+                .ok()
+                .and_then(|c| categories.get(c))
+            {
                 Some(s) => s.clone(),
                 None => "nan".into(),
             },
@@ -160,7 +163,11 @@ impl DataFrame {
     /// # Panics
     /// If the column's length differs from the number of rows.
     pub fn set_column(&mut self, name: &str, col: Column) {
-        assert_eq!(col.len(), self.n_rows(), "column {name} has the wrong length");
+        assert_eq!(
+            col.len(),
+            self.n_rows(),
+            "column {name} has the wrong length"
+        );
         if let Some(slot) = self.columns.iter_mut().find(|(n, _)| n == name) {
             slot.1 = col;
         } else {

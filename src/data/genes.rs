@@ -45,7 +45,11 @@ impl GeneList {
         let rows: Vec<Vec<String>> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split(delim).map(|s| s.trim().trim_matches('"').to_string()).collect())
+            .map(|l| {
+                l.split(delim)
+                    .map(|s| s.trim().trim_matches('"').to_string())
+                    .collect()
+            })
             .collect();
         let Some(header) = rows.first() else {
             return Err(DataError::invalid(path, "genes", "the gene list is empty"));
@@ -54,7 +58,10 @@ impl GeneList {
         let name_col = header.iter().position(|h| h == "feature_name");
         let list = if id_col.is_some() || name_col.is_some() {
             let get = |c: usize| -> Vec<String> {
-                rows[1..].iter().map(|r| r.get(c).cloned().unwrap_or_default()).collect()
+                rows[1..]
+                    .iter()
+                    .map(|r| r.get(c).cloned().unwrap_or_default())
+                    .collect()
             };
             let ids = id_col.map(get);
             let symbols = match (name_col, &ids) {
@@ -68,7 +75,11 @@ impl GeneList {
             Self::from_names(genes)
         };
         if list.is_empty() {
-            return Err(DataError::invalid(path, "genes", "the gene list has no genes"));
+            return Err(DataError::invalid(
+                path,
+                "genes",
+                "the gene list has no genes",
+            ));
         }
         Ok(list)
     }
@@ -233,7 +244,8 @@ impl GeneAlignment {
     pub fn new(model: &GeneList, data: &GeneList, homologs: Option<&Homologs>) -> Self {
         let use_ids = homologs.is_none() && model.ids.is_some() && data.ids.is_some();
         let (model_keys, data_keys, key): (Vec<String>, Vec<String>, MatchKey) = if use_ids {
-            let norm = |v: &Vec<String>| v.iter().map(|s| strip_version(s).to_uppercase()).collect();
+            let norm =
+                |v: &Vec<String>| v.iter().map(|s| strip_version(s).to_uppercase()).collect();
             (
                 norm(model.ids.as_ref().unwrap_or(&model.symbols)),
                 norm(data.ids.as_ref().unwrap_or(&data.symbols)),
@@ -282,7 +294,13 @@ impl GeneAlignment {
 
     /// Maps one sparse dataset row to the model's input space (dropping unmatched genes);
     /// output indices are sorted.
-    pub fn map_row(&self, indices: &[u32], values: &[f32], out_idx: &mut Vec<u32>, out_val: &mut Vec<f32>) {
+    pub fn map_row(
+        &self,
+        indices: &[u32],
+        values: &[f32],
+        out_idx: &mut Vec<u32>,
+        out_val: &mut Vec<f32>,
+    ) {
         out_idx.clear();
         out_val.clear();
         let mut pairs: Vec<(u32, f32)> = indices
@@ -331,7 +349,9 @@ mod tests {
         assert_eq!(al.key, MatchKey::Symbol);
         assert_eq!(al.model_to_data, vec![Some(1), Some(0)]);
         let h = Homologs {
-            map: [("XIST".to_string(), "CD3E".to_string())].into_iter().collect(),
+            map: [("XIST".to_string(), "CD3E".to_string())]
+                .into_iter()
+                .collect(),
         };
         let al = GeneAlignment::new(&model, &data, Some(&h));
         // Cd3e maps to itself (no homolog entry), Xist -> CD3E: the first match (Cd3e) wins.

@@ -320,7 +320,9 @@ impl H5adReader {
             TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
                 Column::Int(ds.read_raw::<i64>().map_err(self.h5err(path))?)
             }
-            TypeDescriptor::Boolean | TypeDescriptor::Enum(_) => Column::Bool(self.read_bools(path)?),
+            TypeDescriptor::Boolean | TypeDescriptor::Enum(_) => {
+                Column::Bool(self.read_bools(path)?)
+            }
             other => {
                 return Err(DataError::invalid(
                     &self.path,
@@ -472,7 +474,11 @@ impl H5adReader {
             columns.push((name, column));
         }
         let index = index.ok_or_else(|| {
-            DataError::missing(&self.path, &format!("{path}/index"), "an index field of names")
+            DataError::missing(
+                &self.path,
+                &format!("{path}/index"),
+                "an index field of names",
+            )
         })?;
         Ok(DataFrame { index, columns })
     }
@@ -511,9 +517,7 @@ impl H5adReader {
                     return Err(DataError::invalid(
                         &self.path,
                         path,
-                        format!(
-                            "matrix must be 2-D (n_obs, n_vars), found shape {shape:?}"
-                        ),
+                        format!("matrix must be 2-D (n_obs, n_vars), found shape {shape:?}"),
                     ));
                 }
                 Ok(MatrixInfo {
@@ -606,7 +610,11 @@ impl H5adReader {
                 let data_path = format!("{path}/data");
                 let data = self.dataset(&data_path)?;
                 if data.ndim() != 1 {
-                    return Err(DataError::invalid(&self.path, &data_path, "data must be 1-D"));
+                    return Err(DataError::invalid(
+                        &self.path,
+                        &data_path,
+                        "data must be 1-D",
+                    ));
                 }
                 let data = data.read_raw::<f32>().map_err(self.h5err(&data_path))?;
                 validate_compressed(n_major, n_minor, &indptr, &indices, data.len())
@@ -721,7 +729,13 @@ impl H5adReader {
     ///
     /// # Errors
     /// Out-of-range rows, CSC storage, malformed arrays, read errors.
-    pub fn read_row_block(&self, info: &MatrixInfo, indptr: &[u64], start: usize, end: usize) -> Result<CsrMatrix> {
+    pub fn read_row_block(
+        &self,
+        info: &MatrixInfo,
+        indptr: &[u64],
+        start: usize,
+        end: usize,
+    ) -> Result<CsrMatrix> {
         let path = info.path.as_str();
         if start > end || end > info.shape.0 {
             return Err(DataError::invalid(
@@ -760,7 +774,10 @@ impl H5adReader {
                         format!("index {} at position {} is out of range", indices[k], a + k),
                     ));
                 }
-                let local: Vec<u64> = indptr[start..=end].iter().map(|&p| p - indptr[start]).collect();
+                let local: Vec<u64> = indptr[start..=end]
+                    .iter()
+                    .map(|&p| p - indptr[start])
+                    .collect();
                 CsrMatrix::new(
                     end - start,
                     info.shape.1,
@@ -823,9 +840,14 @@ impl H5adReader {
                 let ds = self.dataset("obsm")?;
                 for (name, col) in read_compound(&ds).map_err(self.h5err("obsm"))? {
                     if let CompoundColumn::FloatRows(v, w) = col {
-                        let a = Array2::from_shape_vec((v.len() / w.max(1), w), v).map_err(|e| {
-                            DataError::invalid(&self.path, &format!("obsm/{name}"), e.to_string())
-                        })?;
+                        let a =
+                            Array2::from_shape_vec((v.len() / w.max(1), w), v).map_err(|e| {
+                                DataError::invalid(
+                                    &self.path,
+                                    &format!("obsm/{name}"),
+                                    e.to_string(),
+                                )
+                            })?;
                         out.insert(name, a);
                     }
                 }
@@ -843,9 +865,8 @@ impl H5adReader {
                         1 => {
                             let v = ds.read_raw::<f64>().map_err(self.h5err(&path))?;
                             let n = v.len();
-                            Array2::from_shape_vec((n, 1), v).map_err(|e| {
-                                DataError::invalid(&self.path, &path, e.to_string())
-                            })?
+                            Array2::from_shape_vec((n, 1), v)
+                                .map_err(|e| DataError::invalid(&self.path, &path, e.to_string()))?
                         }
                         d => {
                             return Err(DataError::invalid(
@@ -975,10 +996,18 @@ impl H5adReader {
             ));
         }
         if obs.n_rows() == 0 {
-            return Err(DataError::invalid(&self.path, "obs", "has zero cells (n_obs = 0)"));
+            return Err(DataError::invalid(
+                &self.path,
+                "obs",
+                "has zero cells (n_obs = 0)",
+            ));
         }
         if var.n_rows() == 0 {
-            return Err(DataError::invalid(&self.path, "var", "has zero genes (n_vars = 0)"));
+            return Err(DataError::invalid(
+                &self.path,
+                "var",
+                "has zero genes (n_vars = 0)",
+            ));
         }
         // Duplicate gene symbols are common in real data (scanpy keeps them with a warning);
         // duplicate cell names make selections and write-back ambiguous, so they are refused.

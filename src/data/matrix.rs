@@ -68,10 +68,16 @@ impl std::fmt::Display for SparseProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::IndptrLength { expected, found } => {
-                write!(f, "indptr has length {found}, expected {expected} (shape[0] + 1)")
+                write!(
+                    f,
+                    "indptr has length {found}, expected {expected} (shape[0] + 1)"
+                )
             }
             Self::IndptrNotMonotonic { at } => {
-                write!(f, "indptr must start at 0 and never decrease; it does at entry {at}")
+                write!(
+                    f,
+                    "indptr must start at 0 and never decrease; it does at entry {at}"
+                )
             }
             Self::IndptrEnd { last, nnz } => write!(
                 f,
@@ -382,8 +388,7 @@ mod tests {
         let csr = CsrMatrix::from_csc(3, 4, &indptr, &indices, &data);
         csr.validate().expect("valid");
         let dense = csr.to_dense();
-        let expected =
-            ndarray::arr2(&[[1f32, 0., 2., 0.], [0., 0., 3., 0.], [4., 5., 0., 6.]]);
+        let expected = ndarray::arr2(&[[1f32, 0., 2., 0.], [0., 0., 3., 0.], [4., 5., 0., 6.]]);
         assert_eq!(dense, expected);
         assert_eq!(CsrMatrix::from_dense(&expected), csr);
     }
@@ -413,8 +418,14 @@ mod tests {
     #[test]
     fn non_finite_position_is_reported() {
         let m = Matrix::Csr(
-            CsrMatrix::new(3, 3, vec![0, 1, 1, 3], vec![0, 1, 2], vec![1., 2., f32::NAN])
-                .expect("valid"),
+            CsrMatrix::new(
+                3,
+                3,
+                vec![0, 1, 1, 3],
+                vec![0, 1, 2],
+                vec![1., 2., f32::NAN],
+            )
+            .expect("valid"),
         );
         assert_eq!(m.first_non_finite(), Some((2, 2)));
     }

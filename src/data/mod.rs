@@ -55,7 +55,11 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     } else if f.link_exists("matrix") {
         Ok(InputKind::TenxH5)
     } else if f.link_exists("obs") {
-        Err(DataError::missing(path, "X", "the expression matrix X of an AnnData file"))
+        Err(DataError::missing(
+            path,
+            "X",
+            "the expression matrix X of an AnnData file",
+        ))
     } else {
         let any_genome = f
             .member_names()

@@ -9,55 +9,58 @@ use super::matrix::CsrMatrix;
 pub enum TargetSum {
     /// Each cell is scaled to this total (the SSL models of Richter et al. use 1e4).
     Fixed(f64),
-    /// The median of the cells' totals, over cells with a non-zero total (scanpy's default,
-    /// `target_sum=None`; used by the reusability study on spatial panels).
+    /// The median of the cells' totals (scanpy's default, `target_sum=None`; used by the
+    /// reusability study on spatial panels). As scanpy 1.11 does for CSR input, the median is
+    /// taken over all cells, empty ones included.
     Median,
 }
 
-/// Per-cell totals (row sums), shape `(n_rows,)`, accumulated in `f64`.
-pub fn row_totals(m: &CsrMatrix) -> Vec<f64> {
+/// Per-cell totals (row sums), shape `(n_rows,)`: accumulated in `f64`, stored as `f32` (as
+/// scanpy's `_normalize_csr` does for `float32` data).
+pub fn row_totals(m: &CsrMatrix) -> Vec<f32> {
     (0..m.n_rows)
-        .map(|i| m.row(i).1.iter().map(|&v| f64::from(v)).sum())
+        .map(|i| m.row(i).1.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
         .collect()
 }
 
-/// Median of the non-zero totals (numpy's median: mean of the two middle values for even
-/// counts); 0 when every total is zero.
-pub fn median_nonzero(totals: &[f64]) -> f64 {
-    let mut v: Vec<f64> = totals.iter().copied().filter(|&t| t > 0.0).collect();
+/// numpy's median: the middle value, or the mean of the two middle values; 0 when empty.
+pub fn median(values: &[f32]) -> f32 {
+    let mut v = values.to_vec();
     if v.is_empty() {
         return 0.0;
     }
-    v.sort_by(f64::total_cmp);
+    v.sort_by(f32::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
         v[n / 2]
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
-/// Scales every cell (row) to `target` total counts, in place: `x_ij * target / sum_j x_ij`. A
+/// Scales every cell (row) to `target` total counts, in place: `x_ij / (total_i / target)`. A
 /// cell whose total is zero is left at zero. Returns the target used.
 ///
-/// Formula: scanpy `pp.normalize_total` (`exclude_highly_expressed=False`).
+/// Formula and `float32` arithmetic: scanpy 1.11 `pp.normalize_total`
+/// (`exclude_highly_expressed=False`), CSR path: the factor `total_i / target` and the division
+/// are taken in `f32`, so results equal scanpy's to the last bit or one rounding.
 pub fn normalize_total(m: &mut CsrMatrix, target: TargetSum) -> f64 {
     let totals = row_totals(m);
     let after = match target {
-        TargetSum::Fixed(t) => t,
-        TargetSum::Median => median_nonzero(&totals),
+        TargetSum::Fixed(t) => t as f32,
+        TargetSum::Median => median(&totals),
     };
     for (i, &total) in totals.iter().enumerate() {
-        if total <= 0.0 {
+        let factor = total / after;
+        if factor == 0.0 || !factor.is_finite() {
             continue;
         }
-        let scale = after / total;
         let (a, b) = (m.indptr[i] as usize, m.indptr[i + 1] as usize);
         for v in &mut m.data[a..b] {
-            *v = (f64::from(*v) * scale) as f32;
+            *v /= factor;
         }
     }
-    after
+    f64::from(after)
 }
 
 /// `ln(1 + x)` of every stored value, in place (zeros stay zero, so sparsity is kept).
@@ -65,7 +68,7 @@ pub fn normalize_total(m: &mut CsrMatrix, target: TargetSum) -> f64 {
 /// Formula: scanpy `pp.log1p` (natural log, `base=None`).
 pub fn log1p(m: &mut CsrMatrix) {
     for v in &mut m.data {
-        *v = v.ln_1p();
+        *v = f64::from(*v).ln_1p() as f32;
     }
 }
 
@@ -131,31 +134,28 @@ impl Default for HvgParams {
 
 /// Highly variable genes, Seurat flavour, on log-normalised data (scanpy
 /// `pp.highly_variable_genes(flavor="seurat")`, single batch): per gene, mean and unbiased
-/// variance of `expm1(X)`, dispersion `ln(var/mean)`, genes binned by `log1p(mean)` into
+/// variance of `expm1(X)` (taken in `f32` as scanpy does on `float32` data, accumulated in `f64`
+/// with scanpy's one-pass formula), dispersion `ln(var/mean)`, genes binned by `log1p(mean)` into
 /// `n_bins` equal-width bins (pandas `cut`), dispersions z-scored per bin (a bin with a single
 /// gene gets mean 0 and standard deviation = its dispersion, as scanpy does).
 pub fn highly_variable_genes(m: &CsrMatrix, p: &HvgParams) -> HvgResult {
     let n = m.n_rows as f64;
     let g = m.n_cols;
+    // One pass over stored values, as scanpy's `sparse_mean_var_minor_axis`: sums of the
+    // `f32` values and of their `f32` squares, accumulated in `f64`.
     let mut sum = vec![0f64; g];
-    for (&j, &v) in m.indices.iter().zip(&m.data) {
-        sum[j as usize] += f64::from(v).exp_m1();
-    }
-    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    // Two-pass variance over stored values plus the implicit zeros (as sklearn's sparsefuncs).
     let mut sq = vec![0f64; g];
-    let mut nnz = vec![0usize; g];
     for (&j, &v) in m.indices.iter().zip(&m.data) {
-        let d = f64::from(v).exp_m1() - mean[j as usize];
-        sq[j as usize] += d * d;
-        nnz[j as usize] += 1;
+        let e = v.exp_m1();
+        sum[j as usize] += f64::from(e);
+        sq[j as usize] += f64::from(e * e);
     }
     let ddof = if m.n_rows > 1 { n / (n - 1.0) } else { 1.0 };
     let mut means = Vec::with_capacity(g);
     let mut dispersions = Vec::with_capacity(g);
     for j in 0..g {
-        let mu = mean[j];
-        let var = (sq[j] + (m.n_rows - nnz[j]) as f64 * mu * mu) / n * ddof;
+        let mu = sum[j] / n;
+        let var = (sq[j] / n - mu * mu) * ddof;
         let mu = if mu == 0.0 { 1e-12 } else { mu };
         let disp = var / mu;
         dispersions.push(if disp == 0.0 { f64::NAN } else { disp.ln() });
@@ -188,7 +188,13 @@ pub fn highly_variable_genes(m: &CsrMatrix, p: &HvgParams) -> HvgResult {
         }
     }
     let avg: Vec<f64> = (0..nb)
-        .map(|b| if c[b] > 0 { s[b] / c[b] as f64 } else { f64::NAN })
+        .map(|b| {
+            if c[b] > 0 {
+                s[b] / c[b] as f64
+            } else {
+                f64::NAN
+            }
+        })
         .collect();
     let mut ss = vec![0f64; nb];
     for (j, &b) in bins.iter().enumerate() {
@@ -256,8 +262,14 @@ mod tests {
 
     fn small() -> CsrMatrix {
         // [[1, 0, 3], [0, 0, 0], [2, 2, 0]]
-        CsrMatrix::new(3, 3, vec![0, 2, 2, 4], vec![0, 2, 0, 1], vec![1., 3., 2., 2.])
-            .expect("valid")
+        CsrMatrix::new(
+            3,
+            3,
+            vec![0, 2, 2, 4],
+            vec![0, 2, 0, 1],
+            vec![1., 3., 2., 2.],
+        )
+        .expect("valid")
     }
 
     #[test]
@@ -266,16 +278,17 @@ mod tests {
         let t = normalize_total(&mut m, TargetSum::Fixed(10.0));
         assert_eq!(t, 10.0);
         assert_eq!(m.data, vec![2.5, 7.5, 5.0, 5.0]);
-        assert_eq!(row_totals(&m), vec![10.0, 0.0, 10.0]);
+        assert_eq!(row_totals(&m), vec![10.0f32, 0.0, 10.0]);
     }
 
     #[test]
-    fn normalize_total_median_ignores_empty_cells() {
+    fn normalize_total_median_over_all_cells() {
         let mut m = small();
-        // totals 4, 0, 4 -> median over non-zero = 4
+        // totals 4, 0, 4 -> median over all cells (scanpy's CSR path) = 4
         let t = normalize_total(&mut m, TargetSum::Median);
         assert_eq!(t, 4.0);
         assert_eq!(m.data, vec![1., 3., 2., 2.]);
+        assert_eq!(median(&[0.0, 0.0, 4.0, 6.0]), 2.0);
     }
 
     #[test]

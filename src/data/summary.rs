@@ -152,11 +152,18 @@ fn column_line(name: &str, c: &Column) -> String {
             format!("{name}: string, {} unique values", u.len())
         }
         _ => {
-            let vals: Vec<f64> = (0..c.len()).map(|i| c.value_f64(i)).filter(|v| !v.is_nan()).collect();
+            let vals: Vec<f64> = (0..c.len())
+                .map(|i| c.value_f64(i))
+                .filter(|v| !v.is_nan())
+                .collect();
             let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let na = c.len() - vals.len();
-            let na = if na > 0 { format!(", {na} missing") } else { String::new() };
+            let na = if na > 0 {
+                format!(", {na} missing")
+            } else {
+                String::new()
+            };
             format!("{name}: {}, min {lo}, max {hi}{na}", c.kind())
         }
     }

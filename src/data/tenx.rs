@@ -67,7 +67,11 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
         return Err(DataError::invalid(
             path,
             &indptr_path,
-            format!("has {} entries, expected n_cells + 1 = {}", ds.size(), n_cells + 1),
+            format!(
+                "has {} entries, expected n_cells + 1 = {}",
+                ds.size(),
+                n_cells + 1
+            ),
         ));
     }
     let indptr: Vec<u64> = h5(path, &indptr_path, ds.read_raw::<i64>())?
@@ -75,7 +79,11 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
         .map(|p| p.max(0) as u64)
         .collect();
     let idx_path = format!("{gp}/indices");
-    let raw_idx: Vec<i64> = h5(path, &idx_path, g.dataset("indices").and_then(|d| d.read_raw()))?;
+    let raw_idx: Vec<i64> = h5(
+        path,
+        &idx_path,
+        g.dataset("indices").and_then(|d| d.read_raw()),
+    )?;
     if let Some(k) = raw_idx.iter().position(|&i| i < 0 || i >= n_genes as i64) {
         return Err(DataError::invalid(
             path,
@@ -85,7 +93,11 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
     }
     let indices: Vec<u32> = raw_idx.into_iter().map(|i| i as u32).collect();
     let data_path = format!("{gp}/data");
-    let data: Vec<f32> = h5(path, &data_path, g.dataset("data").and_then(|d| d.read_raw()))?;
+    let data: Vec<f32> = h5(
+        path,
+        &data_path,
+        g.dataset("data").and_then(|d| d.read_raw()),
+    )?;
     // Stored as CSC of genes x cells = CSR of cells x genes.
     validate_compressed(n_cells, n_genes, &indptr, &indices, data.len())
         .map_err(|p| DataError::invalid(path, gp, p.to_string()))?;
@@ -123,7 +135,12 @@ fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
     let names = strings(path, &fg, "matrix/features", "name")?;
     let types = strings(path, &fg, "matrix/features", "feature_type")?;
     let genomes = strings(path, &fg, "matrix/features", "genome")?;
-    for (what, v) in [("id", &ids), ("name", &names), ("feature_type", &types), ("genome", &genomes)] {
+    for (what, v) in [
+        ("id", &ids),
+        ("name", &names),
+        ("feature_type", &types),
+        ("genome", &genomes),
+    ] {
         if v.len() != n_genes {
             return Err(DataError::invalid(
                 path,
@@ -149,7 +166,10 @@ fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
                 "feature_types".into(),
                 Column::categorical_from_labels(&pick(&types)),
             ),
-            ("genome".into(), Column::categorical_from_labels(&pick(&genomes))),
+            (
+                "genome".into(),
+                Column::categorical_from_labels(&pick(&genomes)),
+            ),
         ],
     };
     finish(path, barcodes, var, x, "matrix")
@@ -206,12 +226,22 @@ fn read_v2(path: &Path, f: &File, genome: Option<&str>) -> Result<AnnData> {
     finish(path, barcodes, var, x, &chosen)
 }
 
-fn finish(path: &Path, barcodes: Vec<String>, var: DataFrame, x: CsrMatrix, gp: &str) -> Result<AnnData> {
+fn finish(
+    path: &Path,
+    barcodes: Vec<String>,
+    var: DataFrame,
+    x: CsrMatrix,
+    gp: &str,
+) -> Result<AnnData> {
     if barcodes.len() != x.n_rows {
         return Err(DataError::invalid(
             path,
             &format!("{gp}/barcodes"),
-            format!("has {} entries, expected n_cells = {}", barcodes.len(), x.n_rows),
+            format!(
+                "has {} entries, expected n_cells = {}",
+                barcodes.len(),
+                x.n_rows
+            ),
         ));
     }
     let x_info = info(gp, &x);
@@ -316,7 +346,9 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
         .map_err(|e| DataError::invalid(&pos_path, "positions", e.to_string()))?;
     let mut pos: HashMap<String, [f64; 5]> = HashMap::new();
     for (k, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| DataError::invalid(&pos_path, &format!("line {}", k + 1), e.to_string()))?;
+        let rec = rec.map_err(|e| {
+            DataError::invalid(&pos_path, &format!("line {}", k + 1), e.to_string())
+        })?;
         if rec.len() < 6 {
             return Err(DataError::invalid(
                 &pos_path,
@@ -343,7 +375,11 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
     let mut xy = Array2::<f64>::zeros((n, 2));
     for (i, bc) in adata.obs.index.iter().enumerate() {
         let p = pos.get(bc).ok_or_else(|| {
-            DataError::missing(&pos_path, bc, "a position row for this barcode of the matrix")
+            DataError::missing(
+                &pos_path,
+                bc,
+                "a position row for this barcode of the matrix",
+            )
         })?;
         in_tissue.push(p[0] as i64);
         arow.push(p[1] as i64);

@@ -41,7 +41,10 @@ fn set_encoding(loc: &Location, kind: &str, version: &str) -> hdf5::Result<()> {
 
 fn write_string_array(g: &Group, name: &str, values: &[String]) -> hdf5::Result<()> {
     let v = to_varlen(values)?;
-    let ds = g.new_dataset::<VarLenUnicode>().shape(v.len()).create(name)?;
+    let ds = g
+        .new_dataset::<VarLenUnicode>()
+        .shape(v.len())
+        .create(name)?;
     ds.write_raw(&v)?;
     set_encoding(&ds, "string-array", "0.2.0")
 }
@@ -61,7 +64,10 @@ fn write_column(g: &Group, name: &str, col: &Column) -> hdf5::Result<()> {
         } => {
             let c = g.create_group(name)?;
             set_encoding(&c, "categorical", "0.2.0")?;
-            c.new_attr::<bool>().shape(()).create("ordered")?.write_scalar(ordered)?;
+            c.new_attr::<bool>()
+                .shape(())
+                .create("ordered")?
+                .write_scalar(ordered)?;
             write_string_array(&c, "categories", categories)?;
             if categories.len() < 128 {
                 let v: Vec<i8> = codes.iter().map(|&x| x as i8).collect();
@@ -93,14 +99,24 @@ fn write_column(g: &Group, name: &str, col: &Column) -> hdf5::Result<()> {
     }
 }
 
-fn write_dataframe(root: &Group, name: &str, df: &DataFrame, extra: &[(String, Column)]) -> hdf5::Result<()> {
+fn write_dataframe(
+    root: &Group,
+    name: &str,
+    df: &DataFrame,
+    extra: &[(String, Column)],
+) -> hdf5::Result<()> {
     let g = root.create_group(name)?;
     set_encoding(&g, "dataframe", "0.2.0")?;
     write_str_attr(&g, "_index", "_index")?;
     write_string_array(&g, "_index", &df.index)?;
     let mut order: Vec<String> = Vec::new();
     let replaced = |n: &str| extra.iter().any(|(e, _)| e == n);
-    for (n, c) in df.columns.iter().filter(|(n, _)| !replaced(n)).chain(extra.iter()) {
+    for (n, c) in df
+        .columns
+        .iter()
+        .filter(|(n, _)| !replaced(n))
+        .chain(extra.iter())
+    {
         write_column(&g, n, c)?;
         order.push(n.clone());
     }
@@ -136,6 +152,14 @@ fn write_matrix(root: &Group, name: &str, x: &Matrix) -> hdf5::Result<()> {
             let ds = g.new_dataset::<i64>().shape(ptr.len()).create("indptr")?;
             ds.write_raw(&ptr)
         }
+    }
+}
+
+/// Copies the member `name` of `src` (group or dataset, with its attributes) to `dst/name`.
+fn copy_member(src: &File, name: &str, dst: &Group) -> hdf5::Result<()> {
+    match src.loc_type_by_name(name)? {
+        hdf5::LocationType::Group => src.group(name)?.copy_to(dst, name),
+        _ => src.dataset(name)?.copy_to(dst, name),
     }
 }
 
@@ -224,7 +248,7 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
     // X: copied as stored when the source is a current-spec h5ad (exact dtype and values).
     let x_copied = match &source {
         Some(src) if src.link_exists("X") => {
-            h5(out, "X", src.copy_to(root, "X"))?;
+            h5(out, "X", copy_member(src, "X", root))?;
             true
         }
         _ => false,
@@ -232,7 +256,11 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
     if !x_copied {
         h5(out, "X", write_matrix(root, "X", &adata.x))?;
     }
-    h5(out, "obs", write_dataframe(root, "obs", &adata.obs, &additions.obs))?;
+    h5(
+        out,
+        "obs",
+        write_dataframe(root, "obs", &adata.obs, &additions.obs),
+    )?;
     h5(out, "var", write_dataframe(root, "var", &adata.var, &[]))?;
 
     let obsm = h5(out, "obsm", dict_group(root, "obsm"))?;
@@ -241,13 +269,21 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
             continue;
         }
         let path = format!("obsm/{k}");
-        let ds = h5(out, &path, obsm.new_dataset::<f64>().shape(a.dim()).create(k.as_str()))?;
+        let ds = h5(
+            out,
+            &path,
+            obsm.new_dataset::<f64>().shape(a.dim()).create(k.as_str()),
+        )?;
         h5(out, &path, ds.write(a))?;
         h5(out, &path, set_encoding(&ds, "array", "0.2.0"))?;
     }
     for (k, a) in &additions.obsm {
         let path = format!("obsm/{k}");
-        let ds = h5(out, &path, obsm.new_dataset::<f32>().shape(a.dim()).create(k.as_str()))?;
+        let ds = h5(
+            out,
+            &path,
+            obsm.new_dataset::<f32>().shape(a.dim()).create(k.as_str()),
+        )?;
         h5(out, &path, ds.write(a))?;
         h5(out, &path, set_encoding(&ds, "array", "0.2.0"))?;
     }
@@ -256,7 +292,7 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
     for name in ["layers", "obsp", "varm", "varp", "raw"] {
         match &source {
             Some(src) if src.link_exists(name) => {
-                h5(out, name, src.copy_to(root, name))?;
+                h5(out, name, copy_member(src, name, root))?;
             }
             _ if name != "raw" => {
                 h5(out, name, dict_group(root, name))?;
@@ -266,14 +302,18 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
     }
     let uns = match &source {
         Some(src) if src.link_exists("uns") => {
-            h5(out, "uns", src.copy_to(root, "uns"))?;
+            h5(out, "uns", copy_member(src, "uns", root))?;
             h5(out, "uns", root.group("uns"))?
         }
         _ => {
             let g = h5(out, "uns", dict_group(root, "uns"))?;
             for (k, colors) in &adata.uns_colors {
                 let name = format!("{k}_colors");
-                h5(out, &format!("uns/{name}"), write_string_array(&g, &name, colors))?;
+                h5(
+                    out,
+                    &format!("uns/{name}"),
+                    write_string_array(&g, &name, colors),
+                )?;
             }
             g
         }
@@ -286,7 +326,13 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
         let s: VarLenUnicode = v
             .parse()
             .map_err(|e| DataError::invalid(out, &path, format!("{e:?}")))?;
-        let ds = h5(out, &path, uns.new_dataset::<VarLenUnicode>().shape(()).create(k.as_str()))?;
+        let ds = h5(
+            out,
+            &path,
+            uns.new_dataset::<VarLenUnicode>()
+                .shape(())
+                .create(k.as_str()),
+        )?;
         h5(out, &path, ds.write_scalar(&s))?;
         h5(out, &path, set_encoding(&ds, "string", "0.2.0"))?;
     }

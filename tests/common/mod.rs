@@ -10,7 +10,9 @@ pub fn shared_data() -> PathBuf {
 
 /// A committed fixture under `tests/fixtures`.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// The reference values written by `tests/fixtures/make_reference.py`.
