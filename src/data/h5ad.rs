@@ -15,6 +15,7 @@ use ndarray::Array2;
 use super::anndata::{AnnData, MatrixEncoding, MatrixInfo, RawInfo};
 use super::dataframe::{Column, DataFrame};
 use super::error::{DataError, Result};
+use super::fastread;
 use super::h5util::{
     CompoundColumn, attr_bool, attr_i64s, attr_string, attr_strings, is_string_type, member_kind,
     read_compound, read_strings,
@@ -41,7 +42,7 @@ pub fn open_hdf5(path: &Path) -> Result<File> {
             reason: "no such file".into(),
         });
     }
-    File::open(path).map_err(|e| DataError::Open {
+    super::h5util::open_read(path).map_err(|e| DataError::Open {
         file: path.to_path_buf(),
         reason: format!("not a readable HDF5 file (truncated or another format?): {e}"),
     })
@@ -81,6 +82,17 @@ impl H5adReader {
     fn h5err(&self, path: &str) -> impl FnOnce(hdf5::Error) -> DataError + '_ {
         let p = path.to_string();
         move |e| DataError::hdf5(&self.path, &p, e)
+    }
+
+    fn fast_err(&self, path: &str, e: fastread::FastReadError) -> DataError {
+        match e {
+            fastread::FastReadError::OutOfRange { at } => DataError::invalid(
+                &self.path,
+                path,
+                format!("value at position {at} is negative or out of range for its kind"),
+            ),
+            fastread::FastReadError::Corrupt(m) => DataError::invalid(&self.path, path, m),
+        }
     }
 
     fn group(&self, path: &str) -> Result<Group> {
@@ -596,7 +608,14 @@ impl H5adReader {
         match info.encoding {
             MatrixEncoding::Dense => {
                 let ds = self.dataset(path)?;
-                let a = ds.read_2d::<f32>().map_err(self.h5err(path))?;
+                let a = match fastread::read_all::<f32>(&self.path, &ds) {
+                    Some(v) => {
+                        let v = v.map_err(|e| self.fast_err(path, e))?;
+                        Array2::from_shape_vec(info.shape, v)
+                            .map_err(|e| DataError::invalid(&self.path, path, e.to_string()))?
+                    }
+                    None => ds.read_2d::<f32>().map_err(self.h5err(path))?,
+                };
                 Ok(Matrix::Dense(a))
             }
             MatrixEncoding::Csr | MatrixEncoding::Csc => {
@@ -616,7 +635,10 @@ impl H5adReader {
                         "data must be 1-D",
                     ));
                 }
-                let data = data.read_raw::<f32>().map_err(self.h5err(&data_path))?;
+                let data = match fastread::read_all::<f32>(&self.path, &data) {
+                    Some(v) => v.map_err(|e| self.fast_err(&data_path, e))?,
+                    None => data.read_raw::<f32>().map_err(self.h5err(&data_path))?,
+                };
                 validate_compressed(n_major, n_minor, &indptr, &indices, data.len())
                     .map_err(|p| DataError::invalid(&self.path, path, p.to_string()))?;
                 if info.encoding == MatrixEncoding::Csr {
@@ -656,6 +678,9 @@ impl H5adReader {
                 ),
             ));
         }
+        if let Some(v) = fastread::read_all::<u64>(&self.path, &ds) {
+            return v.map_err(|e| self.fast_err(&path, e));
+        }
         let v = ds.read_raw::<i64>().map_err(self.h5err(&path))?;
         if let Some(at) = v.iter().position(|&p| p < 0) {
             return Err(DataError::invalid(
@@ -673,6 +698,9 @@ impl H5adReader {
         let ds = self.dataset(path)?;
         if ds.ndim() != 1 {
             return Err(DataError::invalid(&self.path, path, "indices must be 1-D"));
+        }
+        if let Some(v) = fastread::read_all::<u32>(&self.path, &ds) {
+            return v.map_err(|e| self.fast_err(path, e));
         }
         let t = ds
             .dtype()

@@ -4,6 +4,29 @@
 use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Container, Dataset, Group, Location, LocationType};
 
+/// Opens an HDF5 file read-only without HDF5's file locking. Inputs are never written, and the
+/// lock (an `flock` on a descriptor the C library opens without close-on-exec) is inherited by
+/// any child process started meanwhile, which then makes reopening the file fail with EAGAIN.
+///
+/// # Errors
+/// HDF5's error when the file cannot be opened.
+pub fn open_read(path: &std::path::Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+}
+
+/// Creates (truncates) an HDF5 file for writing, without file locking (see [`open_read`]); used
+/// only for cellscope's own temporary output files.
+///
+/// # Errors
+/// HDF5's error when the file cannot be created.
+pub fn create_unlocked(path: &std::path::Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(path)
+}
+
 /// Kind of a member of a group.
 pub fn member_kind(group: &Group, name: &str) -> Option<LocationType> {
     if !group.link_exists(name) {
@@ -216,6 +239,29 @@ pub mod raw {
             }
             Ok((desc, buf))
         })
+    }
+
+    /// Location of the chunk of a 1-D chunked dataset that starts at element `start`:
+    /// `(filter_mask, file address, stored bytes)`, or `None` when that chunk was never written
+    /// or the query fails. A B-tree lookup (`H5Dget_chunk_info_by_coord`), unlike the by-index
+    /// query, which walks the index and makes a full scan quadratic.
+    pub fn chunk_by_coord(ds: &hdf5::Dataset, start: u64) -> Option<(u32, u64, u64)> {
+        let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+        let offset = [start];
+        let rc = hdf5::sync::sync(|| {
+            // SAFETY: `ds.id()` is an open dataset of rank 1 (checked by the caller), `offset`
+            // holds one coordinate, and the three out-pointers are valid for writes.
+            unsafe {
+                hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
+                    ds.id(),
+                    offset.as_ptr(),
+                    &mut mask,
+                    &mut addr,
+                    &mut size,
+                )
+            }
+        });
+        (rc >= 0 && addr != u64::MAX && size > 0).then_some((mask, addr, size))
     }
 
     fn has_varlen(t: &TypeDescriptor) -> bool {

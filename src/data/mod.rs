@@ -6,6 +6,7 @@
 pub mod anndata;
 pub mod dataframe;
 pub mod error;
+pub mod fastread;
 pub mod genes;
 pub mod h5ad;
 pub mod h5util;

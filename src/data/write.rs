@@ -172,7 +172,7 @@ fn dict_group(root: &Group, name: &str) -> hdf5::Result<Group> {
 /// True when the file at `path` is an `.h5ad` in the current specification (root `obs` is a group
 /// with `encoding-type`), i.e. its elements can be copied as they are.
 fn current_spec_source(path: &Path) -> Option<File> {
-    let f = File::open(path).ok()?;
+    let f = super::h5util::open_read(path).ok()?;
     let obs = f.group("obs").ok()?;
     attr_string(&obs, "encoding-type").is_some().then_some(f)
 }
@@ -232,7 +232,7 @@ pub fn write_h5ad(adata: &AnnData, additions: &Additions, out: &Path) -> Result<
         .map_err(|e| DataError::io(out, e))?;
     let tmp_path = tmp.path().to_path_buf();
     {
-        let f = h5(out, "/", File::create(&tmp_path))?;
+        let f = h5(out, "/", super::h5util::create_unlocked(&tmp_path))?;
         write_contents(&f, adata, additions, out)?;
         h5(out, "/", f.close())?;
     }

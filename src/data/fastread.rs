@@ -1,0 +1,307 @@
+//! Parallel whole-dataset reads of numeric HDF5 datasets.
+//!
+//! The HDF5 C library reads (and gzip-inflates) under one global lock, one chunk at a time. For
+//! the layouts AnnData files use for big arrays (1-D `data`/`indices` of sparse matrices, dense
+//! `X`), the byte locations are known from the library (`H5Dget_offset` for contiguous storage,
+//! `H5Dget_chunk_info` per chunk), so the bytes are read with `pread` and inflated and decoded
+//! on all cores, straight into the output vector. Anything else (other filters, big-endian data,
+//! multi-dimensional chunking) returns `None` and the caller falls back to the library.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use hdf5::Dataset;
+use hdf5::datatype::ByteOrder;
+use hdf5::filters::Filter;
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+use rayon::prelude::*;
+
+use super::h5util::raw::chunk_by_coord;
+
+/// On-disk element type (little-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// float32.
+    F32,
+    /// float64.
+    F64,
+    /// Signed integer of this many bytes.
+    Int(usize),
+    /// Unsigned integer of this many bytes.
+    Uint(usize),
+}
+
+impl Kind {
+    fn of(t: &TypeDescriptor) -> Option<Self> {
+        let w = |s: &IntSize| *s as usize;
+        Some(match t {
+            TypeDescriptor::Float(FloatSize::U4) => Self::F32,
+            TypeDescriptor::Float(FloatSize::U8) => Self::F64,
+            TypeDescriptor::Integer(s) => Self::Int(w(s)),
+            TypeDescriptor::Unsigned(s) => Self::Uint(w(s)),
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F64 => 8,
+            Self::Int(n) | Self::Uint(n) => n,
+        }
+    }
+
+    fn int(self, b: &[u8]) -> i128 {
+        let mut a = [0u8; 16];
+        let n = self.size();
+        a[..n].copy_from_slice(&b[..n]);
+        if matches!(self, Self::Int(_)) && b[n - 1] & 0x80 != 0 {
+            for x in &mut a[n..] {
+                *x = 0xff;
+            }
+        }
+        i128::from_le_bytes(a)
+    }
+
+    fn float(self, b: &[u8]) -> f64 {
+        match self {
+            Self::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Self::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            _ => self.int(b) as f64,
+        }
+    }
+}
+
+/// Output element types, decoded from any on-disk [`Kind`].
+pub trait Elem: bytemuck::Pod + Default + Send + Sync {
+    /// Decodes one element; `None` when the value does not fit (e.g. a negative index).
+    fn decode(kind: Kind, b: &[u8]) -> Option<Self>;
+
+    /// True when elements of `kind` have this type's little-endian bytes, so they can be read
+    /// straight into the output (then checked with [`Elem::valid_as`]).
+    fn same_bytes(kind: Kind) -> bool;
+
+    /// After a straight read from `kind`: whether the value is valid (a signed value read as
+    /// unsigned must not be negative).
+    fn valid_as(self, kind: Kind) -> bool;
+}
+
+impl Elem for f32 {
+    fn same_bytes(kind: Kind) -> bool {
+        kind == Kind::F32
+    }
+
+    fn valid_as(self, _: Kind) -> bool {
+        true
+    }
+
+    fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
+        Some(match kind {
+            Kind::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            _ => kind.float(b) as f32,
+        })
+    }
+}
+
+impl Elem for u32 {
+    fn same_bytes(kind: Kind) -> bool {
+        matches!(kind, Kind::Int(4) | Kind::Uint(4))
+    }
+
+    fn valid_as(self, kind: Kind) -> bool {
+        kind != Kind::Int(4) || self <= i32::MAX as u32
+    }
+
+    fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
+        match kind {
+            Kind::F32 | Kind::F64 => None,
+            _ => u32::try_from(kind.int(b)).ok(),
+        }
+    }
+}
+
+impl Elem for u64 {
+    fn same_bytes(kind: Kind) -> bool {
+        matches!(kind, Kind::Int(8) | Kind::Uint(8))
+    }
+
+    fn valid_as(self, kind: Kind) -> bool {
+        kind != Kind::Int(8) || self <= i64::MAX as u64
+    }
+
+    fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
+        match kind {
+            Kind::F32 | Kind::F64 => None,
+            _ => u64::try_from(kind.int(b)).ok(),
+        }
+    }
+}
+
+/// Why a fast read failed after it had started (the data itself is bad).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FastReadError {
+    /// A value does not fit the output type (e.g. a negative or too large index).
+    OutOfRange {
+        /// Element position.
+        at: usize,
+    },
+    /// A chunk could not be read or inflated.
+    Corrupt(String),
+}
+
+/// Elements decoded per task for contiguous storage.
+const BLOCK: usize = 1 << 20;
+
+struct Piece {
+    start: usize,
+    len: usize,
+    addr: u64,
+    stored: u64,
+    compressed: bool,
+    shuffled: bool,
+}
+
+/// Reads a whole numeric dataset (any rank, row-major) in parallel, when its layout allows.
+/// Returns `None` when the library must do it (unsupported filters or layout, big-endian data,
+/// multi-dimensional chunks), `Some(Err)` when the data is bad.
+pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, FastReadError>> {
+    let dtype = ds.dtype().ok()?;
+    if dtype.byte_order() == ByteOrder::BigEndian {
+        return None;
+    }
+    let kind = Kind::of(&dtype.to_descriptor().ok()?)?;
+    let n = ds.size();
+    let es = kind.size();
+    let mut pieces = Vec::new();
+    if let Some(addr) = ds.offset() {
+        // Contiguous, unfiltered.
+        let mut start = 0;
+        while start < n {
+            let len = BLOCK.min(n - start);
+            pieces.push(Piece {
+                start,
+                len,
+                addr: addr + (start * es) as u64,
+                stored: (len * es) as u64,
+                compressed: false,
+                shuffled: false,
+            });
+            start += len;
+        }
+    } else if ds.is_chunked() {
+        let shape = ds.shape();
+        let chunk = ds.chunk()?;
+        if shape.len() != 1 || chunk.len() != 1 {
+            return None;
+        }
+        let filters = ds.filters();
+        let mut compressed = false;
+        let mut shuffled = false;
+        for (k, f) in filters.iter().enumerate() {
+            match f {
+                Filter::Deflate(_) if !compressed => compressed = true,
+                // Shuffle must come before deflate in the pipeline.
+                Filter::Shuffle if k == 0 => shuffled = true,
+                _ => return None,
+            }
+        }
+        // Unfiltered chunks: the library's own read is a straight copy, and looking chunks up
+        // one by one costs more than it saves (HDF5 1.10 has no ordered chunk iteration).
+        if !compressed {
+            return None;
+        }
+        let clen = chunk[0];
+        if clen == 0 {
+            return None;
+        }
+        let mut start = 0;
+        while start < n {
+            if let Some((mask, addr, stored)) = chunk_by_coord(ds, start as u64) {
+                if mask != 0 {
+                    return None;
+                }
+                pieces.push(Piece {
+                    start,
+                    len: clen.min(n - start),
+                    addr,
+                    stored,
+                    compressed,
+                    shuffled,
+                });
+            }
+            start += clen;
+        }
+        pieces.sort_by_key(|p| p.start);
+        if pieces
+            .windows(2)
+            .any(|w| w[0].start + w[0].len > w[1].start)
+        {
+            return None;
+        }
+    } else {
+        return None;
+    }
+    let f = std::fs::File::open(file).ok()?;
+    let mut out = vec![T::default(); n];
+    // Disjoint output slices, one per piece (unwritten chunks stay at the fill value 0).
+    let mut slices: Vec<(&Piece, &mut [T])> = Vec::with_capacity(pieces.len());
+    let mut rest: &mut [T] = &mut out;
+    let mut at = 0;
+    for p in &pieces {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(p.start - at);
+        let (mine, tail) = tail.split_at_mut(p.len);
+        slices.push((p, mine));
+        rest = tail;
+        at = p.start + p.len;
+    }
+    let result: Result<(), FastReadError> = slices.into_par_iter().try_for_each(|(p, dst)| {
+        if !p.compressed && !p.shuffled && T::same_bytes(kind) {
+            // Straight into the output: no staging buffer, no second copy.
+            f.read_exact_at(bytemuck::cast_slice_mut(dst), p.addr)
+                .map_err(|e| FastReadError::Corrupt(format!("bytes at {}: {e}", p.addr)))?;
+            return match dst.iter().position(|v| !v.valid_as(kind)) {
+                Some(k) => Err(FastReadError::OutOfRange { at: p.start + k }),
+                None => Ok(()),
+            };
+        }
+        let mut raw = vec![
+            0u8;
+            usize::try_from(p.stored)
+                .map_err(|_| FastReadError::Corrupt("chunk too large".into()))?
+        ];
+        f.read_exact_at(&mut raw, p.addr)
+            .map_err(|e| FastReadError::Corrupt(format!("chunk at byte {}: {e}", p.addr)))?;
+        let mut bytes = if p.compressed {
+            let mut d = Vec::with_capacity(p.len * es);
+            let mut z = flate2::read::ZlibDecoder::new(&raw[..]);
+            std::io::Read::read_to_end(&mut z, &mut d).map_err(|e| {
+                FastReadError::Corrupt(format!("chunk at byte {}: inflate: {e}", p.addr))
+            })?;
+            d
+        } else {
+            raw
+        };
+        if p.shuffled {
+            let m = bytes.len() / es;
+            let mut u = vec![0u8; bytes.len()];
+            for (k, b) in bytes[..m * es].iter().enumerate() {
+                u[(k % m) * es + k / m] = *b;
+            }
+            bytes = u;
+        }
+        if bytes.len() < p.len * es {
+            return Err(FastReadError::Corrupt(format!(
+                "chunk at byte {} holds {} bytes, expected {}",
+                p.addr,
+                bytes.len(),
+                p.len * es
+            )));
+        }
+        for (k, (d, b)) in dst.iter_mut().zip(bytes.chunks_exact(es)).enumerate() {
+            *d = T::decode(kind, b).ok_or(FastReadError::OutOfRange { at: p.start + k })?;
+        }
+        Ok(())
+    });
+    Some(result.map(|()| out))
+}
