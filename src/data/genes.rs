@@ -292,6 +292,29 @@ impl GeneAlignment {
         }
     }
 
+    /// Maps a whole CSR matrix of dataset columns to the model's input space, shape
+    /// `(n_rows, n_model_genes)`; unmatched model genes stay zero.
+    pub fn map_matrix(&self, m: &super::matrix::CsrMatrix) -> super::matrix::CsrMatrix {
+        let mut indptr = Vec::with_capacity(m.n_rows + 1);
+        indptr.push(0u64);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        let (mut ri, mut rv) = (Vec::new(), Vec::new());
+        for i in 0..m.n_rows {
+            let (idx, val) = m.row(i);
+            self.map_row(idx, val, &mut ri, &mut rv);
+            indices.extend_from_slice(&ri);
+            data.extend_from_slice(&rv);
+            indptr.push(indices.len() as u64);
+        }
+        super::matrix::CsrMatrix {
+            n_rows: m.n_rows,
+            n_cols: self.model_to_data.len(),
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// Maps one sparse dataset row to the model's input space (dropping unmatched genes);
     /// output indices are sorted.
     pub fn map_row(

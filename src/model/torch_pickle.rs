@@ -100,10 +100,14 @@ impl DType {
     fn read(self, b: &[u8]) -> f32 {
         match self {
             Self::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            Self::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32,
+            Self::F64 => {
+                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+            }
             Self::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
             Self::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-            Self::I64 => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32,
+            Self::I64 => {
+                i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+            }
             Self::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
             Self::I16 => f32::from(i16::from_le_bytes([b[0], b[1]])),
             Self::I8 => f32::from(b[0] as i8),
@@ -168,10 +172,22 @@ enum Node {
     Dict(Vec<(usize, usize)>),
     Set(Vec<usize>),
     Global(String, String),
-    Storage { dtype: DType, key: String, numel: usize },
-    Tensor { storage: usize, offset: usize, shape: Vec<usize>, stride: Vec<usize> },
+    Storage {
+        dtype: DType,
+        key: String,
+        numel: usize,
+    },
+    Tensor {
+        storage: usize,
+        offset: usize,
+        shape: Vec<usize>,
+        stride: Vec<usize>,
+    },
     /// An object of a class we do not model; it still collects items and state.
-    Object { class: usize, items: Vec<(usize, usize)> },
+    Object {
+        class: usize,
+        items: Vec<(usize, usize)>,
+    },
 }
 
 struct Machine<'a> {
@@ -250,7 +266,10 @@ impl<'a> Machine<'a> {
     }
 
     fn top(&self) -> Result<usize, TorchError> {
-        self.stack.last().copied().ok_or_else(|| self.err("empty stack"))
+        self.stack
+            .last()
+            .copied()
+            .ok_or_else(|| self.err("empty stack"))
     }
 
     fn int_of(&self, id: usize) -> Option<i64> {
@@ -314,7 +333,9 @@ impl<'a> Machine<'a> {
         match (module.as_str(), name.as_str()) {
             ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => {
                 if argv.len() < 4 {
-                    return Err(self.err("_rebuild_tensor_v2 needs (storage, offset, size, stride)"));
+                    return Err(
+                        self.err("_rebuild_tensor_v2 needs (storage, offset, size, stride)")
+                    );
                 }
                 let storage = argv[0];
                 if !matches!(self.nodes[storage], Node::Storage { .. }) {
@@ -324,8 +345,12 @@ impl<'a> Machine<'a> {
                     .int_of(argv[1])
                     .and_then(|v| usize::try_from(v).ok())
                     .ok_or_else(|| self.err("bad storage offset"))?;
-                let shape = self.ints_of(argv[2]).ok_or_else(|| self.err("bad tensor size"))?;
-                let stride = self.ints_of(argv[3]).ok_or_else(|| self.err("bad tensor stride"))?;
+                let shape = self
+                    .ints_of(argv[2])
+                    .ok_or_else(|| self.err("bad tensor size"))?;
+                let stride = self
+                    .ints_of(argv[3])
+                    .ok_or_else(|| self.err("bad tensor stride"))?;
                 Ok(Node::Tensor {
                     storage,
                     offset,
@@ -334,7 +359,9 @@ impl<'a> Machine<'a> {
                 })
             }
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
-                let t = *argv.first().ok_or_else(|| self.err("_rebuild_parameter needs data"))?;
+                let t = *argv
+                    .first()
+                    .ok_or_else(|| self.err("_rebuild_parameter needs data"))?;
                 Ok(self.nodes[t].clone())
             }
             ("collections", "OrderedDict" | "defaultdict") | ("builtins", "dict") => {
@@ -428,7 +455,10 @@ impl<'a> Machine<'a> {
                 }
                 b'L' => {
                     let s = self.line()?;
-                    let v = s.trim_end_matches('L').parse().map_err(|_| self.err("bad LONG"))?;
+                    let v = s
+                        .trim_end_matches('L')
+                        .parse()
+                        .map_err(|_| self.err("bad LONG"))?;
                     self.push(Node::Int(v));
                 }
                 b'F' => {
@@ -485,7 +515,11 @@ impl<'a> Machine<'a> {
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let pairs = items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+                    let pairs = items
+                        .chunks(2)
+                        .filter(|c| c.len() == 2)
+                        .map(|c| (c[0], c[1]))
+                        .collect();
                     self.push(Node::Dict(pairs));
                 }
                 0x91 => {
@@ -501,7 +535,11 @@ impl<'a> Machine<'a> {
                 b'u' => {
                     let items = self.pop_mark()?;
                     let d = self.top()?;
-                    let pairs = items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+                    let pairs = items
+                        .chunks(2)
+                        .filter(|c| c.len() == 2)
+                        .map(|c| (c[0], c[1]))
+                        .collect();
                     self.add_items(d, pairs)?;
                 }
                 b'a' => {
@@ -530,7 +568,11 @@ impl<'a> Machine<'a> {
                     self.memo.insert(k, t);
                 }
                 b'p' => {
-                    let k = self.line()?.trim().parse().map_err(|_| self.err("bad PUT"))?;
+                    let k = self
+                        .line()?
+                        .trim()
+                        .parse()
+                        .map_err(|_| self.err("bad PUT"))?;
                     let t = self.top()?;
                     self.memo.insert(k, t);
                 }
@@ -538,9 +580,16 @@ impl<'a> Machine<'a> {
                     let k = match op {
                         b'h' => u64::from(self.u8()?),
                         b'j' => u64::from(self.u32()?),
-                        _ => self.line()?.trim().parse().map_err(|_| self.err("bad GET"))?,
+                        _ => self
+                            .line()?
+                            .trim()
+                            .parse()
+                            .map_err(|_| self.err("bad GET"))?,
                     };
-                    let id = *self.memo.get(&k).ok_or_else(|| self.err(format!("memo key {k} missing")))?;
+                    let id = *self
+                        .memo
+                        .get(&k)
+                        .ok_or_else(|| self.err(format!("memo key {k} missing")))?;
                     self.stack.push(id);
                 }
                 b'0' => {
@@ -658,9 +707,11 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
              must be re-saved with a current torch"
         ))
     })?;
-    let pkl_name = (0..zip.len())
-        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
+    let pkl_name = zip
+        .file_names()
+        .filter_map(Result::ok)
         .find(|n| n.ends_with("data.pkl"))
+        .map(|n| n.to_string())
         .ok_or_else(|| arch_err("no data.pkl in the archive".into()))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let mut pkl = Vec::new();
@@ -680,7 +731,11 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
     let nodes = m.nodes;
 
     let mut out = TorchFile::default();
-    let mut load = |storage: usize, offset: usize, shape: &[usize], stride: &[usize]| -> Result<TensorData, TorchError> {
+    let mut load = |storage: usize,
+                    offset: usize,
+                    shape: &[usize],
+                    stride: &[usize]|
+     -> Result<TensorData, TorchError> {
         let Node::Storage { dtype, key, numel } = &nodes[storage] else {
             return Err(arch_err("tensor without storage".into()));
         };
@@ -701,9 +756,16 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
         let mut values = Vec::with_capacity(n);
         let es = dtype.size();
         // Last element's position must lie inside the storage.
-        let last = offset + shape.iter().zip(stride).map(|(&s, &st)| s.saturating_sub(1) * st).sum::<usize>();
+        let last = offset
+            + shape
+                .iter()
+                .zip(stride)
+                .map(|(&s, &st)| s.saturating_sub(1) * st)
+                .sum::<usize>();
         if n > 0 && last >= *numel {
-            return Err(arch_err(format!("tensor in storage {key} reaches outside it")));
+            return Err(arch_err(format!(
+                "tensor in storage {key} reaches outside it"
+            )));
         }
         let mut idx = vec![0usize; shape.len()];
         for _ in 0..n {
@@ -738,7 +800,11 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
                         Node::Int(i) => i.to_string(),
                         _ => continue,
                     };
-                    let p = if path.is_empty() { key } else { format!("{path}.{key}") };
+                    let p = if path.is_empty() {
+                        key
+                    } else {
+                        format!("{path}.{key}")
+                    };
                     todo.push((p, v, depth + 1));
                 }
             }
@@ -782,6 +848,10 @@ fn simple(nodes: &[Node], id: usize, depth: usize) -> Simple {
         Node::List(v) | Node::Tuple(v) | Node::Set(v) => {
             Simple::List(v.iter().map(|&i| simple(nodes, i, depth + 1)).collect())
         }
+        Node::Object { class, items } if items.is_empty() => match &nodes[*class] {
+            Node::Global(m, n) => Simple::Other(format!("{m}.{n} object")),
+            _ => Simple::Other("object".into()),
+        },
         Node::Dict(items) | Node::Object { items, .. } => {
             let mut m = BTreeMap::new();
             for &(k, v) in items {
