@@ -25,15 +25,7 @@ fn cells() -> CsrMatrix {
     let genes = GeneList::read_csv(&fixture("models/genes.csv")).expect("genes");
     let al = GeneAlignment::new(&genes, &dataset_genes(&a), None);
     assert_eq!(al.coverage().matched, 256);
-    let m = al.map_matrix(&x);
-    let n = 200;
-    CsrMatrix {
-        n_rows: n,
-        n_cols: m.n_cols,
-        indptr: m.indptr[..=n].to_vec(),
-        indices: m.indices[..m.indptr[n] as usize].to_vec(),
-        data: m.data[..m.indptr[n] as usize].to_vec(),
-    }
+    al.map_matrix(&x).slice_rows(0, 200)
 }
 
 fn max_rel_err(got: &[f32], want: &serde_json::Value) -> f64 {

@@ -77,8 +77,11 @@ pub struct AnnData {
     pub obs: DataFrame,
     /// Gene annotations; its index holds `var_names`.
     pub var: DataFrame,
-    /// The expression matrix, shape `(n_obs, n_vars)`.
+    /// The expression matrix, shape `(n_obs, n_vars)`; an empty placeholder when `x_loaded` is
+    /// false (see [`super::h5ad::H5adReader::read_metadata`]).
     pub x: Matrix,
+    /// Whether `x` holds the values (false after a metadata-only read of a large file).
+    pub x_loaded: bool,
     /// How `X` is stored on disk.
     pub x_info: MatrixInfo,
     /// Multi-dimensional cell annotations (`spatial`, `X_umap`, `X_pca`, ...), each `(n_obs, k)`.

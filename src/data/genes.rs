@@ -63,7 +63,7 @@ impl GeneList {
                     .map(|r| r.get(c).cloned().unwrap_or_default())
                     .collect()
             };
-            let ids = id_col.map(get);
+            let ids = id_col.map(get).filter(|v| v.iter().any(|s| !s.is_empty()));
             let symbols = match (name_col, &ids) {
                 (Some(c), _) => get(c),
                 (None, Some(ids)) => ids.clone(),
@@ -108,12 +108,15 @@ fn strip_version(id: &str) -> &str {
 /// `ensembl_id`) or from var_names when they are Ensembl IDs; symbols from var_names or a
 /// column (`gene_symbol`, `feature_name`, `gene_name`, `symbol`).
 pub fn dataset_genes(adata: &AnnData) -> GeneList {
-    let names = adata.var_names().to_vec();
+    genes_of(&adata.var)
+}
+
+/// The genes of a `var` data frame (see [`dataset_genes`]).
+pub fn genes_of(var: &super::dataframe::DataFrame) -> GeneList {
+    let names = var.index.clone();
     let col = |keys: &[&str]| -> Option<Vec<String>> {
         keys.iter().find_map(|k| {
-            adata
-                .var
-                .column(k)
+            var.column(k)
                 .map(|c| (0..c.len()).map(|i| c.value_string(i)).collect())
         })
     };

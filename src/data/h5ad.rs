@@ -1000,6 +1000,39 @@ impl H5adReader {
             obs,
             var,
             x,
+            x_loaded: true,
+            x_info,
+            obsm,
+        })
+    }
+
+    /// Reads everything but X's values (obs, var, obsm, and X's description): for writing
+    /// results back next to a matrix too large to load. `x` is an empty placeholder and
+    /// `x_loaded` is false.
+    ///
+    /// # Errors
+    /// As [`Self::read`], without the checks on X's values.
+    pub fn read_metadata(&self) -> Result<AnnData> {
+        let obs = self.read_obs()?;
+        let var = self.read_var()?;
+        let x_info = self.matrix_info("X")?;
+        self.check_shape(&x_info, &obs, &var)?;
+        let obsm = self.read_obsm(obs.n_rows())?;
+        Ok(AnnData {
+            source: self.path.clone(),
+            layers: self.layer_infos()?,
+            raw: self.raw_info()?,
+            uns_colors: self.uns_colors(),
+            x: Matrix::Csr(CsrMatrix {
+                n_rows: 0,
+                n_cols: 0,
+                indptr: vec![0],
+                indices: Vec::new(),
+                data: Vec::new(),
+            }),
+            x_loaded: false,
+            obs,
+            var,
             x_info,
             obsm,
         })

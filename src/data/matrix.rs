@@ -193,6 +193,24 @@ impl CsrMatrix {
         (&self.indices[a..b], &self.data[a..b])
     }
 
+    /// Rows `r0..r1` as a new matrix (same columns).
+    ///
+    /// # Panics
+    /// If `r0 > r1` or `r1 > n_rows`.
+    pub fn slice_rows(&self, r0: usize, r1: usize) -> Self {
+        let (a, b) = (self.indptr[r0] as usize, self.indptr[r1] as usize);
+        Self {
+            n_rows: r1 - r0,
+            n_cols: self.n_cols,
+            indptr: self.indptr[r0..=r1]
+                .iter()
+                .map(|p| p - self.indptr[r0])
+                .collect(),
+            indices: self.indices[a..b].to_vec(),
+            data: self.data[a..b].to_vec(),
+        }
+    }
+
     /// Converts a CSC matrix (`indptr` over columns, `indices` are rows) to CSR, shape
     /// `(n_rows, n_cols)`. Within each row, column indices come out sorted.
     pub fn from_csc(

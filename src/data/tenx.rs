@@ -253,6 +253,7 @@ fn finish(
         },
         var,
         x: Matrix::Csr(x),
+        x_loaded: true,
         x_info,
         obsm: BTreeMap::new(),
         layers: Vec::new(),

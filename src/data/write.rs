@@ -254,6 +254,13 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
         _ => false,
     };
     if !x_copied {
+        if !adata.x_loaded {
+            return Err(DataError::invalid(
+                &adata.source,
+                "X",
+                "X was not loaded and cannot be copied from this (legacy) file; read it fully",
+            ));
+        }
         h5(out, "X", write_matrix(root, "X", &adata.x))?;
     }
     h5(

@@ -5,8 +5,11 @@
 //! Depends on `data` only for its matrix type, preprocessing and gene alignment.
 
 pub mod checkpoint;
+pub mod embed;
 pub mod engine;
+pub mod format;
 pub mod torch_pickle;
 
 pub use checkpoint::{Activation, Dense, ModelError, ModelKind, ModelWeights, load_checkpoint};
 pub use engine::{BackendChoice, Engine, EngineKind};
+pub use format::{Model, load_model, save_model};
