@@ -1,0 +1,170 @@
+//! Streaming embedding end to end: the `embed` command writes embeddings equal to PyTorch's,
+//! a saved cellscope model reloads to identical embeddings, progress is reported and
+//! cancellation stops within one batch.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cellscope::data::genes::GeneList;
+use cellscope::model::embed::{EmbedError, EmbedOptions, Embedder};
+use cellscope::model::{BackendChoice, Engine, load_model, save_model};
+use common::{fixture, shared_data};
+
+#[test]
+fn embed_command_writes_pytorch_equal_embeddings() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("kang_embedded.h5ad");
+    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(["embed"])
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .arg("--model")
+        .arg(fixture("models/random_mask.ckpt"))
+        .args(["--backend", "cpu", "--batch-size", "300", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("256 of 256 model genes matched"), "{err}");
+    let a = cellscope::data::open(&out).expect("reread");
+    let e = &a.obsm["X_cellscope"];
+    assert_eq!(e.dim(), (6548, 64));
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("models/reference.json")).expect("ref"),
+    )
+    .expect("json");
+    for i in [0usize, 57, 199] {
+        for j in 0..64 {
+            let w = r["random_mask"][i][j].as_f64().expect("f64");
+            assert!(
+                (e[[i, j]] - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "cell {i} dim {j}"
+            );
+        }
+    }
+    // The input is refused as output.
+    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("embed")
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .arg("--model")
+        .arg(fixture("models/random_mask.ckpt"))
+        .arg("--out")
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
+}
+
+#[test]
+fn saved_model_reloads_to_identical_embeddings() {
+    let m = load_model(
+        &fixture("models/barlow_twins.pt"),
+        Some(&fixture("models/genes.csv")),
+    )
+    .expect("load");
+    let dir = tempfile::tempdir().expect("tmp");
+    let folder = dir.path().join("bt_model");
+    save_model(&m, &folder).expect("save");
+    assert!(
+        save_model(&m, &folder).is_err(),
+        "existing folder must be refused"
+    );
+    let back = load_model(&folder, None).expect("reload");
+    // Everything that runs is identical (the saved file holds the backbone only, so the count of
+    // parameters in the file differs from the imported checkpoint's).
+    assert!(
+        back.weights.backbone == m.weights.backbone,
+        "backbone weights differ"
+    );
+    assert!(back.weights.head == m.weights.head, "head differs");
+    assert_eq!(back.weights.kind, m.weights.kind);
+    assert_eq!(back.weights.activation, m.weights.activation);
+    assert_eq!(back.genes.symbols, m.genes.symbols);
+    let prov = std::fs::read_to_string(folder.join("provenance.json")).expect("prov");
+    let sha =
+        cellscope::model::format::sha256_file(&folder.join("weights.safetensors")).expect("sha");
+    assert!(prov.contains(&sha), "provenance lacks the weights' SHA-256");
+    let data = shared_data().join("kang_pbmc_ctrl.h5ad");
+    let run = |model: &cellscope::model::Model| {
+        let engine = Engine::new(&model.weights, BackendChoice::Cpu).expect("engine");
+        let emb = Embedder {
+            engine: &engine,
+            genes: &model.genes,
+            dim: 64,
+            opts: EmbedOptions::default(),
+        };
+        emb.embed_h5ad(&data, &mut |_| {}, &AtomicBool::new(false))
+            .expect("embed")
+            .values
+    };
+    assert!(
+        run(&m) == run(&back),
+        "embeddings differ after save -> load"
+    );
+    // A gene list of the wrong length is refused, naming the file.
+    let short = dir.path().join("short.csv");
+    std::fs::write(&short, "feature_name\nA\nB\n").expect("write");
+    let e = load_model(&fixture("models/barlow_twins.pt"), Some(&short)).expect_err("length");
+    assert!(
+        e.to_string().contains("short.csv") && e.to_string().contains("256"),
+        "{e}"
+    );
+}
+
+#[test]
+fn progress_and_cancellation() {
+    let m = load_model(&fixture("models/byol.pt"), None).expect("load");
+    let engine = Engine::new(&m.weights, BackendChoice::Cpu).expect("engine");
+    let emb = Embedder {
+        engine: &engine,
+        genes: &m.genes,
+        dim: 64,
+        opts: EmbedOptions {
+            batch_size: 500,
+            block_rows: 2000,
+            ..EmbedOptions::default()
+        },
+    };
+    let data = shared_data().join("kang_pbmc_ctrl.h5ad");
+    let cancel = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let e = emb
+        .embed_h5ad(
+            &data,
+            &mut |p| {
+                seen.push(p.done);
+                if p.done >= 1000 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .expect_err("cancelled");
+    assert!(
+        matches!(
+            e,
+            EmbedError::Cancelled {
+                done: 1000,
+                total: 6548
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(seen, vec![500, 1000]);
+
+    // A dataset sharing no genes with the model is refused.
+    let other = GeneList::from_names(vec!["NOT_A_GENE".into(); 256]);
+    let emb = Embedder {
+        engine: &engine,
+        genes: &other,
+        dim: 64,
+        opts: EmbedOptions::default(),
+    };
+    let e = emb
+        .embed_h5ad(&data, &mut |_| {}, &AtomicBool::new(false))
+        .expect_err("no shared genes");
+    assert!(e.to_string().contains("shares no genes"), "{e}");
+}
