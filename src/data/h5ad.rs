@@ -158,14 +158,14 @@ impl H5adReader {
 
     fn read_group_dataframe(&self, path: &str) -> Result<DataFrame> {
         let g = self.group(path)?;
-        if let Some(enc) = attr_string(&g, "encoding-type") {
-            if enc != "dataframe" {
-                return Err(DataError::invalid(
-                    &self.path,
-                    path,
-                    format!("encoding-type is {enc:?}, expected \"dataframe\""),
-                ));
-            }
+        if let Some(enc) = attr_string(&g, "encoding-type")
+            && enc != "dataframe"
+        {
+            return Err(DataError::invalid(
+                &self.path,
+                path,
+                format!("encoding-type is {enc:?}, expected \"dataframe\""),
+            ));
         }
         let index_name = attr_string(&g, "_index").unwrap_or_else(|| "_index".to_string());
         let index_path = format!("{path}/{index_name}");
@@ -964,10 +964,10 @@ impl H5adReader {
             let Some(key) = name.strip_suffix("_colors") else {
                 continue;
             };
-            if let Ok(ds) = g.dataset(&name) {
-                if let Ok(v) = read_strings(&ds) {
-                    out.insert(key.to_string(), v);
-                }
+            if let Ok(ds) = g.dataset(&name)
+                && let Ok(v) = read_strings(&ds)
+            {
+                out.insert(key.to_string(), v);
             }
         }
         out

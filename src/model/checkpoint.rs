@@ -358,17 +358,17 @@ fn layers(sd: &StateDict, file: &Path, prefix: &str) -> Result<Vec<Dense>, Model
     let mut out: Vec<Dense> = Vec::with_capacity(keys.len());
     for (_, k) in keys {
         let d = dense(sd, file, &k)?;
-        if let Some(prev) = out.last() {
-            if prev.n_out != d.n_in {
-                return Err(ModelError::Layout {
-                    file: file.to_path_buf(),
-                    message: format!(
-                        "{k} takes {} inputs but the previous layer gives {}; the Linear layers \
-                         under {prefix:?} do not chain",
-                        d.n_in, prev.n_out
-                    ),
-                });
-            }
+        if let Some(prev) = out.last()
+            && prev.n_out != d.n_in
+        {
+            return Err(ModelError::Layout {
+                file: file.to_path_buf(),
+                message: format!(
+                    "{k} takes {} inputs but the previous layer gives {}; the Linear layers \
+                     under {prefix:?} do not chain",
+                    d.n_in, prev.n_out
+                ),
+            });
         }
         out.push(d);
     }

@@ -366,16 +366,16 @@ impl<'a> Machine<'a> {
             }
             ("collections", "OrderedDict" | "defaultdict") | ("builtins", "dict") => {
                 let mut items = Vec::new();
-                if module == "collections" && name == "OrderedDict" {
-                    if let Some(&seq) = argv.first() {
-                        if let Node::List(pairs) | Node::Tuple(pairs) = self.nodes[seq].clone() {
-                            for p in pairs {
-                                if let Node::Tuple(kv) | Node::List(kv) = &self.nodes[p] {
-                                    if kv.len() == 2 {
-                                        items.push((kv[0], kv[1]));
-                                    }
-                                }
-                            }
+                if module == "collections"
+                    && name == "OrderedDict"
+                    && let Some(&seq) = argv.first()
+                    && let Node::List(pairs) | Node::Tuple(pairs) = self.nodes[seq].clone()
+                {
+                    for p in pairs {
+                        if let Node::Tuple(kv) | Node::List(kv) = &self.nodes[p]
+                            && kv.len() == 2
+                        {
+                            items.push((kv[0], kv[1]));
                         }
                     }
                 }
@@ -813,21 +813,19 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
                 offset,
                 shape,
                 stride,
-            } => {
-                if keep(&path) {
-                    let t = load(*storage, *offset, shape, stride)?;
-                    out.tensors.insert(path, t);
-                }
+            } if keep(&path) => {
+                let t = load(*storage, *offset, shape, stride)?;
+                out.tensors.insert(path, t);
             }
             _ => {}
         }
     }
     if let Node::Dict(items) | Node::Object { items, .. } = &nodes[root] {
         for &(k, v) in items {
-            if let Node::Str(key) = &nodes[k] {
-                if !matches!(nodes[v], Node::Tensor { .. }) {
-                    out.entries.insert(key.clone(), simple(&nodes, v, 0));
-                }
+            if let Node::Str(key) = &nodes[k]
+                && !matches!(nodes[v], Node::Tensor { .. })
+            {
+                out.entries.insert(key.clone(), simple(&nodes, v, 0));
             }
         }
     }
