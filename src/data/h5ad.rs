@@ -22,6 +22,15 @@ use super::h5util::{
 };
 use super::matrix::{CsrMatrix, Matrix, validate_compressed};
 
+/// Applies a nullable array's mask (`true` = missing).
+fn masked<T>(values: Vec<T>, mask: Vec<bool>) -> Vec<Option<T>> {
+    values
+        .into_iter()
+        .zip(mask)
+        .map(|(v, m)| (!m).then_some(v))
+        .collect()
+}
+
 /// Values read per HDF5 call when converting index arrays block by block.
 const INDEX_BLOCK: usize = 1 << 22;
 
@@ -252,33 +261,20 @@ impl H5adReader {
                             .read_raw::<i64>()
                             .map_err(self.h5err(&path))?;
                         let mask = self.read_mask(&path, values.len())?;
-                        Ok(Column::NullableInt(
-                            values
-                                .into_iter()
-                                .zip(mask)
-                                .map(|(v, m)| (!m).then_some(v))
-                                .collect(),
-                        ))
+                        Ok(Column::NullableInt(masked(values, mask)))
                     }
                     "nullable-boolean" => {
                         let values = self.read_bools(&format!("{path}/values"))?;
                         let mask = self.read_mask(&path, values.len())?;
-                        Ok(Column::NullableBool(
-                            values
-                                .into_iter()
-                                .zip(mask)
-                                .map(|(v, m)| (!m).then_some(v))
-                                .collect(),
-                        ))
+                        Ok(Column::NullableBool(masked(values, mask)))
                     }
                     "nullable-string-array" => {
                         let values = self.read_labels(&format!("{path}/values"))?;
                         let mask = self.read_mask(&path, values.len())?;
                         Ok(Column::Str(
-                            values
+                            masked(values, mask)
                                 .into_iter()
-                                .zip(mask)
-                                .map(|(v, m)| if m { "nan".to_string() } else { v })
+                                .map(|v| v.unwrap_or_else(|| "nan".to_string()))
                                 .collect(),
                         ))
                     }
