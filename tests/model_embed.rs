@@ -168,3 +168,24 @@ fn progress_and_cancellation() {
         .expect_err("no shared genes");
     assert!(e.to_string().contains("shares no genes"), "{e}");
 }
+
+#[test]
+fn var_parquet_gene_order_is_read() {
+    let csv = GeneList::read_csv(&fixture("models/genes.csv")).expect("csv");
+    let pq = GeneList::read_csv(&fixture("models/var.parquet")).expect("parquet");
+    assert_eq!(pq.symbols, csv.symbols);
+    assert_eq!(pq.len(), 256);
+    let m = load_model(
+        &fixture("models/random_mask.ckpt"),
+        Some(&fixture("models/var.parquet")),
+    )
+    .expect("model with var.parquet");
+    assert_eq!(m.genes.symbols, csv.symbols);
+    let e = GeneList::read_csv(
+        &fixture("models/genes.csv")
+            .with_file_name("reference.json")
+            .with_extension("parquet"),
+    )
+    .expect_err("missing file");
+    assert!(e.to_string().contains("reference.parquet"), "{e}");
+}

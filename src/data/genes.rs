@@ -29,7 +29,8 @@ impl GeneList {
         self.symbols.is_empty()
     }
 
-    /// Reads a gene list from CSV or TSV (delimiter from the extension, `.tsv`/`.txt` = tab).
+    /// Reads a gene list from CSV or TSV (delimiter from the extension, `.tsv`/`.txt` = tab), or
+    /// from parquet (`.parquet`, see [`Self::read_parquet`]).
     /// With a header naming `feature_id` and/or `feature_name` (ssl_in_scg's `var.parquet`
     /// columns), those columns are used; otherwise the first column holds one gene per line and a
     /// value starting with `ENS` marks the list as IDs.
@@ -37,6 +38,9 @@ impl GeneList {
     /// # Errors
     /// Unreadable file, empty list.
     pub fn read_csv(path: &Path) -> Result<Self> {
+        if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
+            return Self::read_parquet(path);
+        }
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let delim = match path.extension().and_then(|e| e.to_str()) {
             Some("tsv" | "txt") => '\t',
@@ -81,6 +85,60 @@ impl GeneList {
                 "the gene list has no genes",
             ));
         }
+        Ok(list)
+    }
+
+    /// Reads ssl_in_scg's `var.parquet`: string columns `feature_id` (Ensembl IDs) and/or
+    /// `feature_name` (symbols), one row per model input, in order.
+    ///
+    /// # Errors
+    /// Not a parquet file, neither column present, a null or non-string value.
+    pub fn read_parquet(path: &Path) -> Result<Self> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field;
+        let bad = |m: String| DataError::invalid(path, "var.parquet", m);
+        let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let reader =
+            SerializedFileReader::new(f).map_err(|e| bad(format!("not a parquet file: {e}")))?;
+        let (mut ids, mut names) = (Vec::new(), Vec::new());
+        let rows = reader.get_row_iter(None).map_err(|e| bad(e.to_string()))?;
+        for (i, row) in rows.enumerate() {
+            let row = row.map_err(|e| bad(e.to_string()))?;
+            for (col, field) in row.get_column_iter() {
+                let target = match col.as_str() {
+                    "feature_id" => &mut ids,
+                    "feature_name" => &mut names,
+                    _ => continue,
+                };
+                match field {
+                    Field::Str(s) => target.push(s.clone()),
+                    other => {
+                        return Err(bad(format!(
+                            "row {i}, column {col}: expected a string, found {other}"
+                        )));
+                    }
+                }
+            }
+        }
+        let list = match (ids.is_empty(), names.is_empty()) {
+            (true, true) => {
+                return Err(bad(
+                    "no feature_id or feature_name column (the ssl_in_scg gene order)".into(),
+                ));
+            }
+            (false, true) => Self {
+                symbols: ids.clone(),
+                ids: Some(ids),
+            },
+            (true, false) => Self {
+                ids: None,
+                symbols: names,
+            },
+            (false, false) => Self {
+                ids: Some(ids),
+                symbols: names,
+            },
+        };
         Ok(list)
     }
 

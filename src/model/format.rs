@@ -100,8 +100,8 @@ fn now_secs() -> u64 {
 }
 
 /// Loads a model: a cellscope folder, or a checkpoint file (`.ckpt`, `.pt`, `.pth`,
-/// `.safetensors`) with its gene list (`genes`, else `genes.csv` / `genes.tsv` / `var.csv`
-/// beside the checkpoint).
+/// `.safetensors`) with its gene list (`genes`, else `genes.csv` / `genes.tsv` / `var.csv` /
+/// `var.parquet` beside the checkpoint).
 ///
 /// # Errors
 /// [`ModelError`]: unreadable or unknown checkpoint; no gene list; a gene list whose length
@@ -113,7 +113,7 @@ pub fn load_model(path: &Path, genes: Option<&Path>) -> Result<Model, ModelError
     let (weights, sd) = load_checkpoint(path)?;
     let genes_path = match genes {
         Some(g) => g.to_path_buf(),
-        None => ["genes.csv", "genes.tsv", "var.csv"]
+        None => ["genes.csv", "genes.tsv", "var.csv", "var.parquet"]
             .iter()
             .map(|n| path.with_file_name(n))
             .find(|p| p.is_file())
