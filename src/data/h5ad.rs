@@ -975,10 +975,7 @@ impl H5adReader {
     /// # Errors
     /// Any [`DataError`] above, naming the element.
     pub fn read(&self) -> Result<AnnData> {
-        let obs = self.read_obs()?;
-        let var = self.read_var()?;
-        let x_info = self.matrix_info("X")?;
-        self.check_shape(&x_info, &obs, &var)?;
+        let mut a = self.read_metadata()?;
         let x = self.read_matrix("X")?;
         if let Some((i, j)) = x.first_non_finite() {
             return Err(DataError::invalid(
@@ -987,19 +984,9 @@ impl H5adReader {
                 format!("non-finite value (NaN or Inf) at row {i}, column {j}"),
             ));
         }
-        let obsm = self.read_obsm(obs.n_rows())?;
-        Ok(AnnData {
-            source: self.path.clone(),
-            layers: self.layer_infos()?,
-            raw: self.raw_info()?,
-            uns_colors: self.uns_colors(),
-            obs,
-            var,
-            x,
-            x_loaded: true,
-            x_info,
-            obsm,
-        })
+        a.x = x;
+        a.x_loaded = true;
+        Ok(a)
     }
 
     /// Reads everything but X's values (obs, var, obsm, and X's description): for writing

@@ -44,34 +44,11 @@ impl Summary {
     pub fn of_path(path: &Path) -> Result<Self> {
         let kind = detect(path)?;
         match kind {
-            InputKind::H5ad => {
-                let r = H5adReader::open(path)?;
-                let obs = r.read_obs()?;
-                let var = r.read_var()?;
-                let x = r.matrix_info("X")?;
-                r.check_shape(&x, &obs, &var)?;
-                let obsm = r
-                    .read_obsm(obs.n_rows())?
-                    .into_iter()
-                    .map(|(k, a)| (k, a.dim()))
-                    .collect();
-                Ok(Self {
-                    path: path.to_path_buf(),
-                    kind,
-                    x,
-                    n_vars: var.n_rows(),
-                    obs,
-                    obsm,
-                    layers: r.layer_infos()?,
-                    raw: r.raw_info()?.map(|raw| (raw.var.n_rows(), raw.x)),
-                    uns_colors: r
-                        .uns_colors()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.len()))
-                        .collect(),
-                    images: Vec::new(),
-                })
-            }
+            InputKind::H5ad => Ok(Self::of_anndata(
+                kind,
+                &H5adReader::open(path)?.read_metadata()?,
+                Vec::new(),
+            )),
             InputKind::TenxH5 => Ok(Self::of_anndata(
                 kind,
                 &tenx::read_10x_h5(path, None)?,
