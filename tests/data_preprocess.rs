@@ -12,6 +12,23 @@ use serde_json::Value;
 
 const TOL: f64 = 1e-6;
 
+/// Positions of the `true` flags.
+fn selected(flags: &[bool]) -> Vec<u64> {
+    (0..flags.len())
+        .filter(|&j| flags[j])
+        .map(|j| j as u64)
+        .collect()
+}
+
+/// A JSON array of indices.
+fn indices(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("u64"))
+        .collect()
+}
+
 fn check_result(name: &str, m: &cellscope::data::CsrMatrix, want: &Value) {
     let ck: Checksum = Matrix::Csr(m.clone()).checksum();
     assert_eq!(
@@ -80,29 +97,17 @@ fn normalize_log1p_hvg_match_scanpy() {
                 );
             }
         }
-        let got: Vec<u64> = (0..hv.highly_variable.len())
-            .filter(|&j| hv.highly_variable[j])
-            .map(|j| j as u64)
-            .collect();
-        let exp: Vec<u64> = w["highly_variable"]
-            .as_array()
-            .expect("hv")
-            .iter()
-            .map(|v| v.as_u64().expect("u64"))
-            .collect();
-        assert_eq!(got, exp, "{file}: top-2000 genes");
+        assert_eq!(
+            selected(&hv.highly_variable),
+            indices(&w["highly_variable"]),
+            "{file}: top-2000 genes"
+        );
         let cut = highly_variable_genes(&m, &HvgParams::default());
-        let got: Vec<u64> = (0..cut.highly_variable.len())
-            .filter(|&j| cut.highly_variable[j])
-            .map(|j| j as u64)
-            .collect();
-        let exp: Vec<u64> = want["hvg_cutoffs"]
-            .as_array()
-            .expect("hv")
-            .iter()
-            .map(|v| v.as_u64().expect("u64"))
-            .collect();
-        assert_eq!(got, exp, "{file}: cutoff genes");
+        assert_eq!(
+            selected(&cut.highly_variable),
+            indices(&want["hvg_cutoffs"]),
+            "{file}: cutoff genes"
+        );
 
         let mut m = counts;
         normalize_total(&mut m, TargetSum::Median);

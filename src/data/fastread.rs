@@ -104,39 +104,30 @@ impl Elem for f32 {
     }
 }
 
-impl Elem for u32 {
-    fn same_bytes(kind: Kind) -> bool {
-        matches!(kind, Kind::Int(4) | Kind::Uint(4))
-    }
+/// Unsigned index types: a signed on-disk value must be non-negative; floats are refused.
+macro_rules! unsigned_elem {
+    ($t:ty, $signed:ty, $bytes:literal) => {
+        impl Elem for $t {
+            fn same_bytes(kind: Kind) -> bool {
+                matches!(kind, Kind::Int($bytes) | Kind::Uint($bytes))
+            }
 
-    fn valid_as(self, kind: Kind) -> bool {
-        kind != Kind::Int(4) || self <= i32::MAX as u32
-    }
+            fn valid_as(self, kind: Kind) -> bool {
+                kind != Kind::Int($bytes) || self <= <$signed>::MAX as $t
+            }
 
-    fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
-        match kind {
-            Kind::F32 | Kind::F64 => None,
-            _ => u32::try_from(kind.int(b)).ok(),
+            fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
+                match kind {
+                    Kind::F32 | Kind::F64 => None,
+                    _ => <$t>::try_from(kind.int(b)).ok(),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Elem for u64 {
-    fn same_bytes(kind: Kind) -> bool {
-        matches!(kind, Kind::Int(8) | Kind::Uint(8))
-    }
-
-    fn valid_as(self, kind: Kind) -> bool {
-        kind != Kind::Int(8) || self <= i64::MAX as u64
-    }
-
-    fn decode(kind: Kind, b: &[u8]) -> Option<Self> {
-        match kind {
-            Kind::F32 | Kind::F64 => None,
-            _ => u64::try_from(kind.int(b)).ok(),
-        }
-    }
-}
+unsigned_elem!(u32, i32, 4);
+unsigned_elem!(u64, i64, 8);
 
 /// Why a fast read failed after it had started (the data itself is bad).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::torch_pickle::{Simple, TensorData, read_torch_file};
+use super::torch_pickle::{DType, Simple, TensorData, read_torch_file};
 
 /// An error importing a model.
 #[derive(Debug, thiserror::Error)]
@@ -253,44 +253,22 @@ fn read_safetensors(path: &Path) -> Result<StateDict, ModelError> {
     })?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let b = view.data();
-        let (values, dtype): (Vec<f32>, _) = match view.dtype() {
-            Dtype::F32 => (
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                super::torch_pickle::DType::F32,
-            ),
-            Dtype::F64 => (
-                b.chunks_exact(8)
-                    .map(|c| {
-                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                    })
-                    .collect(),
-                super::torch_pickle::DType::F64,
-            ),
-            Dtype::F16 => (
-                b.chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                super::torch_pickle::DType::F16,
-            ),
-            Dtype::BF16 => (
-                b.chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                super::torch_pickle::DType::BF16,
-            ),
-            Dtype::I64 => (
-                b.chunks_exact(8)
-                    .map(|c| {
-                        i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                    })
-                    .collect(),
-                super::torch_pickle::DType::I64,
-            ),
+        let dtype = match view.dtype() {
+            Dtype::F32 => DType::F32,
+            Dtype::F64 => DType::F64,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            Dtype::I64 => DType::I64,
+            Dtype::I32 => DType::I32,
+            Dtype::U8 => DType::U8,
+            Dtype::BOOL => DType::Bool,
             _ => continue,
         };
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(dtype.size())
+            .map(|c| dtype.read(c))
+            .collect();
         tensors.insert(
             name,
             TensorData {

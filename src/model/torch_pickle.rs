@@ -97,7 +97,8 @@ impl DType {
         }
     }
 
-    fn read(self, b: &[u8]) -> f32 {
+    /// Decodes one little-endian element (`self.size()` bytes) to `f32`.
+    pub fn read(self, b: &[u8]) -> f32 {
         match self {
             Self::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             Self::F64 => {
@@ -188,6 +189,11 @@ enum Node {
         class: usize,
         items: Vec<(usize, usize)>,
     },
+}
+
+/// Consecutive `key, value, key, value, ...` stack items as pairs (DICT, SETITEMS).
+fn pairs(items: &[usize]) -> Vec<(usize, usize)> {
+    items.chunks_exact(2).map(|c| (c[0], c[1])).collect()
 }
 
 struct Machine<'a> {
@@ -515,12 +521,7 @@ impl<'a> Machine<'a> {
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let pairs = items
-                        .chunks(2)
-                        .filter(|c| c.len() == 2)
-                        .map(|c| (c[0], c[1]))
-                        .collect();
-                    self.push(Node::Dict(pairs));
+                    self.push(Node::Dict(pairs(&items)));
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
@@ -535,12 +536,7 @@ impl<'a> Machine<'a> {
                 b'u' => {
                     let items = self.pop_mark()?;
                     let d = self.top()?;
-                    let pairs = items
-                        .chunks(2)
-                        .filter(|c| c.len() == 2)
-                        .map(|c| (c[0], c[1]))
-                        .collect();
-                    self.add_items(d, pairs)?;
+                    self.add_items(d, pairs(&items))?;
                 }
                 b'a' => {
                     let v = self.pop()?;
