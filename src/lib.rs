@@ -4,6 +4,7 @@
 //! `cli` (headless commands). Later layers (model, analysis, pipeline, render, ui, export) build
 //! on `data`.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod model;
