@@ -8,3 +8,4 @@ pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod model;
+pub mod pipeline;

@@ -58,7 +58,7 @@ pub fn spatial_weights(coords: ArrayView2<f32>, how: SpatialNeighbors) -> Vec<Ve
 }
 
 /// Spatial-domain parameters (defaults from BANKSY: λ = 0.8, 18 spatial neighbours; 10 PCs of
-/// the augmented features as in our DLPFC check; 3 mixture restarts).
+/// the augmented features as in our DLPFC check; 8 mixture restarts).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DomainParams {
     /// Number of domains.
@@ -78,7 +78,7 @@ pub struct DomainParams {
 impl DomainParams {
     /// Defaults for `n_domains` domains.
     pub fn new(n_domains: usize) -> Self {
-        DomainParams { n_domains, lambda: 0.8, neighbors: SpatialNeighbors::Knn(18), n_pcs: 10, n_init: 3, seed: 0 }
+        DomainParams { n_domains, lambda: 0.8, neighbors: SpatialNeighbors::Knn(18), n_pcs: 10, n_init: 8, seed: 0 }
     }
 }
 
