@@ -42,6 +42,74 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Neighbours, UMAP, Leiden and (with coordinates) spatial domains on an embedding; writes a
+    /// new .h5ad with obsm['X_umap'], obs['leiden'] (and obs['spatial_domain']) and prints the
+    /// metrics against --label-key.
+    Analyze {
+        /// The input (.h5ad, 10x .h5, or Visium folder).
+        data: PathBuf,
+        /// Representation: an obsm key (X_cellscope, X_pca, ...), `pca` for the PCA (64) of the
+        /// log-normalised expression, or `X`. Default: X_cellscope when present, else `pca`.
+        #[arg(long)]
+        use_rep: Option<String>,
+        /// Neighbours in the kNN graph (the cell itself included, as scanpy counts).
+        #[arg(long, default_value_t = 15)]
+        n_neighbors: usize,
+        /// Leiden resolution (RB configuration model).
+        #[arg(long, default_value_t = 1.0)]
+        resolution: f64,
+        /// Number of spatial domains to find (needs obsm['spatial']).
+        #[arg(long)]
+        spatial_domains: Option<usize>,
+        /// Ground-truth obs column for the metrics (ARI, NMI, ...); missing values (NA, nan,
+        /// empty, Ambiguous) are left out.
+        #[arg(long)]
+        label_key: Option<String>,
+        /// Seed for UMAP, Leiden, PCA and domains.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The new .h5ad to write (never the input).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the metrics as JSON here.
+        #[arg(long)]
+        metrics_json: Option<PathBuf>,
+    },
+    /// Transfer labels from a labelled reference to a query by kNN vote (k = 5); writes a new
+    /// copy of the query with obs['cellscope_prediction'] and obs['cellscope_confidence'].
+    Transfer {
+        /// Labelled reference (.h5ad, 10x .h5, or Visium folder).
+        #[arg(long)]
+        reference: PathBuf,
+        /// Reference obs column holding the labels.
+        #[arg(long)]
+        label_key: String,
+        /// The query dataset.
+        #[arg(long)]
+        query: PathBuf,
+        /// Shared representation: an obsm key present in both files. Default (without --model):
+        /// log-normalised expression of the shared genes on the reference's 30 PCs.
+        #[arg(long, conflicts_with = "model")]
+        use_rep: Option<String>,
+        /// Embed both datasets with this model (cellscope folder or PyTorch checkpoint) first.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CSV of (reference label, query label) pairs relating the two label sets.
+        #[arg(long)]
+        label_map: Option<PathBuf>,
+        /// Query obs column with true labels, to print metrics.
+        #[arg(long)]
+        query_label_key: Option<String>,
+        /// Neighbours that vote.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// The new .h5ad to write (never the query).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the metrics as JSON here.
+        #[arg(long)]
+        metrics_json: Option<PathBuf>,
+    },
     /// Print a summary of an .h5ad file, a 10x .h5 matrix or a Visium folder: shape, X
     /// encoding and dtype, sparsity, obs columns with category counts, obsm, layers, raw, uns
     /// colours.
@@ -65,6 +133,50 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             batch_size,
             out,
         }) => embed(&data, &model, genes.as_deref(), backend, batch_size, &out),
+        Some(Command::Analyze {
+            data,
+            use_rep,
+            n_neighbors,
+            resolution,
+            spatial_domains,
+            label_key,
+            seed,
+            out,
+            metrics_json,
+        }) => {
+            let p = crate::pipeline::analyze::AnalyzeParams {
+                n_neighbors,
+                resolution,
+                spatial_domains,
+                umap: crate::analysis::umap::UmapParams { seed, ..Default::default() },
+                seed,
+                ..Default::default()
+            };
+            analyze_cmd(&data, use_rep.as_deref(), &p, label_key.as_deref(), &out, metrics_json.as_deref())
+        }
+        Some(Command::Transfer {
+            reference,
+            label_key,
+            query,
+            use_rep,
+            model,
+            label_map,
+            query_label_key,
+            k,
+            out,
+            metrics_json,
+        }) => transfer_cmd(&TransferArgs {
+            reference: &reference,
+            label_key: &label_key,
+            query: &query,
+            use_rep: use_rep.as_deref(),
+            model: model.as_deref(),
+            label_map: label_map.as_deref(),
+            query_label_key: query_label_key.as_deref(),
+            k,
+            out: &out,
+            metrics_json: metrics_json.as_deref(),
+        }),
         Some(Command::Inspect { path }) => {
             let s = Summary::of_path(&path)?;
             println!("{s}");
@@ -166,5 +278,196 @@ fn embed(
     };
     write::write_h5ad(&adata, &additions, out)?;
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn obs_labels(a: &crate::data::anndata::AnnData, key: &str) -> anyhow::Result<Vec<String>> {
+    let c = a.obs.column(key).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: obs has no column '{key}' (it has: {})",
+            a.source.display(),
+            a.obs.column_names().join(", ")
+        )
+    })?;
+    Ok((0..c.len()).map(|i| c.value_string(i)).collect())
+}
+
+fn write_json_atomic(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, serde_json::to_string_pretty(value)?.as_bytes())?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
+fn analyze_cmd(
+    data: &std::path::Path,
+    use_rep: Option<&str>,
+    p: &crate::pipeline::analyze::AnalyzeParams,
+    label_key: Option<&str>,
+    out: &std::path::Path,
+    metrics_json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::data::{Column, write};
+    use crate::pipeline::analyze::{Step, analyze, label_silhouette, representation, score_clusters};
+
+    write::check_not_input(data, out)?;
+    let a = crate::data::open(data)?;
+    let truth = label_key.map(|k| obs_labels(&a, k)).transpose()?;
+    let coords = match a.default_spatial() {
+        Some(src) => Some(a.spatial_coords(&src)?.mapv(|v| v as f32)),
+        None => None,
+    };
+    if p.spatial_domains.is_some() && coords.is_none() {
+        anyhow::bail!("{}: --spatial-domains needs coordinates in obsm['spatial']", data.display());
+    }
+    let (rep, rep_name) = representation(&a, use_rep, p.seed).map_err(anyhow::Error::msg)?;
+    eprintln!("representation: {rep_name}, {} x {}", rep.nrows(), rep.ncols());
+    let bar = indicatif::ProgressBar::new(100);
+    let mut progress = |s: Step, f: f32| {
+        bar.set_message(format!("{s:?}"));
+        bar.set_position((f * 100.0) as u64);
+    };
+    let res = analyze(rep.view(), coords.as_ref().map(|c| c.view()), p, &crate::analysis::Control::default(), &mut progress)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    let n_clusters = res.leiden.iter().max().map_or(0, |m| m + 1);
+    eprintln!("Leiden: {n_clusters} clusters, modularity {:.4}", res.modularity);
+    let mut metrics = serde_json::json!({
+        "representation": rep_name,
+        "n_cells": rep.nrows(),
+        "leiden": {"n_clusters": n_clusters, "modularity": res.modularity, "resolution": p.resolution},
+        "seconds": res.seconds.iter().map(|(s, t)| (format!("{s:?}"), *t)).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    if let Some(t) = &truth {
+        let (s, n) = score_clusters(t, &res.leiden);
+        println!("leiden vs {}: ARI {:.4}  NMI {:.4}  homogeneity {:.4}  completeness {:.4}  V {:.4}  ({n} cells)",
+            label_key.unwrap_or_default(), s.ari, s.nmi, s.homogeneity, s.completeness, s.v_measure);
+        metrics["leiden"]["vs_label"] = serde_json::to_value(s)?;
+        if let Some((sil, used)) = label_silhouette(rep.view(), t) {
+            println!("silhouette of {} on the representation: {sil:.4} ({used} cells)", label_key.unwrap_or_default());
+            metrics["label_silhouette"] = serde_json::json!({"value": sil, "cells": used});
+        }
+        let (codes, _) = crate::analysis::metrics::encode(t);
+        let agree = crate::analysis::metrics::knn_label_agreement(res.umap.view(), &codes, 15);
+        println!("15-NN label agreement of the UMAP: {agree:.4}");
+        metrics["umap_15nn_label_agreement"] = serde_json::json!(agree);
+        let (s, n) = crate::pipeline::analyze::knn_protocol(rep.view(), t, 42);
+        println!(
+            "kNN classifier (k = 5, 70/15/15 split, seed 42), test set of {n}: accuracy {:.4}  macro-F1 {:.4}  weighted-F1 {:.4}",
+            s.accuracy, s.macro_f1, s.weighted_f1
+        );
+        metrics["knn_classifier_test"] = serde_json::to_value(&s)?;
+    }
+    let mut obs = vec![(
+        "leiden".to_string(),
+        Column::categorical_from_labels(&res.leiden.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+    )];
+    if let Some((dom, conf)) = &res.domains {
+        obs.push(("spatial_domain".into(), Column::categorical_from_labels(&dom.iter().map(|c| c.to_string()).collect::<Vec<_>>())));
+        obs.push(("spatial_domain_confidence".into(), Column::Float(conf.iter().map(|&c| c as f64).collect())));
+        metrics["spatial_domain"] = serde_json::json!({"n_domains": p.spatial_domains});
+        if let Some(t) = &truth {
+            let (s, n) = score_clusters(t, dom);
+            println!("spatial_domain vs {}: ARI {:.4}  NMI {:.4}  ({n} cells)", label_key.unwrap_or_default(), s.ari, s.nmi);
+            metrics["spatial_domain"]["vs_label"] = serde_json::to_value(s)?;
+        }
+    }
+    let mut obsm = vec![("X_umap".to_string(), res.umap)];
+    if rep_name.starts_with("PCA") {
+        obsm.push(("X_pca".into(), rep));
+    }
+    let additions = write::Additions { obsm, obs, uns: vec![("cellscope_analysis".into(), metrics.to_string())] };
+    write::write_h5ad(&a, &additions, out)?;
+    eprintln!("wrote {}", out.display());
+    if let Some(m) = metrics_json {
+        write_json_atomic(m, &metrics)?;
+    }
+    Ok(())
+}
+
+struct TransferArgs<'a> {
+    reference: &'a std::path::Path,
+    label_key: &'a str,
+    query: &'a std::path::Path,
+    use_rep: Option<&'a str>,
+    model: Option<&'a std::path::Path>,
+    label_map: Option<&'a std::path::Path>,
+    query_label_key: Option<&'a str>,
+    k: usize,
+    out: &'a std::path::Path,
+    metrics_json: Option<&'a std::path::Path>,
+}
+
+fn embed_with(model: &crate::model::Model, a: &crate::data::anndata::AnnData) -> anyhow::Result<ndarray::Array2<f32>> {
+    use crate::model::embed::{EmbedOptions, Embedder};
+    let engine = crate::model::Engine::new(&model.weights, BackendChoice::Auto).map_err(anyhow::Error::msg)?;
+    let embedder = Embedder {
+        engine: &engine,
+        genes: &model.genes,
+        dim: model.weights.embedding_dim(),
+        opts: EmbedOptions { preprocessing: model.preprocessing, ..EmbedOptions::default() },
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let emb = embedder.embed_matrix(&a.x.to_csr(), &crate::data::genes::dataset_genes(a), &a.source, &mut |_| {}, &cancel)?;
+    eprintln!("{}: genes {}", a.source.display(), emb.coverage);
+    Ok(emb.values)
+}
+
+fn transfer_cmd(t: &TransferArgs) -> anyhow::Result<()> {
+    use crate::analysis::transfer::{LabelMap, score_predictions};
+    use crate::data::{Column, write};
+    use crate::pipeline::transfer::{shared_gene_representation, transfer_labels};
+
+    write::check_not_input(t.query, t.out)?;
+    write::check_not_input(t.reference, t.out)?;
+    let map = t.label_map.map(LabelMap::read_csv).transpose().map_err(anyhow::Error::msg)?;
+    let r = crate::data::open(t.reference)?;
+    let q = crate::data::open(t.query)?;
+    let labels = obs_labels(&r, t.label_key)?;
+    let query_truth = t.query_label_key.map(|k| obs_labels(&q, k)).transpose()?;
+    let (rr, qr, rep_name) = if let Some(m) = t.model {
+        let model = crate::model::load_model(m, None)?;
+        (embed_with(&model, &r)?, embed_with(&model, &q)?, format!("model {}", m.display()))
+    } else if let Some(key) = t.use_rep {
+        let get = |a: &crate::data::anndata::AnnData| -> anyhow::Result<ndarray::Array2<f32>> {
+            a.obsm.get(key).map(|m| m.mapv(|v| v as f32)).ok_or_else(|| anyhow::anyhow!("{}: obsm has no '{key}'", a.source.display()))
+        };
+        let (rr, qr) = (get(&r)?, get(&q)?);
+        if rr.ncols() != qr.ncols() {
+            anyhow::bail!("obsm['{key}'] has {} columns in the reference but {} in the query", rr.ncols(), qr.ncols());
+        }
+        (rr, qr, format!("obsm['{key}']"))
+    } else {
+        let (rr, qr, shared) = shared_gene_representation(&r, &q, 0).map_err(anyhow::Error::msg)?;
+        let name = format!("log-normalised expression of {shared} shared genes, reference PCA ({})", rr.ncols());
+        (rr, qr, name)
+    };
+    eprintln!("representation: {rep_name}");
+    let res = transfer_labels(rr.view(), &labels, qr.view(), map.as_ref(), t.k);
+    let mut metrics = serde_json::json!({"representation": rep_name, "k": t.k, "reference_cells": res.reference_cells, "query_cells": q.n_obs()});
+    if let Some(truth) = &query_truth {
+        let (s, classes, n) = score_predictions(&res.predicted, truth, map.as_ref(), &crate::pipeline::analyze::MISSING_LABELS);
+        println!("accuracy {:.4}  macro-F1 {:.4}  micro-F1 {:.4}  weighted-F1 {:.4}  ({n} cells)", s.accuracy, s.macro_f1, s.micro_f1, s.weighted_f1);
+        for (i, &c) in s.classes.iter().enumerate() {
+            println!("  {:<32} precision {:.3}  recall {:.3}  F1 {:.3}  support {}", classes[c as usize], s.precision[i], s.recall[i], s.f1[i], s.support[i]);
+        }
+        metrics["scores"] = serde_json::to_value(&s)?;
+        metrics["classes"] = serde_json::to_value(&classes)?;
+        metrics["scored_cells"] = serde_json::json!(n);
+    }
+    let additions = write::Additions {
+        obsm: Vec::new(),
+        obs: vec![
+            ("cellscope_prediction".into(), Column::categorical_from_labels(&res.predicted)),
+            ("cellscope_confidence".into(), Column::Float(res.confidence.iter().map(|&c| c as f64).collect())),
+        ],
+        uns: vec![("cellscope_transfer".into(), metrics.to_string())],
+    };
+    write::write_h5ad(&q, &additions, t.out)?;
+    eprintln!("wrote {}", t.out.display());
+    if let Some(m) = t.metrics_json {
+        write_json_atomic(m, &metrics)?;
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Principal component analysis and scaling, as scanpy's `pp.scale` and `pp.pca`.
 //!
 //! PCA centres the columns and takes the top singular vectors: exactly (eigendecomposition of
-//! `A^T A` or `A A^T`, `faer`) when either side is at most 2,048, else by randomized SVD (Halko,
+//! `A^T A` or `A A^T`, `faer`) when either side is at most 1,000, else by randomized SVD (Halko,
 //! Martinsson & Tropp 2011; `max(k, 10)` oversamples, 7 power iterations with QR re-orthonormalisation, as
 //! `sklearn.utils.extmath.randomized_svd`). Signs follow sklearn's `svd_flip` on the scores: the
 //! largest-magnitude entry of each score column is positive.
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::Rng;
 
 /// Largest side solved exactly (eigendecomposition of the smaller of `A^T A` and `A A^T`).
-const EXACT_MAX: usize = 2048;
+const EXACT_MAX: usize = 1000;
 
 /// A fitted PCA.
 #[derive(Debug, Clone)]

@@ -232,8 +232,9 @@ pub fn umap_layout(
                     let other = [snapshot[2 * t], snapshot[2 * t + 1]];
                     let d2 = (cur[0] - other[0]).powi(2) + (cur[1] - other[1]).powi(2);
                     if d2 > 0.0 {
-                        let mut g = -2.0 * a * b * d2.powf(b - 1.0);
-                        g /= a * d2.powf(b) + 1.0;
+                        // d2^b, and d2^(b-1) = d2^b / d2.
+                        let pb = d2.powf(b);
+                        let g = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
                         for d in 0..2 {
                             cur[d] += 2.0 * clip(g * (cur[d] - other[d])) * alpha;
                         }
@@ -265,3 +266,4 @@ pub fn umap_layout(
     }
     Ok(Array2::from_shape_vec((n, 2), pos).expect("n x 2 layout"))
 }
+

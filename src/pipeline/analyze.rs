@@ -217,3 +217,20 @@ pub fn label_silhouette(rep: ArrayView2<f32>, truth: &[String]) -> Option<(f64, 
     let sub = rep.select(ndarray::Axis(0), &keep);
     silhouette(sub.view(), &tc, 20_000, 0)
 }
+
+/// The reusability study's zero-shot evaluation within one dataset: a kNN classifier (k = 5)
+/// trained on a seeded 70 % of the labelled cells, scored on the 15 % test split (the other
+/// 15 % is the validation split fine-tuning uses). Missing labels are left out first. Returns
+/// the test scores and the test-set size.
+pub fn knn_protocol(rep: ArrayView2<f32>, truth: &[String], seed: u64) -> (crate::analysis::metrics::Classification, usize) {
+    use crate::analysis::transfer::{knn_classify, split_70_15_15};
+    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
+    let (codes, names) = encode(&labels);
+    let (train, _, test) = split_70_15_15(keep.len(), seed);
+    let rows = |idx: &[usize]| rep.select(ndarray::Axis(0), &idx.iter().map(|&j| keep[j]).collect::<Vec<_>>());
+    let train_codes: Vec<u32> = train.iter().map(|&j| codes[j]).collect();
+    let (pred, _) = knn_classify(rows(&train).view(), &train_codes, names.len(), rows(&test).view(), 5);
+    let test_codes: Vec<u32> = test.iter().map(|&j| codes[j]).collect();
+    (crate::analysis::metrics::classification(&test_codes, &pred), test.len())
+}
