@@ -10,11 +10,17 @@ use crate::model::BackendChoice;
 
 /// cellscope: self-supervised embeddings of single-cell and spatial transcriptomics data.
 #[derive(Debug, Parser)]
-#[command(name = "cellscope", version, about)]
+#[command(name = "cellscope", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a subcommand the explorer window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Dataset to open in the window (.h5ad, 10x .h5, Visium folder); default: the embedded
+    /// spatial dataset in assets/.
+    pub path: Option<PathBuf>,
+    /// Save a PNG of the window once the pipeline has finished, then exit (scripted checks).
+    #[arg(long, hide = true)]
+    pub screenshot: Option<PathBuf>,
 }
 
 /// Headless subcommands.
@@ -182,13 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{s}");
             Ok(())
         }
-        None => {
-            // The explorer window lands with the UI layer; until then, say what there is.
-            use clap::CommandFactory;
-            println!("cellscope: the explorer window is not part of this build yet.\n");
-            Cli::command().print_help()?;
-            Ok(())
-        }
+        None => crate::ui::run(cli.path, cli.screenshot),
     }
 }
 

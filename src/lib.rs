@@ -9,3 +9,5 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod pipeline;
+pub mod render;
+pub mod ui;

@@ -1,0 +1,166 @@
+//! The background worker: one named thread that owns long jobs (opening data, the analysis
+//! pipeline). Typed commands go in and typed events come out over bounded crossbeam channels;
+//! every event wakes the UI through a callback; a shared flag cancels the running job.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use ndarray::Array2;
+
+use super::analyze::{Analysis, AnalyzeParams, Step, analyze, representation};
+use crate::analysis::Control;
+use crate::data::anndata::AnnData;
+
+/// What the worker is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Open a dataset (.h5ad, 10x .h5, Visium folder).
+    Open(PathBuf),
+    /// Run the pipeline on the open dataset.
+    Analyze {
+        /// The dataset (shared with the UI).
+        data: Arc<AnnData>,
+        /// obsm key or `None` for the default representation.
+        use_rep: Option<String>,
+        /// Pipeline parameters.
+        params: AnalyzeParams,
+    },
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A job started.
+    Started(String),
+    /// Progress of the running pipeline step, `0..=1`.
+    Progress(Step, f32),
+    /// A dataset finished opening.
+    Opened(Arc<AnnData>),
+    /// The pipeline finished.
+    Analyzed {
+        /// Results.
+        analysis: Box<Analysis>,
+        /// The representation used (`n x d`) and its name.
+        representation: Arc<Array2<f32>>,
+        /// Description of the representation.
+        name: String,
+    },
+    /// The job was cancelled.
+    Cancelled,
+    /// The job failed; the message names the file and what was wrong.
+    Failed(String),
+}
+
+/// Handle to the worker thread.
+pub struct Worker {
+    tx: Sender<Command>,
+    /// Events from the worker (drain each frame).
+    pub events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker thread ("cellscope-worker"); `wake` is called after every event (the
+    /// UI passes `egui::Context::request_repaint`).
+    ///
+    /// # Panics
+    /// When the OS refuses to create a thread.
+    pub fn start(wake: impl Fn() + Send + 'static) -> Self {
+        let (tx, rx) = bounded::<Command>(16);
+        let (etx, events) = bounded::<Event>(256);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(false));
+        let (c2, b2) = (cancel.clone(), busy.clone());
+        let thread = std::thread::Builder::new()
+            .name("cellscope-worker".into())
+            .spawn(move || run(rx, etx, c2, b2, wake))
+            .expect("spawn the worker thread");
+        Worker { tx, events, cancel, busy, thread: Some(thread) }
+    }
+
+    /// Queues a command (returns false when the queue is full or the worker has stopped).
+    pub fn send(&self, c: Command) -> bool {
+        if matches!(c, Command::Open(_) | Command::Analyze { .. }) {
+            self.cancel.store(false, Ordering::Relaxed);
+        }
+        self.tx.try_send(c).is_ok()
+    }
+
+    /// Asks the running job to stop at its next check.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a job is running.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel();
+        let _ = self.tx.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: Arc<AtomicBool>, wake: impl Fn()) {
+    let send = |e: Event| {
+        // Progress may be dropped when the UI is behind; results never are.
+        match e {
+            Event::Progress(..) => {
+                let _ = tx.try_send(e);
+            }
+            e => {
+                let _ = tx.send(e);
+            }
+        }
+        wake();
+    };
+    while let Ok(cmd) = rx.recv() {
+        busy.store(true, Ordering::Relaxed);
+        match cmd {
+            Command::Shutdown => break,
+            Command::Open(path) => {
+                send(Event::Started(format!("opening {}", path.display())));
+                match crate::data::open(&path) {
+                    Ok(a) => send(Event::Opened(Arc::new(a))),
+                    Err(e) => send(Event::Failed(e.to_string())),
+                }
+            }
+            Command::Analyze { data, use_rep, params } => {
+                send(Event::Started("analysis".into()));
+                let control = Control::with_cancel(cancel.clone());
+                let result = (|| -> Result<Event, String> {
+                    let (rep, name) = representation(&data, use_rep.as_deref(), params.seed)?;
+                    let coords = match data.default_spatial() {
+                        Some(s) => Some(data.spatial_coords(&s).map_err(|e| e.to_string())?.mapv(|v| v as f32)),
+                        None => None,
+                    };
+                    let mut last = std::time::Instant::now();
+                    let res = analyze(rep.view(), coords.as_ref().map(|c| c.view()), &params, &control, &mut |s, f| {
+                        if last.elapsed().as_millis() >= 30 || f >= 1.0 {
+                            last = std::time::Instant::now();
+                            send(Event::Progress(s, f));
+                        }
+                    });
+                    match res {
+                        Ok(a) => Ok(Event::Analyzed { analysis: Box::new(a), representation: Arc::new(rep), name }),
+                        Err(_) => Ok(Event::Cancelled),
+                    }
+                })();
+                send(result.unwrap_or_else(Event::Failed));
+            }
+        }
+        busy.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,4 @@
+//! Rendering: the wgpu point-cloud renderer used by the views, and its camera.
+
+pub mod camera;
+pub mod points;

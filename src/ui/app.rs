@@ -1,0 +1,657 @@
+//! The explorer window: data and pipeline panels, two linked point views (embedding and
+//! spatial), colouring, legend, hover details, selection and the metrics dashboard.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui::{Color32, RichText};
+use ndarray::Array2;
+
+use super::colors::{categorical, viridis};
+use super::view::PointView;
+use crate::data::anndata::AnnData;
+use crate::data::dataframe::Column;
+use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step, score_clusters};
+use crate::pipeline::worker::{Command, Event, Worker};
+use crate::render::points::{PointData, pack};
+
+/// What the points are coloured by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColorBy {
+    /// Leiden clusters from the pipeline.
+    Leiden,
+    /// Spatial domains from the pipeline.
+    Domain,
+    /// Spatial-domain posterior confidence (fades to grey).
+    DomainConfidence,
+    /// An obs column (categorical, or numeric on viridis).
+    Obs(String),
+    /// A gene's expression (viridis, clipped at the 99th percentile).
+    Gene(String),
+}
+
+/// One legend entry.
+#[derive(Debug, Clone)]
+pub struct LegendItem {
+    /// Category name.
+    pub name: String,
+    /// Its colour.
+    pub color: Color32,
+    /// Cells in it.
+    pub count: usize,
+}
+
+/// Per-cell colouring: either categories (codes into `legend`) or continuous values.
+#[derive(Debug, Clone, Default)]
+struct Coloring {
+    codes: Option<Vec<u32>>,
+    colors: Vec<Color32>,
+    legend: Vec<LegendItem>,
+    range: Option<(f32, f32)>,
+}
+
+/// The explorer's state.
+pub struct CellscopeApp {
+    worker: Worker,
+    data: Option<Arc<AnnData>>,
+    analysis: Option<Box<Analysis>>,
+    rep_name: String,
+    color_by: ColorBy,
+    hidden: BTreeSet<String>,
+    selection: Vec<bool>,
+    n_selected: usize,
+    views: Vec<PointView>,
+    point_data: [PointData; 2],
+    generation: u64,
+    coloring: Coloring,
+    dirty: bool,
+    progress: Option<(Step, f32)>,
+    status: String,
+    errors: Vec<String>,
+    params: AnalyzeParams,
+    n_domains: usize,
+    truth_key: Option<String>,
+    gene_query: String,
+    hovered: Option<usize>,
+    /// Run the pipeline as soon as a dataset opens.
+    pub auto_analyze: bool,
+    /// Save a screenshot here once the pipeline has finished, then close (for scripted checks).
+    pub screenshot_to: Option<PathBuf>,
+    screenshot_frames: u32,
+    picked: Arc<std::sync::Mutex<Option<PathBuf>>>,
+}
+
+impl CellscopeApp {
+    /// A new app; `ctx` wakes the UI when the worker reports. Opens `path` when given.
+    pub fn new(ctx: &egui::Context, path: Option<PathBuf>) -> Self {
+        let c = ctx.clone();
+        let worker = Worker::start(move || c.request_repaint());
+        let mut app = CellscopeApp {
+            worker,
+            data: None,
+            analysis: None,
+            rep_name: String::new(),
+            color_by: ColorBy::Leiden,
+            hidden: BTreeSet::new(),
+            selection: Vec::new(),
+            n_selected: 0,
+            views: Vec::new(),
+            point_data: Default::default(),
+            generation: 0,
+            coloring: Coloring::default(),
+            dirty: true,
+            progress: None,
+            status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here).".into(),
+            errors: Vec::new(),
+            params: AnalyzeParams::default(),
+            n_domains: 7,
+            truth_key: None,
+            gene_query: String::new(),
+            hovered: None,
+            auto_analyze: true,
+            screenshot_to: None,
+            screenshot_frames: 0,
+            picked: Arc::default(),
+        };
+        if let Some(p) = path {
+            app.open(p);
+        }
+        app
+    }
+
+    /// Asks the worker to open a dataset.
+    pub fn open(&mut self, path: PathBuf) {
+        self.status = format!("Opening {} …", path.display());
+        if !self.worker.send(Command::Open(path)) {
+            self.errors.push("the worker is busy; try again".into());
+        }
+    }
+
+    /// Whether the pipeline has produced results.
+    pub fn analyzed(&self) -> bool {
+        self.analysis.is_some()
+    }
+
+    /// Number of cells selected.
+    pub fn n_selected(&self) -> usize {
+        self.n_selected
+    }
+
+    /// Current colouring.
+    pub fn set_color_by(&mut self, c: ColorBy) {
+        self.color_by = c;
+        self.hidden.clear();
+        self.dirty = true;
+    }
+
+    fn run_pipeline(&mut self) {
+        let Some(d) = &self.data else { return };
+        let mut params = self.params.clone();
+        params.spatial_domains = d.default_spatial().map(|_| self.n_domains);
+        self.analysis = None;
+        self.worker.send(Command::Analyze { data: d.clone(), use_rep: None, params });
+    }
+
+    fn drain_events(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(4);
+        while std::time::Instant::now() < deadline {
+            let Ok(e) = self.worker.events.try_recv() else { break };
+            match e {
+                Event::Started(s) => self.status = format!("{s} …"),
+                Event::Progress(s, f) => self.progress = Some((s, f)),
+                Event::Opened(a) => {
+                    self.status = format!("{}: {} cells x {} genes", a.source.display(), a.n_obs(), a.n_vars());
+                    self.selection = vec![false; a.n_obs()];
+                    self.n_selected = 0;
+                    self.truth_key = ["layer", "label", "cluster", "cell_type", "bulk_labels", "Cell_class"]
+                        .iter()
+                        .find(|k| a.obs.column(k).is_some())
+                        .map(|k| k.to_string());
+                    self.data = Some(a);
+                    self.analysis = None;
+                    self.build_views();
+                    self.color_by = match &self.truth_key {
+                        Some(k) => ColorBy::Obs(k.clone()),
+                        None => ColorBy::Leiden,
+                    };
+                    if self.auto_analyze {
+                        self.run_pipeline();
+                    }
+                }
+                Event::Analyzed { analysis, name, .. } => {
+                    self.status = format!("pipeline done on {name}: {}", seconds(&analysis));
+                    self.rep_name = name;
+                    self.analysis = Some(analysis);
+                    self.progress = None;
+                    self.color_by = if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) { ColorBy::Domain } else { ColorBy::Leiden };
+                    self.build_views();
+                }
+                Event::Cancelled => {
+                    self.status = "cancelled".into();
+                    self.progress = None;
+                }
+                Event::Failed(msg) => {
+                    self.errors.push(msg);
+                    self.progress = None;
+                    self.status = "failed (see the message)".into();
+                }
+            }
+            self.dirty = true;
+        }
+    }
+
+    fn build_views(&mut self) {
+        let Some(d) = &self.data else { return };
+        let mut views = Vec::new();
+        let emb: Option<(Vec<[f32; 2]>, String)> = match &self.analysis {
+            Some(a) => Some((rows2(&a.umap), "UMAP (cellscope)".into())),
+            None => ["X_umap", "X_tsne", "X_pca"]
+                .iter()
+                .find_map(|k| d.obsm.get(*k).filter(|m| m.ncols() >= 2).map(|m| (rows2(&m.mapv(|v| v as f32)), format!("obsm['{k}']")))),
+        };
+        if let Some((p, t)) = emb {
+            views.push(PointView::new(1, &format!("Embedding: {t}"), p, false, None));
+        }
+        if let Some(src) = d.default_spatial()
+            && let Ok(c) = d.spatial_coords(&src)
+        {
+            views.push(PointView::new(2, "Spatial", rows2(&c.mapv(|v| v as f32)), true, Some("units".into())));
+        }
+        self.views = views;
+        self.dirty = true;
+    }
+
+    fn labels_for(&self, c: &ColorBy) -> Option<Vec<String>> {
+        let d = self.data.as_ref()?;
+        match c {
+            ColorBy::Leiden => Some(self.analysis.as_ref()?.leiden.iter().map(|v| v.to_string()).collect()),
+            ColorBy::Domain => Some(self.analysis.as_ref()?.domains.as_ref()?.0.iter().map(|v| v.to_string()).collect()),
+            ColorBy::Obs(k) => {
+                let col = d.obs.column(k)?;
+                if col.is_numeric() && !matches!(col, Column::Bool(_)) {
+                    None
+                } else {
+                    Some((0..col.len()).map(|i| col.value_string(i)).collect())
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn compute_coloring(&self) -> Coloring {
+        let Some(d) = &self.data else { return Coloring::default() };
+        let n = d.n_obs();
+        if let Some(labels) = self.labels_for(&self.color_by) {
+            let (codes, names) = crate::analysis::metrics::encode(&labels);
+            // Numeric-looking cluster names sort numerically.
+            let mut order: Vec<usize> = (0..names.len()).collect();
+            order.sort_by(|&a, &b| match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => names[a].cmp(&names[b]),
+            });
+            let mut rank = vec![0usize; names.len()];
+            order.iter().enumerate().for_each(|(r, &c)| rank[c] = r);
+            let uns = match &self.color_by {
+                ColorBy::Obs(k) => d.uns_colors.get(k).map(|v| v.as_slice()),
+                _ => None,
+            };
+            // uns colours follow the column's category order, which is what `order` is for
+            // categoricals stored sorted; fall back to the palette otherwise.
+            let pal = categorical(names.len(), uns);
+            let mut counts = vec![0usize; names.len()];
+            codes.iter().for_each(|&c| counts[c as usize] += 1);
+            let legend: Vec<LegendItem> =
+                order.iter().map(|&c| LegendItem { name: names[c].clone(), color: pal[rank[c]], count: counts[c] }).collect();
+            let colors = codes.iter().map(|&c| pal[rank[c as usize]]).collect();
+            let codes = codes.iter().map(|&c| rank[c as usize] as u32).collect();
+            return Coloring { codes: Some(codes), colors, legend, range: None };
+        }
+        let values: Option<Vec<f32>> = match &self.color_by {
+            ColorBy::Obs(k) => d.obs.column(k).map(|c| (0..n).map(|i| c.value_f64(i) as f32).collect()),
+            ColorBy::Gene(g) => gene_values(d, g),
+            ColorBy::DomainConfidence => self.analysis.as_ref().and_then(|a| a.domains.as_ref()).map(|d| d.1.clone()),
+            _ => None,
+        };
+        let Some(v) = values else {
+            return Coloring { colors: vec![Color32::from_gray(120); n], ..Default::default() };
+        };
+        let mut sorted: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let lo = sorted.first().copied().unwrap_or(0.0);
+        let hi = sorted.get(((sorted.len() as f64 * 0.99) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(1.0);
+        let span = (hi - lo).max(f32::MIN_POSITIVE);
+        let colors = v
+            .iter()
+            .map(|&x| {
+                if !x.is_finite() {
+                    Color32::from_gray(200)
+                } else if self.color_by == ColorBy::DomainConfidence {
+                    let t = ((x - lo) / span).clamp(0.0, 1.0);
+                    Color32::from_gray(200).lerp_to_gamma(Color32::from_rgb(200, 30, 30), t)
+                } else {
+                    viridis((x - lo) / span)
+                }
+            })
+            .collect();
+        Coloring { codes: None, colors, legend: Vec::new(), range: Some((lo, hi)) }
+    }
+
+    fn refresh_points(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.coloring = self.compute_coloring();
+        let n = self.data.as_ref().map_or(0, |d| d.n_obs());
+        let hidden_codes: Vec<bool> = self.coloring.legend.iter().map(|l| self.hidden.contains(&l.name)).collect();
+        let visible = |i: usize| match &self.coloring.codes {
+            Some(c) => !hidden_codes.get(c[i] as usize).copied().unwrap_or(false),
+            None => true,
+        };
+        let mut order: Vec<u32> = (0..n).filter(|&i| visible(i) && !self.selection.get(i).copied().unwrap_or(false)).map(|i| i as u32).collect();
+        order.extend((0..n).filter(|&i| visible(i) && self.selection.get(i).copied().unwrap_or(false)).map(|i| i as u32));
+        let mut bits = vec![0u32; n.div_ceil(32).max(1)];
+        for (i, &s) in self.selection.iter().enumerate() {
+            if s {
+                bits[i / 32] |= 1 << (i % 32);
+            }
+        }
+        let colors = Arc::new(self.coloring.colors.iter().map(|&c| pack(c)).collect::<Vec<_>>());
+        let order = Arc::new(order);
+        let bits = Arc::new(bits);
+        self.generation += 1;
+        for (k, v) in self.views.iter().enumerate().take(2) {
+            self.point_data[k] = PointData {
+                positions: Arc::new(v.positions.clone()),
+                colors: colors.clone(),
+                order: order.clone(),
+                selected: bits.clone(),
+                generation: self.generation,
+            };
+        }
+    }
+
+    fn select(&mut self, idx: &[usize]) {
+        self.selection.iter_mut().for_each(|s| *s = false);
+        for &i in idx {
+            if let Some(s) = self.selection.get_mut(i) {
+                *s = true;
+            }
+        }
+        self.n_selected = self.selection.iter().filter(|&&s| s).count();
+        self.dirty = true;
+    }
+
+    fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("cellscope");
+        ui.separator();
+        ui.label(RichText::new("Data").strong());
+        if ui.button("Open…").clicked() {
+            let tx_ctx = ui.ctx().clone();
+            let slot = self.picked.clone();
+            // The dialog runs on its own thread so the UI never blocks.
+            let _ = std::thread::Builder::new().name("cellscope-file-dialog".into()).spawn(move || {
+                let picked = rfd::FileDialog::new().add_filter("single-cell data", &["h5ad", "h5"]).pick_file();
+                if let Ok(mut s) = slot.lock() {
+                    *s = picked;
+                }
+                tx_ctx.request_repaint();
+            });
+        }
+        ui.label(&self.status);
+        if let Some(d) = &self.data {
+            ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
+        }
+        ui.separator();
+        ui.label(RichText::new("Pipeline").strong());
+        ui.add(egui::Slider::new(&mut self.params.n_neighbors, 5..=50).text("neighbours"));
+        ui.add(egui::Slider::new(&mut self.params.resolution, 0.1..=3.0).text("resolution"));
+        ui.add(egui::Slider::new(&mut self.n_domains, 2..=20).text("spatial domains"));
+        ui.horizontal(|ui| {
+            let busy = self.worker.busy();
+            if ui.add_enabled(!busy && self.data.is_some(), egui::Button::new("Run")).clicked() {
+                self.run_pipeline();
+            }
+            if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
+                self.worker.cancel();
+            }
+        });
+        if let Some((s, f)) = self.progress {
+            ui.add(egui::ProgressBar::new(f).text(format!("{s:?}")));
+        }
+        ui.separator();
+        ui.label(RichText::new("Colour by").strong());
+        let mut choice = self.color_by.clone();
+        if self.analysis.is_some() {
+            ui.radio_value(&mut choice, ColorBy::Leiden, "Leiden cluster");
+            if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) {
+                ui.radio_value(&mut choice, ColorBy::Domain, "spatial domain");
+                ui.radio_value(&mut choice, ColorBy::DomainConfidence, "domain confidence");
+            }
+        }
+        if let Some(d) = &self.data {
+            for name in d.obs.column_names() {
+                ui.radio_value(&mut choice, ColorBy::Obs(name.to_string()), format!("obs: {name}"));
+            }
+            ui.horizontal(|ui| {
+                ui.label("gene");
+                let r = ui.text_edit_singleline(&mut self.gene_query);
+                if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    if let Some(g) = d.var_names().iter().find(|g| g.eq_ignore_ascii_case(self.gene_query.trim())) {
+                        choice = ColorBy::Gene(g.clone());
+                    } else {
+                        self.errors.push(format!("no gene named '{}'", self.gene_query.trim()));
+                    }
+                }
+            });
+            if !self.gene_query.is_empty() {
+                let q = self.gene_query.to_ascii_lowercase();
+                let hits: Vec<&String> = d.var_names().iter().filter(|g| g.to_ascii_lowercase().starts_with(&q)).take(6).collect();
+                for g in hits {
+                    if ui.small_button(g.as_str()).clicked() {
+                        choice = ColorBy::Gene(g.clone());
+                    }
+                }
+            }
+        }
+        if choice != self.color_by {
+            self.set_color_by(choice);
+        }
+        if let Some((lo, hi)) = self.coloring.range {
+            colour_bar(ui, lo, hi, self.color_by == ColorBy::DomainConfidence);
+        }
+        ui.separator();
+        self.metrics_panel(ui);
+    }
+
+    fn metrics_panel(&mut self, ui: &mut egui::Ui) {
+        ui.label(RichText::new("Metrics").strong());
+        let (Some(d), Some(a)) = (&self.data, &self.analysis) else {
+            ui.label("run the pipeline to see metrics");
+            return;
+        };
+        ui.label(format!("representation: {}", self.rep_name));
+        let n_clusters = a.leiden.iter().max().map_or(0, |m| m + 1);
+        ui.label(format!("Leiden: {n_clusters} clusters, modularity {:.3}", a.modularity));
+        let mut truth = self.truth_key.clone();
+        egui::ComboBox::from_label("ground truth").selected_text(truth.clone().unwrap_or("none".into())).show_ui(ui, |ui| {
+            ui.selectable_value(&mut truth, None, "none");
+            for name in d.obs.column_names() {
+                ui.selectable_value(&mut truth, Some(name.to_string()), name);
+            }
+        });
+        self.truth_key = truth;
+        if let Some(k) = &self.truth_key
+            && let Some(col) = d.obs.column(k)
+        {
+            let t: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
+            let (s, n) = score_clusters(&t, &a.leiden);
+            egui::Grid::new("metrics").striped(true).show(ui, |ui| {
+                ui.label("");
+                ui.label("ARI");
+                ui.label("NMI");
+                ui.end_row();
+                ui.label("Leiden");
+                ui.label(format!("{:.3}", s.ari));
+                ui.label(format!("{:.3}", s.nmi));
+                ui.end_row();
+                if let Some((dom, _)) = &a.domains {
+                    let (s, _) = score_clusters(&t, dom);
+                    ui.label("domains");
+                    ui.label(format!("{:.3}", s.ari));
+                    ui.label(format!("{:.3}", s.nmi));
+                    ui.end_row();
+                }
+            });
+            ui.label(format!("{n} labelled cells"));
+        }
+    }
+
+    fn legend(&mut self, ui: &mut egui::Ui) {
+        ui.label(RichText::new("Legend").strong());
+        ui.label(format!("selected: {}", self.n_selected));
+        if self.n_selected > 0 && ui.button("Clear selection").clicked() {
+            self.select(&[]);
+        }
+        let mut toggle: Option<(String, bool)> = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for item in &self.coloring.legend {
+                let hidden = self.hidden.contains(&item.name);
+                let text = format!("{}  ({})", item.name, item.count);
+                let resp = ui.horizontal(|ui| {
+                    let (r, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                    ui.painter().circle_filled(r.center(), 5.0, if hidden { Color32::from_gray(220) } else { item.color });
+                    ui.selectable_label(!hidden, text)
+                });
+                let r = resp.inner;
+                if r.double_clicked() {
+                    toggle = Some((String::new(), true));
+                } else if r.clicked() {
+                    toggle = Some((item.name.clone(), false));
+                }
+            }
+        });
+        match toggle {
+            Some((_, true)) => {
+                self.hidden.clear();
+                self.dirty = true;
+            }
+            Some((name, false)) => {
+                if !self.hidden.remove(&name) {
+                    self.hidden.insert(name);
+                }
+                self.dirty = true;
+            }
+            None => {}
+        }
+    }
+
+    fn hover_text(&self, i: usize) -> String {
+        let Some(d) = &self.data else { return String::new() };
+        let mut s = format!("{}\n", d.obs_names()[i]);
+        for name in d.obs.column_names().into_iter().take(8) {
+            if let Some(c) = d.obs.column(name) {
+                s.push_str(&format!("{name}: {}\n", c.value_string(i)));
+            }
+        }
+        if let Some(a) = &self.analysis {
+            s.push_str(&format!("leiden: {}\n", a.leiden[i]));
+            if let Some((dom, conf)) = &a.domains {
+                s.push_str(&format!("spatial domain: {} ({:.2})\n", dom[i], conf[i]));
+            }
+        }
+        if let ColorBy::Gene(g) = &self.color_by
+            && let Some(v) = gene_values(d, g)
+        {
+            s.push_str(&format!("{g}: {:.3}\n", v[i]));
+        }
+        s
+    }
+
+    /// One frame of UI into the root `ui` (also driven by the kittest harness).
+    pub fn frame(&mut self, ui: &mut egui::Ui, format: Option<eframe::wgpu::TextureFormat>) {
+        let ctx = ui.ctx().clone();
+        self.drain_events();
+        let picked = self.picked.lock().ok().and_then(|mut g| g.take());
+        if let Some(p) = picked {
+            self.open(p);
+        }
+        if let Some(f) = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf())) {
+            self.open(f);
+        }
+        self.refresh_points();
+        egui::Panel::left("side").resizable(true).default_size(260.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+        });
+        egui::Panel::right("legend").resizable(true).default_size(200.0).show(ui, |ui| self.legend(ui));
+        if !self.errors.is_empty() {
+            egui::Panel::bottom("errors").show(ui, |ui| {
+                let mut dismiss = false;
+                for e in &self.errors {
+                    ui.colored_label(Color32::from_rgb(180, 0, 0), format!("error: {e}"));
+                }
+                if ui.button("Dismiss").clicked() {
+                    dismiss = true;
+                }
+                if dismiss {
+                    self.errors.clear();
+                }
+            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            let full = ui.available_rect_before_wrap();
+            let n = self.views.len().max(1) as f32;
+            let w = (full.width() - 8.0 * (n - 1.0)) / n;
+            let mut hovered = None;
+            let mut selected = None;
+            let dim = self.n_selected > 0;
+            for (k, v) in self.views.iter_mut().enumerate() {
+                let rect = egui::Rect::from_min_size(full.min + egui::vec2(k as f32 * (w + 8.0), 0.0), egui::vec2(w, full.height()));
+                let r = v.show(ui, rect, &self.point_data[k.min(1)], dim, format);
+                hovered = hovered.or(r.hovered);
+                selected = selected.or(r.selected);
+            }
+            if self.views.is_empty() {
+                ui.centered_and_justified(|ui| ui.label("Open a dataset to see it here."));
+            }
+            self.hovered = hovered;
+            if let Some(sel) = selected {
+                self.select(&sel);
+            }
+        });
+        if let Some(i) = self.hovered {
+            let text = self.hover_text(i);
+            egui::Tooltip::always_open(ctx.clone(), egui::LayerId::background(), egui::Id::unique("hover"), egui::PopupAnchor::Pointer)
+                .show(|ui| ui.label(text));
+        }
+        self.maybe_screenshot(&ctx);
+    }
+
+    fn maybe_screenshot(&mut self, ctx: &egui::Context) {
+        let Some(path) = self.screenshot_to.clone() else { return };
+        if self.analysis.is_some() || !self.errors.is_empty() {
+            self.screenshot_frames += 1;
+            if self.screenshot_frames == 5 {
+                let c = ctx.clone();
+                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::ScreenshotCallback::new(move |img| {
+                    let [w, h] = img.size;
+                    let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                    if let Some(buf) = image::RgbaImage::from_raw(w as u32, h as u32, bytes) {
+                        let tmp = path.with_extension("part.png");
+                        if buf.save(&tmp).is_ok() {
+                            let _ = std::fs::rename(&tmp, &path);
+                        }
+                    }
+                    c.send_viewport_cmd(egui::ViewportCommand::Close);
+                    c.request_repaint();
+                })));
+            }
+        }
+        ctx.request_repaint();
+    }
+}
+
+impl eframe::App for CellscopeApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let format = frame.wgpu_render_state().map(|r| r.target_format);
+        self.frame(ui, format);
+    }
+}
+
+fn rows2(m: &Array2<f32>) -> Vec<[f32; 2]> {
+    m.outer_iter().map(|r| [r[0], r[1]]).collect()
+}
+
+fn seconds(a: &Analysis) -> String {
+    a.seconds.iter().map(|(s, t)| format!("{s:?} {t:.1}s")).collect::<Vec<_>>().join(", ")
+}
+
+/// Expression of gene `g` per cell from X (log-normalised when X holds counts).
+fn gene_values(d: &AnnData, g: &str) -> Option<Vec<f32>> {
+    let j = d.var_names().iter().position(|v| v == g)?;
+    let x = d.x.to_csr();
+    let mut v = vec![0f32; x.n_rows];
+    let totals = crate::data::preprocess::row_totals(&x);
+    let counts = !x.data.iter().any(|&y| y < 0.0);
+    let med = crate::data::preprocess::median(&totals).max(f32::MIN_POSITIVE);
+    for (i, out) in v.iter_mut().enumerate() {
+        let (idx, val) = x.row(i);
+        if let Ok(p) = idx.binary_search(&(j as u32)) {
+            *out = if counts && totals[i] > 0.0 { (val[p] / totals[i] * med).ln_1p() } else { val[p] };
+        }
+    }
+    Some(v)
+}
+
+fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
+    let steps = 50;
+    for s in 0..steps {
+        let t = s as f32 / (steps - 1) as f32;
+        let c = if confidence { Color32::from_gray(200).lerp_to_gamma(Color32::from_rgb(200, 30, 30), t) } else { viridis(t) };
+        let x0 = rect.left() + rect.width() * s as f32 / steps as f32;
+        ui.painter().rect_filled(egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, c);
+    }
+    ui.label(format!("{lo:.2} … {hi:.2} (99th percentile)"));
+}

@@ -1,0 +1,36 @@
+//! The explorer window (eframe/egui): panels, linked point views, colouring, legend, metrics.
+
+pub mod app;
+pub mod colors;
+pub mod view;
+
+use std::path::PathBuf;
+
+/// The dataset `cargo run --release` opens when no path is given (see assets/README.md).
+pub fn default_dataset() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/cscc_p10_rep2_hvg.h5ad")
+}
+
+/// Opens the explorer window on `path` (or the embedded default). `screenshot` saves a PNG of the
+/// window once the pipeline has finished and then closes it.
+///
+/// # Errors
+/// When no window can be created (no display, no GPU adapter and no software fallback).
+pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = path.or_else(|| Some(default_dataset()).filter(|p| p.exists()));
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 820.0]).with_title("cellscope"),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "cellscope",
+        options,
+        Box::new(move |cc| {
+            let mut app = app::CellscopeApp::new(&cc.egui_ctx, path);
+            app.screenshot_to = screenshot;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

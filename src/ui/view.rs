@@ -1,0 +1,153 @@
+//! One point view (embedding or spatial): GPU points, camera interaction, hover, box selection.
+
+use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui};
+
+use crate::render::camera::Camera;
+use crate::render::points::{PointData, PointsCallback, ViewUniform, paint_callback};
+
+/// What a view reports back to the app after a frame.
+#[derive(Debug, Default)]
+pub struct ViewResponse {
+    /// Point under the cursor.
+    pub hovered: Option<usize>,
+    /// A finished box selection: indices inside the box.
+    pub selected: Option<Vec<usize>>,
+}
+
+/// State of one view.
+pub struct PointView {
+    /// Stable id for GPU buffers.
+    pub id: u64,
+    /// Title shown in the corner (also its accessibility label).
+    pub title: String,
+    /// Image-style coordinates (y down).
+    pub y_down: bool,
+    /// Units name for the scale bar (`None` hides it).
+    pub units: Option<String>,
+    /// Positions (data units).
+    pub positions: Vec<[f32; 2]>,
+    /// Camera (fitted on first show).
+    pub camera: Option<Camera>,
+    /// Point-size multiplier set by the user.
+    pub size_factor: f32,
+    drag_start: Option<Pos2>,
+}
+
+impl PointView {
+    /// A view of `positions`.
+    pub fn new(id: u64, title: &str, positions: Vec<[f32; 2]>, y_down: bool, units: Option<String>) -> Self {
+        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, drag_start: None }
+    }
+
+    /// Automatic point diameter in points for `n` points on a `rect`, before the user's factor:
+    /// larger for sparse clouds, never below 1.5.
+    pub fn auto_point_size(n: usize, rect: Rect) -> f32 {
+        let area = rect.width() * rect.height();
+        ((area / n.max(1) as f32).sqrt() * 0.55).clamp(1.5, 14.0)
+    }
+
+    /// Draws the view into `rect` and handles input (wheel zoom at the cursor, drag to pan,
+    /// shift-drag for box selection, double-click to fit).
+    pub fn show(&mut self, ui: &mut Ui, rect: Rect, data: &PointData, dim_unselected: bool, format: Option<eframe::wgpu::TextureFormat>) -> ViewResponse {
+        let mut out = ViewResponse::default();
+        let resp = ui.allocate_rect(rect, Sense::click_and_drag());
+        resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, &self.title));
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(250));
+        let cam = self.camera.get_or_insert_with(|| Camera::fit(bounds_of(&self.positions), rect, self.y_down));
+        if resp.double_clicked() {
+            *cam = Camera::fit(bounds_of(&self.positions), rect, self.y_down);
+        }
+        if resp.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0
+                && let Some(p) = resp.hover_pos()
+            {
+                cam.zoom_at(rect, p, (scroll as f64 / 200.0).exp());
+            }
+        }
+        let shift = ui.input(|i| i.modifiers.shift);
+        if resp.drag_started() && shift {
+            self.drag_start = resp.interact_pointer_pos();
+        }
+        if let Some(start) = self.drag_start {
+            if let Some(now) = resp.interact_pointer_pos() {
+                let r = Rect::from_two_pos(start, now);
+                painter.rect_stroke(r, 0.0, Stroke::new(1.5, Color32::from_rgb(30, 30, 200)), egui::StrokeKind::Inside);
+                if resp.drag_stopped() {
+                    let (a, b) = (cam.to_data(rect, r.min), cam.to_data(rect, r.max));
+                    let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
+                    let (y0, y1) = (a[1].min(b[1]), a[1].max(b[1]));
+                    let sel = self
+                        .positions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| (x0..=x1).contains(&(p[0] as f64)) && (y0..=y1).contains(&(p[1] as f64)))
+                        .map(|(i, _)| i)
+                        .collect();
+                    out.selected = Some(sel);
+                    self.drag_start = None;
+                }
+            } else {
+                self.drag_start = None;
+            }
+        } else if resp.dragged() {
+            cam.pan(resp.drag_delta());
+        }
+        let ppp = ui.ctx().pixels_per_point();
+        let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
+        if let Some(format) = format {
+            let uniform = ViewUniform {
+                center: [cam.center[0] as f32, cam.center[1] as f32],
+                scale: cam.clip_scale(rect),
+                viewport: [rect.width() * ppp, rect.height() * ppp],
+                point_size: size * ppp,
+                dim_unselected: if dim_unselected { 1.0 } else { 0.0 },
+            };
+            painter.add(paint_callback(rect, PointsCallback { view_id: self.id, data: data.clone(), uniform, format }));
+        }
+        // Hover: nearest point within the point radius (+4 points).
+        if let Some(p) = resp.hover_pos()
+            && self.drag_start.is_none()
+        {
+            let d = cam.to_data(rect, p);
+            let r = (size as f64 / 2.0 + 4.0) * cam.units_per_point;
+            let mut best = (r * r, None);
+            for (i, q) in self.positions.iter().enumerate() {
+                let dd = (q[0] as f64 - d[0]).powi(2) + (q[1] as f64 - d[1]).powi(2);
+                if dd <= best.0 {
+                    best = (dd, Some(i));
+                }
+            }
+            out.hovered = best.1;
+        }
+        painter.text(rect.left_top() + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, &self.title, egui::FontId::proportional(14.0), Color32::from_gray(40));
+        if let Some(units) = &self.units {
+            draw_scale_bar(&painter, rect, cam.units_per_point, units);
+        }
+        out
+    }
+}
+
+fn bounds_of(p: &[[f32; 2]]) -> [f64; 4] {
+    let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for q in p {
+        b[0] = b[0].min(q[0] as f64);
+        b[1] = b[1].min(q[1] as f64);
+        b[2] = b[2].max(q[0] as f64);
+        b[3] = b[3].max(q[1] as f64);
+    }
+    if !b[0].is_finite() { [0.0, 0.0, 1.0, 1.0] } else { b }
+}
+
+/// A scale bar of a round length (1, 2 or 5 × 10^k data units) about 100 points long.
+fn draw_scale_bar(painter: &egui::Painter, rect: Rect, upp: f64, units: &str) {
+    let target = 100.0 * upp;
+    let k = 10f64.powf(target.log10().floor());
+    let len = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * k).filter(|l| *l <= target).last().unwrap_or(k);
+    let px = (len / upp) as f32;
+    let y = rect.bottom() - 14.0;
+    let x0 = rect.right() - 20.0 - px;
+    painter.line_segment([Pos2::new(x0, y), Pos2::new(x0 + px, y)], Stroke::new(3.0, Color32::from_gray(30)));
+    painter.text(Pos2::new(x0 + px / 2.0, y - 4.0), egui::Align2::CENTER_BOTTOM, format!("{len} {units}"), egui::FontId::proportional(12.0), Color32::from_gray(30));
+}
