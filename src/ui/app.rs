@@ -138,6 +138,22 @@ impl CellscopeApp {
         self.n_selected
     }
 
+    /// Selected cells (one flag per cell).
+    pub fn selection(&self) -> &[bool] {
+        &self.selection
+    }
+
+    /// The legend entries of the current categorical colouring.
+    pub fn legend_items(&self) -> &[LegendItem] {
+        &self.coloring.legend
+    }
+
+    /// Screen rectangle and camera of view `k` (0: embedding, 1: spatial) as last drawn.
+    pub fn view_geometry(&self, k: usize) -> Option<(egui::Rect, crate::render::camera::Camera, &[[f32; 2]])> {
+        let v = self.views.get(k)?;
+        Some((v.last_rect?, v.camera?, v.positions.as_slice()))
+    }
+
     /// Current colouring.
     pub fn set_color_by(&mut self, c: ColorBy) {
         self.color_by = c;
@@ -180,7 +196,7 @@ impl CellscopeApp {
                     }
                 }
                 Event::Analyzed { analysis, name, .. } => {
-                    self.status = format!("pipeline done on {name}: {}", seconds(&analysis));
+                    self.status = format!("pipeline done on {name}");
                     self.rep_name = name;
                     self.analysis = Some(analysis);
                     self.progress = None;
@@ -395,8 +411,8 @@ impl CellscopeApp {
                 ui.radio_value(&mut choice, ColorBy::Obs(name.to_string()), format!("obs: {name}"));
             }
             ui.horizontal(|ui| {
-                ui.label("gene");
-                let r = ui.text_edit_singleline(&mut self.gene_query);
+                let label = ui.label("gene");
+                let r = ui.text_edit_singleline(&mut self.gene_query).labelled_by(label.id);
                 if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                     if let Some(g) = d.var_names().iter().find(|g| g.eq_ignore_ascii_case(self.gene_query.trim())) {
                         choice = ColorBy::Gene(g.clone());
@@ -432,6 +448,7 @@ impl CellscopeApp {
             return;
         };
         ui.label(format!("representation: {}", self.rep_name));
+        ui.collapsing("timings", |ui| ui.label(seconds(a)));
         let n_clusters = a.leiden.iter().max().map_or(0, |m| m + 1);
         ui.label(format!("Leiden: {n_clusters} clusters, modularity {:.3}", a.modularity));
         let mut truth = self.truth_key.clone();

@@ -30,13 +30,15 @@ pub struct PointView {
     pub camera: Option<Camera>,
     /// Point-size multiplier set by the user.
     pub size_factor: f32,
+    /// Where the view was last drawn.
+    pub last_rect: Option<Rect>,
     drag_start: Option<Pos2>,
 }
 
 impl PointView {
     /// A view of `positions`.
     pub fn new(id: u64, title: &str, positions: Vec<[f32; 2]>, y_down: bool, units: Option<String>) -> Self {
-        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, drag_start: None }
+        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, last_rect: None, drag_start: None }
     }
 
     /// Automatic point diameter in points for `n` points on a `rect`, before the user's factor:
@@ -50,6 +52,7 @@ impl PointView {
     /// shift-drag for box selection, double-click to fit).
     pub fn show(&mut self, ui: &mut Ui, rect: Rect, data: &PointData, dim_unselected: bool, format: Option<eframe::wgpu::TextureFormat>) -> ViewResponse {
         let mut out = ViewResponse::default();
+        self.last_rect = Some(rect);
         let resp = ui.allocate_rect(rect, Sense::click_and_drag());
         resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, &self.title));
         let painter = ui.painter_at(rect);
@@ -68,7 +71,7 @@ impl PointView {
         }
         let shift = ui.input(|i| i.modifiers.shift);
         if resp.drag_started() && shift {
-            self.drag_start = resp.interact_pointer_pos();
+            self.drag_start = ui.input(|i| i.pointer.press_origin()).or(resp.interact_pointer_pos());
         }
         if let Some(start) = self.drag_start {
             if let Some(now) = resp.interact_pointer_pos() {

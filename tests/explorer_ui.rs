@@ -1,0 +1,145 @@
+//! The explorer under egui_kittest with the wgpu renderer (lavapipe on machines without a GPU):
+//! a snapshot of both views on the embedded dataset, and interactions driven through
+//! accessibility labels and pointer events with pixel checks.
+
+use cellscope::ui::app::{CellscopeApp, ColorBy};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness() -> Harness<'static, CellscopeApp> {
+    let rs = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), Default::default());
+    let format = rs.target_format;
+    let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs);
+    let ctx = egui::Context::default();
+    let app = CellscopeApp::new(&ctx, Some(cellscope::ui::default_dataset()));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .renderer(renderer)
+        .build_ui_state(move |ui, app: &mut CellscopeApp| app.frame(ui, Some(format)), app);
+    // Wait for the worker: open + pipeline on 621 spots.
+    for _ in 0..600 {
+        h.step();
+        if h.state().analyzed() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(h.state().analyzed(), "pipeline did not finish");
+    h.run_steps(3);
+    h
+}
+
+/// Pixels within a small distance of `c` inside `rect` (points).
+fn count_color(img: &image::RgbaImage, rect: egui::Rect, c: egui::Color32, ppp: f32) -> usize {
+    let mut n = 0;
+    let (x0, y0) = ((rect.min.x * ppp) as u32, (rect.min.y * ppp) as u32);
+    let (x1, y1) = (((rect.max.x * ppp) as u32).min(img.width()), ((rect.max.y * ppp) as u32).min(img.height()));
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = img.get_pixel(x, y).0;
+            let d = (p[0] as i32 - c.r() as i32).abs() + (p[1] as i32 - c.g() as i32).abs() + (p[2] as i32 - c.b() as i32).abs();
+            if d <= 12 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn snapshot_of_both_views_on_the_default_dataset() {
+    let mut h = harness();
+    h.snapshot("explorer_default");
+    let img = h.render().expect("render");
+    let (emb, _, _) = h.state().view_geometry(0).expect("embedding view");
+    let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
+    // Both views show coloured points (not blank): count pixels of the first legend colour.
+    let first = h.state().legend_items()[0].color;
+    assert!(count_color(&img, emb, first, 1.0) > 50, "embedding view shows points");
+    assert!(count_color(&img, spa, first, 1.0) > 50, "spatial view shows points");
+}
+
+#[test]
+fn legend_click_hides_a_category() {
+    let mut h = harness();
+    h.state_mut().set_color_by(ColorBy::Obs("cluster".into()));
+    h.run_steps(3);
+    let item = h.state().legend_items()[0].clone();
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let before = count_color(&h.render().unwrap(), spa, item.color, 1.0);
+    assert!(before > 100, "category {} visible before ({before} px)", item.name);
+    h.get_by_label(&format!("{}  ({})", item.name, item.count)).click();
+    h.run_steps(3);
+    let after = count_color(&h.render().unwrap(), spa, item.color, 1.0);
+    println!("category {} pixels: {before} -> {after}", item.name);
+    assert!(after * 20 < before, "hidden category still drawn ({after} px)");
+}
+
+#[test]
+fn box_selection_selects_and_highlights_in_the_other_view() {
+    let mut h = harness();
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let a = rect.center() - egui::vec2(120.0, 100.0);
+    let b = rect.center() + egui::vec2(60.0, 80.0);
+    let sel = egui::Rect::from_two_pos(a, b);
+    let expected = pos.iter().filter(|p| sel.contains(cam.to_screen(rect, [p[0] as f64, p[1] as f64]))).count();
+    assert!(expected > 10);
+    let before = h.render().unwrap();
+    let shift = egui::Modifiers::SHIFT;
+    h.event_modifiers(egui::Event::PointerMoved(a), shift);
+    h.event_modifiers(egui::Event::PointerButton { pos: a, button: egui::PointerButton::Primary, pressed: true, modifiers: shift }, shift);
+    h.run_steps(2);
+    for t in 1..=10 {
+        let p = a + (b - a) * (t as f32 / 10.0);
+        h.event_modifiers(egui::Event::PointerMoved(p), shift);
+        h.step();
+    }
+    h.event_modifiers(egui::Event::PointerButton { pos: b, button: egui::PointerButton::Primary, pressed: false, modifiers: shift }, shift);
+    h.run_steps(3);
+    let got = h.state().n_selected();
+    println!("box selection: {got} cells (expected {expected})");
+    assert!(got.abs_diff(expected) <= 2, "selected {got}, expected {expected}");
+    // In the embedding view, selected cells keep their colour and the others are dimmed: look at
+    // the pixel under each cell's centre.
+    let after = h.render().unwrap();
+    let palette: Vec<egui::Color32> = h.state().legend_items().iter().map(|l| l.color).collect();
+    let (erect, ecam, epos) = h.state().view_geometry(0).unwrap();
+    let sel = h.state().selection().to_vec();
+    let mut full = [0usize; 2];
+    let mut total = [0usize; 2];
+    for (i, p) in epos.iter().enumerate() {
+        let s = ecam.to_screen(erect, [p[0] as f64, p[1] as f64]);
+        let px = after.get_pixel(s.x as u32, s.y as u32).0;
+        let is_palette = palette.iter().any(|c| {
+            (px[0] as i32 - c.r() as i32).abs() + (px[1] as i32 - c.g() as i32).abs() + (px[2] as i32 - c.b() as i32).abs() <= 12
+        });
+        let k = usize::from(sel[i]);
+        total[k] += 1;
+        full[k] += usize::from(is_palette);
+    }
+    let (f_sel, f_other) = (full[1] as f64 / total[1] as f64, full[0] as f64 / total[0] as f64);
+    println!("embedding view: {:.2} of selected and {:.2} of other cells in full colour", f_sel, f_other);
+    assert!(f_sel > 0.9 && f_other < 0.5, "selection not highlighted in the embedding view");
+    let changed = before.pixels().zip(after.pixels()).filter(|(x, y)| x != y).count();
+    assert!(changed > 1000);
+    let _count_label = h.get_by_label(&format!("selected: {got}"));
+}
+
+#[test]
+fn colouring_by_a_gene_changes_the_picture() {
+    let mut h = harness();
+    let before = h.render().unwrap();
+    let gene = "KRT14".to_string();
+    h.state_mut().set_color_by(ColorBy::Gene(gene));
+    h.run_steps(3);
+    let after = h.render().unwrap();
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let diff = before.pixels().zip(after.pixels()).filter(|(a, b)| a != b).count();
+    println!("pixels changed by colouring by KRT14: {diff}");
+    assert!(diff > 5000);
+    // viridis' bright end appears for the highest expressers
+    assert!(count_color(&after, spa, egui::Color32::from_rgb(0xfd, 0xe7, 0x25), 1.0) > 0 || count_color(&after, spa, egui::Color32::from_rgb(0xb5, 0xde, 0x2b), 1.0) > 0);
+}
