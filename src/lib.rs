@@ -1,8 +1,9 @@
 //! cellscope: explore self-supervised embeddings of single-cell and spatial transcriptomics data.
 //!
 //! Layout (dependencies point one way): `data` (files, matrices, preprocessing, genes) <-
-//! `cli` (headless commands). Later layers (model, analysis, pipeline, render, ui, export) build
-//! on `data`.
+//! `model` (checkpoints, inference) and `analysis` (neighbours, UMAP, Leiden, domains, transfer,
+//! metrics) <- `pipeline` (the steps and the background worker) <- `ui` (the window), which
+//! draws through `render` (wgpu point clouds); `cli` drives `pipeline` headless.
 
 pub mod analysis;
 pub mod cli;

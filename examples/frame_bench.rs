@@ -1,0 +1,103 @@
+//! Frame-time benchmark of the point renderer and of the UI while a job runs.
+//!
+//! ```text
+//! cargo run --release --example frame_bench -- 100000 1000000 10000000
+//! cargo run --release --example frame_bench -- --job ../shared/data/merfish_hypothalamus_animal1.h5ad
+//! ```
+//!
+//! Panning: one view of N generated points (40 Gaussian blobs), the camera moved every frame;
+//! each frame is laid out, tessellated, drawn with wgpu (lavapipe without a GPU) and read back
+//! (egui_kittest's renderer; the read-back of 1400 x 820 pixels is included, so these are upper
+//! bounds). `--job`: the explorer opens a dataset and runs the pipeline on the worker while the
+//! UI keeps drawing; reports the median and 95th percentile of the UI frame (egui pass, no GPU).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cellscope::analysis::Rng;
+use cellscope::render::points::{PointData, pack};
+use cellscope::ui::app::CellscopeApp;
+use cellscope::ui::view::PointView;
+use egui_kittest::Harness;
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn pan(n: usize) {
+    let mut rng = Rng::new(1);
+    let centres: Vec<[f32; 2]> = (0..40).map(|_| [(rng.normal() * 10.0) as f32, (rng.normal() * 10.0) as f32]).collect();
+    let positions: Vec<[f32; 2]> = (0..n)
+        .map(|i| {
+            let c = centres[i % 40];
+            [c[0] + rng.normal() as f32, c[1] + rng.normal() as f32]
+        })
+        .collect();
+    let pal = cellscope::ui::colors::categorical(20, None);
+    let data = PointData {
+        positions: Arc::new(positions.clone()),
+        colors: Arc::new((0..n).map(|i| pack(pal[i % 20])).collect()),
+        order: Arc::new((0..n as u32).collect()),
+        selected: Arc::new(vec![0u32; n.div_ceil(32)]),
+        generation: 1,
+    };
+    let rs = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), Default::default());
+    let format = rs.target_format;
+    let adapter = rs.adapter.get_info();
+    let mut view = PointView::new(7, "bench", positions, false, None);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui(move |ui| {
+            let rect = ui.max_rect();
+            if let Some(c) = view.camera.as_mut() {
+                c.pan(egui::vec2(3.0, 1.0));
+            }
+            view.show(ui, rect, &data, false, Some(format));
+        });
+    let _ = h.render(); // first frame uploads the buffers
+    let mut times = Vec::new();
+    for _ in 0..if n >= 5_000_000 { 5 } else { 20 } {
+        let t = Instant::now();
+        h.step();
+        let _ = h.render().expect("render");
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let med = pct(&mut times.clone(), 0.5);
+    println!("{n:>10} points: median {med:8.1} ms/frame, p95 {:8.1} ms ({} {:?})", pct(&mut times, 0.95), adapter.name, adapter.device_type);
+}
+
+fn job(path: &str) {
+    let ctx = egui::Context::default();
+    let app = CellscopeApp::new(&ctx, Some(path.into()));
+    let mut h = Harness::builder().with_size(egui::vec2(1400.0, 820.0)).build_ui_state(|ui, app: &mut CellscopeApp| app.frame(ui, None), app);
+    let mut times = Vec::new();
+    let t0 = Instant::now();
+    while !h.state().analyzed() && t0.elapsed().as_secs() < 600 {
+        let t = Instant::now();
+        h.step();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(std::time::Duration::from_millis(8));
+    }
+    let n = times.len();
+    println!(
+        "UI frames while opening {path} and running the pipeline ({:.1} s): {n} frames, median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+        t0.elapsed().as_secs_f64(),
+        pct(&mut times.clone(), 0.5),
+        pct(&mut times.clone(), 0.95),
+        pct(&mut times, 1.0)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--job") {
+        job(args.get(1).map(String::as_str).unwrap_or("../shared/data/merfish_hypothalamus_animal1.h5ad"));
+        return;
+    }
+    let sizes: Vec<usize> = if args.is_empty() { vec![100_000, 1_000_000] } else { args.iter().map(|a| a.parse().expect("N")).collect() };
+    for n in sizes {
+        pan(n);
+    }
+}
