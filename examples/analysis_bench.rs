@@ -11,6 +11,7 @@
 //! `counts` starts from raw counts: normalize_total, log1p, HVG (over 10,000 genes),
 //! scale, PCA 64, timed as `pca` on both sides. Without a label column, agreement is measured
 //! against scanpy's Leiden clusters for both tools.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 use std::process::Command;
 use std::time::Instant;

@@ -10,6 +10,7 @@
 //! (egui_kittest's renderer; the read-back of 1400 x 820 pixels is included, so these are upper
 //! bounds). `--job`: the explorer opens a dataset and runs the pipeline on the worker while the
 //! UI keeps drawing; reports the median and 95th percentile of the UI frame (egui pass, no GPU).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::Instant;

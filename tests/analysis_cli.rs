@@ -1,5 +1,6 @@
 //! `cellscope analyze` and `cellscope transfer` end to end: outputs read back, metrics JSON,
 //! errors for bad input.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Real-data floors for the analysis layer (each test prints its number).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Analysis numbers against scikit-learn, umap-learn and leidenalg on the same inputs
 //! (fixture: tests/fixtures/analysis/make_analysis_reference.py -> reference.json).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 mod common;
 
@@ -275,4 +276,55 @@ fn leiden_recovers_planted_blobs() {
     let (memb, _) = leiden(&g, &LeidenParams::default(), &Control::default()).unwrap();
     let ari = adjusted_rand_index(&labels, &memb);
     assert!(ari > 0.95, "ARI of Leiden on separated blobs {ari}");
+}
+
+#[test]
+fn hnsw_recall_on_unclustered_gaussian_data() {
+    // The worst case for graph search: one isotropic Gaussian in 64 dimensions (no low intrinsic
+    // dimension, unlike embeddings of cells). The defaults trade recall here (about 0.94) for
+    // speed; clustered embeddings reach 0.98-1.0 (test above, BENCHMARKS.md).
+    let mut rng = Rng::new(5);
+    let x = Array2::from_shape_fn((10_000, 64), |_| rng.normal() as f32);
+    let exact = cellscope::analysis::neighbors::exact_knn_between(x.view(), x.slice(ndarray::s![..1000, ..]), 15);
+    let approx = knn_with(x.view(), 15, &KnnParams { exact_below: 0, ..KnnParams::default() });
+    let head = cellscope::analysis::neighbors::Knn { k: 15, indices: approx.indices[..15_000].to_vec(), distances: approx.distances[..15_000].to_vec() };
+    let rc = recall(&head, &exact);
+    println!("HNSW recall@15 on 10,000 x 64 isotropic Gaussian: {rc:.4}");
+    assert!(rc >= 0.9, "recall@15 {rc}");
+    let strict = KnnParams { exact_below: 0, max_connections: 32, ef_construction: 256, ef_search: 200, ..KnnParams::default() };
+    let approx = knn_with(x.view(), 15, &strict);
+    let head = cellscope::analysis::neighbors::Knn { k: 15, indices: approx.indices[..15_000].to_vec(), distances: approx.distances[..15_000].to_vec() };
+    let rc = recall(&head, &exact);
+    println!("  with M 32, ef 256 / 200: {rc:.4}");
+    assert!(rc >= 0.98, "recall@15 with strict parameters {rc}");
+}
+
+#[test]
+fn spatial_radius_and_knn_graphs_match_brute_force() {
+    use cellscope::analysis::neighbors::radius_2d;
+    use cellscope::analysis::spatial::{SpatialNeighbors, spatial_weights};
+    let mut rng = Rng::new(9);
+    let pts = Array2::from_shape_fn((2000, 2), |_| (rng.uniform() * 100.0) as f32);
+    let r = 4.0;
+    let within = radius_2d(pts.view(), r);
+    for i in (0..2000).step_by(37) {
+        let mut want: Vec<u32> = (0..2000u32)
+            .filter(|&j| {
+                let d = (pts[(i, 0)] - pts[(j as usize, 0)]).hypot(pts[(i, 1)] - pts[(j as usize, 1)]);
+                d as f64 <= r
+            })
+            .collect();
+        let mut got: Vec<u32> = within[i].iter().map(|e| e.0).collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "radius neighbours of {i}");
+    }
+    let w = spatial_weights(pts.view(), SpatialNeighbors::Knn(6));
+    for (i, row) in w.iter().enumerate() {
+        assert_eq!(row.len(), 6);
+        assert!(row.iter().all(|e| e.0 as usize != i));
+        assert!((row.iter().map(|e| e.1).sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let w = spatial_weights(pts.view(), SpatialNeighbors::Radius(r));
+    assert_eq!(w[0].len(), within[0].len() - 1, "radius graph excludes the cell itself");
 }

@@ -1,6 +1,7 @@
 //! The explorer under egui_kittest with the wgpu renderer (lavapipe on machines without a GPU):
 //! a snapshot of both views on the embedded dataset, and interactions driven through
 //! accessibility labels and pointer events with pixel checks.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 use cellscope::ui::app::{CellscopeApp, ColorBy};
 use egui_kittest::Harness;

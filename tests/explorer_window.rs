@@ -1,5 +1,6 @@
 //! Starts the real binary under Xvfb on the embedded dataset, waits for the default pipeline,
 //! and checks the screenshot it saves: right size, not blank, both views drawn.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 use std::process::Command;
 

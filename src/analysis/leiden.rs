@@ -54,9 +54,7 @@ impl Graph {
     fn build(indptr: Vec<usize>, indices: Vec<u32>, weights: Vec<f64>, n: usize) -> Self {
         let mut strength = vec![0.0; n];
         for v in 0..n {
-            for e in indptr[v]..indptr[v + 1] {
-                strength[v] += weights[e];
-            }
+            strength[v] = weights[indptr[v]..indptr[v + 1]].iter().sum();
         }
         let total = strength.iter().sum();
         Graph { indptr, indices, weights, strength, total }

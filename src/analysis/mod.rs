@@ -57,7 +57,7 @@ impl Rng {
 
     /// Uniform integer in `0..n` (`n > 0`), by multiply-shift.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Uniform `f64` in `[0, 1)`.

@@ -87,12 +87,12 @@ pub fn augmented_features(embedding: ArrayView2<f32>, weights: &[Vec<(u32, f32)>
     let (n, d) = embedding.dim();
     let (a, b) = ((1.0 - lambda).sqrt() as f32, lambda.sqrt() as f32);
     let mut out = Array2::<f32>::zeros((n, 2 * d));
-    for i in 0..n {
+    for (i, wi) in weights.iter().enumerate().take(n) {
         let mut own = out.slice_mut(s![i, ..d]);
         own.assign(&embedding.row(i));
         own.mapv_inplace(|v| v * a);
         let mut m = out.slice_mut(s![i, d..]);
-        for &(j, w) in &weights[i] {
+        for &(j, w) in wi {
             m.scaled_add(w * b, &embedding.row(j as usize));
         }
     }

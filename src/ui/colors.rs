@@ -69,10 +69,10 @@ mod tests {
     fn palettes() {
         assert_eq!(parse_hex("#1f77b4"), Some(Color32::from_rgb(0x1f, 0x77, 0xb4)));
         assert_eq!(parse_hex("1f77b4"), None);
-        assert_eq!(categorical(3, None)[2], parse_hex("#279e68").unwrap());
+        assert_eq!(categorical(3, None)[2], parse_hex("#279e68").expect("hex"));
         let uns = vec!["#000000".to_string(), "#ffffff".to_string()];
         assert_eq!(categorical(2, Some(&uns))[1], Color32::WHITE);
-        assert_eq!(categorical(25, None)[0], parse_hex("#023fa5").unwrap());
+        assert_eq!(categorical(25, None)[0], parse_hex("#023fa5").expect("hex"));
         assert_eq!(categorical(40, None).len(), 40);
         assert_eq!(viridis(0.0), Color32::from_rgb(0x44, 0x01, 0x54));
         assert_eq!(viridis(1.0), Color32::from_rgb(0xfd, 0xe7, 0x25));

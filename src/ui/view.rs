@@ -147,7 +147,7 @@ fn bounds_of(p: &[[f32; 2]]) -> [f64; 4] {
 fn draw_scale_bar(painter: &egui::Painter, rect: Rect, upp: f64, units: &str) {
     let target = 100.0 * upp;
     let k = 10f64.powf(target.log10().floor());
-    let len = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * k).filter(|l| *l <= target).last().unwrap_or(k);
+    let len = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * k).rfind(|l| *l <= target).unwrap_or(k);
     let px = (len / upp) as f32;
     let y = rect.bottom() - 14.0;
     let x0 = rect.right() - 20.0 - px;
