@@ -55,7 +55,7 @@ fn pan(n: usize) {
             if let Some(c) = view.camera.as_mut() {
                 c.pan(egui::vec2(3.0, 1.0));
             }
-            view.show(ui, rect, &data, false, Some(format));
+            view.show(ui, rect, &data, false, Some(format), None);
         });
     let _ = h.render(); // first frame uploads the buffers
     let mut times = Vec::new();

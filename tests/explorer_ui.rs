@@ -8,11 +8,15 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 fn harness() -> Harness<'static, CellscopeApp> {
+    harness_for(cellscope::ui::default_dataset())
+}
+
+fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
     let rs = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), Default::default());
     let format = rs.target_format;
     let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs);
     let ctx = egui::Context::default();
-    let app = CellscopeApp::new(&ctx, Some(cellscope::ui::default_dataset()));
+    let app = CellscopeApp::new(&ctx, Some(path));
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 820.0))
         .renderer(renderer)
@@ -143,4 +147,44 @@ fn colouring_by_a_gene_changes_the_picture() {
     assert!(diff > 5000);
     // viridis' bright end appears for the highest expressers
     assert!(count_color(&after, spa, egui::Color32::from_rgb(0xfd, 0xe7, 0x25), 1.0) > 0 || count_color(&after, spa, egui::Color32::from_rgb(0xb5, 0xde, 0x2b), 1.0) > 0);
+}
+
+#[test]
+fn he_image_underlay_is_drawn_under_the_spatial_view() {
+    // her2st_B4.h5ad has obsm['spatial'] in the pixel frame of her2st_B4_HE.jpg beside it.
+    let mut h = harness_for(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"));
+    for _ in 0..500 {
+        h.step();
+        if h.state_mut().underlay_opacity().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(h.state_mut().underlay_opacity().is_some(), "H&E image loaded");
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let mut shots = Vec::new();
+    for opacity in [0.0f32, 1.0] {
+        *h.state_mut().underlay_opacity().unwrap() = opacity;
+        h.run_steps(3);
+        shots.push(h.render().unwrap());
+    }
+    let (x0, y0, x1, y1) = (spa.min.x as u32, spa.min.y as u32, spa.max.x as u32, spa.max.y as u32);
+    let mut changed = 0;
+    let mut pinkish = 0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let (a, b) = (shots[0].get_pixel(x, y).0, shots[1].get_pixel(x, y).0);
+            if a != b {
+                changed += 1;
+            }
+            // H&E stain: red above blue above green
+            if b[0] > b[2] && b[2] > b[1] && b[0] > 120 {
+                pinkish += 1;
+            }
+        }
+    }
+    let area = ((x1 - x0) * (y1 - y0)) as f64;
+    println!("underlay: {:.2} of the spatial view changed, {:.2} H&E-coloured", changed as f64 / area, pinkish as f64 / area);
+    assert!(changed as f64 > 0.3 * area, "image not drawn");
+    assert!(pinkish as f64 > 0.1 * area, "image does not look like an H&E stain");
 }

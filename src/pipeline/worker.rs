@@ -18,6 +18,9 @@ use crate::data::anndata::AnnData;
 pub enum Command {
     /// Open a dataset (.h5ad, 10x .h5, Visium folder).
     Open(PathBuf),
+    /// Load an image to show under the spatial view; `data_per_pixel` converts its pixels to
+    /// the data's coordinate units.
+    LoadImage(PathBuf, f64),
     /// Run the pipeline on the open dataset.
     Analyze {
         /// The dataset (shared with the UI).
@@ -49,10 +52,56 @@ pub enum Event {
         /// Description of the representation.
         name: String,
     },
+    /// An underlay image, downscaled to at most [`MAX_IMAGE_SIDE`] pixels per side.
+    Image {
+        /// RGBA pixels.
+        image: Arc<egui::ColorImage>,
+        /// Data units per pixel of `image`.
+        data_per_pixel: f64,
+        /// Where it came from.
+        path: PathBuf,
+    },
     /// The job was cancelled.
     Cancelled,
     /// The job failed; the message names the file and what was wrong.
     Failed(String),
+}
+
+/// Largest image side uploaded as a texture (GPUs guarantee 8,192; lavapipe's default is
+/// 8,192 too); larger images are downscaled on the worker.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// Decodes and downscales an image; returns it with the factor applied (new px per old px).
+fn load_image(path: &std::path::Path) -> Result<(egui::ColorImage, f64), String> {
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| format!("{}: cannot open image: {e}", path.display()))?;
+    let mut reader = img;
+    reader.no_limits();
+    let img = reader.decode().map_err(|e| format!("{}: cannot decode image: {e}", path.display()))?;
+    let (w, h) = (img.width(), img.height());
+    let f = (MAX_IMAGE_SIDE as f64 / w.max(h) as f64).min(1.0);
+    let img = if f < 1.0 {
+        img.resize((w as f64 * f) as u32, (h as f64 * f) as u32, image::imageops::FilterType::Triangle)
+    } else {
+        img
+    };
+    let rgba = img.to_rgba8();
+    let size = [rgba.width() as usize, rgba.height() as usize];
+    Ok((egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()), rgba.width() as f64 / w as f64))
+}
+
+/// The image shown under a dataset's spatial view by default: the Visium hires (else lowres)
+/// image placed with its scale factor, or an H&E image beside an .h5ad named
+/// `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`.
+fn default_image(path: &std::path::Path) -> Option<(PathBuf, f64)> {
+    if crate::data::detect(path).ok()? == crate::data::InputKind::Visium {
+        let v = crate::data::tenx::read_visium(path).ok()?;
+        let img = v.images.iter().find(|i| i.name == "hires").or(v.images.first())?;
+        return Some((img.path.clone(), 1.0 / img.scale));
+    }
+    let stem = path.file_stem()?.to_string_lossy().to_string();
+    ["jpg", "jpeg", "png"].iter().map(|e| path.with_file_name(format!("{stem}_HE.{e}"))).find(|p| p.exists()).map(|p| (p, 1.0))
 }
 
 /// Handle to the worker thread.
@@ -133,10 +182,22 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
             Command::Open(path) => {
                 send(Event::Started(format!("opening {}", path.display())));
                 match crate::data::open(&path) {
-                    Ok(a) => send(Event::Opened(Arc::new(a))),
+                    Ok(a) => {
+                        send(Event::Opened(Arc::new(a)));
+                        if let Some((img, dpp)) = default_image(&path) {
+                            match load_image(&img) {
+                                Ok((image, f)) => send(Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path: img }),
+                                Err(e) => send(Event::Failed(e)),
+                            }
+                        }
+                    }
                     Err(e) => send(Event::Failed(e.to_string())),
                 }
             }
+            Command::LoadImage(path, dpp) => match load_image(&path) {
+                Ok((image, f)) => send(Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path }),
+                Err(e) => send(Event::Failed(e)),
+            },
             Command::Analyze { data, use_rep, params } => {
                 send(Event::Started("analysis".into()));
                 let control = Control::with_cancel(cancel.clone());

@@ -80,6 +80,8 @@ pub struct CellscopeApp {
     pub screenshot_to: Option<PathBuf>,
     screenshot_frames: u32,
     picked: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    picked_image: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    underlay: Option<super::view::Underlay>,
 }
 
 impl CellscopeApp {
@@ -113,6 +115,8 @@ impl CellscopeApp {
             screenshot_to: None,
             screenshot_frames: 0,
             picked: Arc::default(),
+            picked_image: Arc::default(),
+            underlay: None,
         };
         if let Some(p) = path {
             app.open(p);
@@ -154,6 +158,11 @@ impl CellscopeApp {
         Some((v.last_rect?, v.camera?, v.positions.as_slice()))
     }
 
+    /// Opacity of the image under the spatial view, when one is loaded.
+    pub fn underlay_opacity(&mut self) -> Option<&mut f32> {
+        self.underlay.as_mut().map(|u| &mut u.opacity)
+    }
+
     /// Current colouring.
     pub fn set_color_by(&mut self, c: ColorBy) {
         self.color_by = c;
@@ -169,7 +178,7 @@ impl CellscopeApp {
         self.worker.send(Command::Analyze { data: d.clone(), use_rep: None, params });
     }
 
-    fn drain_events(&mut self) {
+    fn drain_events(&mut self, ctx: &egui::Context) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(4);
         while std::time::Instant::now() < deadline {
             let Ok(e) = self.worker.events.try_recv() else { break };
@@ -177,6 +186,7 @@ impl CellscopeApp {
                 Event::Started(s) => self.status = format!("{s} …"),
                 Event::Progress(s, f) => self.progress = Some((s, f)),
                 Event::Opened(a) => {
+                    self.underlay = None;
                     self.status = format!("{}: {} cells x {} genes", a.source.display(), a.n_obs(), a.n_vars());
                     self.selection = vec![false; a.n_obs()];
                     self.n_selected = 0;
@@ -202,6 +212,17 @@ impl CellscopeApp {
                     self.progress = None;
                     self.color_by = if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) { ColorBy::Domain } else { ColorBy::Leiden };
                     self.build_views();
+                }
+                Event::Image { image, data_per_pixel, path } => {
+                    let [w, h] = image.size;
+                    let texture = ctx.load_texture("underlay", (*image).clone(), egui::TextureOptions::LINEAR);
+                    let opacity = self.underlay.as_ref().map_or(0.8, |u| u.opacity);
+                    self.underlay = Some(super::view::Underlay {
+                        texture,
+                        size: [w as f64 * data_per_pixel, h as f64 * data_per_pixel],
+                        opacity,
+                        path,
+                    });
                 }
                 Event::Cancelled => {
                     self.status = "cancelled".into();
@@ -376,6 +397,26 @@ impl CellscopeApp {
             });
         }
         ui.label(&self.status);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(self.data.is_some(), egui::Button::new("Image…")).clicked() {
+                let slot = self.picked_image.clone();
+                let c = ui.ctx().clone();
+                let _ = std::thread::Builder::new().name("cellscope-image-dialog".into()).spawn(move || {
+                    let picked = rfd::FileDialog::new().add_filter("image", &["jpg", "jpeg", "png", "tif", "tiff"]).pick_file();
+                    if let Ok(mut s) = slot.lock() {
+                        *s = picked;
+                    }
+                    c.request_repaint();
+                });
+            }
+            if let Some(u) = &mut self.underlay {
+                let label = ui.label("opacity");
+                ui.add(egui::Slider::new(&mut u.opacity, 0.0..=1.0)).labelled_by(label.id);
+            }
+        });
+        if let Some(u) = &self.underlay {
+            ui.label(format!("image: {}", u.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
+        }
         if let Some(d) = &self.data {
             ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
         }
@@ -549,10 +590,15 @@ impl CellscopeApp {
     /// One frame of UI into the root `ui` (also driven by the kittest harness).
     pub fn frame(&mut self, ui: &mut egui::Ui, format: Option<eframe::wgpu::TextureFormat>) {
         let ctx = ui.ctx().clone();
-        self.drain_events();
+        self.drain_events(&ctx);
         let picked = self.picked.lock().ok().and_then(|mut g| g.take());
         if let Some(p) = picked {
             self.open(p);
+        }
+        let picked = self.picked_image.lock().ok().and_then(|mut g| g.take());
+        if let Some(p) = picked {
+            // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
+            self.worker.send(Command::LoadImage(p, 1.0));
         }
         if let Some(f) = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf())) {
             self.open(f);
@@ -585,7 +631,8 @@ impl CellscopeApp {
             let dim = self.n_selected > 0;
             for (k, v) in self.views.iter_mut().enumerate() {
                 let rect = egui::Rect::from_min_size(full.min + egui::vec2(k as f32 * (w + 8.0), 0.0), egui::vec2(w, full.height()));
-                let r = v.show(ui, rect, &self.point_data[k.min(1)], dim, format);
+                let underlay = if v.y_down { self.underlay.as_ref() } else { None };
+                let r = v.show(ui, rect, &self.point_data[k.min(1)], dim, format, underlay);
                 hovered = hovered.or(r.hovered);
                 selected = selected.or(r.selected);
             }

@@ -5,6 +5,19 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui};
 use crate::render::camera::Camera;
 use crate::render::points::{PointData, PointsCallback, ViewUniform, paint_callback};
 
+/// An image under the spatial view (H&E, Visium tissue image), its top-left corner at the
+/// origin of the data's coordinates.
+pub struct Underlay {
+    /// The uploaded texture.
+    pub texture: egui::TextureHandle,
+    /// Its extent in data units (width, height).
+    pub size: [f64; 2],
+    /// 0 (hidden) to 1.
+    pub opacity: f32,
+    /// The file it came from.
+    pub path: std::path::PathBuf,
+}
+
 /// What a view reports back to the app after a frame.
 #[derive(Debug, Default)]
 pub struct ViewResponse {
@@ -50,7 +63,15 @@ impl PointView {
 
     /// Draws the view into `rect` and handles input (wheel zoom at the cursor, drag to pan,
     /// shift-drag for box selection, double-click to fit).
-    pub fn show(&mut self, ui: &mut Ui, rect: Rect, data: &PointData, dim_unselected: bool, format: Option<eframe::wgpu::TextureFormat>) -> ViewResponse {
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        rect: Rect,
+        data: &PointData,
+        dim_unselected: bool,
+        format: Option<eframe::wgpu::TextureFormat>,
+        underlay: Option<&Underlay>,
+    ) -> ViewResponse {
         let mut out = ViewResponse::default();
         self.last_rect = Some(rect);
         let resp = ui.allocate_rect(rect, Sense::click_and_drag());
@@ -96,6 +117,14 @@ impl PointView {
             }
         } else if resp.dragged() {
             cam.pan(resp.drag_delta());
+        }
+        if let Some(u) = underlay
+            && u.opacity > 0.0
+        {
+            let a = cam.to_screen(rect, [0.0, 0.0]);
+            let b = cam.to_screen(rect, [u.size[0], u.size[1]]);
+            let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            painter.image(u.texture.id(), Rect::from_two_pos(a, b), uv, Color32::from_white_alpha((u.opacity * 255.0) as u8));
         }
         let ppp = ui.ctx().pixels_per_point();
         let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
