@@ -188,3 +188,40 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
     assert!(changed as f64 > 0.3 * area, "image not drawn");
     assert!(pinkish as f64 > 0.1 * area, "image does not look like an H&E stain");
 }
+
+#[test]
+fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
+    let mut h = harness();
+    let truth: Vec<String> = {
+        let c = h.state().data().unwrap().obs.column("cluster").unwrap();
+        (0..c.len()).map(|i| c.value_string(i)).collect()
+    };
+    let leiden = h.state().leiden().unwrap().to_vec();
+    // The heatmap lists truth classes sorted by name (rows) against Leiden clusters (columns).
+    let mut names = truth.clone();
+    names.sort();
+    names.dedup();
+    let count = |r: usize, c: u32| (0..truth.len()).filter(|&i| truth[i] == names[r] && leiden[i] == c).count();
+    // the largest cell of the contingency table
+    let (row, col) = (0..names.len())
+        .flat_map(|r| (0..=*leiden.iter().max().unwrap()).map(move |c| (r, c)))
+        .max_by_key(|&(r, c)| count(r, c))
+        .unwrap();
+    let expected = count(row, col);
+    let rect = h.get_by_label("confusion matrix").rect();
+    let k = (leiden.iter().max().unwrap() + 1) as f32;
+    let cell = (220.0 / k).clamp(4.0, 18.0);
+    let at = egui::pos2(rect.left() + 90.0 + cell * (col as f32 + 0.5), rect.top() + cell * (row as f32 + 0.5));
+    h.event(egui::Event::PointerMoved(at));
+    h.event(egui::Event::PointerButton { pos: at, button: egui::PointerButton::Primary, pressed: true, modifiers: egui::Modifiers::NONE });
+    h.event(egui::Event::PointerButton { pos: at, button: egui::PointerButton::Primary, pressed: false, modifiers: egui::Modifiers::NONE });
+    h.run_steps(3);
+    println!("confusion cell ({}, {col}): {} selected, {expected} expected", names[row], h.state().n_selected());
+    assert!(expected > 0);
+    assert_eq!(h.state().n_selected(), expected);
+
+    h.state_mut().set_color_by(ColorBy::Agreement("cluster".into(), "cluster".into()));
+    h.run_steps(2);
+    let legend: Vec<(String, usize)> = h.state().legend_items().iter().map(|l| (l.name.clone(), l.count)).collect();
+    assert_eq!(legend, vec![("match".to_string(), truth.len())]);
+}

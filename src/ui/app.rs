@@ -29,6 +29,9 @@ pub enum ColorBy {
     Obs(String),
     /// A gene's expression (viridis, clipped at the 99th percentile).
     Gene(String),
+    /// Agreement of two obs labelings of the same classes (e.g. predicted vs annotated):
+    /// match / mismatch.
+    Agreement(String, String),
 }
 
 /// One legend entry.
@@ -82,6 +85,8 @@ pub struct CellscopeApp {
     picked: Arc<std::sync::Mutex<Option<PathBuf>>>,
     picked_image: Arc<std::sync::Mutex<Option<PathBuf>>>,
     underlay: Option<super::view::Underlay>,
+    pending_selection: Option<Vec<usize>>,
+    agree_b: Option<String>,
 }
 
 impl CellscopeApp {
@@ -117,6 +122,8 @@ impl CellscopeApp {
             picked: Arc::default(),
             picked_image: Arc::default(),
             underlay: None,
+            pending_selection: None,
+            agree_b: None,
         };
         if let Some(p) = path {
             app.open(p);
@@ -140,6 +147,16 @@ impl CellscopeApp {
     /// Number of cells selected.
     pub fn n_selected(&self) -> usize {
         self.n_selected
+    }
+
+    /// Leiden clusters of the last pipeline run.
+    pub fn leiden(&self) -> Option<&[u32]> {
+        self.analysis.as_ref().map(|a| a.leiden.as_slice())
+    }
+
+    /// The open dataset.
+    pub fn data(&self) -> Option<&AnnData> {
+        self.data.as_deref()
     }
 
     /// Selected cells (one flag per cell).
@@ -264,6 +281,10 @@ impl CellscopeApp {
         match c {
             ColorBy::Leiden => Some(self.analysis.as_ref()?.leiden.iter().map(|v| v.to_string()).collect()),
             ColorBy::Domain => Some(self.analysis.as_ref()?.domains.as_ref()?.0.iter().map(|v| v.to_string()).collect()),
+            ColorBy::Agreement(x, y) => {
+                let (cx, cy) = (d.obs.column(x)?, d.obs.column(y)?);
+                Some((0..cx.len()).map(|i| if cx.value_string(i) == cy.value_string(i) { "match" } else { "mismatch" }.to_string()).collect())
+            }
             ColorBy::Obs(k) => {
                 let col = d.obs.column(k)?;
                 if col.is_numeric() && !matches!(col, Column::Bool(_)) {
@@ -462,6 +483,30 @@ impl CellscopeApp {
                     }
                 }
             });
+            let names: Vec<String> = d.obs.column_names().iter().map(|s| s.to_string()).collect();
+            ui.horizontal(|ui| {
+                let label = ui.label("agreement of");
+                let current = match &choice {
+                    ColorBy::Obs(k) => Some(k.clone()),
+                    ColorBy::Agreement(a, _) => Some(a.clone()),
+                    _ => None,
+                };
+                egui::ComboBox::from_id_salt("agree_b")
+                    .selected_text(self.agree_b.clone().unwrap_or("…".into()))
+                    .show_ui(ui, |ui| {
+                        for n in &names {
+                            ui.selectable_value(&mut self.agree_b, Some(n.clone()), n);
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+                if let (Some(a), Some(b)) = (current, self.agree_b.clone())
+                    && a != b
+                    && ui.button("compare").clicked()
+                {
+                    choice = ColorBy::Agreement(a, b);
+                }
+            });
             if !self.gene_query.is_empty() {
                 let q = self.gene_query.to_ascii_lowercase();
                 let hits: Vec<&String> = d.var_names().iter().filter(|g| g.to_ascii_lowercase().starts_with(&q)).take(6).collect();
@@ -478,8 +523,6 @@ impl CellscopeApp {
         if let Some((lo, hi)) = self.coloring.range {
             colour_bar(ui, lo, hi, self.color_by == ColorBy::DomainConfidence);
         }
-        ui.separator();
-        self.metrics_panel(ui);
     }
 
     fn metrics_panel(&mut self, ui: &mut egui::Ui) {
@@ -523,6 +566,10 @@ impl CellscopeApp {
                 }
             });
             ui.label(format!("{n} labelled cells"));
+            ui.label("ground truth (rows) × Leiden cluster (columns); click a cell to select those cells");
+            if let Some(sel) = confusion_heatmap(ui, &t, &a.leiden) {
+                self.pending_selection = Some(sel);
+            }
         }
     }
 
@@ -533,7 +580,7 @@ impl CellscopeApp {
             self.select(&[]);
         }
         let mut toggle: Option<(String, bool)> = None;
-        egui::ScrollArea::vertical().show(ui, |ui| {
+        egui::ScrollArea::vertical().id_salt("legend").max_height(320.0).show(ui, |ui| {
             for item in &self.coloring.legend {
                 let hidden = self.hidden.contains(&item.name);
                 let text = format!("{}  ({})", item.name, item.count);
@@ -603,11 +650,18 @@ impl CellscopeApp {
         if let Some(f) = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf())) {
             self.open(f);
         }
+        if let Some(sel) = self.pending_selection.take() {
+            self.select(&sel);
+        }
         self.refresh_points();
         egui::Panel::left("side").resizable(true).default_size(260.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
         });
-        egui::Panel::right("legend").resizable(true).default_size(200.0).show(ui, |ui| self.legend(ui));
+        egui::Panel::right("legend").resizable(true).default_size(280.0).show(ui, |ui| {
+            self.legend(ui);
+            ui.separator();
+            egui::ScrollArea::vertical().id_salt("metrics").show(ui, |ui| self.metrics_panel(ui));
+        });
         if !self.errors.is_empty() {
             egui::Panel::bottom("errors").show(ui, |ui| {
                 let mut dismiss = false;
@@ -718,4 +772,41 @@ fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
         ui.painter().rect_filled(egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, c);
     }
     ui.label(format!("{lo:.2} … {hi:.2} (99th percentile)"));
+}
+
+/// Row-normalised contingency heatmap of `truth` (rows, missing labels left out) against
+/// `clusters` (columns). Returns the cells of a clicked heatmap cell.
+fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> Option<Vec<usize>> {
+    use crate::pipeline::analyze::MISSING_LABELS;
+    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
+    let (codes, names) = crate::analysis::metrics::encode(&labels);
+    let k = clusters.iter().max().map_or(0, |m| *m as usize + 1);
+    if names.is_empty() || k == 0 || names.len() > 60 || k > 80 {
+        return None;
+    }
+    let mut counts = vec![vec![0usize; k]; names.len()];
+    for (j, &i) in keep.iter().enumerate() {
+        counts[codes[j] as usize][clusters[i] as usize] += 1;
+    }
+    let cell = (220.0 / k as f32).clamp(4.0, 18.0);
+    let label_w = 90.0;
+    let (rect, resp) = ui.allocate_exact_size(egui::vec2(label_w + cell * k as f32, cell * names.len() as f32), egui::Sense::click());
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Table, true, "confusion matrix"));
+    let painter = ui.painter_at(rect);
+    let mut clicked = None;
+    for (r, row) in counts.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f32;
+        let y = rect.top() + r as f32 * cell;
+        painter.text(egui::pos2(rect.left(), y + cell / 2.0), egui::Align2::LEFT_CENTER, &names[r], egui::FontId::proportional(cell.min(11.0)), ui.visuals().text_color());
+        for (c, &v) in row.iter().enumerate() {
+            let cr = egui::Rect::from_min_size(egui::pos2(rect.left() + label_w + c as f32 * cell, y), egui::vec2(cell - 1.0, cell - 1.0));
+            painter.rect_filled(cr, 0.0, viridis(v as f32 / total));
+            if resp.clicked() && resp.interact_pointer_pos().is_some_and(|p| cr.contains(p)) {
+                clicked = Some((r, c));
+            }
+        }
+    }
+    let (r, c) = clicked?;
+    Some(keep.iter().enumerate().filter(|&(j, &i)| codes[j] as usize == r && clusters[i] as usize == c).map(|(_, &i)| i).collect())
 }
