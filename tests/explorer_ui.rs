@@ -225,3 +225,31 @@ fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
     let legend: Vec<(String, usize)> = h.state().legend_items().iter().map(|l| (l.name.clone(), l.count)).collect();
     assert_eq!(legend, vec![("match".to_string(), truth.len())]);
 }
+
+#[test]
+fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
+    let mut h = harness();
+    let ckpt = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/random_mask.ckpt");
+    h.state_mut().load_model(ckpt);
+    for _ in 0..500 {
+        h.step();
+        if h.state().model_info().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (summary, device, n_genes) = h.state().model_info().cloned().expect("model loaded");
+    println!("model: {summary}; {n_genes} genes; {device}");
+    assert!(summary.to_lowercase().contains("mae") || summary.to_lowercase().contains("mask"), "{summary}");
+    h.state_mut().embed();
+    for _ in 0..1000 {
+        h.step();
+        if h.state().analyzed() && h.state().representation_name().contains("model embedding") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(h.state().representation_name().contains("model embedding"), "pipeline re-ran on the embedding: {}", h.state().representation_name());
+    h.run_steps(2);
+    let _ = h.get_by_label("Embed");
+}

@@ -122,6 +122,8 @@ impl Default for AnalyzeParams {
 /// The pipeline's steps, for progress reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Step {
+    /// Embedding with a model.
+    Embed,
     /// kNN search.
     Neighbors,
     /// UMAP optimisation.

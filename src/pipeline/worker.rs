@@ -21,12 +21,19 @@ pub enum Command {
     /// Load an image to show under the spatial view; `data_per_pixel` converts its pixels to
     /// the data's coordinate units.
     LoadImage(PathBuf, f64),
+    /// Load a model (cellscope folder or PyTorch / safetensors checkpoint with its gene list
+    /// beside it) and create its compute engine on this thread.
+    LoadModel(PathBuf),
+    /// Embed the dataset with the loaded model.
+    Embed(Arc<AnnData>),
     /// Run the pipeline on the open dataset.
     Analyze {
         /// The dataset (shared with the UI).
         data: Arc<AnnData>,
         /// obsm key or `None` for the default representation.
         use_rep: Option<String>,
+        /// A representation computed here (e.g. the model's embedding); overrides `use_rep`.
+        matrix: Option<Arc<Array2<f32>>>,
         /// Pipeline parameters.
         params: AnalyzeParams,
     },
@@ -60,6 +67,24 @@ pub enum Event {
         data_per_pixel: f64,
         /// Where it came from.
         path: PathBuf,
+    },
+    /// A model is ready.
+    ModelLoaded {
+        /// Kind, widths and parameter count.
+        summary: String,
+        /// Compute device and backend in use.
+        device: String,
+        /// The model's gene list length.
+        n_genes: usize,
+    },
+    /// The dataset was embedded by the loaded model.
+    Embedded {
+        /// `n x d` embedding (`obsm['X_cellscope']`).
+        values: Arc<Array2<f32>>,
+        /// Gene coverage report.
+        coverage: String,
+        /// Throughput.
+        cells_per_sec: f64,
     },
     /// The job was cancelled.
     Cancelled,
@@ -175,6 +200,7 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
         }
         wake();
     };
+    let mut model: Option<(crate::model::Model, crate::model::Engine)> = None;
     while let Ok(cmd) = rx.recv() {
         busy.store(true, Ordering::Relaxed);
         match cmd {
@@ -198,11 +224,54 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                 Ok((image, f)) => send(Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path }),
                 Err(e) => send(Event::Failed(e)),
             },
-            Command::Analyze { data, use_rep, params } => {
+            Command::LoadModel(path) => {
+                send(Event::Started(format!("loading {}", path.display())));
+                let loaded = crate::model::load_model(&path, None).map_err(|e| e.to_string()).and_then(|m| {
+                    let engine = crate::model::Engine::new(&m.weights, crate::model::BackendChoice::Auto).map_err(|e| e.to_string())?;
+                    Ok((m, engine))
+                });
+                match loaded {
+                    Ok((m, e)) => {
+                        send(Event::ModelLoaded { summary: m.weights.to_string(), device: e.description().to_string(), n_genes: m.genes.len() });
+                        model = Some((m, e));
+                    }
+                    Err(e) => send(Event::Failed(e)),
+                }
+            }
+            Command::Embed(data) => {
+                let Some((m, engine)) = &model else {
+                    send(Event::Failed("load a model before embedding".into()));
+                    busy.store(false, Ordering::Relaxed);
+                    continue;
+                };
+                send(Event::Started("embedding".into()));
+                let embedder = crate::model::embed::Embedder {
+                    engine,
+                    genes: &m.genes,
+                    dim: m.weights.embedding_dim(),
+                    opts: crate::model::embed::EmbedOptions { preprocessing: m.preprocessing, ..Default::default() },
+                };
+                let r = embedder.embed_matrix(
+                    &data.x.to_csr(),
+                    &crate::data::genes::dataset_genes(&data),
+                    &data.source,
+                    &mut |p| send(Event::Progress(Step::Embed, p.done as f32 / p.total.max(1) as f32)),
+                    &cancel,
+                );
+                match r {
+                    Ok(e) => send(Event::Embedded { values: Arc::new(e.values), coverage: e.coverage.to_string(), cells_per_sec: e.cells_per_sec }),
+                    Err(crate::model::embed::EmbedError::Cancelled { .. }) => send(Event::Cancelled),
+                    Err(e) => send(Event::Failed(e.to_string())),
+                }
+            }
+            Command::Analyze { data, use_rep, matrix, params } => {
                 send(Event::Started("analysis".into()));
                 let control = Control::with_cancel(cancel.clone());
                 let result = (|| -> Result<Event, String> {
-                    let (rep, name) = representation(&data, use_rep.as_deref(), params.seed)?;
+                    let (rep, name) = match matrix {
+                        Some(m) => ((*m).clone(), "model embedding (X_cellscope)".to_string()),
+                        None => representation(&data, use_rep.as_deref(), params.seed)?,
+                    };
                     let coords = match data.default_spatial() {
                         Some(s) => Some(data.spatial_coords(&s).map_err(|e| e.to_string())?.mapv(|v| v as f32)),
                         None => None,

@@ -87,6 +87,9 @@ pub struct CellscopeApp {
     underlay: Option<super::view::Underlay>,
     pending_selection: Option<Vec<usize>>,
     agree_b: Option<String>,
+    picked_model: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    model_info: Option<(String, String, usize)>,
+    embedding: Option<(Arc<Array2<f32>>, String)>,
 }
 
 impl CellscopeApp {
@@ -124,6 +127,9 @@ impl CellscopeApp {
             underlay: None,
             pending_selection: None,
             agree_b: None,
+            picked_model: Arc::default(),
+            model_info: None,
+            embedding: None,
         };
         if let Some(p) = path {
             app.open(p);
@@ -137,6 +143,30 @@ impl CellscopeApp {
         if !self.worker.send(Command::Open(path)) {
             self.errors.push("the worker is busy; try again".into());
         }
+    }
+
+    /// Asks the worker to load a model (its gene list beside it).
+    pub fn load_model(&mut self, path: PathBuf) {
+        self.status = format!("Loading {} …", path.display());
+        self.worker.send(Command::LoadModel(path));
+    }
+
+    /// Asks the worker to embed the open dataset with the loaded model (then the pipeline runs
+    /// on the embedding).
+    pub fn embed(&mut self) {
+        if let Some(d) = &self.data {
+            self.worker.send(Command::Embed(d.clone()));
+        }
+    }
+
+    /// Description of the loaded model and its device, when one is loaded.
+    pub fn model_info(&self) -> Option<&(String, String, usize)> {
+        self.model_info.as_ref()
+    }
+
+    /// Name of the representation the last pipeline ran on.
+    pub fn representation_name(&self) -> &str {
+        &self.rep_name
     }
 
     /// Whether the pipeline has produced results.
@@ -192,7 +222,8 @@ impl CellscopeApp {
         let mut params = self.params.clone();
         params.spatial_domains = d.default_spatial().map(|_| self.n_domains);
         self.analysis = None;
-        self.worker.send(Command::Analyze { data: d.clone(), use_rep: None, params });
+        let matrix = self.embedding.as_ref().map(|e| e.0.clone());
+        self.worker.send(Command::Analyze { data: d.clone(), use_rep: None, matrix, params });
     }
 
     fn drain_events(&mut self, ctx: &egui::Context) {
@@ -204,6 +235,7 @@ impl CellscopeApp {
                 Event::Progress(s, f) => self.progress = Some((s, f)),
                 Event::Opened(a) => {
                     self.underlay = None;
+                    self.embedding = None;
                     self.status = format!("{}: {} cells x {} genes", a.source.display(), a.n_obs(), a.n_vars());
                     self.selection = vec![false; a.n_obs()];
                     self.n_selected = 0;
@@ -240,6 +272,17 @@ impl CellscopeApp {
                         opacity,
                         path,
                     });
+                }
+                Event::ModelLoaded { summary, device, n_genes } => {
+                    self.status = "model loaded".into();
+                    self.model_info = Some((summary, device, n_genes));
+                    self.embedding = None;
+                }
+                Event::Embedded { values, coverage, cells_per_sec } => {
+                    self.status = format!("embedded at {cells_per_sec:.0} cells/s; running the pipeline on it");
+                    self.embedding = Some((values, coverage));
+                    self.progress = None;
+                    self.run_pipeline();
                 }
                 Event::Cancelled => {
                     self.status = "cancelled".into();
@@ -442,6 +485,42 @@ impl CellscopeApp {
             ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
         }
         ui.separator();
+        ui.label(RichText::new("Model").strong());
+        ui.horizontal(|ui| {
+            if ui.button("Model…").clicked() {
+                let slot = self.picked_model.clone();
+                let c = ui.ctx().clone();
+                let _ = std::thread::Builder::new().name("cellscope-model-dialog".into()).spawn(move || {
+                    let picked = rfd::FileDialog::new()
+                        .add_filter("model", &["ckpt", "pt", "pth", "safetensors", "json"])
+                        .pick_file()
+                        .map(|p| if p.file_name().is_some_and(|n| n == "config.json") { p.parent().map(|d| d.to_path_buf()).unwrap_or(p) } else { p });
+                    if let Ok(mut s) = slot.lock() {
+                        *s = picked;
+                    }
+                    c.request_repaint();
+                });
+            }
+            let can_embed = self.model_info.is_some() && self.data.is_some() && !self.worker.busy();
+            if ui.add_enabled(can_embed, egui::Button::new("Embed")).clicked()
+                && let Some(d) = &self.data
+            {
+                self.worker.send(Command::Embed(d.clone()));
+            }
+        });
+        match &self.model_info {
+            Some((summary, device, n)) => {
+                ui.label(summary.as_str());
+                ui.label(format!("{n} input genes; device: {device}"));
+            }
+            None => {
+                ui.label("no model: the pipeline runs on the PCA baseline");
+            }
+        }
+        if let Some((e, coverage)) = &self.embedding {
+            ui.label(format!("embedding {} x {}; genes: {coverage}", e.nrows(), e.ncols()));
+        }
+        ui.separator();
         ui.label(RichText::new("Pipeline").strong());
         ui.add(egui::Slider::new(&mut self.params.n_neighbors, 5..=50).text("neighbours"));
         ui.add(egui::Slider::new(&mut self.params.resolution, 0.1..=3.0).text("resolution"));
@@ -641,6 +720,10 @@ impl CellscopeApp {
         let picked = self.picked.lock().ok().and_then(|mut g| g.take());
         if let Some(p) = picked {
             self.open(p);
+        }
+        let picked = self.picked_model.lock().ok().and_then(|mut g| g.take());
+        if let Some(p) = picked {
+            self.load_model(p);
         }
         let picked = self.picked_image.lock().ok().and_then(|mut g| g.take());
         if let Some(p) = picked {
