@@ -253,3 +253,41 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
     h.run_steps(2);
     let _ = h.get_by_label("Embed");
 }
+
+#[test]
+fn lasso_selection_selects_the_cells_inside_the_polygon() {
+    let mut h = harness();
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let c = rect.center();
+    let path: Vec<egui::Pos2> = (0..=24)
+        .map(|t| {
+            // a five-pointed star, concave
+            let a = t as f32 / 24.0 * std::f32::consts::TAU;
+            let r = if t % 2 == 0 { 170.0 } else { 70.0 };
+            c + egui::vec2(a.cos() * r, a.sin() * r)
+        })
+        .collect();
+    let m = egui::Modifiers::COMMAND;
+    h.event_modifiers(egui::Event::PointerMoved(path[0]), m);
+    h.event_modifiers(egui::Event::PointerButton { pos: path[0], button: egui::PointerButton::Primary, pressed: true, modifiers: m }, m);
+    h.step();
+    for p in &path[1..] {
+        h.event_modifiers(egui::Event::PointerMoved(*p), m);
+        h.step();
+    }
+    let end = *path.last().unwrap();
+    h.event_modifiers(egui::Event::PointerButton { pos: end, button: egui::PointerButton::Primary, pressed: false, modifiers: m }, m);
+    h.run_steps(3);
+    // The polygon the view recorded starts at the press origin and follows the pointer.
+    let expected = pos
+        .iter()
+        .filter(|p| cellscope::ui::view::point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &path))
+        .count();
+    let got = h.state().n_selected();
+    println!("lasso: {got} selected, {expected} inside the star");
+    assert!(expected > 20);
+    assert!(got.abs_diff(expected) <= expected / 20 + 2, "lasso selected {got}, expected {expected}");
+}

@@ -46,12 +46,13 @@ pub struct PointView {
     /// Where the view was last drawn.
     pub last_rect: Option<Rect>,
     drag_start: Option<Pos2>,
+    lasso: Vec<Pos2>,
 }
 
 impl PointView {
     /// A view of `positions`.
     pub fn new(id: u64, title: &str, positions: Vec<[f32; 2]>, y_down: bool, units: Option<String>) -> Self {
-        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, last_rect: None, drag_start: None }
+        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, last_rect: None, drag_start: None, lasso: Vec::new() }
     }
 
     /// Automatic point diameter in points for `n` points on a `rect`, before the user's factor:
@@ -91,7 +92,31 @@ impl PointView {
             }
         }
         let shift = ui.input(|i| i.modifiers.shift);
-        if resp.drag_started() && shift {
+        let lasso_key = ui.input(|i| i.modifiers.command || i.modifiers.alt);
+        if resp.drag_started() && lasso_key && !shift {
+            self.lasso = ui.input(|i| i.pointer.press_origin()).into_iter().collect();
+        }
+        if !self.lasso.is_empty() {
+            if let Some(p) = resp.interact_pointer_pos()
+                && self.lasso.last().is_none_or(|l| l.distance(p) > 2.0)
+            {
+                self.lasso.push(p);
+            }
+            painter.add(egui::Shape::closed_line(self.lasso.clone(), Stroke::new(1.5, Color32::from_rgb(30, 30, 200))));
+            if resp.drag_stopped() {
+                let poly = std::mem::take(&mut self.lasso);
+                if poly.len() >= 3 {
+                    let sel = self
+                        .positions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &poly))
+                        .map(|(i, _)| i)
+                        .collect();
+                    out.selected = Some(sel);
+                }
+            }
+        } else if resp.drag_started() && shift {
             self.drag_start = ui.input(|i| i.pointer.press_origin()).or(resp.interact_pointer_pos());
         }
         if let Some(start) = self.drag_start {
@@ -115,7 +140,7 @@ impl PointView {
             } else {
                 self.drag_start = None;
             }
-        } else if resp.dragged() {
+        } else if resp.dragged() && self.lasso.is_empty() {
             cam.pan(resp.drag_delta());
         }
         if let Some(u) = underlay
@@ -182,4 +207,34 @@ fn draw_scale_bar(painter: &egui::Painter, rect: Rect, upp: f64, units: &str) {
     let x0 = rect.right() - 20.0 - px;
     painter.line_segment([Pos2::new(x0, y), Pos2::new(x0 + px, y)], Stroke::new(3.0, Color32::from_gray(30)));
     painter.text(Pos2::new(x0 + px / 2.0, y - 4.0), egui::Align2::CENTER_BOTTOM, format!("{len} {units}"), egui::FontId::proportional(12.0), Color32::from_gray(30));
+}
+
+/// Even-odd rule point-in-polygon test (screen coordinates).
+pub fn point_in_polygon(p: Pos2, poly: &[Pos2]) -> bool {
+    let mut inside = false;
+    let mut j = poly.len() - 1;
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[j]);
+        if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygon_membership() {
+        let sq = [Pos2::new(0.0, 0.0), Pos2::new(10.0, 0.0), Pos2::new(10.0, 10.0), Pos2::new(0.0, 10.0)];
+        assert!(point_in_polygon(Pos2::new(5.0, 5.0), &sq));
+        assert!(!point_in_polygon(Pos2::new(15.0, 5.0), &sq));
+        // a concave "L"
+        let l = [Pos2::new(0.0, 0.0), Pos2::new(10.0, 0.0), Pos2::new(10.0, 4.0), Pos2::new(4.0, 4.0), Pos2::new(4.0, 10.0), Pos2::new(0.0, 10.0)];
+        assert!(point_in_polygon(Pos2::new(2.0, 8.0), &l));
+        assert!(!point_in_polygon(Pos2::new(8.0, 8.0), &l));
+    }
 }
