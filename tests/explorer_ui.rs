@@ -291,3 +291,34 @@ fn lasso_selection_selects_the_cells_inside_the_polygon() {
     assert!(expected > 20);
     assert!(got.abs_diff(expected) <= expected / 20 + 2, "lasso selected {got}, expected {expected}");
 }
+
+#[test]
+fn label_transfer_colours_by_predicted_type_and_confidence() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let mut h = harness_for(data.join("hypothalamus_merfish_query.h5ad"));
+    h.state_mut().set_reference(data.join("hypothalamus_scrna_ref.h5ad"), "cell_type");
+    h.state_mut().transfer();
+    for _ in 0..500 {
+        h.step();
+        if h.state().prediction().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (pred, conf) = h.state().prediction().cloned().expect("labels transferred");
+    assert_eq!(pred.len(), 750);
+    assert!(conf.iter().all(|c| (0.2..=1.0).contains(c)));
+    h.run_steps(3);
+    let legend: Vec<String> = h.state().legend_items().iter().map(|l| l.name.clone()).collect();
+    println!("predicted types: {legend:?}");
+    let reference_types = ["Ambiguous", "Astrocytes", "Endothelial", "Ependymal", "Excitatory", "Fibroblast", "Immature oligodendrocyte", "Inhibitory", "Macrophage", "Mature oligodendrocyte", "Microglia", "Mural", "Newly formed oligodendrocyte", "Unstable"];
+    assert!(legend.len() >= 3 && legend.iter().all(|l| reference_types.contains(&l.as_str())), "{legend:?}");
+    let plain = h.render().unwrap();
+    h.state_mut().set_color_by(ColorBy::Predicted { fade: true });
+    h.run_steps(3);
+    let faded = h.render().unwrap();
+    let diff = plain.pixels().zip(faded.pixels()).filter(|(a, b)| a != b).count();
+    let low = conf.iter().filter(|&&c| c < 1.0).count();
+    println!("{low} cells below full confidence; {diff} pixels changed by fading");
+    assert!(low > 0 && diff > 1000);
+}

@@ -26,6 +26,16 @@ pub enum Command {
     LoadModel(PathBuf),
     /// Embed the dataset with the loaded model.
     Embed(Arc<AnnData>),
+    /// Transfer labels from a labelled reference file to the open dataset (kNN vote, k = 5, on
+    /// the shared genes; see [`super::transfer`]).
+    Transfer {
+        /// Labelled reference.
+        reference: PathBuf,
+        /// Its obs column of labels.
+        label_key: String,
+        /// The open dataset.
+        query: Arc<AnnData>,
+    },
     /// Run the pipeline on the open dataset.
     Analyze {
         /// The dataset (shared with the UI).
@@ -85,6 +95,13 @@ pub enum Event {
         coverage: String,
         /// Throughput.
         cells_per_sec: f64,
+    },
+    /// Labels were transferred to the open dataset.
+    Transferred {
+        /// Predicted reference label per cell.
+        predicted: Vec<String>,
+        /// Vote fraction per cell.
+        confidence: Vec<f32>,
     },
     /// The job was cancelled.
     Cancelled,
@@ -263,6 +280,20 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                     Err(crate::model::embed::EmbedError::Cancelled { .. }) => send(Event::Cancelled),
                     Err(e) => send(Event::Failed(e.to_string())),
                 }
+            }
+            Command::Transfer { reference, label_key, query } => {
+                send(Event::Started(format!("transferring labels from {}", reference.display())));
+                let r = (|| -> Result<Event, String> {
+                    let refd = crate::data::open(&reference).map_err(|e| e.to_string())?;
+                    let col = refd.obs.column(&label_key).ok_or_else(|| {
+                        format!("{}: obs has no column '{label_key}' (it has: {})", reference.display(), refd.obs.column_names().join(", "))
+                    })?;
+                    let labels: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
+                    let (rr, qr, _) = super::transfer::shared_gene_representation(&refd, &query, 0)?;
+                    let t = super::transfer::transfer_labels(rr.view(), &labels, qr.view(), None, 5);
+                    Ok(Event::Transferred { predicted: t.predicted, confidence: t.confidence })
+                })();
+                send(r.unwrap_or_else(Event::Failed));
             }
             Command::Analyze { data, use_rep, matrix, params } => {
                 send(Event::Started("analysis".into()));

@@ -29,6 +29,11 @@ pub enum ColorBy {
     Obs(String),
     /// A gene's expression (viridis, clipped at the 99th percentile).
     Gene(String),
+    /// Cell types predicted by label transfer; with `fade`, faded to grey by (1 - confidence).
+    Predicted {
+        /// Fade low-confidence cells.
+        fade: bool,
+    },
     /// Agreement of two obs labelings of the same classes (e.g. predicted vs annotated):
     /// match / mismatch.
     Agreement(String, String),
@@ -88,6 +93,10 @@ pub struct CellscopeApp {
     pending_selection: Option<Vec<usize>>,
     agree_b: Option<String>,
     picked_model: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    picked_reference: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    reference: Option<PathBuf>,
+    reference_key: String,
+    prediction: Option<(Vec<String>, Vec<f32>)>,
     model_info: Option<(String, String, usize)>,
     embedding: Option<(Arc<Array2<f32>>, String)>,
 }
@@ -128,6 +137,10 @@ impl CellscopeApp {
             pending_selection: None,
             agree_b: None,
             picked_model: Arc::default(),
+            picked_reference: Arc::default(),
+            reference: None,
+            reference_key: "cell_type".into(),
+            prediction: None,
             model_info: None,
             embedding: None,
         };
@@ -157,6 +170,24 @@ impl CellscopeApp {
         if let Some(d) = &self.data {
             self.worker.send(Command::Embed(d.clone()));
         }
+    }
+
+    /// Sets the labelled reference used by [`Self::transfer`] and its label column.
+    pub fn set_reference(&mut self, path: PathBuf, label_key: &str) {
+        self.reference = Some(path);
+        self.reference_key = label_key.to_string();
+    }
+
+    /// Transfers labels from the reference to the open dataset on the worker.
+    pub fn transfer(&mut self) {
+        if let (Some(r), Some(d)) = (&self.reference, &self.data) {
+            self.worker.send(Command::Transfer { reference: r.clone(), label_key: self.reference_key.trim().to_string(), query: d.clone() });
+        }
+    }
+
+    /// Predicted labels and confidences of the last transfer.
+    pub fn prediction(&self) -> Option<&(Vec<String>, Vec<f32>)> {
+        self.prediction.as_ref()
     }
 
     /// Description of the loaded model and its device, when one is loaded.
@@ -235,6 +266,7 @@ impl CellscopeApp {
                 Event::Progress(s, f) => self.progress = Some((s, f)),
                 Event::Opened(a) => {
                     self.underlay = None;
+                    self.prediction = None;
                     self.embedding = None;
                     self.status = format!("{}: {} cells x {} genes", a.source.display(), a.n_obs(), a.n_vars());
                     self.selection = vec![false; a.n_obs()];
@@ -284,6 +316,12 @@ impl CellscopeApp {
                     self.progress = None;
                     self.run_pipeline();
                 }
+                Event::Transferred { predicted, confidence } => {
+                    self.status = "labels transferred".into();
+                    self.prediction = Some((predicted, confidence));
+                    self.color_by = ColorBy::Predicted { fade: false };
+                    self.hidden.clear();
+                }
                 Event::Cancelled => {
                     self.status = "cancelled".into();
                     self.progress = None;
@@ -324,6 +362,7 @@ impl CellscopeApp {
         match c {
             ColorBy::Leiden => Some(self.analysis.as_ref()?.leiden.iter().map(|v| v.to_string()).collect()),
             ColorBy::Domain => Some(self.analysis.as_ref()?.domains.as_ref()?.0.iter().map(|v| v.to_string()).collect()),
+            ColorBy::Predicted { .. } => self.prediction.as_ref().map(|p| p.0.clone()),
             ColorBy::Agreement(x, y) => {
                 let (cx, cy) = (d.obs.column(x)?, d.obs.column(y)?);
                 Some((0..cx.len()).map(|i| if cx.value_string(i) == cy.value_string(i) { "match" } else { "mismatch" }.to_string()).collect())
@@ -364,7 +403,12 @@ impl CellscopeApp {
             codes.iter().for_each(|&c| counts[c as usize] += 1);
             let legend: Vec<LegendItem> =
                 order.iter().map(|&c| LegendItem { name: names[c].clone(), color: pal[rank[c]], count: counts[c] }).collect();
-            let colors = codes.iter().map(|&c| pal[rank[c as usize]]).collect();
+            let mut colors: Vec<Color32> = codes.iter().map(|&c| pal[rank[c as usize]]).collect();
+            if let (ColorBy::Predicted { fade: true }, Some((_, conf))) = (&self.color_by, &self.prediction) {
+                for (c, &f) in colors.iter_mut().zip(conf) {
+                    *c = Color32::from_gray(200).lerp_to_gamma(*c, f.clamp(0.0, 1.0));
+                }
+            }
             let codes = codes.iter().map(|&c| rank[c as usize] as u32).collect();
             return Coloring { codes: Some(codes), colors, legend, range: None };
         }
@@ -521,6 +565,30 @@ impl CellscopeApp {
             ui.label(format!("embedding {} x {}; genes: {coverage}", e.nrows(), e.ncols()));
         }
         ui.separator();
+        ui.label(RichText::new("Label transfer").strong());
+        ui.horizontal(|ui| {
+            if ui.button("Reference…").clicked() {
+                let slot = self.picked_reference.clone();
+                let c = ui.ctx().clone();
+                let _ = std::thread::Builder::new().name("cellscope-reference-dialog".into()).spawn(move || {
+                    let picked = rfd::FileDialog::new().add_filter("single-cell data", &["h5ad", "h5"]).pick_file();
+                    if let Ok(mut s) = slot.lock() {
+                        *s = picked;
+                    }
+                    c.request_repaint();
+                });
+            }
+            let label = ui.label("labels");
+            ui.text_edit_singleline(&mut self.reference_key).labelled_by(label.id);
+        });
+        if let Some(r) = &self.reference {
+            ui.label(format!("reference: {}", r.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
+        }
+        let can = self.reference.is_some() && self.data.is_some() && !self.worker.busy();
+        if ui.add_enabled(can, egui::Button::new("Transfer labels")).clicked() {
+            self.transfer();
+        }
+        ui.separator();
         ui.label(RichText::new("Pipeline").strong());
         ui.add(egui::Slider::new(&mut self.params.n_neighbors, 5..=50).text("neighbours"));
         ui.add(egui::Slider::new(&mut self.params.resolution, 0.1..=3.0).text("resolution"));
@@ -540,6 +608,10 @@ impl CellscopeApp {
         ui.separator();
         ui.label(RichText::new("Colour by").strong());
         let mut choice = self.color_by.clone();
+        if self.prediction.is_some() {
+            ui.radio_value(&mut choice, ColorBy::Predicted { fade: false }, "predicted type");
+            ui.radio_value(&mut choice, ColorBy::Predicted { fade: true }, "predicted type × confidence");
+        }
         if self.analysis.is_some() {
             ui.radio_value(&mut choice, ColorBy::Leiden, "Leiden cluster");
             if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) {
@@ -699,6 +771,9 @@ impl CellscopeApp {
                 s.push_str(&format!("{name}: {}\n", c.value_string(i)));
             }
         }
+        if let Some((p, c)) = &self.prediction {
+            s.push_str(&format!("predicted: {} ({:.0} % of votes)\n", p[i], c[i] * 100.0));
+        }
         if let Some(a) = &self.analysis {
             s.push_str(&format!("leiden: {}\n", a.leiden[i]));
             if let Some((dom, conf)) = &a.domains {
@@ -724,6 +799,9 @@ impl CellscopeApp {
         let picked = self.picked_model.lock().ok().and_then(|mut g| g.take());
         if let Some(p) = picked {
             self.load_model(p);
+        }
+        if let Some(p) = self.picked_reference.lock().ok().and_then(|mut g| g.take()) {
+            self.reference = Some(p);
         }
         let picked = self.picked_image.lock().ok().and_then(|mut g| g.take());
         if let Some(p) = picked {
