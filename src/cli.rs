@@ -41,6 +41,10 @@ pub enum Command {
         /// Compute backend.
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+        /// Two-column CSV (dataset gene, model gene) mapping the dataset's gene symbols to the
+        /// model's species first (e.g. mouse to human homologs).
+        #[arg(long)]
+        homologs: Option<PathBuf>,
         /// Cells per forward pass.
         #[arg(long, default_value_t = 1024)]
         batch_size: usize,
@@ -136,9 +140,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             genes,
             backend,
+            homologs,
             batch_size,
             out,
-        }) => embed(&data, &model, genes.as_deref(), backend, batch_size, &out),
+        }) => embed(&data, &model, genes.as_deref(), backend, homologs.as_deref(), batch_size, &out),
         Some(Command::Analyze {
             data,
             use_rep,
@@ -197,6 +202,7 @@ fn embed(
     model_path: &std::path::Path,
     genes: Option<&std::path::Path>,
     backend: BackendChoice,
+    homologs: Option<&std::path::Path>,
     batch_size: usize,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -205,6 +211,7 @@ fn embed(
     use std::sync::atomic::AtomicBool;
 
     write::check_not_input(data, out)?;
+    let homologs = homologs.map(crate::data::genes::Homologs::read_csv).transpose()?;
     let model = crate::model::load_model(model_path, genes)?;
     eprintln!("model: {}", model.weights);
     let engine = crate::model::Engine::new(&model.weights, backend).map_err(anyhow::Error::msg)?;
@@ -213,6 +220,7 @@ fn embed(
         engine: &engine,
         genes: &model.genes,
         dim: model.weights.embedding_dim(),
+        homologs: homologs.as_ref(),
         opts: EmbedOptions {
             batch_size: batch_size.max(1),
             preprocessing: model.preprocessing,
@@ -406,6 +414,7 @@ fn embed_with(model: &crate::model::Model, a: &crate::data::anndata::AnnData) ->
         engine: &engine,
         genes: &model.genes,
         dim: model.weights.embedding_dim(),
+        homologs: None,
         opts: EmbedOptions { preprocessing: model.preprocessing, ..EmbedOptions::default() },
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);

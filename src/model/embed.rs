@@ -192,6 +192,9 @@ pub struct Embedder<'a> {
     pub dim: usize,
     /// Batch, block and preprocessing options.
     pub opts: EmbedOptions,
+    /// Homolog table mapping the dataset's gene symbols to the model's (e.g. mouse to human);
+    /// applied before alignment.
+    pub homologs: Option<&'a crate::data::genes::Homologs>,
 }
 
 impl Embedder<'_> {
@@ -201,7 +204,7 @@ impl Embedder<'_> {
         total: usize,
         file: &Path,
     ) -> Result<Runner<'_>, EmbedError> {
-        let alignment = GeneAlignment::new(self.genes, data_genes, None);
+        let alignment = GeneAlignment::new(self.genes, data_genes, self.homologs);
         let cov = alignment.coverage();
         if cov.matched == 0 {
             return Err(EmbedError::NoSharedGenes {

@@ -162,7 +162,7 @@ impl Worker {
     ///
     /// # Panics
     /// When the OS refuses to create a thread.
-    pub fn start(wake: impl Fn() + Send + 'static) -> Self {
+    pub fn start(wake: impl Fn() + Send + Sync + 'static) -> Self {
         let (tx, rx) = bounded::<Command>(16);
         let (etx, events) = bounded::<Event>(256);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -170,7 +170,7 @@ impl Worker {
         let (c2, b2) = (cancel.clone(), busy.clone());
         let thread = std::thread::Builder::new()
             .name("cellscope-worker".into())
-            .spawn(move || run(rx, etx, c2, b2, wake))
+            .spawn(move || run(rx, etx, c2, b2, Arc::new(wake)))
             .expect("spawn the worker thread");
         Worker { tx, events, cancel, busy, thread: Some(thread) }
     }
@@ -204,7 +204,22 @@ impl Drop for Worker {
     }
 }
 
-fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: Arc<AtomicBool>, wake: impl Fn()) {
+fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: Arc<AtomicBool>, wake: Arc<dyn Fn() + Send + Sync>) {
+    // Large images (a 9k x 10k H&E) decode on their own thread so the pipeline does not wait.
+    let load_in_background = |path: PathBuf, dpp: f64| {
+        let (tx2, wake2) = (tx.clone(), wake.clone());
+        let spawned = std::thread::Builder::new().name("cellscope-image".into()).spawn(move || {
+            let e = match load_image(&path) {
+                Ok((image, f)) => Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path },
+                Err(e) => Event::Failed(e),
+            };
+            let _ = tx2.send(e);
+            wake2();
+        });
+        if let Err(e) = spawned {
+            let _ = tx.send(Event::Failed(format!("cannot start the image thread: {e}")));
+        }
+    };
     let send = |e: Event| {
         // Progress may be dropped when the UI is behind; results never are.
         match e {
@@ -228,19 +243,13 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                     Ok(a) => {
                         send(Event::Opened(Arc::new(a)));
                         if let Some((img, dpp)) = default_image(&path) {
-                            match load_image(&img) {
-                                Ok((image, f)) => send(Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path: img }),
-                                Err(e) => send(Event::Failed(e)),
-                            }
+                            load_in_background(img, dpp);
                         }
                     }
                     Err(e) => send(Event::Failed(e.to_string())),
                 }
             }
-            Command::LoadImage(path, dpp) => match load_image(&path) {
-                Ok((image, f)) => send(Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path }),
-                Err(e) => send(Event::Failed(e)),
-            },
+            Command::LoadImage(path, dpp) => load_in_background(path, dpp),
             Command::LoadModel(path) => {
                 send(Event::Started(format!("loading {}", path.display())));
                 let loaded = crate::model::load_model(&path, None).map_err(|e| e.to_string()).and_then(|m| {
@@ -266,6 +275,7 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                     engine,
                     genes: &m.genes,
                     dim: m.weights.embedding_dim(),
+                    homologs: None,
                     opts: crate::model::embed::EmbedOptions { preprocessing: m.preprocessing, ..Default::default() },
                 };
                 let r = embedder.embed_matrix(
