@@ -312,3 +312,32 @@ fn label_transfer_colours_by_predicted_type_and_confidence() {
     println!("{low} cells below full confidence; {diff} pixels changed by fading");
     assert!(low > 0 && diff > 1000);
 }
+
+#[test]
+fn opening_a_file_shows_its_summary_and_remembers_it() {
+    let mut h = harness();
+    assert!(h.state().summary().contains("621"), "summary of the default dataset: {}", h.state().summary());
+    assert!(h.state().recent.is_empty(), "the embedded default is not a recent file");
+    let a1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_A1.h5ad");
+    h.state_mut().open(a1.clone());
+    let t0 = std::time::Instant::now();
+    while !h.state().summary().contains("346") && t0.elapsed().as_secs() < 180 {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    println!("{}", h.state().summary());
+    assert!(h.state().summary().contains("346"), "summary of her2st_A1 names its 346 spots");
+    assert_eq!(h.state().recent, vec![a1]);
+    // A missing file is reported in the window and nothing is lost.
+    h.state_mut().open("/nonexistent/x.h5ad".into());
+    let t0 = std::time::Instant::now();
+    while t0.elapsed().as_secs() < 30 {
+        h.step();
+        if h.query_by_label_contains("error:").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(h.query_by_label_contains("/nonexistent/x.h5ad").is_some(), "error shown in the window");
+    assert!(h.state().summary().contains("346"), "the open dataset is kept");
+}

@@ -58,8 +58,8 @@ pub enum Event {
     Started(String),
     /// Progress of the running pipeline step, `0..=1`.
     Progress(Step, f32),
-    /// A dataset finished opening.
-    Opened(Arc<AnnData>),
+    /// A dataset finished opening, with its `cellscope inspect` summary.
+    Opened(Arc<AnnData>, String),
     /// The pipeline finished.
     Analyzed {
         /// Results.
@@ -241,7 +241,8 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                 send(Event::Started(format!("opening {}", path.display())));
                 match crate::data::open(&path) {
                     Ok(a) => {
-                        send(Event::Opened(Arc::new(a)));
+                        let summary = crate::data::summary::Summary::of_path(&path).map(|s| s.to_string()).unwrap_or_default();
+                        send(Event::Opened(Arc::new(a), summary));
                         if let Some((img, dpp)) = default_image(&path) {
                             load_in_background(img, dpp);
                         }

@@ -94,6 +94,9 @@ pub struct CellscopeApp {
     agree_b: Option<String>,
     picked_model: Arc<std::sync::Mutex<Option<PathBuf>>>,
     picked_reference: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    summary: String,
+    /// Recently opened files, newest first (persisted by eframe between runs).
+    pub recent: Vec<PathBuf>,
     reference: Option<PathBuf>,
     reference_key: String,
     prediction: Option<(Vec<String>, Vec<f32>)>,
@@ -138,6 +141,8 @@ impl CellscopeApp {
             agree_b: None,
             picked_model: Arc::default(),
             picked_reference: Arc::default(),
+            summary: String::new(),
+            recent: Vec::new(),
             reference: None,
             reference_key: "cell_type".into(),
             prediction: None,
@@ -156,6 +161,16 @@ impl CellscopeApp {
         if !self.worker.send(Command::Open(path)) {
             self.errors.push("the worker is busy; try again".into());
         }
+    }
+
+    fn remember(&mut self, p: PathBuf) {
+        // The embedded default is not a "recent file".
+        if p == super::default_dataset() {
+            return;
+        }
+        self.recent.retain(|q| q != &p);
+        self.recent.insert(0, p);
+        self.recent.truncate(8);
     }
 
     /// Asks the worker to load a model (its gene list beside it).
@@ -203,6 +218,11 @@ impl CellscopeApp {
     /// Whether the pipeline has produced results.
     pub fn analyzed(&self) -> bool {
         self.analysis.is_some()
+    }
+
+    /// The `cellscope inspect` summary of the open dataset.
+    pub fn summary(&self) -> &str {
+        &self.summary
     }
 
     /// Number of cells selected.
@@ -264,7 +284,9 @@ impl CellscopeApp {
             match e {
                 Event::Started(s) => self.status = format!("{s} …"),
                 Event::Progress(s, f) => self.progress = Some((s, f)),
-                Event::Opened(a) => {
+                Event::Opened(a, summary) => {
+                    self.summary = summary;
+                    self.remember(a.source.clone());
                     self.underlay = None;
                     self.prediction = None;
                     self.embedding = None;
@@ -527,6 +549,23 @@ impl CellscopeApp {
         }
         if let Some(d) = &self.data {
             ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
+        }
+        if !self.summary.is_empty() {
+            ui.collapsing("summary (inspect)", |ui| ui.label(RichText::new(&self.summary).monospace().size(10.0)));
+        }
+        if !self.recent.is_empty() {
+            let mut open = None;
+            ui.collapsing("recent files", |ui| {
+                for p in &self.recent {
+                    let name = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                    if ui.small_button(name).on_hover_text(p.display().to_string()).clicked() {
+                        open = Some(p.clone());
+                    }
+                }
+            });
+            if let Some(p) = open {
+                self.open(p);
+            }
         }
         ui.separator();
         ui.label(RichText::new("Model").strong());
@@ -892,6 +931,10 @@ impl CellscopeApp {
 }
 
 impl eframe::App for CellscopeApp {
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, "recent_files", &self.recent);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let format = frame.wgpu_render_state().map(|r| r.target_format);
         self.frame(ui, format);

@@ -28,6 +28,9 @@ pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result
         options,
         Box::new(move |cc| {
             let mut app = app::CellscopeApp::new(&cc.egui_ctx, path);
+            if let Some(s) = cc.storage {
+                app.recent = eframe::get_value(s, "recent_files").unwrap_or_default();
+            }
             app.screenshot_to = screenshot;
             Ok(Box::new(app))
         }),
