@@ -71,8 +71,22 @@ fn legend_click_hides_a_category() {
     let (spa, _, _) = h.state().view_geometry(1).unwrap();
     let before = count_color(&h.render().unwrap(), spa, item.color, 1.0);
     assert!(before > 100, "category {} visible before ({before} px)", item.name);
+    // Hovering a cell of that category shows its tooltip; once hidden, it does not.
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let cluster = h.state().data().unwrap().obs.column("cluster").unwrap().clone();
+    let i = (0..pos.len()).find(|&i| cluster.value_string(i) == item.name).unwrap();
+    let at = cam.to_screen(rect, [pos[i][0] as f64, pos[i][1] as f64]);
+    h.hover_at(at);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains(&format!("cluster: {}", item.name)).is_some(), "tooltip for a visible cell");
     h.get_by_label(&format!("{}  ({})", item.name, item.count)).click();
     h.run_steps(3);
+    h.hover_at(at);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains(&format!("cluster: {}", item.name)).is_none(), "no tooltip for a hidden cell");
     let after = count_color(&h.render().unwrap(), spa, item.color, 1.0);
     println!("category {} pixels: {before} -> {after}", item.name);
     assert!(after * 20 < before, "hidden category still drawn ({after} px)");

@@ -163,17 +163,20 @@ impl PointView {
             };
             painter.add(paint_callback(rect, PointsCallback { view_id: self.id, data: data.clone(), uniform, format }));
         }
-        // Hover: nearest point within the point radius (+4 points).
+        // Hover: the nearest drawn point within its radius (+4 points); hidden points are not in
+        // `order`. A linear scan over the drawn points (about 3 ms per million).
         if let Some(p) = resp.hover_pos()
             && self.drag_start.is_none()
+            && self.lasso.is_empty()
         {
             let d = cam.to_data(rect, p);
             let r = (size as f64 / 2.0 + 4.0) * cam.units_per_point;
             let mut best = (r * r, None);
-            for (i, q) in self.positions.iter().enumerate() {
+            for &i in data.order.iter() {
+                let Some(q) = self.positions.get(i as usize) else { continue };
                 let dd = (q[0] as f64 - d[0]).powi(2) + (q[1] as f64 - d[1]).powi(2);
                 if dd <= best.0 {
-                    best = (dd, Some(i));
+                    best = (dd, Some(i as usize));
                 }
             }
             out.hovered = best.1;
