@@ -37,14 +37,26 @@ fn main() {
         None
     } else {
         let o = Command::new("python3")
-            .args([concat!(env!("CARGO_MANIFEST_DIR"), "/examples/analysis_bench.py"), &path, &rep, &label_key])
+            .args([
+                concat!(env!("CARGO_MANIFEST_DIR"), "/examples/analysis_bench.py"),
+                &path,
+                &rep,
+                &label_key,
+            ])
             .output()
             .expect("python3");
         if !o.status.success() {
-            eprintln!("scanpy side failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            eprintln!(
+                "scanpy side failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             std::process::exit(1);
         }
-        let line = String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or_default().to_string();
+        let line = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
         Some(serde_json::from_str::<serde_json::Value>(&line).expect("scanpy JSON"))
     };
 
@@ -58,11 +70,22 @@ fn main() {
     } else {
         (a.obsm[&rep].mapv(|v| v as f32), None)
     };
-    let res = analyze(x.view(), None, &AnalyzeParams::default(), &Control::default(), &mut |_, _| {}).expect("analysis");
+    let res = analyze(
+        x.view(),
+        None,
+        &AnalyzeParams::default(),
+        &Control::default(),
+        &mut |_, _| {},
+    )
+    .expect("analysis");
     let ours: f64 = res.seconds.iter().map(|s| s.1).sum::<f64>() + t_pca.unwrap_or(0.0);
     let n_clusters = res.leiden.iter().max().unwrap() + 1;
 
-    println!("input: {path} ({} x {}), {threads} threads", x.nrows(), x.ncols());
+    println!(
+        "input: {path} ({} x {}), {threads} threads",
+        x.nrows(),
+        x.ncols()
+    );
     println!("cellscope: read {t_read:.2} s (not counted)");
     if let Some(p) = t_pca {
         println!("  pca       {p:8.2} s");
@@ -70,13 +93,19 @@ fn main() {
     for (s, secs) in &res.seconds {
         println!("  {:<9} {secs:8.2} s", format!("{s:?}").to_lowercase());
     }
-    println!("  total     {ours:8.2} s; Leiden {n_clusters} clusters, modularity {:.4}", res.modularity);
+    println!(
+        "  total     {ours:8.2} s; Leiden {n_clusters} clusters, modularity {:.4}",
+        res.modularity
+    );
     let labels: Option<Vec<u32>> = (label_key != "-").then(|| {
         let c = a.obs.column(&label_key).expect("label column");
         encode(&(0..c.len()).map(|i| c.value_string(i)).collect::<Vec<_>>()).0
     });
     if let Some(l) = &labels {
-        println!("  15-NN label agreement of the UMAP: {:.4}", knn_label_agreement(res.umap.view(), l, 15));
+        println!(
+            "  15-NN label agreement of the UMAP: {:.4}",
+            knn_label_agreement(res.umap.view(), l, 15)
+        );
     }
     {
         // Recall@15 of the kNN graph on 1,000 cells against brute force (not timed).
@@ -84,8 +113,15 @@ fn main() {
         let m = 1000.min(x.nrows());
         let approx = knn(x.view(), 15);
         let exact = exact_knn_between(x.view(), x.slice(ndarray::s![..m, ..]), 15);
-        let head = Knn { k: 15, indices: approx.indices[..m * 15].to_vec(), distances: approx.distances[..m * 15].to_vec() };
-        println!("  kNN recall@15 against brute force (1,000 cells): {:.4}", cellscope::analysis::neighbors::recall(&head, &exact));
+        let head = Knn {
+            k: 15,
+            indices: approx.indices[..m * 15].to_vec(),
+            distances: approx.distances[..m * 15].to_vec(),
+        };
+        println!(
+            "  kNN recall@15 against brute force (1,000 cells): {:.4}",
+            cellscope::analysis::neighbors::recall(&head, &exact)
+        );
     }
     if let Some(py) = py {
         let theirs = py["total"].as_f64().unwrap();
@@ -95,7 +131,10 @@ fn main() {
             py["n_clusters"],
             py["modularity"].as_f64().unwrap()
         );
-        println!("  kNN recall@15 against brute force (1,000 cells): {:.4}", py["recall15"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "  kNN recall@15 against brute force (1,000 cells): {:.4}",
+            py["recall15"].as_f64().unwrap_or(f64::NAN)
+        );
         if let Some(ag) = py["agreement"].as_f64() {
             println!("  15-NN label agreement of the UMAP: {ag:.4}");
         }
@@ -104,7 +143,10 @@ fn main() {
             .ok()
             .map(|b| {
                 let hdr = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
-                b[hdr..].chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect()
+                b[hdr..]
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
+                    .collect()
             })
             .unwrap_or_default();
         if scanpy_leiden.len() == x.nrows() {

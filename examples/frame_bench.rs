@@ -28,7 +28,9 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
 
 fn pan(n: usize) {
     let mut rng = Rng::new(1);
-    let centres: Vec<[f32; 2]> = (0..40).map(|_| [(rng.normal() * 10.0) as f32, (rng.normal() * 10.0) as f32]).collect();
+    let centres: Vec<[f32; 2]> = (0..40)
+        .map(|_| [(rng.normal() * 10.0) as f32, (rng.normal() * 10.0) as f32])
+        .collect();
     let positions: Vec<[f32; 2]> = (0..n)
         .map(|i| {
             let c = centres[i % 40];
@@ -43,7 +45,10 @@ fn pan(n: usize) {
         selected: Arc::new(vec![0u32; n.div_ceil(32)]),
         generation: 1,
     };
-    let rs = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), Default::default());
+    let rs = egui_kittest::wgpu::create_render_state(
+        egui_kittest::wgpu::default_wgpu_setup(),
+        Default::default(),
+    );
     let format = rs.target_format;
     let adapter = rs.adapter.get_info();
     let mut view = PointView::new(7, "bench", positions, false, None);
@@ -66,13 +71,20 @@ fn pan(n: usize) {
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let med = pct(&mut times.clone(), 0.5);
-    println!("{n:>10} points: median {med:8.1} ms/frame, p95 {:8.1} ms ({} {:?})", pct(&mut times, 0.95), adapter.name, adapter.device_type);
+    println!(
+        "{n:>10} points: median {med:8.1} ms/frame, p95 {:8.1} ms ({} {:?})",
+        pct(&mut times, 0.95),
+        adapter.name,
+        adapter.device_type
+    );
 }
 
 fn job(path: &str) {
     let ctx = egui::Context::default();
     let app = CellscopeApp::new(&ctx, Some(path.into()));
-    let mut h = Harness::builder().with_size(egui::vec2(1400.0, 820.0)).build_ui_state(|ui, app: &mut CellscopeApp| app.frame(ui, None), app);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .build_ui_state(|ui, app: &mut CellscopeApp| app.frame(ui, None), app);
     let mut times = Vec::new();
     let t0 = Instant::now();
     while !h.state().analyzed() && t0.elapsed().as_secs() < 600 {
@@ -94,10 +106,17 @@ fn job(path: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--job") {
-        job(args.get(1).map(String::as_str).unwrap_or("../shared/data/merfish_hypothalamus_animal1.h5ad"));
+        job(args
+            .get(1)
+            .map(String::as_str)
+            .unwrap_or("../shared/data/merfish_hypothalamus_animal1.h5ad"));
         return;
     }
-    let sizes: Vec<usize> = if args.is_empty() { vec![100_000, 1_000_000] } else { args.iter().map(|a| a.parse().expect("N")).collect() };
+    let sizes: Vec<usize> = if args.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        args.iter().map(|a| a.parse().expect("N")).collect()
+    };
     for n in sizes {
         pan(n);
     }

@@ -10,7 +10,12 @@ use crate::model::BackendChoice;
 
 /// cellscope: self-supervised embeddings of single-cell and spatial transcriptomics data.
 #[derive(Debug, Parser)]
-#[command(name = "cellscope", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "cellscope",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; without a subcommand the explorer window opens.
     #[command(subcommand)]
@@ -143,7 +148,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             homologs,
             batch_size,
             out,
-        }) => embed(&data, &model, genes.as_deref(), backend, homologs.as_deref(), batch_size, &out),
+        }) => embed(
+            &data,
+            &model,
+            genes.as_deref(),
+            backend,
+            homologs.as_deref(),
+            batch_size,
+            &out,
+        ),
         Some(Command::Analyze {
             data,
             use_rep,
@@ -159,11 +172,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 n_neighbors,
                 resolution,
                 spatial_domains,
-                umap: crate::analysis::umap::UmapParams { seed, ..Default::default() },
+                umap: crate::analysis::umap::UmapParams {
+                    seed,
+                    ..Default::default()
+                },
                 seed,
                 ..Default::default()
             };
-            analyze_cmd(&data, use_rep.as_deref(), &p, label_key.as_deref(), &out, metrics_json.as_deref())
+            analyze_cmd(
+                &data,
+                use_rep.as_deref(),
+                &p,
+                label_key.as_deref(),
+                &out,
+                metrics_json.as_deref(),
+            )
         }
         Some(Command::Transfer {
             reference,
@@ -211,7 +234,9 @@ fn embed(
     use std::sync::atomic::AtomicBool;
 
     write::check_not_input(data, out)?;
-    let homologs = homologs.map(crate::data::genes::Homologs::read_csv).transpose()?;
+    let homologs = homologs
+        .map(crate::data::genes::Homologs::read_csv)
+        .transpose()?;
     let model = crate::model::load_model(model_path, genes)?;
     eprintln!("model: {}", model.weights);
     let engine = crate::model::Engine::new(&model.weights, backend).map_err(anyhow::Error::msg)?;
@@ -301,7 +326,10 @@ fn obs_labels(a: &crate::data::anndata::AnnData, key: &str) -> anyhow::Result<Ve
 }
 
 fn write_json_atomic(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, serde_json::to_string_pretty(value)?.as_bytes())?;
     tmp.persist(path)?;
@@ -317,7 +345,9 @@ fn analyze_cmd(
     metrics_json: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use crate::data::{Column, write};
-    use crate::pipeline::analyze::{Step, analyze, label_silhouette, representation, score_clusters};
+    use crate::pipeline::analyze::{
+        Step, analyze, label_silhouette, representation, score_clusters,
+    };
 
     write::check_not_input(data, out)?;
     let a = crate::data::open(data)?;
@@ -327,20 +357,36 @@ fn analyze_cmd(
         None => None,
     };
     if p.spatial_domains.is_some() && coords.is_none() {
-        anyhow::bail!("{}: --spatial-domains needs coordinates in obsm['spatial']", data.display());
+        anyhow::bail!(
+            "{}: --spatial-domains needs coordinates in obsm['spatial']",
+            data.display()
+        );
     }
     let (rep, rep_name) = representation(&a, use_rep, p.seed).map_err(anyhow::Error::msg)?;
-    eprintln!("representation: {rep_name}, {} x {}", rep.nrows(), rep.ncols());
+    eprintln!(
+        "representation: {rep_name}, {} x {}",
+        rep.nrows(),
+        rep.ncols()
+    );
     let bar = indicatif::ProgressBar::new(100);
     let mut progress = |s: Step, f: f32| {
         bar.set_message(format!("{s:?}"));
         bar.set_position((f * 100.0) as u64);
     };
-    let res = analyze(rep.view(), coords.as_ref().map(|c| c.view()), p, &crate::analysis::Control::default(), &mut progress)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let res = analyze(
+        rep.view(),
+        coords.as_ref().map(|c| c.view()),
+        p,
+        &crate::analysis::Control::default(),
+        &mut progress,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();
     let n_clusters = res.leiden.iter().max().map_or(0, |m| m + 1);
-    eprintln!("Leiden: {n_clusters} clusters, modularity {:.4}", res.modularity);
+    eprintln!(
+        "Leiden: {n_clusters} clusters, modularity {:.4}",
+        res.modularity
+    );
     let mut metrics = serde_json::json!({
         "representation": rep_name,
         "n_cells": rep.nrows(),
@@ -349,11 +395,21 @@ fn analyze_cmd(
     });
     if let Some(t) = &truth {
         let (s, n) = score_clusters(t, &res.leiden);
-        println!("leiden vs {}: ARI {:.4}  NMI {:.4}  homogeneity {:.4}  completeness {:.4}  V {:.4}  ({n} cells)",
-            label_key.unwrap_or_default(), s.ari, s.nmi, s.homogeneity, s.completeness, s.v_measure);
+        println!(
+            "leiden vs {}: ARI {:.4}  NMI {:.4}  homogeneity {:.4}  completeness {:.4}  V {:.4}  ({n} cells)",
+            label_key.unwrap_or_default(),
+            s.ari,
+            s.nmi,
+            s.homogeneity,
+            s.completeness,
+            s.v_measure
+        );
         metrics["leiden"]["vs_label"] = serde_json::to_value(s)?;
         if let Some((sil, used)) = label_silhouette(rep.view(), t) {
-            println!("silhouette of {} on the representation: {sil:.4} ({used} cells)", label_key.unwrap_or_default());
+            println!(
+                "silhouette of {} on the representation: {sil:.4} ({used} cells)",
+                label_key.unwrap_or_default()
+            );
             metrics["label_silhouette"] = serde_json::json!({"value": sil, "cells": used});
         }
         let (codes, _) = crate::analysis::metrics::encode(t);
@@ -369,15 +425,28 @@ fn analyze_cmd(
     }
     let mut obs = vec![(
         "leiden".to_string(),
-        Column::categorical_from_labels(&res.leiden.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+        Column::categorical_from_labels(
+            &res.leiden.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        ),
     )];
     if let Some((dom, conf)) = &res.domains {
-        obs.push(("spatial_domain".into(), Column::categorical_from_labels(&dom.iter().map(|c| c.to_string()).collect::<Vec<_>>())));
-        obs.push(("spatial_domain_confidence".into(), Column::Float(conf.iter().map(|&c| c as f64).collect())));
+        obs.push((
+            "spatial_domain".into(),
+            Column::categorical_from_labels(&dom.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+        ));
+        obs.push((
+            "spatial_domain_confidence".into(),
+            Column::Float(conf.iter().map(|&c| c as f64).collect()),
+        ));
         metrics["spatial_domain"] = serde_json::json!({"n_domains": p.spatial_domains});
         if let Some(t) = &truth {
             let (s, n) = score_clusters(t, dom);
-            println!("spatial_domain vs {}: ARI {:.4}  NMI {:.4}  ({n} cells)", label_key.unwrap_or_default(), s.ari, s.nmi);
+            println!(
+                "spatial_domain vs {}: ARI {:.4}  NMI {:.4}  ({n} cells)",
+                label_key.unwrap_or_default(),
+                s.ari,
+                s.nmi
+            );
             metrics["spatial_domain"]["vs_label"] = serde_json::to_value(s)?;
         }
     }
@@ -385,7 +454,11 @@ fn analyze_cmd(
     if rep_name.starts_with("PCA") {
         obsm.push(("X_pca".into(), rep));
     }
-    let additions = write::Additions { obsm, obs, uns: vec![("cellscope_analysis".into(), metrics.to_string())] };
+    let additions = write::Additions {
+        obsm,
+        obs,
+        uns: vec![("cellscope_analysis".into(), metrics.to_string())],
+    };
     write::write_h5ad(&a, &additions, out)?;
     eprintln!("wrote {}", out.display());
     if let Some(m) = metrics_json {
@@ -407,18 +480,31 @@ struct TransferArgs<'a> {
     metrics_json: Option<&'a std::path::Path>,
 }
 
-fn embed_with(model: &crate::model::Model, a: &crate::data::anndata::AnnData) -> anyhow::Result<ndarray::Array2<f32>> {
+fn embed_with(
+    model: &crate::model::Model,
+    a: &crate::data::anndata::AnnData,
+) -> anyhow::Result<ndarray::Array2<f32>> {
     use crate::model::embed::{EmbedOptions, Embedder};
-    let engine = crate::model::Engine::new(&model.weights, BackendChoice::Auto).map_err(anyhow::Error::msg)?;
+    let engine = crate::model::Engine::new(&model.weights, BackendChoice::Auto)
+        .map_err(anyhow::Error::msg)?;
     let embedder = Embedder {
         engine: &engine,
         genes: &model.genes,
         dim: model.weights.embedding_dim(),
         homologs: None,
-        opts: EmbedOptions { preprocessing: model.preprocessing, ..EmbedOptions::default() },
+        opts: EmbedOptions {
+            preprocessing: model.preprocessing,
+            ..EmbedOptions::default()
+        },
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let emb = embedder.embed_matrix(&a.x.to_csr(), &crate::data::genes::dataset_genes(a), &a.source, &mut |_| {}, &cancel)?;
+    let emb = embedder.embed_matrix(
+        &a.x.to_csr(),
+        &crate::data::genes::dataset_genes(a),
+        &a.source,
+        &mut |_| {},
+        &cancel,
+    )?;
     eprintln!("{}: genes {}", a.source.display(), emb.coverage);
     Ok(emb.values)
 }
@@ -430,36 +516,65 @@ fn transfer_cmd(t: &TransferArgs) -> anyhow::Result<()> {
 
     write::check_not_input(t.query, t.out)?;
     write::check_not_input(t.reference, t.out)?;
-    let map = t.label_map.map(LabelMap::read_csv).transpose().map_err(anyhow::Error::msg)?;
+    let map = t
+        .label_map
+        .map(LabelMap::read_csv)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let r = crate::data::open(t.reference)?;
     let q = crate::data::open(t.query)?;
     let labels = obs_labels(&r, t.label_key)?;
     let query_truth = t.query_label_key.map(|k| obs_labels(&q, k)).transpose()?;
     let (rr, qr, rep_name) = if let Some(m) = t.model {
         let model = crate::model::load_model(m, None)?;
-        (embed_with(&model, &r)?, embed_with(&model, &q)?, format!("model {}", m.display()))
+        (
+            embed_with(&model, &r)?,
+            embed_with(&model, &q)?,
+            format!("model {}", m.display()),
+        )
     } else if let Some(key) = t.use_rep {
         let get = |a: &crate::data::anndata::AnnData| -> anyhow::Result<ndarray::Array2<f32>> {
-            a.obsm.get(key).map(|m| m.mapv(|v| v as f32)).ok_or_else(|| anyhow::anyhow!("{}: obsm has no '{key}'", a.source.display()))
+            a.obsm
+                .get(key)
+                .map(|m| m.mapv(|v| v as f32))
+                .ok_or_else(|| anyhow::anyhow!("{}: obsm has no '{key}'", a.source.display()))
         };
         let (rr, qr) = (get(&r)?, get(&q)?);
         if rr.ncols() != qr.ncols() {
-            anyhow::bail!("obsm['{key}'] has {} columns in the reference but {} in the query", rr.ncols(), qr.ncols());
+            anyhow::bail!(
+                "obsm['{key}'] has {} columns in the reference but {} in the query",
+                rr.ncols(),
+                qr.ncols()
+            );
         }
         (rr, qr, format!("obsm['{key}']"))
     } else {
         let (rr, qr, shared) = shared_gene_representation(&r, &q, 0).map_err(anyhow::Error::msg)?;
-        let name = format!("log-normalised expression of {shared} shared genes, reference PCA ({})", rr.ncols());
+        let name = format!(
+            "log-normalised expression of {shared} shared genes, reference PCA ({})",
+            rr.ncols()
+        );
         (rr, qr, name)
     };
     eprintln!("representation: {rep_name}");
     let res = transfer_labels(rr.view(), &labels, qr.view(), map.as_ref(), t.k);
     let mut metrics = serde_json::json!({"representation": rep_name, "k": t.k, "reference_cells": res.reference_cells, "query_cells": q.n_obs()});
     if let Some(truth) = &query_truth {
-        let (s, classes, n) = score_predictions(&res.predicted, truth, map.as_ref(), &crate::pipeline::analyze::MISSING_LABELS);
-        println!("accuracy {:.4}  macro-F1 {:.4}  micro-F1 {:.4}  weighted-F1 {:.4}  ({n} cells)", s.accuracy, s.macro_f1, s.micro_f1, s.weighted_f1);
+        let (s, classes, n) = score_predictions(
+            &res.predicted,
+            truth,
+            map.as_ref(),
+            &crate::pipeline::analyze::MISSING_LABELS,
+        );
+        println!(
+            "accuracy {:.4}  macro-F1 {:.4}  micro-F1 {:.4}  weighted-F1 {:.4}  ({n} cells)",
+            s.accuracy, s.macro_f1, s.micro_f1, s.weighted_f1
+        );
         for (i, &c) in s.classes.iter().enumerate() {
-            println!("  {:<32} precision {:.3}  recall {:.3}  F1 {:.3}  support {}", classes[c as usize], s.precision[i], s.recall[i], s.f1[i], s.support[i]);
+            println!(
+                "  {:<32} precision {:.3}  recall {:.3}  F1 {:.3}  support {}",
+                classes[c as usize], s.precision[i], s.recall[i], s.f1[i], s.support[i]
+            );
         }
         metrics["scores"] = serde_json::to_value(&s)?;
         metrics["classes"] = serde_json::to_value(&classes)?;
@@ -468,8 +583,14 @@ fn transfer_cmd(t: &TransferArgs) -> anyhow::Result<()> {
     let additions = write::Additions {
         obsm: Vec::new(),
         obs: vec![
-            ("cellscope_prediction".into(), Column::categorical_from_labels(&res.predicted)),
-            ("cellscope_confidence".into(), Column::Float(res.confidence.iter().map(|&c| c as f64).collect())),
+            (
+                "cellscope_prediction".into(),
+                Column::categorical_from_labels(&res.predicted),
+            ),
+            (
+                "cellscope_confidence".into(),
+                Column::Float(res.confidence.iter().map(|&c| c as f64).collect()),
+            ),
         ],
         uns: vec![("cellscope_transfer".into(), metrics.to_string())],
     };

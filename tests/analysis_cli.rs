@@ -9,7 +9,10 @@ use std::process::Command;
 use cellscope::data::h5ad::read_h5ad;
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cellscope")).args(args).output().expect("run cellscope")
+    Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(args)
+        .output()
+        .expect("run cellscope")
 }
 
 #[test]
@@ -42,11 +45,20 @@ fn analyze_writes_umap_clusters_domains_and_metrics() {
     assert!(a.obsm["X_umap"].iter().all(|v| v.is_finite()));
     let dom = a.obs.column("spatial_domain").expect("spatial_domain");
     assert_eq!(dom.category_counts().unwrap().len(), 5);
-    assert!(a.obs.column("leiden").unwrap().category_counts().unwrap().len() >= 2);
+    assert!(
+        a.obs
+            .column("leiden")
+            .unwrap()
+            .category_counts()
+            .unwrap()
+            .len()
+            >= 2
+    );
     // The input's own columns and X survive.
     assert_eq!(a.obs.column("label"), before.obs.column("label"));
     assert_eq!(a.x.checksum(), before.x.checksum());
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let ari = m["spatial_domain"]["vs_label"]["ari"].as_f64().unwrap();
     assert!((-1.0..=1.0).contains(&ari));
     assert!(m["leiden"]["modularity"].as_f64().unwrap() > 0.0);
@@ -60,10 +72,22 @@ fn analyze_is_deterministic_for_a_seed() {
     let mut umaps = Vec::new();
     for name in ["a.h5ad", "b.h5ad"] {
         let out = dir.path().join(name);
-        let o = run(&["analyze", input.to_str().unwrap(), "--use-rep", "X_pca", "--seed", "3", "--out", out.to_str().unwrap()]);
+        let o = run(&[
+            "analyze",
+            input.to_str().unwrap(),
+            "--use-rep",
+            "X_pca",
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let a = read_h5ad(&out).unwrap();
-        umaps.push((a.obsm["X_umap"].clone(), a.obs.column("leiden").unwrap().clone()));
+        umaps.push((
+            a.obsm["X_umap"].clone(),
+            a.obs.column("leiden").unwrap().clone(),
+        ));
     }
     assert_eq!(umaps[0], umaps[1]);
 }
@@ -73,7 +97,8 @@ fn transfer_writes_predictions_into_a_copy_of_the_query() {
     let dir = tempfile::tempdir().unwrap();
     let reference = common::shared_data().join("hypothalamus_scrna_ref.h5ad");
     let query = common::shared_data().join("hypothalamus_merfish_query.h5ad");
-    let map = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/label_maps/hypothalamus_scrna_to_merfish.csv");
+    let map = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/label_maps/hypothalamus_scrna_to_merfish.csv");
     let out = dir.path().join("q.h5ad");
     let o = run(&[
         "transfer",
@@ -96,11 +121,19 @@ fn transfer_writes_predictions_into_a_copy_of_the_query() {
     let counts = pred.category_counts().unwrap();
     // Only mapped reference classes are predicted.
     for (name, _) in &counts {
-        assert!(!["Unstable", "Fibroblast", "Ambiguous"].contains(&name.as_str()), "{name}");
+        assert!(
+            !["Unstable", "Fibroblast", "Ambiguous"].contains(&name.as_str()),
+            "{name}"
+        );
     }
     for i in 0..conf.len() {
         let c = conf.value_f64(i);
-        assert!([0.2, 0.4, 0.6, 0.8, 1.0].iter().any(|v| (v - c).abs() < 1e-6), "confidence {c}");
+        assert!(
+            [0.2, 0.4, 0.6, 0.8, 1.0]
+                .iter()
+                .any(|v| (v - c).abs() < 1e-6),
+            "confidence {c}"
+        );
     }
 }
 
@@ -109,25 +142,65 @@ fn bad_arguments_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let input = common::shared_data().join("her2st_A1.h5ad");
     let out = dir.path().join("x.h5ad");
-    let o = run(&["analyze", input.to_str().unwrap(), "--label-key", "no_such", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "analyze",
+        input.to_str().unwrap(),
+        "--label-key",
+        "no_such",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("her2st_A1.h5ad") && err.contains("no_such") && err.contains("label"), "{err}");
-    let o = run(&["analyze", input.to_str().unwrap(), "--use-rep", "X_nope", "--out", out.to_str().unwrap()]);
+    assert!(
+        err.contains("her2st_A1.h5ad") && err.contains("no_such") && err.contains("label"),
+        "{err}"
+    );
+    let o = run(&[
+        "analyze",
+        input.to_str().unwrap(),
+        "--use-rep",
+        "X_nope",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("obsm has no 'X_nope'"));
-    let o = run(&["analyze", input.to_str().unwrap(), "--out", input.to_str().unwrap()]);
+    let o = run(&[
+        "analyze",
+        input.to_str().unwrap(),
+        "--out",
+        input.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "refuses to overwrite the input");
     let pbmc = common::shared_data().join("pbmc68k_reduced.h5ad");
-    let o = run(&["analyze", pbmc.to_str().unwrap(), "--use-rep", "X_pca", "--spatial-domains", "3", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "analyze",
+        pbmc.to_str().unwrap(),
+        "--use-rep",
+        "X_pca",
+        "--spatial-domains",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("spatial"));
     assert!(!out.exists(), "nothing written on error");
     let bad_map = dir.path().join("map.csv");
     std::fs::write(&bad_map, "a,b,c\n").unwrap();
     let o = run(&[
-        "transfer", "--reference", pbmc.to_str().unwrap(), "--label-key", "bulk_labels", "--query", pbmc.to_str().unwrap(),
-        "--label-map", bad_map.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "transfer",
+        "--reference",
+        pbmc.to_str().unwrap(),
+        "--label-key",
+        "bulk_labels",
+        "--query",
+        pbmc.to_str().unwrap(),
+        "--label-map",
+        bad_map.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected 2 fields"));

@@ -9,11 +9,15 @@ use cellscope::pipeline::analyze::{expression_pca, log_normalized, score_cluster
 use cellscope::pipeline::transfer::{shared_gene_representation, transfer_labels};
 
 fn read(name: &str) -> AnnData {
-    cellscope::data::h5ad::read_h5ad(common::shared_data().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    cellscope::data::h5ad::read_h5ad(common::shared_data().join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn obs_strings(a: &AnnData, key: &str) -> Vec<String> {
-    let c = a.obs.column(key).unwrap_or_else(|| panic!("obs column {key}"));
+    let c = a
+        .obs
+        .column(key)
+        .unwrap_or_else(|| panic!("obs column {key}"));
     (0..c.len()).map(|i| c.value_string(i)).collect()
 }
 
@@ -26,11 +30,21 @@ fn dlpfc_spatial_domains_follow_cortical_layers() {
     let truth = obs_strings(&a, "layer");
     let mut aris = Vec::new();
     for seed in 0..4 {
-        let (domains, conf) = spatial_domains(rep.view(), coords.view(), &DomainParams { seed, ..DomainParams::new(7) });
+        let (domains, conf) = spatial_domains(
+            rep.view(),
+            coords.view(),
+            &DomainParams {
+                seed,
+                ..DomainParams::new(7)
+            },
+        );
         assert_eq!(domains.iter().max(), Some(&6));
         assert!(conf.iter().all(|c| (0.0..=1.0).contains(c)));
         let (scores, n) = score_clusters(&truth, &domains);
-        println!("dlpfc_151675 seed {seed}: 7 spatial domains vs layer on {n} spots: ARI {:.4}, NMI {:.4}", scores.ari, scores.nmi);
+        println!(
+            "dlpfc_151675 seed {seed}: 7 spatial domains vs layer on {n} spots: ARI {:.4}, NMI {:.4}",
+            scores.ari, scores.nmi
+        );
         aris.push(scores.ari);
     }
     // The default seed (0) is what `cellscope analyze` runs; every seed must clear the floor.
@@ -42,16 +56,28 @@ fn dlpfc_spatial_domains_follow_cortical_layers() {
 fn hypothalamus_scrna_to_merfish_transfer() {
     let r = read("hypothalamus_scrna_ref.h5ad");
     let q = read("merfish_hypothalamus_animal1.h5ad");
-    let map = LabelMap::read_csv(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/label_maps/hypothalamus_scrna_to_merfish.csv"))
-        .expect("label map");
+    let map = LabelMap::read_csv(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/label_maps/hypothalamus_scrna_to_merfish.csv"),
+    )
+    .expect("label map");
     let (rr, qr, shared) = shared_gene_representation(&r, &q, 0).expect("shared genes");
     assert_eq!(shared, 134);
-    let t = transfer_labels(rr.view(), &obs_strings(&r, "cell_type"), qr.view(), Some(&map), 5);
+    let t = transfer_labels(
+        rr.view(),
+        &obs_strings(&r, "cell_type"),
+        qr.view(),
+        Some(&map),
+        5,
+    );
     let truth = obs_strings(&q, "Cell_class");
     let (scores, classes, n) = score_predictions(&t.predicted, &truth, Some(&map), &["Ambiguous"]);
     println!(
         "hypothalamus scRNA -> MERFISH animal 1: accuracy {:.4}, macro-F1 {:.4} on {n} cells ({} classes, {} reference cells)",
-        scores.accuracy, scores.macro_f1, classes.len(), t.reference_cells
+        scores.accuracy,
+        scores.macro_f1,
+        classes.len(),
+        t.reference_cells
     );
     assert_eq!(n, truth.iter().filter(|t| *t != "Ambiguous").count());
     assert!(scores.accuracy >= 0.87, "accuracy {}", scores.accuracy);

@@ -12,7 +12,10 @@ fn harness() -> Harness<'static, CellscopeApp> {
 }
 
 fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
-    let rs = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), Default::default());
+    let rs = egui_kittest::wgpu::create_render_state(
+        egui_kittest::wgpu::default_wgpu_setup(),
+        Default::default(),
+    );
     let format = rs.target_format;
     let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs);
     let ctx = egui::Context::default();
@@ -20,7 +23,10 @@ fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 820.0))
         .renderer(renderer)
-        .build_ui_state(move |ui, app: &mut CellscopeApp| app.frame(ui, Some(format)), app);
+        .build_ui_state(
+            move |ui, app: &mut CellscopeApp| app.frame(ui, Some(format)),
+            app,
+        );
     // Wait for the worker: open + pipeline (tests run in parallel on few cores: be patient).
     let t0 = std::time::Instant::now();
     while !h.state().analyzed() && t0.elapsed().as_secs() < 180 {
@@ -36,11 +42,16 @@ fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
 fn count_color(img: &image::RgbaImage, rect: egui::Rect, c: egui::Color32, ppp: f32) -> usize {
     let mut n = 0;
     let (x0, y0) = ((rect.min.x * ppp) as u32, (rect.min.y * ppp) as u32);
-    let (x1, y1) = (((rect.max.x * ppp) as u32).min(img.width()), ((rect.max.y * ppp) as u32).min(img.height()));
+    let (x1, y1) = (
+        ((rect.max.x * ppp) as u32).min(img.width()),
+        ((rect.max.y * ppp) as u32).min(img.height()),
+    );
     for y in y0..y1 {
         for x in x0..x1 {
             let p = img.get_pixel(x, y).0;
-            let d = (p[0] as i32 - c.r() as i32).abs() + (p[1] as i32 - c.g() as i32).abs() + (p[2] as i32 - c.b() as i32).abs();
+            let d = (p[0] as i32 - c.r() as i32).abs()
+                + (p[1] as i32 - c.g() as i32).abs()
+                + (p[2] as i32 - c.b() as i32).abs();
             if d <= 12 {
                 n += 1;
             }
@@ -58,8 +69,14 @@ fn snapshot_of_both_views_on_the_default_dataset() {
     let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
     // Both views show coloured points (not blank): count pixels of the first legend colour.
     let first = h.state().legend_items()[0].color;
-    assert!(count_color(&img, emb, first, 1.0) > 50, "embedding view shows points");
-    assert!(count_color(&img, spa, first, 1.0) > 50, "spatial view shows points");
+    assert!(
+        count_color(&img, emb, first, 1.0) > 50,
+        "embedding view shows points"
+    );
+    assert!(
+        count_color(&img, spa, first, 1.0) > 50,
+        "spatial view shows points"
+    );
 }
 
 #[test]
@@ -70,26 +87,51 @@ fn legend_click_hides_a_category() {
     let item = h.state().legend_items()[0].clone();
     let (spa, _, _) = h.state().view_geometry(1).unwrap();
     let before = count_color(&h.render().unwrap(), spa, item.color, 1.0);
-    assert!(before > 100, "category {} visible before ({before} px)", item.name);
+    assert!(
+        before > 100,
+        "category {} visible before ({before} px)",
+        item.name
+    );
     // Hovering a cell of that category shows its tooltip; once hidden, it does not.
     let (rect, cam, pos) = {
         let (r, c, p) = h.state().view_geometry(1).unwrap();
         (r, c, p.to_vec())
     };
-    let cluster = h.state().data().unwrap().obs.column("cluster").unwrap().clone();
-    let i = (0..pos.len()).find(|&i| cluster.value_string(i) == item.name).unwrap();
+    let cluster = h
+        .state()
+        .data()
+        .unwrap()
+        .obs
+        .column("cluster")
+        .unwrap()
+        .clone();
+    let i = (0..pos.len())
+        .find(|&i| cluster.value_string(i) == item.name)
+        .unwrap();
     let at = cam.to_screen(rect, [pos[i][0] as f64, pos[i][1] as f64]);
     h.hover_at(at);
     h.run_steps(2);
-    assert!(h.query_by_label_contains(&format!("cluster: {}", item.name)).is_some(), "tooltip for a visible cell");
-    h.get_by_label(&format!("{}  ({})", item.name, item.count)).click();
+    assert!(
+        h.query_by_label_contains(&format!("cluster: {}", item.name))
+            .is_some(),
+        "tooltip for a visible cell"
+    );
+    h.get_by_label(&format!("{}  ({})", item.name, item.count))
+        .click();
     h.run_steps(3);
     h.hover_at(at);
     h.run_steps(2);
-    assert!(h.query_by_label_contains(&format!("cluster: {}", item.name)).is_none(), "no tooltip for a hidden cell");
+    assert!(
+        h.query_by_label_contains(&format!("cluster: {}", item.name))
+            .is_none(),
+        "no tooltip for a hidden cell"
+    );
     let after = count_color(&h.render().unwrap(), spa, item.color, 1.0);
     println!("category {} pixels: {before} -> {after}", item.name);
-    assert!(after * 20 < before, "hidden category still drawn ({after} px)");
+    assert!(
+        after * 20 < before,
+        "hidden category still drawn ({after} px)"
+    );
 }
 
 #[test]
@@ -102,23 +144,45 @@ fn box_selection_selects_and_highlights_in_the_other_view() {
     let a = rect.center() - egui::vec2(120.0, 100.0);
     let b = rect.center() + egui::vec2(60.0, 80.0);
     let sel = egui::Rect::from_two_pos(a, b);
-    let expected = pos.iter().filter(|p| sel.contains(cam.to_screen(rect, [p[0] as f64, p[1] as f64]))).count();
+    let expected = pos
+        .iter()
+        .filter(|p| sel.contains(cam.to_screen(rect, [p[0] as f64, p[1] as f64])))
+        .count();
     assert!(expected > 10);
     let before = h.render().unwrap();
     let shift = egui::Modifiers::SHIFT;
     h.event_modifiers(egui::Event::PointerMoved(a), shift);
-    h.event_modifiers(egui::Event::PointerButton { pos: a, button: egui::PointerButton::Primary, pressed: true, modifiers: shift }, shift);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: a,
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: shift,
+        },
+        shift,
+    );
     h.run_steps(2);
     for t in 1..=10 {
         let p = a + (b - a) * (t as f32 / 10.0);
         h.event_modifiers(egui::Event::PointerMoved(p), shift);
         h.step();
     }
-    h.event_modifiers(egui::Event::PointerButton { pos: b, button: egui::PointerButton::Primary, pressed: false, modifiers: shift }, shift);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: b,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: shift,
+        },
+        shift,
+    );
     h.run_steps(3);
     let got = h.state().n_selected();
     println!("box selection: {got} cells (expected {expected})");
-    assert!(got.abs_diff(expected) <= 2, "selected {got}, expected {expected}");
+    assert!(
+        got.abs_diff(expected) <= 2,
+        "selected {got}, expected {expected}"
+    );
     // In the embedding view, selected cells keep their colour and the others are dimmed: look at
     // the pixel under each cell's centre.
     let after = h.render().unwrap();
@@ -131,16 +195,32 @@ fn box_selection_selects_and_highlights_in_the_other_view() {
         let s = ecam.to_screen(erect, [p[0] as f64, p[1] as f64]);
         let px = after.get_pixel(s.x as u32, s.y as u32).0;
         let is_palette = palette.iter().any(|c| {
-            (px[0] as i32 - c.r() as i32).abs() + (px[1] as i32 - c.g() as i32).abs() + (px[2] as i32 - c.b() as i32).abs() <= 12
+            (px[0] as i32 - c.r() as i32).abs()
+                + (px[1] as i32 - c.g() as i32).abs()
+                + (px[2] as i32 - c.b() as i32).abs()
+                <= 12
         });
         let k = usize::from(sel[i]);
         total[k] += 1;
         full[k] += usize::from(is_palette);
     }
-    let (f_sel, f_other) = (full[1] as f64 / total[1] as f64, full[0] as f64 / total[0] as f64);
-    println!("embedding view: {:.2} of selected and {:.2} of other cells in full colour", f_sel, f_other);
-    assert!(f_sel > 0.9 && f_other < 0.5, "selection not highlighted in the embedding view");
-    let changed = before.pixels().zip(after.pixels()).filter(|(x, y)| x != y).count();
+    let (f_sel, f_other) = (
+        full[1] as f64 / total[1] as f64,
+        full[0] as f64 / total[0] as f64,
+    );
+    println!(
+        "embedding view: {:.2} of selected and {:.2} of other cells in full colour",
+        f_sel, f_other
+    );
+    assert!(
+        f_sel > 0.9 && f_other < 0.5,
+        "selection not highlighted in the embedding view"
+    );
+    let changed = before
+        .pixels()
+        .zip(after.pixels())
+        .filter(|(x, y)| x != y)
+        .count();
     assert!(changed > 1000);
     let _count_label = h.get_by_label(&format!("selected: {got}"));
 }
@@ -154,23 +234,35 @@ fn colouring_by_a_gene_changes_the_picture() {
     h.run_steps(3);
     let after = h.render().unwrap();
     let (spa, _, _) = h.state().view_geometry(1).unwrap();
-    let diff = before.pixels().zip(after.pixels()).filter(|(a, b)| a != b).count();
+    let diff = before
+        .pixels()
+        .zip(after.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
     println!("pixels changed by colouring by KRT14: {diff}");
     assert!(diff > 5000);
     // viridis' bright end appears for the highest expressers
-    assert!(count_color(&after, spa, egui::Color32::from_rgb(0xfd, 0xe7, 0x25), 1.0) > 0 || count_color(&after, spa, egui::Color32::from_rgb(0xb5, 0xde, 0x2b), 1.0) > 0);
+    assert!(
+        count_color(&after, spa, egui::Color32::from_rgb(0xfd, 0xe7, 0x25), 1.0) > 0
+            || count_color(&after, spa, egui::Color32::from_rgb(0xb5, 0xde, 0x2b), 1.0) > 0
+    );
 }
 
 #[test]
 fn he_image_underlay_is_drawn_under_the_spatial_view() {
     // her2st_B4.h5ad has obsm['spatial'] in the pixel frame of her2st_B4_HE.jpg beside it.
-    let mut h = harness_for(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"));
+    let mut h = harness_for(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"),
+    );
     let t0 = std::time::Instant::now();
     while h.state_mut().underlay_opacity().is_none() && t0.elapsed().as_secs() < 180 {
         h.step();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(h.state_mut().underlay_opacity().is_some(), "H&E image loaded");
+    assert!(
+        h.state_mut().underlay_opacity().is_some(),
+        "H&E image loaded"
+    );
     let (spa, _, _) = h.state().view_geometry(1).unwrap();
     let mut shots = Vec::new();
     for opacity in [0.0f32, 1.0] {
@@ -178,7 +270,12 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
         h.run_steps(3);
         shots.push(h.render().unwrap());
     }
-    let (x0, y0, x1, y1) = (spa.min.x as u32, spa.min.y as u32, spa.max.x as u32, spa.max.y as u32);
+    let (x0, y0, x1, y1) = (
+        spa.min.x as u32,
+        spa.min.y as u32,
+        spa.max.x as u32,
+        spa.max.y as u32,
+    );
     let mut changed = 0;
     let mut pinkish = 0;
     for y in y0..y1 {
@@ -194,9 +291,16 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
         }
     }
     let area = ((x1 - x0) * (y1 - y0)) as f64;
-    println!("underlay: {:.2} of the spatial view changed, {:.2} H&E-coloured", changed as f64 / area, pinkish as f64 / area);
+    println!(
+        "underlay: {:.2} of the spatial view changed, {:.2} H&E-coloured",
+        changed as f64 / area,
+        pinkish as f64 / area
+    );
     assert!(changed as f64 > 0.3 * area, "image not drawn");
-    assert!(pinkish as f64 > 0.1 * area, "image does not look like an H&E stain");
+    assert!(
+        pinkish as f64 > 0.1 * area,
+        "image does not look like an H&E stain"
+    );
 }
 
 #[test]
@@ -211,7 +315,11 @@ fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
     let mut names = truth.clone();
     names.sort();
     names.dedup();
-    let count = |r: usize, c: u32| (0..truth.len()).filter(|&i| truth[i] == names[r] && leiden[i] == c).count();
+    let count = |r: usize, c: u32| {
+        (0..truth.len())
+            .filter(|&i| truth[i] == names[r] && leiden[i] == c)
+            .count()
+    };
     // the largest cell of the contingency table
     let (row, col) = (0..names.len())
         .flat_map(|r| (0..=*leiden.iter().max().unwrap()).map(move |c| (r, c)))
@@ -221,25 +329,49 @@ fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
     let rect = h.get_by_label("confusion matrix").rect();
     let k = (leiden.iter().max().unwrap() + 1) as f32;
     let cell = (220.0 / k).clamp(4.0, 18.0);
-    let at = egui::pos2(rect.left() + 90.0 + cell * (col as f32 + 0.5), rect.top() + cell * (row as f32 + 0.5));
+    let at = egui::pos2(
+        rect.left() + 90.0 + cell * (col as f32 + 0.5),
+        rect.top() + cell * (row as f32 + 0.5),
+    );
     h.event(egui::Event::PointerMoved(at));
-    h.event(egui::Event::PointerButton { pos: at, button: egui::PointerButton::Primary, pressed: true, modifiers: egui::Modifiers::NONE });
-    h.event(egui::Event::PointerButton { pos: at, button: egui::PointerButton::Primary, pressed: false, modifiers: egui::Modifiers::NONE });
+    h.event(egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.event(egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
     h.run_steps(3);
-    println!("confusion cell ({}, {col}): {} selected, {expected} expected", names[row], h.state().n_selected());
+    println!(
+        "confusion cell ({}, {col}): {} selected, {expected} expected",
+        names[row],
+        h.state().n_selected()
+    );
     assert!(expected > 0);
     assert_eq!(h.state().n_selected(), expected);
 
-    h.state_mut().set_color_by(ColorBy::Agreement("cluster".into(), "cluster".into()));
+    h.state_mut()
+        .set_color_by(ColorBy::Agreement("cluster".into(), "cluster".into()));
     h.run_steps(2);
-    let legend: Vec<(String, usize)> = h.state().legend_items().iter().map(|l| (l.name.clone(), l.count)).collect();
+    let legend: Vec<(String, usize)> = h
+        .state()
+        .legend_items()
+        .iter()
+        .map(|l| (l.name.clone(), l.count))
+        .collect();
     assert_eq!(legend, vec![("match".to_string(), truth.len())]);
 }
 
 #[test]
 fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
     let mut h = harness();
-    let ckpt = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/random_mask.ckpt");
+    let ckpt = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models/random_mask.ckpt");
     h.state_mut().load_model(ckpt);
     let t0 = std::time::Instant::now();
     while h.state().model_info().is_none() && t0.elapsed().as_secs() < 180 {
@@ -248,14 +380,23 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
     }
     let (summary, device, n_genes) = h.state().model_info().cloned().expect("model loaded");
     println!("model: {summary}; {n_genes} genes; {device}");
-    assert!(summary.to_lowercase().contains("mae") || summary.to_lowercase().contains("mask"), "{summary}");
+    assert!(
+        summary.to_lowercase().contains("mae") || summary.to_lowercase().contains("mask"),
+        "{summary}"
+    );
     h.state_mut().embed();
     let t0 = std::time::Instant::now();
-    while !(h.state().analyzed() && h.state().representation_name().contains("model embedding")) && t0.elapsed().as_secs() < 180 {
+    while !(h.state().analyzed() && h.state().representation_name().contains("model embedding"))
+        && t0.elapsed().as_secs() < 180
+    {
         h.step();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(h.state().representation_name().contains("model embedding"), "pipeline re-ran on the embedding: {}", h.state().representation_name());
+    assert!(
+        h.state().representation_name().contains("model embedding"),
+        "pipeline re-ran on the embedding: {}",
+        h.state().representation_name()
+    );
     h.run_steps(2);
     let _ = h.get_by_label("Embed");
 }
@@ -278,31 +419,56 @@ fn lasso_selection_selects_the_cells_inside_the_polygon() {
         .collect();
     let m = egui::Modifiers::COMMAND;
     h.event_modifiers(egui::Event::PointerMoved(path[0]), m);
-    h.event_modifiers(egui::Event::PointerButton { pos: path[0], button: egui::PointerButton::Primary, pressed: true, modifiers: m }, m);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: path[0],
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: m,
+        },
+        m,
+    );
     h.step();
     for p in &path[1..] {
         h.event_modifiers(egui::Event::PointerMoved(*p), m);
         h.step();
     }
     let end = *path.last().unwrap();
-    h.event_modifiers(egui::Event::PointerButton { pos: end, button: egui::PointerButton::Primary, pressed: false, modifiers: m }, m);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: end,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: m,
+        },
+        m,
+    );
     h.run_steps(3);
     // The polygon the view recorded starts at the press origin and follows the pointer.
     let expected = pos
         .iter()
-        .filter(|p| cellscope::ui::view::point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &path))
+        .filter(|p| {
+            cellscope::ui::view::point_in_polygon(
+                cam.to_screen(rect, [p[0] as f64, p[1] as f64]),
+                &path,
+            )
+        })
         .count();
     let got = h.state().n_selected();
     println!("lasso: {got} selected, {expected} inside the star");
     assert!(expected > 20);
-    assert!(got.abs_diff(expected) <= expected / 20 + 2, "lasso selected {got}, expected {expected}");
+    assert!(
+        got.abs_diff(expected) <= expected / 20 + 2,
+        "lasso selected {got}, expected {expected}"
+    );
 }
 
 #[test]
 fn label_transfer_colours_by_predicted_type_and_confidence() {
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     let mut h = harness_for(data.join("hypothalamus_merfish_query.h5ad"));
-    h.state_mut().set_reference(data.join("hypothalamus_scrna_ref.h5ad"), "cell_type");
+    h.state_mut()
+        .set_reference(data.join("hypothalamus_scrna_ref.h5ad"), "cell_type");
     h.state_mut().transfer();
     let t0 = std::time::Instant::now();
     while h.state().prediction().is_none() && t0.elapsed().as_secs() < 180 {
@@ -313,15 +479,43 @@ fn label_transfer_colours_by_predicted_type_and_confidence() {
     assert_eq!(pred.len(), 750);
     assert!(conf.iter().all(|c| (0.2..=1.0).contains(c)));
     h.run_steps(3);
-    let legend: Vec<String> = h.state().legend_items().iter().map(|l| l.name.clone()).collect();
+    let legend: Vec<String> = h
+        .state()
+        .legend_items()
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
     println!("predicted types: {legend:?}");
-    let reference_types = ["Ambiguous", "Astrocytes", "Endothelial", "Ependymal", "Excitatory", "Fibroblast", "Immature oligodendrocyte", "Inhibitory", "Macrophage", "Mature oligodendrocyte", "Microglia", "Mural", "Newly formed oligodendrocyte", "Unstable"];
-    assert!(legend.len() >= 3 && legend.iter().all(|l| reference_types.contains(&l.as_str())), "{legend:?}");
+    let reference_types = [
+        "Ambiguous",
+        "Astrocytes",
+        "Endothelial",
+        "Ependymal",
+        "Excitatory",
+        "Fibroblast",
+        "Immature oligodendrocyte",
+        "Inhibitory",
+        "Macrophage",
+        "Mature oligodendrocyte",
+        "Microglia",
+        "Mural",
+        "Newly formed oligodendrocyte",
+        "Unstable",
+    ];
+    assert!(
+        legend.len() >= 3 && legend.iter().all(|l| reference_types.contains(&l.as_str())),
+        "{legend:?}"
+    );
     let plain = h.render().unwrap();
-    h.state_mut().set_color_by(ColorBy::Predicted { fade: true });
+    h.state_mut()
+        .set_color_by(ColorBy::Predicted { fade: true });
     h.run_steps(3);
     let faded = h.render().unwrap();
-    let diff = plain.pixels().zip(faded.pixels()).filter(|(a, b)| a != b).count();
+    let diff = plain
+        .pixels()
+        .zip(faded.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
     let low = conf.iter().filter(|&&c| c < 1.0).count();
     println!("{low} cells below full confidence; {diff} pixels changed by fading");
     assert!(low > 0 && diff > 1000);
@@ -330,8 +524,15 @@ fn label_transfer_colours_by_predicted_type_and_confidence() {
 #[test]
 fn opening_a_file_shows_its_summary_and_remembers_it() {
     let mut h = harness();
-    assert!(h.state().summary().contains("621"), "summary of the default dataset: {}", h.state().summary());
-    assert!(h.state().recent.is_empty(), "the embedded default is not a recent file");
+    assert!(
+        h.state().summary().contains("621"),
+        "summary of the default dataset: {}",
+        h.state().summary()
+    );
+    assert!(
+        h.state().recent.is_empty(),
+        "the embedded default is not a recent file"
+    );
     let a1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_A1.h5ad");
     h.state_mut().open(a1.clone());
     let t0 = std::time::Instant::now();
@@ -340,7 +541,10 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     println!("{}", h.state().summary());
-    assert!(h.state().summary().contains("346"), "summary of her2st_A1 names its 346 spots");
+    assert!(
+        h.state().summary().contains("346"),
+        "summary of her2st_A1 names its 346 spots"
+    );
     assert_eq!(h.state().recent, vec![a1]);
     // A missing file is reported in the window and nothing is lost.
     h.state_mut().open("/nonexistent/x.h5ad".into());
@@ -352,6 +556,12 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(h.query_by_label_contains("/nonexistent/x.h5ad").is_some(), "error shown in the window");
-    assert!(h.state().summary().contains("346"), "the open dataset is kept");
+    assert!(
+        h.query_by_label_contains("/nonexistent/x.h5ad").is_some(),
+        "error shown in the window"
+    );
+    assert!(
+        h.state().summary().contains("346"),
+        "the open dataset is kept"
+    );
 }

@@ -199,11 +199,18 @@ fn homolog_table_maps_dataset_genes_before_alignment() {
     // table nothing is shared; a table mapping 20 mouse symbols to 20 model genes gives 20.
     let dir = tempfile::tempdir().expect("tempdir");
     let data = shared_data().join("hypothalamus_scrna_ref.h5ad");
-    let mouse: Vec<String> = cellscope::data::h5ad::read_h5ad(&data).expect("read").var_names()[..20].to_vec();
+    let mouse: Vec<String> = cellscope::data::h5ad::read_h5ad(&data)
+        .expect("read")
+        .var_names()[..20]
+        .to_vec();
     let model_genes = std::fs::read_to_string(fixture("models/genes.csv")).expect("genes.csv");
     let human: Vec<&str> = model_genes.lines().skip(1).take(20).collect();
     let table = dir.path().join("homologs.csv");
-    let rows: Vec<String> = mouse.iter().zip(&human).map(|(m, h)| format!("{m},{h}")).collect();
+    let rows: Vec<String> = mouse
+        .iter()
+        .zip(&human)
+        .map(|(m, h)| format!("{m},{h}"))
+        .collect();
     std::fs::write(&table, format!("mouse,human\n{}\n", rows.join("\n"))).expect("write table");
     let run = |extra: &[&std::ffi::OsStr], out: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_cellscope"))
@@ -219,13 +226,20 @@ fn homolog_table_maps_dataset_genes_before_alignment() {
     };
     let o = run(&[], &dir.path().join("plain.h5ad"));
     assert!(!o.status.success(), "no shared genes without the table");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("shares no genes"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shares no genes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = dir.path().join("mapped.h5ad");
     let o = run(&["--homologs".as_ref(), table.as_os_str()], &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stderr = String::from_utf8_lossy(&o.stderr);
     println!("{stderr}");
-    assert!(stderr.contains("20 of 256 model genes matched"), "coverage report: {stderr}");
+    assert!(
+        stderr.contains("20 of 256 model genes matched"),
+        "coverage report: {stderr}"
+    );
     let a = cellscope::data::h5ad::read_h5ad(&out).expect("output");
     assert_eq!(a.obsm["X_cellscope"].dim(), (a.n_obs(), 64));
 }

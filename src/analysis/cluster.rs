@@ -28,7 +28,9 @@ fn sqdist(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn rows_f64(x: ArrayView2<f32>) -> Vec<Vec<f64>> {
-    x.outer_iter().map(|r| r.iter().map(|&v| v as f64).collect()).collect()
+    x.outer_iter()
+        .map(|r| r.iter().map(|&v| v as f64).collect())
+        .collect()
 }
 
 /// k-means with `n_init` restarts seeded from `seed`.
@@ -64,7 +66,11 @@ fn kmeans_once(pts: &[Vec<f64>], k: usize, rng: &mut Rng) -> KMeans {
                     break;
                 }
             }
-            let cand: Vec<f64> = pts.par_iter().zip(&closest).map(|(p, &c)| c.min(sqdist(p, &pts[pick]))).collect();
+            let cand: Vec<f64> = pts
+                .par_iter()
+                .zip(&closest)
+                .map(|(p, &c)| c.min(sqdist(p, &pts[pick])))
+                .collect();
             let pot: f64 = cand.iter().sum();
             if best.as_ref().is_none_or(|b| pot < b.0) {
                 best = Some((pot, pick, cand));
@@ -93,7 +99,10 @@ fn kmeans_once(pts: &[Vec<f64>], k: usize, rng: &mut Rng) -> KMeans {
         let mut counts = vec![0usize; k];
         for (p, &l) in pts.iter().zip(&labels) {
             counts[l as usize] += 1;
-            sums[l as usize].iter_mut().zip(p).for_each(|(s, v)| *s += v);
+            sums[l as usize]
+                .iter_mut()
+                .zip(p)
+                .for_each(|(s, v)| *s += v);
         }
         let mut shift = 0.0;
         for c in 0..k {
@@ -114,14 +123,22 @@ fn kmeans_once(pts: &[Vec<f64>], k: usize, rng: &mut Rng) -> KMeans {
             break;
         }
     }
-    let inertia = pts.iter().zip(&labels).map(|(p, &l)| sqdist(p, &centers[l as usize])).sum();
+    let inertia = pts
+        .iter()
+        .zip(&labels)
+        .map(|(p, &l)| sqdist(p, &centers[l as usize]))
+        .sum();
     let mut c = Array2::<f64>::zeros((k, d));
     for (i, ctr) in centers.iter().enumerate() {
         for (j, v) in ctr.iter().enumerate() {
             c[(i, j)] = *v;
         }
     }
-    KMeans { labels, centers: c, inertia }
+    KMeans {
+        labels,
+        centers: c,
+        inertia,
+    }
 }
 
 /// Lower-triangular Cholesky factor of a small SPD matrix (row-major `d x d`).
@@ -191,7 +208,10 @@ fn gmm_em(pts: &[Vec<f64>], k: usize, init: &[u32]) -> Gmm {
             for c in 0..k {
                 let r = resp[i * k + c];
                 weights[c] += r;
-                means[c].iter_mut().zip(&pts[i]).for_each(|(m, v)| *m += r * v);
+                means[c]
+                    .iter_mut()
+                    .zip(&pts[i])
+                    .for_each(|(m, v)| *m += r * v);
             }
         }
         let mut chol = Vec::with_capacity(k);
@@ -226,7 +246,10 @@ fn gmm_em(pts: &[Vec<f64>], k: usize, init: &[u32]) -> Gmm {
             weights[c] = nk / n as f64;
         }
         // E step: log N(x | mu, L L^T) via forward substitution.
-        let logdet: Vec<f64> = chol.iter().map(|l| (0..d).map(|a| l[a * d + a].ln()).sum::<f64>()).collect();
+        let logdet: Vec<f64> = chol
+            .iter()
+            .map(|l| (0..d).map(|a| l[a * d + a].ln()).sum::<f64>())
+            .collect();
         let rows: Vec<(Vec<f64>, f64)> = pts
             .par_iter()
             .map(|p| {
@@ -243,7 +266,9 @@ fn gmm_em(pts: &[Vec<f64>], k: usize, init: &[u32]) -> Gmm {
                         z[a] = s / l[a * d + a];
                         q += z[a] * z[a];
                     }
-                    lp[c] = weights[c].ln() - 0.5 * (d as f64 * std::f64::consts::TAU.ln() + q) - logdet[c];
+                    lp[c] = weights[c].ln()
+                        - 0.5 * (d as f64 * std::f64::consts::TAU.ln() + q)
+                        - logdet[c];
                 }
                 let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let lse = m + lp.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
@@ -263,9 +288,17 @@ fn gmm_em(pts: &[Vec<f64>], k: usize, init: &[u32]) -> Gmm {
     let mut confidence = Vec::with_capacity(n);
     for i in 0..n {
         let r = &resp[i * k..(i + 1) * k];
-        let (c, v) = r.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (c, &v)| if v > b.1 { (c, v) } else { b });
+        let (c, v) =
+            r.iter().enumerate().fold(
+                (0, f64::NEG_INFINITY),
+                |b, (c, &v)| if v > b.1 { (c, v) } else { b },
+            );
         labels.push(c as u32);
         confidence.push(v as f32);
     }
-    Gmm { labels, confidence, log_likelihood: ll }
+    Gmm {
+        labels,
+        confidence,
+        log_likelihood: ll,
+    }
 }

@@ -25,7 +25,11 @@ pub struct LeidenParams {
 
 impl Default for LeidenParams {
     fn default() -> Self {
-        LeidenParams { resolution: 1.0, n_iterations: -1, seed: 0 }
+        LeidenParams {
+            resolution: 1.0,
+            n_iterations: -1,
+            seed: 0,
+        }
     }
 }
 
@@ -57,7 +61,13 @@ impl Graph {
             strength[v] = weights[indptr[v]..indptr[v + 1]].iter().sum();
         }
         let total = strength.iter().sum();
-        Graph { indptr, indices, weights, strength, total }
+        Graph {
+            indptr,
+            indices,
+            weights,
+            strength,
+            total,
+        }
     }
 
     /// Aggregates nodes by `group` (dense ids `0..g`).
@@ -104,7 +114,11 @@ pub fn modularity(graph: &CsrMatrix, membership: &[u32], resolution: f64) -> f64
 }
 
 fn quality(g: &Graph, membership: &[u32], resolution: f64) -> f64 {
-    let nc = membership.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    let nc = membership
+        .iter()
+        .map(|&c| c as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut internal = vec![0.0; nc];
     let mut degree = vec![0.0; nc];
     for v in 0..g.n() {
@@ -116,13 +130,19 @@ fn quality(g: &Graph, membership: &[u32], resolution: f64) -> f64 {
             }
         }
     }
-    (0..nc).map(|c| internal[c] - resolution * degree[c] * degree[c] / g.total).sum()
+    (0..nc)
+        .map(|c| internal[c] - resolution * degree[c] * degree[c] / g.total)
+        .sum()
 }
 
 /// Renumbers community ids to `0..k` by decreasing size (ties by first node), as scanpy orders
 /// Leiden clusters; returns the number of communities.
 fn renumber(membership: &mut [u32]) -> usize {
-    let nc = membership.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    let nc = membership
+        .iter()
+        .map(|&c| c as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut size = vec![0usize; nc];
     let mut first = vec![usize::MAX; nc];
     for (v, &c) in membership.iter().enumerate() {
@@ -188,7 +208,11 @@ fn move_nodes(g: &Graph, memb: &mut [u32], gamma: f64, rng: &mut Rng) -> bool {
         }
         if best_gain < 0.0 {
             // An empty community (gain 0) beats every neighbour.
-            best = if size[old] == 0 { old } else { empty.pop().map(|c| c as usize).unwrap_or(old) };
+            best = if size[old] == 0 {
+                old
+            } else {
+                empty.pop().map(|c| c as usize).unwrap_or(old)
+            };
         }
         for &c in &touched {
             w_to[c as usize] = 0.0;
@@ -309,7 +333,11 @@ fn refine(g: &Graph, memb: &[u32], gamma: f64, rng: &mut Rng) -> Vec<u32> {
 ///
 /// # Errors
 /// [`Cancelled`] when `control` is cancelled between levels.
-pub fn leiden(graph: &CsrMatrix, p: &LeidenParams, control: &Control) -> Result<(Vec<u32>, f64), Cancelled> {
+pub fn leiden(
+    graph: &CsrMatrix,
+    p: &LeidenParams,
+    control: &Control,
+) -> Result<(Vec<u32>, f64), Cancelled> {
     let base = Graph::from_csr(graph);
     let n = base.n();
     let mut rng = Rng::new(p.seed);

@@ -18,8 +18,11 @@ pub fn encode<S: AsRef<str>>(labels: &[S]) -> (Vec<u32>, Vec<String>) {
     let mut names: Vec<String> = labels.iter().map(|s| s.as_ref().to_string()).collect();
     names.sort();
     names.dedup();
-    let index: BTreeMap<&str, u32> =
-        names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+    let index: BTreeMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
     let codes = labels.iter().map(|s| index[s.as_ref()]).collect();
     (codes, names)
 }
@@ -61,7 +64,12 @@ pub fn adjusted_rand_index(truth: &[u32], pred: &[u32]) -> f64 {
     let tp = sum_squares - n;
     let fp = c
         .iter()
-        .map(|row| row.iter().zip(&n_k).map(|(&v, &k)| v as i128 * k).sum::<i128>())
+        .map(|row| {
+            row.iter()
+                .zip(&n_k)
+                .map(|(&v, &k)| v as i128 * k)
+                .sum::<i128>()
+        })
         .sum::<i128>()
         - sum_squares;
     let fne = n_c
@@ -89,11 +97,18 @@ pub fn entropy(labels: &[u32]) -> f64 {
         counts[l as usize] += 1;
     }
     let total = labels.len() as f64;
-    let present: Vec<f64> = counts.into_iter().filter(|&c| c > 0).map(|c| c as f64).collect();
+    let present: Vec<f64> = counts
+        .into_iter()
+        .filter(|&c| c > 0)
+        .map(|c| c as f64)
+        .collect();
     if present.len() == 1 {
         return 0.0;
     }
-    -present.iter().map(|&p| (p / total) * (p.ln() - total.ln())).sum::<f64>()
+    -present
+        .iter()
+        .map(|&p| (p / total) * (p.ln() - total.ln()))
+        .sum::<f64>()
 }
 
 /// Mutual information in nats (`sklearn.metrics.mutual_info_score`), clipped at 0.
@@ -114,7 +129,8 @@ pub fn mutual_information(a: &[u32], b: &[u32]) -> f64 {
                 continue;
             }
             let v = v as f64;
-            let term = (v / n) * (v.ln() - n.ln()) + (v / n) * (-(pi[i] * pj[j]).ln() + 2.0 * n.ln());
+            let term =
+                (v / n) * (v.ln() - n.ln()) + (v / n) * (-(pi[i] * pj[j]).ln() + 2.0 * n.ln());
             if term.abs() >= f64::EPSILON {
                 mi += term;
             }
@@ -153,7 +169,11 @@ pub fn homogeneity_completeness_v(truth: &[u32], pred: &[u32]) -> (f64, f64, f64
     let mi = mutual_information(truth, pred);
     let h = if hc != 0.0 { mi / hc } else { 1.0 };
     let c = if hk != 0.0 { mi / hk } else { 1.0 };
-    let v = if h + c == 0.0 { 0.0 } else { 2.0 * h * c / (h + c) };
+    let v = if h + c == 0.0 {
+        0.0
+    } else {
+        2.0 * h * c / (h + c)
+    };
     (h, c, v)
 }
 
@@ -191,10 +211,16 @@ pub fn classification(truth: &[u32], pred: &[u32]) -> Classification {
     assert_eq!(truth.len(), pred.len(), "label vectors differ in length");
     let n = n_codes(truth).max(n_codes(pred));
     let mut present = vec![false; n];
-    truth.iter().chain(pred).for_each(|&c| present[c as usize] = true);
+    truth
+        .iter()
+        .chain(pred)
+        .for_each(|&c| present[c as usize] = true);
     let classes: Vec<u32> = (0..n as u32).filter(|&c| present[c as usize]).collect();
     let mut slot = vec![usize::MAX; n];
-    classes.iter().enumerate().for_each(|(i, &c)| slot[c as usize] = i);
+    classes
+        .iter()
+        .enumerate()
+        .for_each(|(i, &c)| slot[c as usize] = i);
     let m = classes.len();
     let mut confusion = vec![vec![0u64; m]; m];
     for (&t, &p) in truth.iter().zip(pred) {
@@ -202,19 +228,36 @@ pub fn classification(truth: &[u32], pred: &[u32]) -> Classification {
     }
     let tp: Vec<u64> = (0..m).map(|i| confusion[i][i]).collect();
     let support: Vec<u64> = confusion.iter().map(|r| r.iter().sum()).collect();
-    let predicted: Vec<u64> = (0..m).map(|j| confusion.iter().map(|r| r[j]).sum()).collect();
+    let predicted: Vec<u64> = (0..m)
+        .map(|j| confusion.iter().map(|r| r[j]).sum())
+        .collect();
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let precision: Vec<f64> = (0..m).map(|i| ratio(tp[i], predicted[i])).collect();
     let recall: Vec<f64> = (0..m).map(|i| ratio(tp[i], support[i])).collect();
-    let f1: Vec<f64> = (0..m).map(|i| ratio(2 * tp[i], 2 * tp[i] + (predicted[i] - tp[i]) + (support[i] - tp[i]))).collect();
+    let f1: Vec<f64> = (0..m)
+        .map(|i| {
+            ratio(
+                2 * tp[i],
+                2 * tp[i] + (predicted[i] - tp[i]) + (support[i] - tp[i]),
+            )
+        })
+        .collect();
     let total: u64 = support.iter().sum();
     let correct: u64 = tp.iter().sum();
     let accuracy = ratio(correct, total);
-    let macro_f1 = if m == 0 { 0.0 } else { f1.iter().sum::<f64>() / m as f64 };
+    let macro_f1 = if m == 0 {
+        0.0
+    } else {
+        f1.iter().sum::<f64>() / m as f64
+    };
     let weighted_f1 = if total == 0 {
         0.0
     } else {
-        f1.iter().zip(&support).map(|(f, &s)| f * s as f64).sum::<f64>() / total as f64
+        f1.iter()
+            .zip(&support)
+            .map(|(f, &s)| f * s as f64)
+            .sum::<f64>()
+            / total as f64
     };
     Classification {
         classes,
@@ -235,7 +278,12 @@ pub fn classification(truth: &[u32], pred: &[u32]) -> Classification {
 /// computed on a seeded random subset of `max_exact` cells (distances within the subset, as
 /// sklearn's `sample_size`). Returns `(score, cells used)`; `None` with fewer than 2 clusters or
 /// as many clusters as cells.
-pub fn silhouette(x: ArrayView2<f32>, labels: &[u32], max_exact: usize, seed: u64) -> Option<(f64, usize)> {
+pub fn silhouette(
+    x: ArrayView2<f32>,
+    labels: &[u32],
+    max_exact: usize,
+    seed: u64,
+) -> Option<(f64, usize)> {
     let n = x.nrows();
     let rows: Vec<usize> = if n <= max_exact {
         (0..n).collect()
@@ -255,7 +303,10 @@ pub fn silhouette(x: ArrayView2<f32>, labels: &[u32], max_exact: usize, seed: u6
     if n_clusters < 2 || n_clusters >= rows.len() {
         return None;
     }
-    let pts: Vec<Vec<f64>> = rows.iter().map(|&r| x.row(r).iter().map(|&v| v as f64).collect()).collect();
+    let pts: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&r| x.row(r).iter().map(|&v| v as f64).collect())
+        .collect();
     let scores: Vec<f64> = (0..rows.len())
         .into_par_iter()
         .map(|i| {
@@ -286,7 +337,12 @@ pub fn knn_label_agreement(layout: ArrayView2<f32>, labels: &[u32], k: usize) ->
     let n = layout.nrows();
     let total: f64 = (0..n)
         .map(|i| {
-            let same = knn.neighbors(i).iter().skip(1).filter(|&&j| labels[j as usize] == labels[i]).count();
+            let same = knn
+                .neighbors(i)
+                .iter()
+                .skip(1)
+                .filter(|&&j| labels[j as usize] == labels[i])
+                .count();
             same as f64 / k as f64
         })
         .sum();
@@ -302,7 +358,11 @@ pub fn knn_preservation(high: ArrayView2<f32>, layout: ArrayView2<f32>, k: usize
     let total: f64 = (0..n)
         .map(|i| {
             let bi = &b.neighbors(i)[1..];
-            a.neighbors(i)[1..].iter().filter(|j| bi.contains(j)).count() as f64 / k as f64
+            a.neighbors(i)[1..]
+                .iter()
+                .filter(|j| bi.contains(j))
+                .count() as f64
+                / k as f64
         })
         .sum();
     total / n as f64
@@ -320,9 +380,19 @@ pub fn explained_variance_weighted(truth: ArrayView2<f32>, pred: ArrayView2<f32>
         let t = truth.column(j);
         let p = pred.column(j);
         let mt = t.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let md = t.iter().zip(p).map(|(&a, &b)| a as f64 - b as f64).sum::<f64>() / n;
+        let md = t
+            .iter()
+            .zip(p)
+            .map(|(&a, &b)| a as f64 - b as f64)
+            .sum::<f64>()
+            / n;
         let vt = t.iter().map(|&v| (v as f64 - mt).powi(2)).sum::<f64>() / n;
-        let vd = t.iter().zip(p).map(|(&a, &b)| (a as f64 - b as f64 - md).powi(2)).sum::<f64>() / n;
+        let vd = t
+            .iter()
+            .zip(p)
+            .map(|(&a, &b)| (a as f64 - b as f64 - md).powi(2))
+            .sum::<f64>()
+            / n;
         if vt != 0.0 {
             num += vd;
             den += vt;

@@ -33,12 +33,20 @@ impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        Rng { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)] }
+        Rng {
+            s: [
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+            ],
+        }
     }
 
     /// A generator for work item `(a, b)` under `seed`, independent of thread scheduling.
     pub fn for_item(seed: u64, a: u64, b: u64) -> Self {
-        let mut x = seed ^ a.wrapping_mul(0xA24B_AED4_963E_E407) ^ b.wrapping_mul(0x9FB2_1C65_1E98_DF25);
+        let mut x =
+            seed ^ a.wrapping_mul(0xA24B_AED4_963E_E407) ^ b.wrapping_mul(0x9FB2_1C65_1E98_DF25);
         Rng::new(splitmix(&mut x))
     }
 

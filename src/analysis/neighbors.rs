@@ -62,7 +62,13 @@ pub struct KnnParams {
 
 impl Default for KnnParams {
     fn default() -> Self {
-        KnnParams { exact_below: 4096, max_connections: 16, ef_construction: 128, ef_search: 64, parallel_build: true }
+        KnnParams {
+            exact_below: 4096,
+            max_connections: 16,
+            ef_construction: 128,
+            ef_search: 64,
+            parallel_build: true,
+        }
     }
 }
 
@@ -104,12 +110,23 @@ pub fn exact_knn_between(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: u
             let mut d: Vec<(f32, u32)> = points
                 .outer_iter()
                 .enumerate()
-                .map(|(j, p)| (p.iter().zip(q.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(), j as u32))
+                .map(|(j, p)| {
+                    (
+                        p.iter()
+                            .zip(q.iter())
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>(),
+                        j as u32,
+                    )
+                })
                 .collect();
             d.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             d.truncate(k);
             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            (d.iter().map(|e| e.1).collect(), d.iter().map(|e| e.0.sqrt()).collect())
+            (
+                d.iter().map(|e| e.1).collect(),
+                d.iter().map(|e| e.0.sqrt()).collect(),
+            )
         })
         .collect();
     flatten(rows, k)
@@ -122,20 +139,34 @@ fn flatten(rows: Vec<(Vec<u32>, Vec<f32>)>, k: usize) -> Knn {
         indices.extend(i);
         distances.extend(d);
     }
-    Knn { k, indices, distances }
+    Knn {
+        k,
+        indices,
+        distances,
+    }
 }
 
 fn knn_2d(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Knn {
-    let pts: Vec<[f64; 2]> = points.outer_iter().map(|r| [r[0] as f64, r[1] as f64]).collect();
-    let tree: ImmutableKdTree<f64, 2> = ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
+    let pts: Vec<[f64; 2]> = points
+        .outer_iter()
+        .map(|r| [r[0] as f64, r[1] as f64])
+        .collect();
+    let tree: ImmutableKdTree<f64, 2> =
+        ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
     let kk = NonZeroUsize::new(k).expect("k >= 1");
     let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..queries.nrows())
         .into_par_iter()
         .map(|i| {
             let q = [queries[(i, 0)] as f64, queries[(i, 1)] as f64];
-            let mut res = tree.query(&q).nearest_n::<SquaredEuclidean<f64>>(kk).execute();
+            let mut res = tree
+                .query(&q)
+                .nearest_n::<SquaredEuclidean<f64>>(kk)
+                .execute();
             res.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.item.cmp(&b.item)));
-            (res.iter().map(|r| r.item).collect(), res.iter().map(|r| r.distance.sqrt() as f32).collect())
+            (
+                res.iter().map(|r| r.item).collect(),
+                res.iter().map(|r| r.distance.sqrt() as f32).collect(),
+            )
         })
         .collect();
     flatten(rows, k)
@@ -143,13 +174,22 @@ fn knn_2d(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Knn {
 
 /// All points of `points` within `radius` of each query (2-D), sorted by distance, self included.
 pub fn radius_2d(points: ArrayView2<f32>, radius: f64) -> Vec<Vec<(u32, f32)>> {
-    let pts: Vec<[f64; 2]> = points.outer_iter().map(|r| [r[0] as f64, r[1] as f64]).collect();
-    let tree: ImmutableKdTree<f64, 2> = ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
+    let pts: Vec<[f64; 2]> = points
+        .outer_iter()
+        .map(|r| [r[0] as f64, r[1] as f64])
+        .collect();
+    let tree: ImmutableKdTree<f64, 2> =
+        ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
     pts.par_iter()
         .map(|q| {
-            let mut res = tree.query(q).within::<SquaredEuclidean<f64>>(radius * radius).execute();
+            let mut res = tree
+                .query(q)
+                .within::<SquaredEuclidean<f64>>(radius * radius)
+                .execute();
             res.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.item.cmp(&b.item)));
-            res.iter().map(|r| (r.item, r.distance.sqrt() as f32)).collect()
+            res.iter()
+                .map(|r| (r.item, r.distance.sqrt() as f32))
+                .collect()
         })
         .collect()
 }
@@ -177,8 +217,14 @@ impl HnswIndex {
             multi: false,
         };
         let index = usearch::Index::new(&opts).expect("USearch index");
-        let threads = if p.parallel_build { rayon::current_num_threads() } else { 1 };
-        index.reserve_capacity_and_threads(n, threads).expect("USearch reserve");
+        let threads = if p.parallel_build {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        index
+            .reserve_capacity_and_threads(n, threads)
+            .expect("USearch reserve");
         let add = |i: usize| {
             let row = x.row(i);
             let v: Vec<f32> = row.iter().copied().collect();
@@ -201,7 +247,12 @@ impl HnswIndex {
             .map(|i| {
                 let q: Vec<f32> = queries.row(i).iter().copied().collect();
                 let m = self.index.search(&q, k).expect("USearch search");
-                let mut res: Vec<(f32, u32)> = m.distances.iter().zip(&m.keys).map(|(&d, &key)| (d.max(0.0), key as u32)).collect();
+                let mut res: Vec<(f32, u32)> = m
+                    .distances
+                    .iter()
+                    .zip(&m.keys)
+                    .map(|(&d, &key)| (d.max(0.0), key as u32))
+                    .collect();
                 res.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let mut idx: Vec<u32> = res.iter().map(|r| r.1).collect();
                 let mut dist: Vec<f32> = res.iter().map(|r| r.0.sqrt()).collect();
@@ -236,7 +287,8 @@ pub fn smooth_knn_dist(knn: &Knn) -> (Vec<f32>, Vec<f32>) {
     const MIN_K_DIST_SCALE: f64 = 1e-3;
     let k = knn.k;
     let target = (k as f64).log2();
-    let mean_all: f64 = knn.distances.iter().map(|&d| d as f64).sum::<f64>() / knn.distances.len().max(1) as f64;
+    let mean_all: f64 =
+        knn.distances.iter().map(|&d| d as f64).sum::<f64>() / knn.distances.len().max(1) as f64;
     (0..knn.n())
         .into_par_iter()
         .map(|i| {
@@ -350,5 +402,11 @@ pub fn csr_from_triplets(n: usize, trip: &mut [(u32, u32, f32)]) -> CsrMatrix {
     for i in 0..n {
         indptr[i + 1] += indptr[i];
     }
-    CsrMatrix { n_rows: n, n_cols: n, indptr, indices, data }
+    CsrMatrix {
+        n_rows: n,
+        n_cols: n,
+        indptr,
+        indices,
+        data,
+    }
 }

@@ -54,7 +54,9 @@ pub fn pca(x: ArrayView2<f32>, k: usize, seed: u64) -> Pca {
     // v: p x k right singular vectors, s: singular values.
     let (v, s) = if p <= EXACT_MAX {
         let cov = a.transpose() * &a;
-        let eig = cov.self_adjoint_eigen(Side::Lower).expect("eigendecomposition of a symmetric matrix");
+        let eig = cov
+            .self_adjoint_eigen(Side::Lower)
+            .expect("eigendecomposition of a symmetric matrix");
         let (u, vals) = (eig.U(), eig.S().column_vector());
         let v = Mat::<f64>::from_fn(p, k, |i, c| u[(i, p - 1 - c)]);
         let s: Vec<f64> = (0..k).map(|c| vals[p - 1 - c].max(0.0).sqrt()).collect();
@@ -62,7 +64,9 @@ pub fn pca(x: ArrayView2<f32>, k: usize, seed: u64) -> Pca {
     } else if n <= EXACT_MAX {
         // Gram matrix A A^T (n x n): its eigenvectors are the left singular vectors.
         let gram = &a * a.transpose();
-        let eig = gram.self_adjoint_eigen(Side::Lower).expect("eigendecomposition of a symmetric matrix");
+        let eig = gram
+            .self_adjoint_eigen(Side::Lower)
+            .expect("eigendecomposition of a symmetric matrix");
         let (u, vals) = (eig.U(), eig.S().column_vector());
         let s: Vec<f64> = (0..k).map(|c| vals[n - 1 - c].max(0.0).sqrt()).collect();
         let uk = Mat::<f64>::from_fn(n, k, |i, c| u[(i, n - 1 - c)]);
@@ -111,9 +115,17 @@ pub fn pca(x: ArrayView2<f32>, k: usize, seed: u64) -> Pca {
         }
     }
     let explained_variance: Vec<f64> = s.iter().map(|sv| sv * sv / (n.max(2) - 1) as f64).collect();
-    let explained_variance_ratio =
-        explained_variance.iter().map(|e| if total_var > 0.0 { e / total_var } else { 0.0 }).collect();
-    Pca { scores, components, mean, explained_variance, explained_variance_ratio }
+    let explained_variance_ratio = explained_variance
+        .iter()
+        .map(|e| if total_var > 0.0 { e / total_var } else { 0.0 })
+        .collect();
+    Pca {
+        scores,
+        components,
+        mean,
+        explained_variance,
+        explained_variance_ratio,
+    }
 }
 
 /// Standardises columns in place to zero mean and unit variance (ddof = 1) and clips to
@@ -125,7 +137,11 @@ pub fn scale(x: &mut Array2<f32>, max_value: Option<f32>) {
         let var = col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
         let sd = var.sqrt();
         col.mapv_inplace(|v| {
-            let z = if sd > 0.0 { ((v as f64 - mean) / sd) as f32 } else { 0.0 };
+            let z = if sd > 0.0 {
+                ((v as f64 - mean) / sd) as f32
+            } else {
+                0.0
+            };
             match max_value {
                 Some(m) => z.clamp(-m, m),
                 None => z,

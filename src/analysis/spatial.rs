@@ -47,12 +47,22 @@ pub fn spatial_weights(coords: ArrayView2<f32>, how: SpatialNeighbors) -> Vec<Ve
     };
     let mut all: Vec<f32> = raw.iter().flatten().map(|e| e.1).collect();
     all.sort_by(f32::total_cmp);
-    let sigma = all.get(all.len() / 2).copied().unwrap_or(1.0).max(f32::MIN_POSITIVE) as f64;
+    let sigma = all
+        .get(all.len() / 2)
+        .copied()
+        .unwrap_or(1.0)
+        .max(f32::MIN_POSITIVE) as f64;
     raw.into_iter()
         .map(|v| {
-            let w: Vec<f64> = v.iter().map(|e| (-(e.1 as f64).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
+            let w: Vec<f64> = v
+                .iter()
+                .map(|e| (-(e.1 as f64).powi(2) / (2.0 * sigma * sigma)).exp())
+                .collect();
             let total: f64 = w.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-            v.iter().zip(w).map(|(e, wi)| (e.0, (wi / total) as f32)).collect()
+            v.iter()
+                .zip(w)
+                .map(|(e, wi)| (e.0, (wi / total) as f32))
+                .collect()
         })
         .collect()
 }
@@ -78,12 +88,23 @@ pub struct DomainParams {
 impl DomainParams {
     /// Defaults for `n_domains` domains.
     pub fn new(n_domains: usize) -> Self {
-        DomainParams { n_domains, lambda: 0.8, neighbors: SpatialNeighbors::Knn(18), n_pcs: 10, n_init: 8, seed: 0 }
+        DomainParams {
+            n_domains,
+            lambda: 0.8,
+            neighbors: SpatialNeighbors::Knn(18),
+            n_pcs: 10,
+            n_init: 8,
+            seed: 0,
+        }
     }
 }
 
 /// Neighbourhood-augmented features `[sqrt(1-λ) z, sqrt(λ) m]`, shape `n x 2d`.
-pub fn augmented_features(embedding: ArrayView2<f32>, weights: &[Vec<(u32, f32)>], lambda: f64) -> Array2<f32> {
+pub fn augmented_features(
+    embedding: ArrayView2<f32>,
+    weights: &[Vec<(u32, f32)>],
+    lambda: f64,
+) -> Array2<f32> {
     let (n, d) = embedding.dim();
     let (a, b) = ((1.0 - lambda).sqrt() as f32, lambda.sqrt() as f32);
     let mut out = Array2::<f32>::zeros((n, 2 * d));
@@ -104,8 +125,16 @@ pub fn augmented_features(embedding: ArrayView2<f32>, weights: &[Vec<(u32, f32)>
 ///
 /// # Panics
 /// When `n_domains` exceeds the number of cells or the shapes disagree.
-pub fn spatial_domains(embedding: ArrayView2<f32>, coords: ArrayView2<f32>, p: &DomainParams) -> (Vec<u32>, Vec<f32>) {
-    assert_eq!(embedding.nrows(), coords.nrows(), "embedding and coordinates differ in rows");
+pub fn spatial_domains(
+    embedding: ArrayView2<f32>,
+    coords: ArrayView2<f32>,
+    p: &DomainParams,
+) -> (Vec<u32>, Vec<f32>) {
+    assert_eq!(
+        embedding.nrows(),
+        coords.nrows(),
+        "embedding and coordinates differ in rows"
+    );
     let w = spatial_weights(coords, p.neighbors);
     let feats = augmented_features(embedding, &w, p.lambda);
     let reduced = pca(feats.view(), p.n_pcs, p.seed).scores;

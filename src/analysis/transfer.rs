@@ -27,8 +27,16 @@ pub fn knn_classify(
     query: ArrayView2<f32>,
     k: usize,
 ) -> (Vec<u32>, Vec<f32>) {
-    assert_eq!(labels.len(), reference.nrows(), "one label per reference row");
-    assert_eq!(reference.ncols(), query.ncols(), "reference and query dimensions differ");
+    assert_eq!(
+        labels.len(),
+        reference.nrows(),
+        "one label per reference row"
+    );
+    assert_eq!(
+        reference.ncols(),
+        query.ncols(),
+        "reference and query dimensions differ"
+    );
     let p = KnnParams::default();
     let nn = if reference.nrows() <= 20_000 {
         exact_knn_between(reference, query, k)
@@ -43,7 +51,11 @@ pub fn knn_classify(
         for &j in nn.neighbors(i) {
             votes[labels[j as usize] as usize] += 1;
         }
-        let (best, count) = votes.iter().enumerate().fold((0usize, 0u32), |b, (c, &v)| if v > b.1 { (c, v) } else { b });
+        let (best, count) =
+            votes.iter().enumerate().fold(
+                (0usize, 0u32),
+                |b, (c, &v)| if v > b.1 { (c, v) } else { b },
+            );
         pred.push(best as u32);
         conf.push(count as f32 / nn.k as f32);
     }
@@ -114,7 +126,10 @@ impl LabelMap {
             }
         }
         if map.pairs.is_empty() {
-            return Err(format!("{}: label map has no (reference, query) pairs", path.display()));
+            return Err(format!(
+                "{}: label map has no (reference, query) pairs",
+                path.display()
+            ));
         }
         Ok(map)
     }

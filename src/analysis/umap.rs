@@ -56,10 +56,21 @@ impl Default for UmapParams {
 /// `[0, 3 spread]`, here by Levenberg-Marquardt from `(1, 1)`, as scipy's `curve_fit`).
 pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
     let xs: Vec<f64> = (0..300).map(|i| 3.0 * spread * i as f64 / 299.0).collect();
-    let ys: Vec<f64> =
-        xs.iter().map(|&x| if x < min_dist { 1.0 } else { (-(x - min_dist) / spread).exp() }).collect();
+    let ys: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            if x < min_dist {
+                1.0
+            } else {
+                (-(x - min_dist) / spread).exp()
+            }
+        })
+        .collect();
     let sse = |a: f64, b: f64| -> f64 {
-        xs.iter().zip(&ys).map(|(&x, &y)| (1.0 / (1.0 + a * x.powf(2.0 * b)) - y).powi(2)).sum()
+        xs.iter()
+            .zip(&ys)
+            .map(|(&x, &y)| (1.0 / (1.0 + a * x.powf(2.0 * b)) - y).powi(2))
+            .sum()
     };
     let (mut a, mut b) = (1.0f64, 1.0f64);
     let mut lambda = 1e-3;
@@ -72,7 +83,11 @@ pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
             let f = 1.0 / (1.0 + a * p);
             let r = f - y;
             let da = -p * f * f;
-            let db = if x > 0.0 { -a * p * 2.0 * x.ln() * f * f } else { 0.0 };
+            let db = if x > 0.0 {
+                -a * p * 2.0 * x.ln() * f * f
+            } else {
+                0.0
+            };
             jaa += da * da;
             jab += da * db;
             jbb += db * db;
@@ -128,10 +143,14 @@ pub fn pca_init(x: ArrayView2<f32>, seed: u64) -> Array2<f32> {
     } else {
         super::pca::pca(x, 2, seed).scores
     };
-    let maxabs = init.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let maxabs = init
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
     let mut rng = Rng::new(seed ^ 0x5eed);
     init.mapv_inplace(|v| v * (10.0 / maxabs));
-    init.iter_mut().for_each(|v| *v += (rng.normal() * 1e-4) as f32);
+    init.iter_mut()
+        .for_each(|v| *v += (rng.normal() * 1e-4) as f32);
     init
 }
 
@@ -203,7 +222,8 @@ pub fn umap_layout(
         let snapshot = pos.clone();
         let mut work = Vec::with_capacity(starts.len());
         {
-            let (mut prest, mut srest, mut nrest) = (&mut pos[..], &mut next_sample[..], &mut next_neg[..]);
+            let (mut prest, mut srest, mut nrest) =
+                (&mut pos[..], &mut next_sample[..], &mut next_neg[..]);
             for &s in &starts {
                 let e = (s + CHUNK).min(n);
                 let (pc, pr) = prest.split_at_mut(2 * (e - s));
@@ -266,4 +286,3 @@ pub fn umap_layout(
     }
     Ok(Array2::from_shape_vec((n, 2), pos).expect("n x 2 layout"))
 }
-

@@ -15,7 +15,9 @@ use crate::analysis::umap::{UmapParams, pca_init, umap_layout};
 use crate::analysis::{Cancelled, Control};
 use crate::data::anndata::AnnData;
 use crate::data::matrix::CsrMatrix;
-use crate::data::preprocess::{HvgParams, TargetSum, highly_variable_genes, log1p, normalize_total};
+use crate::data::preprocess::{
+    HvgParams, TargetSum, highly_variable_genes, log1p, normalize_total,
+};
 
 /// Labels treated as missing ground truth (left out of every metric).
 pub const MISSING_LABELS: [&str; 4] = ["NA", "nan", "", "Ambiguous"];
@@ -44,13 +46,23 @@ pub fn log_normalized(x: &CsrMatrix) -> CsrMatrix {
 /// `n x n_comps` scores.
 pub fn expression_pca(lognorm: &CsrMatrix, n_comps: usize, seed: u64) -> Array2<f32> {
     let keep: Vec<usize> = if lognorm.n_cols > HVG_ABOVE {
-        let hvg = highly_variable_genes(lognorm, &HvgParams { n_top_genes: Some(2000), ..HvgParams::default() });
-        (0..lognorm.n_cols).filter(|&j| hvg.highly_variable[j]).collect()
+        let hvg = highly_variable_genes(
+            lognorm,
+            &HvgParams {
+                n_top_genes: Some(2000),
+                ..HvgParams::default()
+            },
+        );
+        (0..lognorm.n_cols)
+            .filter(|&j| hvg.highly_variable[j])
+            .collect()
     } else {
         (0..lognorm.n_cols).collect()
     };
     let mut col = vec![usize::MAX; lognorm.n_cols];
-    keep.iter().enumerate().for_each(|(new, &old)| col[old] = new);
+    keep.iter()
+        .enumerate()
+        .for_each(|(new, &old)| col[old] = new);
     let mut dense = Array2::<f32>::zeros((lognorm.n_rows, keep.len()));
     for i in 0..lognorm.n_rows {
         let (idx, val) = lognorm.row(i);
@@ -70,13 +82,24 @@ pub fn expression_pca(lognorm: &CsrMatrix, n_comps: usize, seed: u64) -> Array2<
 ///
 /// # Errors
 /// A message naming the file and the missing obsm key (with the keys there are).
-pub fn representation(a: &AnnData, use_rep: Option<&str>, seed: u64) -> Result<(Array2<f32>, String), String> {
-    let key = use_rep.map(str::to_string).or_else(|| a.obsm.contains_key("X_cellscope").then(|| "X_cellscope".to_string()));
+pub fn representation(
+    a: &AnnData,
+    use_rep: Option<&str>,
+    seed: u64,
+) -> Result<(Array2<f32>, String), String> {
+    let key = use_rep.map(str::to_string).or_else(|| {
+        a.obsm
+            .contains_key("X_cellscope")
+            .then(|| "X_cellscope".to_string())
+    });
     match key.as_deref() {
         Some("X") => Ok((a.x.to_csr().to_dense(), "X".into())),
         Some("pca") | None => {
             let x = log_normalized(&a.x.to_csr());
-            Ok((expression_pca(&x, 64, seed), "PCA (64) of log-normalised expression".into()))
+            Ok((
+                expression_pca(&x, 64, seed),
+                "PCA (64) of log-normalised expression".into(),
+            ))
         }
         Some(k) => match a.obsm.get(k) {
             Some(m) => Ok((m.mapv(|v| v as f32), format!("obsm['{k}']"))),
@@ -174,15 +197,26 @@ pub fn analyze(
 
     let t = Instant::now();
     let init = pca_init(rep, p.umap.seed);
-    let umap = umap_layout(&connectivities, init.view(), &p.umap, control, &mut |e, n| {
-        progress(Step::Umap, e as f32 / n as f32)
-    })?;
+    let umap = umap_layout(
+        &connectivities,
+        init.view(),
+        &p.umap,
+        control,
+        &mut |e, n| progress(Step::Umap, e as f32 / n as f32),
+    )?;
     seconds.push((Step::Umap, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
     progress(Step::Leiden, 0.0);
-    let (leiden_labels, modularity) =
-        leiden(&connectivities, &LeidenParams { resolution: p.resolution, n_iterations: -1, seed: p.seed }, control)?;
+    let (leiden_labels, modularity) = leiden(
+        &connectivities,
+        &LeidenParams {
+            resolution: p.resolution,
+            n_iterations: -1,
+            seed: p.seed,
+        },
+        control,
+    )?;
     seconds.push((Step::Leiden, t.elapsed().as_secs_f64()));
     progress(Step::Leiden, 1.0);
 
@@ -190,20 +224,36 @@ pub fn analyze(
         (Some(k), Some(c)) if k >= 1 && k <= rep.nrows() => {
             let t = Instant::now();
             progress(Step::SpatialDomains, 0.0);
-            let d = spatial_domains(rep, c, &DomainParams { seed: p.seed, ..DomainParams::new(k) });
+            let d = spatial_domains(
+                rep,
+                c,
+                &DomainParams {
+                    seed: p.seed,
+                    ..DomainParams::new(k)
+                },
+            );
             seconds.push((Step::SpatialDomains, t.elapsed().as_secs_f64()));
             progress(Step::SpatialDomains, 1.0);
             Some(d)
         }
         _ => None,
     };
-    Ok(Analysis { umap, connectivities, leiden: leiden_labels, modularity, domains, seconds })
+    Ok(Analysis {
+        umap,
+        connectivities,
+        leiden: leiden_labels,
+        modularity,
+        domains,
+        seconds,
+    })
 }
 
 /// Agreement of clusters with ground truth, cells with a missing label ([`MISSING_LABELS`])
 /// left out: ARI, NMI, homogeneity, completeness, V-measure, plus the number of cells scored.
 pub fn score_clusters(truth: &[String], clusters: &[u32]) -> (ClusterScores, usize) {
-    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let keep: Vec<usize> = (0..truth.len())
+        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
+        .collect();
     let t: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
     let (tc, _) = encode(&t);
     let c: Vec<u32> = keep.iter().map(|&i| clusters[i]).collect();
@@ -213,7 +263,9 @@ pub fn score_clusters(truth: &[String], clusters: &[u32]) -> (ClusterScores, usi
 /// Silhouette of the ground-truth labels on a representation (exact up to 20,000 cells, a
 /// seeded sample beyond), missing labels left out. `None` with fewer than two labels.
 pub fn label_silhouette(rep: ArrayView2<f32>, truth: &[String]) -> Option<(f64, usize)> {
-    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let keep: Vec<usize> = (0..truth.len())
+        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
+        .collect();
     let t: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
     let (tc, _) = encode(&t);
     let sub = rep.select(ndarray::Axis(0), &keep);
@@ -224,15 +276,35 @@ pub fn label_silhouette(rep: ArrayView2<f32>, truth: &[String]) -> Option<(f64, 
 /// trained on a seeded 70 % of the labelled cells, scored on the 15 % test split (the other
 /// 15 % is the validation split fine-tuning uses). Missing labels are left out first. Returns
 /// the test scores and the test-set size.
-pub fn knn_protocol(rep: ArrayView2<f32>, truth: &[String], seed: u64) -> (crate::analysis::metrics::Classification, usize) {
+pub fn knn_protocol(
+    rep: ArrayView2<f32>,
+    truth: &[String],
+    seed: u64,
+) -> (crate::analysis::metrics::Classification, usize) {
     use crate::analysis::transfer::{knn_classify, split_70_15_15};
-    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let keep: Vec<usize> = (0..truth.len())
+        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
+        .collect();
     let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
     let (codes, names) = encode(&labels);
     let (train, _, test) = split_70_15_15(keep.len(), seed);
-    let rows = |idx: &[usize]| rep.select(ndarray::Axis(0), &idx.iter().map(|&j| keep[j]).collect::<Vec<_>>());
+    let rows = |idx: &[usize]| {
+        rep.select(
+            ndarray::Axis(0),
+            &idx.iter().map(|&j| keep[j]).collect::<Vec<_>>(),
+        )
+    };
     let train_codes: Vec<u32> = train.iter().map(|&j| codes[j]).collect();
-    let (pred, _) = knn_classify(rows(&train).view(), &train_codes, names.len(), rows(&test).view(), 5);
+    let (pred, _) = knn_classify(
+        rows(&train).view(),
+        &train_codes,
+        names.len(),
+        rows(&test).view(),
+        5,
+    );
     let test_codes: Vec<u32> = test.iter().map(|&j| codes[j]).collect();
-    (crate::analysis::metrics::classification(&test_codes, &pred), test.len())
+    (
+        crate::analysis::metrics::classification(&test_codes, &pred),
+        test.len(),
+    )
 }

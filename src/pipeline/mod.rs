@@ -2,5 +2,5 @@
 //! command line and the explorer's background worker.
 
 pub mod analyze;
-pub mod worker;
 pub mod transfer;
+pub mod worker;

@@ -38,9 +38,17 @@ fn dense_columns(x: &CsrMatrix, cols: &[usize]) -> Array2<f32> {
 ///
 /// # Errors
 /// When the two datasets share no gene names.
-pub fn shared_gene_representation(reference: &AnnData, query: &AnnData, seed: u64) -> Result<(Array2<f32>, Array2<f32>, usize), String> {
-    let qpos: std::collections::HashMap<&str, usize> =
-        query.var_names().iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
+pub fn shared_gene_representation(
+    reference: &AnnData,
+    query: &AnnData,
+    seed: u64,
+) -> Result<(Array2<f32>, Array2<f32>, usize), String> {
+    let qpos: std::collections::HashMap<&str, usize> = query
+        .var_names()
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
     let (rc, qc): (Vec<usize>, Vec<usize>) = reference
         .var_names()
         .iter()
@@ -92,5 +100,9 @@ pub fn transfer_labels(
     let (codes, names) = crate::analysis::metrics::encode(&labels);
     let r = reference_rep.select(ndarray::Axis(0), &keep);
     let (pred, confidence) = knn_classify(r.view(), &codes, names.len(), query_rep, k);
-    Transfer { predicted: pred.iter().map(|&c| names[c as usize].clone()).collect(), confidence, reference_cells: keep.len() }
+    Transfer {
+        predicted: pred.iter().map(|&c| names[c as usize].clone()).collect(),
+        confidence,
+        reference_cells: keep.len(),
+    }
 }

@@ -120,17 +120,26 @@ fn load_image(path: &std::path::Path) -> Result<(egui::ColorImage, f64), String>
         .map_err(|e| format!("{}: cannot open image: {e}", path.display()))?;
     let mut reader = img;
     reader.no_limits();
-    let img = reader.decode().map_err(|e| format!("{}: cannot decode image: {e}", path.display()))?;
+    let img = reader
+        .decode()
+        .map_err(|e| format!("{}: cannot decode image: {e}", path.display()))?;
     let (w, h) = (img.width(), img.height());
     let f = (MAX_IMAGE_SIDE as f64 / w.max(h) as f64).min(1.0);
     let img = if f < 1.0 {
-        img.resize((w as f64 * f) as u32, (h as f64 * f) as u32, image::imageops::FilterType::Triangle)
+        img.resize(
+            (w as f64 * f) as u32,
+            (h as f64 * f) as u32,
+            image::imageops::FilterType::Triangle,
+        )
     } else {
         img
     };
     let rgba = img.to_rgba8();
     let size = [rgba.width() as usize, rgba.height() as usize];
-    Ok((egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()), rgba.width() as f64 / w as f64))
+    Ok((
+        egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()),
+        rgba.width() as f64 / w as f64,
+    ))
 }
 
 /// The image shown under a dataset's spatial view by default: the Visium hires (else lowres)
@@ -139,11 +148,19 @@ fn load_image(path: &std::path::Path) -> Result<(egui::ColorImage, f64), String>
 fn default_image(path: &std::path::Path) -> Option<(PathBuf, f64)> {
     if crate::data::detect(path).ok()? == crate::data::InputKind::Visium {
         let v = crate::data::tenx::read_visium(path).ok()?;
-        let img = v.images.iter().find(|i| i.name == "hires").or(v.images.first())?;
+        let img = v
+            .images
+            .iter()
+            .find(|i| i.name == "hires")
+            .or(v.images.first())?;
         return Some((img.path.clone(), 1.0 / img.scale));
     }
     let stem = path.file_stem()?.to_string_lossy().to_string();
-    ["jpg", "jpeg", "png"].iter().map(|e| path.with_file_name(format!("{stem}_HE.{e}"))).find(|p| p.exists()).map(|p| (p, 1.0))
+    ["jpg", "jpeg", "png"]
+        .iter()
+        .map(|e| path.with_file_name(format!("{stem}_HE.{e}")))
+        .find(|p| p.exists())
+        .map(|p| (p, 1.0))
 }
 
 /// Handle to the worker thread.
@@ -172,7 +189,13 @@ impl Worker {
             .name("cellscope-worker".into())
             .spawn(move || run(rx, etx, c2, b2, Arc::new(wake)))
             .expect("spawn the worker thread");
-        Worker { tx, events, cancel, busy, thread: Some(thread) }
+        Worker {
+            tx,
+            events,
+            cancel,
+            busy,
+            thread: Some(thread),
+        }
     }
 
     /// Queues a command (returns false when the queue is full or the worker has stopped).
@@ -204,18 +227,30 @@ impl Drop for Worker {
     }
 }
 
-fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: Arc<AtomicBool>, wake: Arc<dyn Fn() + Send + Sync>) {
+fn run(
+    rx: Receiver<Command>,
+    tx: Sender<Event>,
+    cancel: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+) {
     // Large images (a 9k x 10k H&E) decode on their own thread so the pipeline does not wait.
     let load_in_background = |path: PathBuf, dpp: f64| {
         let (tx2, wake2) = (tx.clone(), wake.clone());
-        let spawned = std::thread::Builder::new().name("cellscope-image".into()).spawn(move || {
-            let e = match load_image(&path) {
-                Ok((image, f)) => Event::Image { image: Arc::new(image), data_per_pixel: dpp / f, path },
-                Err(e) => Event::Failed(e),
-            };
-            let _ = tx2.send(e);
-            wake2();
-        });
+        let spawned = std::thread::Builder::new()
+            .name("cellscope-image".into())
+            .spawn(move || {
+                let e = match load_image(&path) {
+                    Ok((image, f)) => Event::Image {
+                        image: Arc::new(image),
+                        data_per_pixel: dpp / f,
+                        path,
+                    },
+                    Err(e) => Event::Failed(e),
+                };
+                let _ = tx2.send(e);
+                wake2();
+            });
         if let Err(e) = spawned {
             let _ = tx.send(Event::Failed(format!("cannot start the image thread: {e}")));
         }
@@ -241,7 +276,9 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                 send(Event::Started(format!("opening {}", path.display())));
                 match crate::data::open(&path) {
                     Ok(a) => {
-                        let summary = crate::data::summary::Summary::of_path(&path).map(|s| s.to_string()).unwrap_or_default();
+                        let summary = crate::data::summary::Summary::of_path(&path)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default();
                         send(Event::Opened(Arc::new(a), summary));
                         if let Some((img, dpp)) = default_image(&path) {
                             load_in_background(img, dpp);
@@ -253,13 +290,23 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
             Command::LoadImage(path, dpp) => load_in_background(path, dpp),
             Command::LoadModel(path) => {
                 send(Event::Started(format!("loading {}", path.display())));
-                let loaded = crate::model::load_model(&path, None).map_err(|e| e.to_string()).and_then(|m| {
-                    let engine = crate::model::Engine::new(&m.weights, crate::model::BackendChoice::Auto).map_err(|e| e.to_string())?;
-                    Ok((m, engine))
-                });
+                let loaded = crate::model::load_model(&path, None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| {
+                        let engine = crate::model::Engine::new(
+                            &m.weights,
+                            crate::model::BackendChoice::Auto,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        Ok((m, engine))
+                    });
                 match loaded {
                     Ok((m, e)) => {
-                        send(Event::ModelLoaded { summary: m.weights.to_string(), device: e.description().to_string(), n_genes: m.genes.len() });
+                        send(Event::ModelLoaded {
+                            summary: m.weights.to_string(),
+                            device: e.description().to_string(),
+                            n_genes: m.genes.len(),
+                        });
                         model = Some((m, e));
                     }
                     Err(e) => send(Event::Failed(e)),
@@ -277,36 +324,71 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                     genes: &m.genes,
                     dim: m.weights.embedding_dim(),
                     homologs: None,
-                    opts: crate::model::embed::EmbedOptions { preprocessing: m.preprocessing, ..Default::default() },
+                    opts: crate::model::embed::EmbedOptions {
+                        preprocessing: m.preprocessing,
+                        ..Default::default()
+                    },
                 };
                 let r = embedder.embed_matrix(
                     &data.x.to_csr(),
                     &crate::data::genes::dataset_genes(&data),
                     &data.source,
-                    &mut |p| send(Event::Progress(Step::Embed, p.done as f32 / p.total.max(1) as f32)),
+                    &mut |p| {
+                        send(Event::Progress(
+                            Step::Embed,
+                            p.done as f32 / p.total.max(1) as f32,
+                        ))
+                    },
                     &cancel,
                 );
                 match r {
-                    Ok(e) => send(Event::Embedded { values: Arc::new(e.values), coverage: e.coverage.to_string(), cells_per_sec: e.cells_per_sec }),
-                    Err(crate::model::embed::EmbedError::Cancelled { .. }) => send(Event::Cancelled),
+                    Ok(e) => send(Event::Embedded {
+                        values: Arc::new(e.values),
+                        coverage: e.coverage.to_string(),
+                        cells_per_sec: e.cells_per_sec,
+                    }),
+                    Err(crate::model::embed::EmbedError::Cancelled { .. }) => {
+                        send(Event::Cancelled)
+                    }
                     Err(e) => send(Event::Failed(e.to_string())),
                 }
             }
-            Command::Transfer { reference, label_key, query } => {
-                send(Event::Started(format!("transferring labels from {}", reference.display())));
+            Command::Transfer {
+                reference,
+                label_key,
+                query,
+            } => {
+                send(Event::Started(format!(
+                    "transferring labels from {}",
+                    reference.display()
+                )));
                 let r = (|| -> Result<Event, String> {
                     let refd = crate::data::open(&reference).map_err(|e| e.to_string())?;
                     let col = refd.obs.column(&label_key).ok_or_else(|| {
-                        format!("{}: obs has no column '{label_key}' (it has: {})", reference.display(), refd.obs.column_names().join(", "))
+                        format!(
+                            "{}: obs has no column '{label_key}' (it has: {})",
+                            reference.display(),
+                            refd.obs.column_names().join(", ")
+                        )
                     })?;
                     let labels: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
-                    let (rr, qr, _) = super::transfer::shared_gene_representation(&refd, &query, 0)?;
-                    let t = super::transfer::transfer_labels(rr.view(), &labels, qr.view(), None, 5);
-                    Ok(Event::Transferred { predicted: t.predicted, confidence: t.confidence })
+                    let (rr, qr, _) =
+                        super::transfer::shared_gene_representation(&refd, &query, 0)?;
+                    let t =
+                        super::transfer::transfer_labels(rr.view(), &labels, qr.view(), None, 5);
+                    Ok(Event::Transferred {
+                        predicted: t.predicted,
+                        confidence: t.confidence,
+                    })
                 })();
                 send(r.unwrap_or_else(Event::Failed));
             }
-            Command::Analyze { data, use_rep, matrix, params } => {
+            Command::Analyze {
+                data,
+                use_rep,
+                matrix,
+                params,
+            } => {
                 send(Event::Started("analysis".into()));
                 let control = Control::with_cancel(cancel.clone());
                 let result = (|| -> Result<Event, String> {
@@ -315,18 +397,32 @@ fn run(rx: Receiver<Command>, tx: Sender<Event>, cancel: Arc<AtomicBool>, busy: 
                         None => representation(&data, use_rep.as_deref(), params.seed)?,
                     };
                     let coords = match data.default_spatial() {
-                        Some(s) => Some(data.spatial_coords(&s).map_err(|e| e.to_string())?.mapv(|v| v as f32)),
+                        Some(s) => Some(
+                            data.spatial_coords(&s)
+                                .map_err(|e| e.to_string())?
+                                .mapv(|v| v as f32),
+                        ),
                         None => None,
                     };
                     let mut last = std::time::Instant::now();
-                    let res = analyze(rep.view(), coords.as_ref().map(|c| c.view()), &params, &control, &mut |s, f| {
-                        if last.elapsed().as_millis() >= 30 || f >= 1.0 {
-                            last = std::time::Instant::now();
-                            send(Event::Progress(s, f));
-                        }
-                    });
+                    let res = analyze(
+                        rep.view(),
+                        coords.as_ref().map(|c| c.view()),
+                        &params,
+                        &control,
+                        &mut |s, f| {
+                            if last.elapsed().as_millis() >= 30 || f >= 1.0 {
+                                last = std::time::Instant::now();
+                                send(Event::Progress(s, f));
+                            }
+                        },
+                    );
                     match res {
-                        Ok(a) => Ok(Event::Analyzed { analysis: Box::new(a), representation: Arc::new(rep), name }),
+                        Ok(a) => Ok(Event::Analyzed {
+                            analysis: Box::new(a),
+                            representation: Arc::new(rep),
+                            name,
+                        }),
                         Err(_) => Ok(Event::Cancelled),
                     }
                 })();

@@ -20,7 +20,11 @@ impl Camera {
         let w = (bounds[2] - bounds[0]).max(1e-9);
         let h = (bounds[3] - bounds[1]).max(1e-9);
         let upp = (w / rect.width().max(1.0) as f64).max(h / rect.height().max(1.0) as f64) * 1.05;
-        Camera { center: [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0], units_per_point: upp, y_down }
+        Camera {
+            center: [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0],
+            units_per_point: upp,
+            y_down,
+        }
     }
 
     fn sy(&self) -> f64 {

@@ -134,33 +134,86 @@ impl PointRenderer {
             multiview_mask: None,
             cache: None,
         });
-        PointRenderer { pipeline, layout, views: HashMap::new() }
+        PointRenderer {
+            pipeline,
+            layout,
+            views: HashMap::new(),
+        }
     }
 
-    fn upload(&self, device: &wgpu::Device, data: &PointData, uniform: &ViewUniform) -> ViewBuffers {
+    fn upload(
+        &self,
+        device: &wgpu::Device,
+        data: &PointData,
+        uniform: &ViewUniform,
+    ) -> ViewBuffers {
         let mk = |label: &str, bytes: &[u8], usage| {
             // wgpu rejects empty buffers: keep at least one element.
             let pad = [0u8; 8];
             let contents = if bytes.is_empty() { &pad[..] } else { bytes };
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage })
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
         };
-        let uni = mk("view", bytemuck::bytes_of(uniform), wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
-        let pos = mk("positions", bytemuck::cast_slice(data.positions.as_slice()), wgpu::BufferUsages::STORAGE);
-        let col = mk("colors", bytemuck::cast_slice(data.colors.as_slice()), wgpu::BufferUsages::STORAGE);
-        let ord = mk("order", bytemuck::cast_slice(data.order.as_slice()), wgpu::BufferUsages::STORAGE);
-        let sel = mk("selected", bytemuck::cast_slice(data.selected.as_slice()), wgpu::BufferUsages::STORAGE);
+        let uni = mk(
+            "view",
+            bytemuck::bytes_of(uniform),
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        let pos = mk(
+            "positions",
+            bytemuck::cast_slice(data.positions.as_slice()),
+            wgpu::BufferUsages::STORAGE,
+        );
+        let col = mk(
+            "colors",
+            bytemuck::cast_slice(data.colors.as_slice()),
+            wgpu::BufferUsages::STORAGE,
+        );
+        let ord = mk(
+            "order",
+            bytemuck::cast_slice(data.order.as_slice()),
+            wgpu::BufferUsages::STORAGE,
+        );
+        let sel = mk(
+            "selected",
+            bytemuck::cast_slice(data.selected.as_slice()),
+            wgpu::BufferUsages::STORAGE,
+        );
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("cellscope points"),
             layout: &self.layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: uni.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: pos.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: col.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 3, resource: ord.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 4, resource: sel.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uni.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: pos.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: col.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: ord.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: sel.as_entire_binding(),
+                },
             ],
         });
-        ViewBuffers { generation: data.generation, uniform: uni, bind_group, n_draw: data.order.len() as u32 }
+        ViewBuffers {
+            generation: data.generation,
+            uniform: uni,
+            bind_group,
+            n_draw: data.order.len() as u32,
+        }
     }
 }
 
@@ -177,7 +230,10 @@ impl CallbackTrait for PointsCallback {
             resources.insert(PointRenderer::new(device, self.format));
         }
         let r: &mut PointRenderer = resources.get_mut().expect("point renderer");
-        let stale = r.views.get(&self.view_id).is_none_or(|v| v.generation != self.data.generation);
+        let stale = r
+            .views
+            .get(&self.view_id)
+            .is_none_or(|v| v.generation != self.data.generation);
         if stale {
             let vb = r.upload(device, &self.data, &self.uniform);
             r.views.insert(self.view_id, vb);
@@ -187,9 +243,18 @@ impl CallbackTrait for PointsCallback {
         Vec::new()
     }
 
-    fn paint(&self, _info: egui::PaintCallbackInfo, pass: &mut wgpu::RenderPass<'static>, resources: &CallbackResources) {
-        let Some(r) = resources.get::<PointRenderer>() else { return };
-        let Some(v) = r.views.get(&self.view_id) else { return };
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        let Some(r) = resources.get::<PointRenderer>() else {
+            return;
+        };
+        let Some(v) = r.views.get(&self.view_id) else {
+            return;
+        };
         if v.n_draw == 0 {
             return;
         }
@@ -215,8 +280,11 @@ mod tests {
     #[test]
     fn shader_validates_with_naga() {
         let module = naga::front::wgsl::parse_str(super::SHADER).expect("WGSL parses");
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-            .validate(&module)
-            .expect("WGSL validates");
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .expect("WGSL validates");
     }
 }

@@ -124,7 +124,8 @@ impl CellscopeApp {
             coloring: Coloring::default(),
             dirty: true,
             progress: None,
-            status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here).".into(),
+            status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."
+                .into(),
             errors: Vec::new(),
             params: AnalyzeParams::default(),
             n_domains: 7,
@@ -196,7 +197,11 @@ impl CellscopeApp {
     /// Transfers labels from the reference to the open dataset on the worker.
     pub fn transfer(&mut self) {
         if let (Some(r), Some(d)) = (&self.reference, &self.data) {
-            self.worker.send(Command::Transfer { reference: r.clone(), label_key: self.reference_key.trim().to_string(), query: d.clone() });
+            self.worker.send(Command::Transfer {
+                reference: r.clone(),
+                label_key: self.reference_key.trim().to_string(),
+                query: d.clone(),
+            });
         }
     }
 
@@ -251,7 +256,10 @@ impl CellscopeApp {
     }
 
     /// Screen rectangle and camera of view `k` (0: embedding, 1: spatial) as last drawn.
-    pub fn view_geometry(&self, k: usize) -> Option<(egui::Rect, crate::render::camera::Camera, &[[f32; 2]])> {
+    pub fn view_geometry(
+        &self,
+        k: usize,
+    ) -> Option<(egui::Rect, crate::render::camera::Camera, &[[f32; 2]])> {
         let v = self.views.get(k)?;
         Some((v.last_rect?, v.camera?, v.positions.as_slice()))
     }
@@ -274,13 +282,20 @@ impl CellscopeApp {
         params.spatial_domains = d.default_spatial().map(|_| self.n_domains);
         self.analysis = None;
         let matrix = self.embedding.as_ref().map(|e| e.0.clone());
-        self.worker.send(Command::Analyze { data: d.clone(), use_rep: None, matrix, params });
+        self.worker.send(Command::Analyze {
+            data: d.clone(),
+            use_rep: None,
+            matrix,
+            params,
+        });
     }
 
     fn drain_events(&mut self, ctx: &egui::Context) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(4);
         while std::time::Instant::now() < deadline {
-            let Ok(e) = self.worker.events.try_recv() else { break };
+            let Ok(e) = self.worker.events.try_recv() else {
+                break;
+            };
             match e {
                 Event::Started(s) => self.status = format!("{s} …"),
                 Event::Progress(s, f) => self.progress = Some((s, f)),
@@ -290,13 +305,25 @@ impl CellscopeApp {
                     self.underlay = None;
                     self.prediction = None;
                     self.embedding = None;
-                    self.status = format!("{}: {} cells x {} genes", a.source.display(), a.n_obs(), a.n_vars());
+                    self.status = format!(
+                        "{}: {} cells x {} genes",
+                        a.source.display(),
+                        a.n_obs(),
+                        a.n_vars()
+                    );
                     self.selection = vec![false; a.n_obs()];
                     self.n_selected = 0;
-                    self.truth_key = ["layer", "label", "cluster", "cell_type", "bulk_labels", "Cell_class"]
-                        .iter()
-                        .find(|k| a.obs.column(k).is_some())
-                        .map(|k| k.to_string());
+                    self.truth_key = [
+                        "layer",
+                        "label",
+                        "cluster",
+                        "cell_type",
+                        "bulk_labels",
+                        "Cell_class",
+                    ]
+                    .iter()
+                    .find(|k| a.obs.column(k).is_some())
+                    .map(|k| k.to_string());
                     self.data = Some(a);
                     self.analysis = None;
                     self.build_views();
@@ -313,12 +340,24 @@ impl CellscopeApp {
                     self.rep_name = name;
                     self.analysis = Some(analysis);
                     self.progress = None;
-                    self.color_by = if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) { ColorBy::Domain } else { ColorBy::Leiden };
+                    self.color_by = if self.analysis.as_ref().is_some_and(|a| a.domains.is_some()) {
+                        ColorBy::Domain
+                    } else {
+                        ColorBy::Leiden
+                    };
                     self.build_views();
                 }
-                Event::Image { image, data_per_pixel, path } => {
+                Event::Image {
+                    image,
+                    data_per_pixel,
+                    path,
+                } => {
                     let [w, h] = image.size;
-                    let texture = ctx.load_texture("underlay", (*image).clone(), egui::TextureOptions::LINEAR);
+                    let texture = ctx.load_texture(
+                        "underlay",
+                        (*image).clone(),
+                        egui::TextureOptions::LINEAR,
+                    );
                     let opacity = self.underlay.as_ref().map_or(0.8, |u| u.opacity);
                     self.underlay = Some(super::view::Underlay {
                         texture,
@@ -327,18 +366,31 @@ impl CellscopeApp {
                         path,
                     });
                 }
-                Event::ModelLoaded { summary, device, n_genes } => {
+                Event::ModelLoaded {
+                    summary,
+                    device,
+                    n_genes,
+                } => {
                     self.status = "model loaded".into();
                     self.model_info = Some((summary, device, n_genes));
                     self.embedding = None;
                 }
-                Event::Embedded { values, coverage, cells_per_sec } => {
-                    self.status = format!("embedded at {cells_per_sec:.0} cells/s; running the pipeline on it");
+                Event::Embedded {
+                    values,
+                    coverage,
+                    cells_per_sec,
+                } => {
+                    self.status = format!(
+                        "embedded at {cells_per_sec:.0} cells/s; running the pipeline on it"
+                    );
                     self.embedding = Some((values, coverage));
                     self.progress = None;
                     self.run_pipeline();
                 }
-                Event::Transferred { predicted, confidence } => {
+                Event::Transferred {
+                    predicted,
+                    confidence,
+                } => {
                     self.status = "labels transferred".into();
                     self.prediction = Some((predicted, confidence));
                     self.color_by = ColorBy::Predicted { fade: false };
@@ -363,17 +415,32 @@ impl CellscopeApp {
         let mut views = Vec::new();
         let emb: Option<(Vec<[f32; 2]>, String)> = match &self.analysis {
             Some(a) => Some((rows2(&a.umap), "UMAP (cellscope)".into())),
-            None => ["X_umap", "X_tsne", "X_pca"]
-                .iter()
-                .find_map(|k| d.obsm.get(*k).filter(|m| m.ncols() >= 2).map(|m| (rows2(&m.mapv(|v| v as f32)), format!("obsm['{k}']")))),
+            None => ["X_umap", "X_tsne", "X_pca"].iter().find_map(|k| {
+                d.obsm
+                    .get(*k)
+                    .filter(|m| m.ncols() >= 2)
+                    .map(|m| (rows2(&m.mapv(|v| v as f32)), format!("obsm['{k}']")))
+            }),
         };
         if let Some((p, t)) = emb {
-            views.push(PointView::new(1, &format!("Embedding: {t}"), p, false, None));
+            views.push(PointView::new(
+                1,
+                &format!("Embedding: {t}"),
+                p,
+                false,
+                None,
+            ));
         }
         if let Some(src) = d.default_spatial()
             && let Ok(c) = d.spatial_coords(&src)
         {
-            views.push(PointView::new(2, "Spatial", rows2(&c.mapv(|v| v as f32)), true, Some("units".into())));
+            views.push(PointView::new(
+                2,
+                "Spatial",
+                rows2(&c.mapv(|v| v as f32)),
+                true,
+                Some("units".into()),
+            ));
         }
         self.views = views;
         self.dirty = true;
@@ -382,12 +449,39 @@ impl CellscopeApp {
     fn labels_for(&self, c: &ColorBy) -> Option<Vec<String>> {
         let d = self.data.as_ref()?;
         match c {
-            ColorBy::Leiden => Some(self.analysis.as_ref()?.leiden.iter().map(|v| v.to_string()).collect()),
-            ColorBy::Domain => Some(self.analysis.as_ref()?.domains.as_ref()?.0.iter().map(|v| v.to_string()).collect()),
+            ColorBy::Leiden => Some(
+                self.analysis
+                    .as_ref()?
+                    .leiden
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect(),
+            ),
+            ColorBy::Domain => Some(
+                self.analysis
+                    .as_ref()?
+                    .domains
+                    .as_ref()?
+                    .0
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect(),
+            ),
             ColorBy::Predicted { .. } => self.prediction.as_ref().map(|p| p.0.clone()),
             ColorBy::Agreement(x, y) => {
                 let (cx, cy) = (d.obs.column(x)?, d.obs.column(y)?);
-                Some((0..cx.len()).map(|i| if cx.value_string(i) == cy.value_string(i) { "match" } else { "mismatch" }.to_string()).collect())
+                Some(
+                    (0..cx.len())
+                        .map(|i| {
+                            if cx.value_string(i) == cy.value_string(i) {
+                                "match"
+                            } else {
+                                "mismatch"
+                            }
+                            .to_string()
+                        })
+                        .collect(),
+                )
             }
             ColorBy::Obs(k) => {
                 let col = d.obs.column(k)?;
@@ -402,16 +496,20 @@ impl CellscopeApp {
     }
 
     fn compute_coloring(&self) -> Coloring {
-        let Some(d) = &self.data else { return Coloring::default() };
+        let Some(d) = &self.data else {
+            return Coloring::default();
+        };
         let n = d.n_obs();
         if let Some(labels) = self.labels_for(&self.color_by) {
             let (codes, names) = crate::analysis::metrics::encode(&labels);
             // Numeric-looking cluster names sort numerically.
             let mut order: Vec<usize> = (0..names.len()).collect();
-            order.sort_by(|&a, &b| match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
-                (Ok(x), Ok(y)) => x.total_cmp(&y),
-                _ => names[a].cmp(&names[b]),
-            });
+            order.sort_by(
+                |&a, &b| match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
+                    (Ok(x), Ok(y)) => x.total_cmp(&y),
+                    _ => names[a].cmp(&names[b]),
+                },
+            );
             let mut rank = vec![0usize; names.len()];
             order.iter().enumerate().for_each(|(r, &c)| rank[c] = r);
             let uns = match &self.color_by {
@@ -423,30 +521,56 @@ impl CellscopeApp {
             let pal = categorical(names.len(), uns);
             let mut counts = vec![0usize; names.len()];
             codes.iter().for_each(|&c| counts[c as usize] += 1);
-            let legend: Vec<LegendItem> =
-                order.iter().map(|&c| LegendItem { name: names[c].clone(), color: pal[rank[c]], count: counts[c] }).collect();
+            let legend: Vec<LegendItem> = order
+                .iter()
+                .map(|&c| LegendItem {
+                    name: names[c].clone(),
+                    color: pal[rank[c]],
+                    count: counts[c],
+                })
+                .collect();
             let mut colors: Vec<Color32> = codes.iter().map(|&c| pal[rank[c as usize]]).collect();
-            if let (ColorBy::Predicted { fade: true }, Some((_, conf))) = (&self.color_by, &self.prediction) {
+            if let (ColorBy::Predicted { fade: true }, Some((_, conf))) =
+                (&self.color_by, &self.prediction)
+            {
                 for (c, &f) in colors.iter_mut().zip(conf) {
                     *c = Color32::from_gray(200).lerp_to_gamma(*c, f.clamp(0.0, 1.0));
                 }
             }
             let codes = codes.iter().map(|&c| rank[c as usize] as u32).collect();
-            return Coloring { codes: Some(codes), colors, legend, range: None };
+            return Coloring {
+                codes: Some(codes),
+                colors,
+                legend,
+                range: None,
+            };
         }
         let values: Option<Vec<f32>> = match &self.color_by {
-            ColorBy::Obs(k) => d.obs.column(k).map(|c| (0..n).map(|i| c.value_f64(i) as f32).collect()),
+            ColorBy::Obs(k) => d
+                .obs
+                .column(k)
+                .map(|c| (0..n).map(|i| c.value_f64(i) as f32).collect()),
             ColorBy::Gene(g) => gene_values(d, g),
-            ColorBy::DomainConfidence => self.analysis.as_ref().and_then(|a| a.domains.as_ref()).map(|d| d.1.clone()),
+            ColorBy::DomainConfidence => self
+                .analysis
+                .as_ref()
+                .and_then(|a| a.domains.as_ref())
+                .map(|d| d.1.clone()),
             _ => None,
         };
         let Some(v) = values else {
-            return Coloring { colors: vec![Color32::from_gray(120); n], ..Default::default() };
+            return Coloring {
+                colors: vec![Color32::from_gray(120); n],
+                ..Default::default()
+            };
         };
         let mut sorted: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
         sorted.sort_by(f32::total_cmp);
         let lo = sorted.first().copied().unwrap_or(0.0);
-        let hi = sorted.get(((sorted.len() as f64 * 0.99) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(1.0);
+        let hi = sorted
+            .get(((sorted.len() as f64 * 0.99) as usize).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(1.0);
         let span = (hi - lo).max(f32::MIN_POSITIVE);
         let colors = v
             .iter()
@@ -461,7 +585,12 @@ impl CellscopeApp {
                 }
             })
             .collect();
-        Coloring { codes: None, colors, legend: Vec::new(), range: Some((lo, hi)) }
+        Coloring {
+            codes: None,
+            colors,
+            legend: Vec::new(),
+            range: Some((lo, hi)),
+        }
     }
 
     fn refresh_points(&mut self) {
@@ -471,20 +600,38 @@ impl CellscopeApp {
         self.dirty = false;
         self.coloring = self.compute_coloring();
         let n = self.data.as_ref().map_or(0, |d| d.n_obs());
-        let hidden_codes: Vec<bool> = self.coloring.legend.iter().map(|l| self.hidden.contains(&l.name)).collect();
+        let hidden_codes: Vec<bool> = self
+            .coloring
+            .legend
+            .iter()
+            .map(|l| self.hidden.contains(&l.name))
+            .collect();
         let visible = |i: usize| match &self.coloring.codes {
             Some(c) => !hidden_codes.get(c[i] as usize).copied().unwrap_or(false),
             None => true,
         };
-        let mut order: Vec<u32> = (0..n).filter(|&i| visible(i) && !self.selection.get(i).copied().unwrap_or(false)).map(|i| i as u32).collect();
-        order.extend((0..n).filter(|&i| visible(i) && self.selection.get(i).copied().unwrap_or(false)).map(|i| i as u32));
+        let mut order: Vec<u32> = (0..n)
+            .filter(|&i| visible(i) && !self.selection.get(i).copied().unwrap_or(false))
+            .map(|i| i as u32)
+            .collect();
+        order.extend(
+            (0..n)
+                .filter(|&i| visible(i) && self.selection.get(i).copied().unwrap_or(false))
+                .map(|i| i as u32),
+        );
         let mut bits = vec![0u32; n.div_ceil(32).max(1)];
         for (i, &s) in self.selection.iter().enumerate() {
             if s {
                 bits[i / 32] |= 1 << (i % 32);
             }
         }
-        let colors = Arc::new(self.coloring.colors.iter().map(|&c| pack(c)).collect::<Vec<_>>());
+        let colors = Arc::new(
+            self.coloring
+                .colors
+                .iter()
+                .map(|&c| pack(c))
+                .collect::<Vec<_>>(),
+        );
         let order = Arc::new(order);
         let bits = Arc::new(bits);
         self.generation += 1;
@@ -518,47 +665,74 @@ impl CellscopeApp {
             let tx_ctx = ui.ctx().clone();
             let slot = self.picked.clone();
             // The dialog runs on its own thread so the UI never blocks.
-            let _ = std::thread::Builder::new().name("cellscope-file-dialog".into()).spawn(move || {
-                let picked = rfd::FileDialog::new().add_filter("single-cell data", &["h5ad", "h5"]).pick_file();
-                if let Ok(mut s) = slot.lock() {
-                    *s = picked;
-                }
-                tx_ctx.request_repaint();
-            });
-        }
-        ui.label(&self.status);
-        ui.horizontal(|ui| {
-            if ui.add_enabled(self.data.is_some(), egui::Button::new("Image…")).clicked() {
-                let slot = self.picked_image.clone();
-                let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new().name("cellscope-image-dialog".into()).spawn(move || {
-                    let picked = rfd::FileDialog::new().add_filter("image", &["jpg", "jpeg", "png", "tif", "tiff"]).pick_file();
+            let _ = std::thread::Builder::new()
+                .name("cellscope-file-dialog".into())
+                .spawn(move || {
+                    let picked = rfd::FileDialog::new()
+                        .add_filter("single-cell data", &["h5ad", "h5"])
+                        .pick_file();
                     if let Ok(mut s) = slot.lock() {
                         *s = picked;
                     }
-                    c.request_repaint();
+                    tx_ctx.request_repaint();
                 });
+        }
+        ui.label(&self.status);
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.data.is_some(), egui::Button::new("Image…"))
+                .clicked()
+            {
+                let slot = self.picked_image.clone();
+                let c = ui.ctx().clone();
+                let _ = std::thread::Builder::new()
+                    .name("cellscope-image-dialog".into())
+                    .spawn(move || {
+                        let picked = rfd::FileDialog::new()
+                            .add_filter("image", &["jpg", "jpeg", "png", "tif", "tiff"])
+                            .pick_file();
+                        if let Ok(mut s) = slot.lock() {
+                            *s = picked;
+                        }
+                        c.request_repaint();
+                    });
             }
             if let Some(u) = &mut self.underlay {
                 let label = ui.label("opacity");
-                ui.add(egui::Slider::new(&mut u.opacity, 0.0..=1.0)).labelled_by(label.id);
+                ui.add(egui::Slider::new(&mut u.opacity, 0.0..=1.0))
+                    .labelled_by(label.id);
             }
         });
         if let Some(u) = &self.underlay {
-            ui.label(format!("image: {}", u.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
+            ui.label(format!(
+                "image: {}",
+                u.path
+                    .file_name()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default()
+            ));
         }
         if let Some(d) = &self.data {
             ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
         }
         if !self.summary.is_empty() {
-            ui.collapsing("summary (inspect)", |ui| ui.label(RichText::new(&self.summary).monospace().size(10.0)));
+            ui.collapsing("summary (inspect)", |ui| {
+                ui.label(RichText::new(&self.summary).monospace().size(10.0))
+            });
         }
         if !self.recent.is_empty() {
             let mut open = None;
             ui.collapsing("recent files", |ui| {
                 for p in &self.recent {
-                    let name = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-                    if ui.small_button(name).on_hover_text(p.display().to_string()).clicked() {
+                    let name = p
+                        .file_name()
+                        .map(|f| f.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    if ui
+                        .small_button(name)
+                        .on_hover_text(p.display().to_string())
+                        .clicked()
+                    {
                         open = Some(p.clone());
                     }
                 }
@@ -573,19 +747,29 @@ impl CellscopeApp {
             if ui.button("Model…").clicked() {
                 let slot = self.picked_model.clone();
                 let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new().name("cellscope-model-dialog".into()).spawn(move || {
-                    let picked = rfd::FileDialog::new()
-                        .add_filter("model", &["ckpt", "pt", "pth", "safetensors", "json"])
-                        .pick_file()
-                        .map(|p| if p.file_name().is_some_and(|n| n == "config.json") { p.parent().map(|d| d.to_path_buf()).unwrap_or(p) } else { p });
-                    if let Ok(mut s) = slot.lock() {
-                        *s = picked;
-                    }
-                    c.request_repaint();
-                });
+                let _ = std::thread::Builder::new()
+                    .name("cellscope-model-dialog".into())
+                    .spawn(move || {
+                        let picked = rfd::FileDialog::new()
+                            .add_filter("model", &["ckpt", "pt", "pth", "safetensors", "json"])
+                            .pick_file()
+                            .map(|p| {
+                                if p.file_name().is_some_and(|n| n == "config.json") {
+                                    p.parent().map(|d| d.to_path_buf()).unwrap_or(p)
+                                } else {
+                                    p
+                                }
+                            });
+                        if let Ok(mut s) = slot.lock() {
+                            *s = picked;
+                        }
+                        c.request_repaint();
+                    });
             }
             let can_embed = self.model_info.is_some() && self.data.is_some() && !self.worker.busy();
-            if ui.add_enabled(can_embed, egui::Button::new("Embed")).clicked()
+            if ui
+                .add_enabled(can_embed, egui::Button::new("Embed"))
+                .clicked()
                 && let Some(d) = &self.data
             {
                 self.worker.send(Command::Embed(d.clone()));
@@ -601,7 +785,11 @@ impl CellscopeApp {
             }
         }
         if let Some((e, coverage)) = &self.embedding {
-            ui.label(format!("embedding {} x {}; genes: {coverage}", e.nrows(), e.ncols()));
+            ui.label(format!(
+                "embedding {} x {}; genes: {coverage}",
+                e.nrows(),
+                e.ncols()
+            ));
         }
         ui.separator();
         ui.label(RichText::new("Label transfer").strong());
@@ -609,22 +797,35 @@ impl CellscopeApp {
             if ui.button("Reference…").clicked() {
                 let slot = self.picked_reference.clone();
                 let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new().name("cellscope-reference-dialog".into()).spawn(move || {
-                    let picked = rfd::FileDialog::new().add_filter("single-cell data", &["h5ad", "h5"]).pick_file();
-                    if let Ok(mut s) = slot.lock() {
-                        *s = picked;
-                    }
-                    c.request_repaint();
-                });
+                let _ = std::thread::Builder::new()
+                    .name("cellscope-reference-dialog".into())
+                    .spawn(move || {
+                        let picked = rfd::FileDialog::new()
+                            .add_filter("single-cell data", &["h5ad", "h5"])
+                            .pick_file();
+                        if let Ok(mut s) = slot.lock() {
+                            *s = picked;
+                        }
+                        c.request_repaint();
+                    });
             }
             let label = ui.label("labels");
-            ui.text_edit_singleline(&mut self.reference_key).labelled_by(label.id);
+            ui.text_edit_singleline(&mut self.reference_key)
+                .labelled_by(label.id);
         });
         if let Some(r) = &self.reference {
-            ui.label(format!("reference: {}", r.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
+            ui.label(format!(
+                "reference: {}",
+                r.file_name()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default()
+            ));
         }
         let can = self.reference.is_some() && self.data.is_some() && !self.worker.busy();
-        if ui.add_enabled(can, egui::Button::new("Transfer labels")).clicked() {
+        if ui
+            .add_enabled(can, egui::Button::new("Transfer labels"))
+            .clicked()
+        {
             self.transfer();
         }
         ui.separator();
@@ -634,7 +835,10 @@ impl CellscopeApp {
         ui.add(egui::Slider::new(&mut self.n_domains, 2..=20).text("spatial domains"));
         ui.horizontal(|ui| {
             let busy = self.worker.busy();
-            if ui.add_enabled(!busy && self.data.is_some(), egui::Button::new("Run")).clicked() {
+            if ui
+                .add_enabled(!busy && self.data.is_some(), egui::Button::new("Run"))
+                .clicked()
+            {
                 self.run_pipeline();
             }
             if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
@@ -648,8 +852,16 @@ impl CellscopeApp {
         ui.label(RichText::new("Colour by").strong());
         let mut choice = self.color_by.clone();
         if self.prediction.is_some() {
-            ui.radio_value(&mut choice, ColorBy::Predicted { fade: false }, "predicted type");
-            ui.radio_value(&mut choice, ColorBy::Predicted { fade: true }, "predicted type × confidence");
+            ui.radio_value(
+                &mut choice,
+                ColorBy::Predicted { fade: false },
+                "predicted type",
+            );
+            ui.radio_value(
+                &mut choice,
+                ColorBy::Predicted { fade: true },
+                "predicted type × confidence",
+            );
         }
         if self.analysis.is_some() {
             ui.radio_value(&mut choice, ColorBy::Leiden, "Leiden cluster");
@@ -660,16 +872,27 @@ impl CellscopeApp {
         }
         if let Some(d) = &self.data {
             for name in d.obs.column_names() {
-                ui.radio_value(&mut choice, ColorBy::Obs(name.to_string()), format!("obs: {name}"));
+                ui.radio_value(
+                    &mut choice,
+                    ColorBy::Obs(name.to_string()),
+                    format!("obs: {name}"),
+                );
             }
             ui.horizontal(|ui| {
                 let label = ui.label("gene");
-                let r = ui.text_edit_singleline(&mut self.gene_query).labelled_by(label.id);
+                let r = ui
+                    .text_edit_singleline(&mut self.gene_query)
+                    .labelled_by(label.id);
                 if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                    if let Some(g) = d.var_names().iter().find(|g| g.eq_ignore_ascii_case(self.gene_query.trim())) {
+                    if let Some(g) = d
+                        .var_names()
+                        .iter()
+                        .find(|g| g.eq_ignore_ascii_case(self.gene_query.trim()))
+                    {
                         choice = ColorBy::Gene(g.clone());
                     } else {
-                        self.errors.push(format!("no gene named '{}'", self.gene_query.trim()));
+                        self.errors
+                            .push(format!("no gene named '{}'", self.gene_query.trim()));
                     }
                 }
             });
@@ -699,7 +922,12 @@ impl CellscopeApp {
             });
             if !self.gene_query.is_empty() {
                 let q = self.gene_query.to_ascii_lowercase();
-                let hits: Vec<&String> = d.var_names().iter().filter(|g| g.to_ascii_lowercase().starts_with(&q)).take(6).collect();
+                let hits: Vec<&String> = d
+                    .var_names()
+                    .iter()
+                    .filter(|g| g.to_ascii_lowercase().starts_with(&q))
+                    .take(6)
+                    .collect();
                 for g in hits {
                     if ui.small_button(g.as_str()).clicked() {
                         choice = ColorBy::Gene(g.clone());
@@ -724,14 +952,19 @@ impl CellscopeApp {
         ui.label(format!("representation: {}", self.rep_name));
         ui.collapsing("timings", |ui| ui.label(seconds(a)));
         let n_clusters = a.leiden.iter().max().map_or(0, |m| m + 1);
-        ui.label(format!("Leiden: {n_clusters} clusters, modularity {:.3}", a.modularity));
+        ui.label(format!(
+            "Leiden: {n_clusters} clusters, modularity {:.3}",
+            a.modularity
+        ));
         let mut truth = self.truth_key.clone();
-        egui::ComboBox::from_label("ground truth").selected_text(truth.clone().unwrap_or("none".into())).show_ui(ui, |ui| {
-            ui.selectable_value(&mut truth, None, "none");
-            for name in d.obs.column_names() {
-                ui.selectable_value(&mut truth, Some(name.to_string()), name);
-            }
-        });
+        egui::ComboBox::from_label("ground truth")
+            .selected_text(truth.clone().unwrap_or("none".into()))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut truth, None, "none");
+                for name in d.obs.column_names() {
+                    ui.selectable_value(&mut truth, Some(name.to_string()), name);
+                }
+            });
         self.truth_key = truth;
         if let Some(k) = &self.truth_key
             && let Some(col) = d.obs.column(k)
@@ -770,23 +1003,35 @@ impl CellscopeApp {
             self.select(&[]);
         }
         let mut toggle: Option<(String, bool)> = None;
-        egui::ScrollArea::vertical().id_salt("legend").max_height(320.0).show(ui, |ui| {
-            for item in &self.coloring.legend {
-                let hidden = self.hidden.contains(&item.name);
-                let text = format!("{}  ({})", item.name, item.count);
-                let resp = ui.horizontal(|ui| {
-                    let (r, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                    ui.painter().circle_filled(r.center(), 5.0, if hidden { Color32::from_gray(220) } else { item.color });
-                    ui.selectable_label(!hidden, text)
-                });
-                let r = resp.inner;
-                if r.double_clicked() {
-                    toggle = Some((String::new(), true));
-                } else if r.clicked() {
-                    toggle = Some((item.name.clone(), false));
+        egui::ScrollArea::vertical()
+            .id_salt("legend")
+            .max_height(320.0)
+            .show(ui, |ui| {
+                for item in &self.coloring.legend {
+                    let hidden = self.hidden.contains(&item.name);
+                    let text = format!("{}  ({})", item.name, item.count);
+                    let resp = ui.horizontal(|ui| {
+                        let (r, _) =
+                            ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                        ui.painter().circle_filled(
+                            r.center(),
+                            5.0,
+                            if hidden {
+                                Color32::from_gray(220)
+                            } else {
+                                item.color
+                            },
+                        );
+                        ui.selectable_label(!hidden, text)
+                    });
+                    let r = resp.inner;
+                    if r.double_clicked() {
+                        toggle = Some((String::new(), true));
+                    } else if r.clicked() {
+                        toggle = Some((item.name.clone(), false));
+                    }
                 }
-            }
-        });
+            });
         match toggle {
             Some((_, true)) => {
                 self.hidden.clear();
@@ -803,7 +1048,9 @@ impl CellscopeApp {
     }
 
     fn hover_text(&self, i: usize) -> String {
-        let Some(d) = &self.data else { return String::new() };
+        let Some(d) = &self.data else {
+            return String::new();
+        };
         let mut s = format!("{}\n", d.obs_names()[i]);
         for name in d.obs.column_names().into_iter().take(8) {
             if let Some(c) = d.obs.column(name) {
@@ -811,7 +1058,11 @@ impl CellscopeApp {
             }
         }
         if let Some((p, c)) = &self.prediction {
-            s.push_str(&format!("predicted: {} ({:.0} % of votes)\n", p[i], c[i] * 100.0));
+            s.push_str(&format!(
+                "predicted: {} ({:.0} % of votes)\n",
+                p[i],
+                c[i] * 100.0
+            ));
         }
         if let Some(a) = &self.analysis {
             s.push_str(&format!("leiden: {}\n", a.leiden[i]));
@@ -847,21 +1098,30 @@ impl CellscopeApp {
             // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
             self.worker.send(Command::LoadImage(p, 1.0));
         }
-        if let Some(f) = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf())) {
+        if let Some(f) = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
+        {
             self.open(f);
         }
         if let Some(sel) = self.pending_selection.take() {
             self.select(&sel);
         }
         self.refresh_points();
-        egui::Panel::left("side").resizable(true).default_size(260.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
-        });
-        egui::Panel::right("legend").resizable(true).default_size(280.0).show(ui, |ui| {
-            self.legend(ui);
-            ui.separator();
-            egui::ScrollArea::vertical().id_salt("metrics").show(ui, |ui| self.metrics_panel(ui));
-        });
+        egui::Panel::left("side")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+            });
+        egui::Panel::right("legend")
+            .resizable(true)
+            .default_size(280.0)
+            .show(ui, |ui| {
+                self.legend(ui);
+                ui.separator();
+                egui::ScrollArea::vertical()
+                    .id_salt("metrics")
+                    .show(ui, |ui| self.metrics_panel(ui));
+            });
         if !self.errors.is_empty() {
             egui::Panel::bottom("errors").show(ui, |ui| {
                 let mut dismiss = false;
@@ -884,8 +1144,15 @@ impl CellscopeApp {
             let mut selected = None;
             let dim = self.n_selected > 0;
             for (k, v) in self.views.iter_mut().enumerate() {
-                let rect = egui::Rect::from_min_size(full.min + egui::vec2(k as f32 * (w + 8.0), 0.0), egui::vec2(w, full.height()));
-                let underlay = if v.y_down { self.underlay.as_ref() } else { None };
+                let rect = egui::Rect::from_min_size(
+                    full.min + egui::vec2(k as f32 * (w + 8.0), 0.0),
+                    egui::vec2(w, full.height()),
+                );
+                let underlay = if v.y_down {
+                    self.underlay.as_ref()
+                } else {
+                    None
+                };
                 let r = v.show(ui, rect, &self.point_data[k.min(1)], dim, format, underlay);
                 hovered = hovered.or(r.hovered);
                 selected = selected.or(r.selected);
@@ -900,30 +1167,39 @@ impl CellscopeApp {
         });
         if let Some(i) = self.hovered {
             let text = self.hover_text(i);
-            egui::Tooltip::always_open(ctx.clone(), egui::LayerId::background(), egui::Id::unique("hover"), egui::PopupAnchor::Pointer)
-                .show(|ui| ui.label(text));
+            egui::Tooltip::always_open(
+                ctx.clone(),
+                egui::LayerId::background(),
+                egui::Id::unique("hover"),
+                egui::PopupAnchor::Pointer,
+            )
+            .show(|ui| ui.label(text));
         }
         self.maybe_screenshot(&ctx);
     }
 
     fn maybe_screenshot(&mut self, ctx: &egui::Context) {
-        let Some(path) = self.screenshot_to.clone() else { return };
+        let Some(path) = self.screenshot_to.clone() else {
+            return;
+        };
         if self.analysis.is_some() || !self.errors.is_empty() {
             self.screenshot_frames += 1;
             if self.screenshot_frames == 5 {
                 let c = ctx.clone();
-                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::ScreenshotCallback::new(move |img| {
-                    let [w, h] = img.size;
-                    let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
-                    if let Some(buf) = image::RgbaImage::from_raw(w as u32, h as u32, bytes) {
-                        let tmp = path.with_extension("part.png");
-                        if buf.save(&tmp).is_ok() {
-                            let _ = std::fs::rename(&tmp, &path);
+                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
+                    egui::ScreenshotCallback::new(move |img| {
+                        let [w, h] = img.size;
+                        let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                        if let Some(buf) = image::RgbaImage::from_raw(w as u32, h as u32, bytes) {
+                            let tmp = path.with_extension("part.png");
+                            if buf.save(&tmp).is_ok() {
+                                let _ = std::fs::rename(&tmp, &path);
+                            }
                         }
-                    }
-                    c.send_viewport_cmd(egui::ViewportCommand::Close);
-                    c.request_repaint();
-                })));
+                        c.send_viewport_cmd(egui::ViewportCommand::Close);
+                        c.request_repaint();
+                    }),
+                ));
             }
         }
         ctx.request_repaint();
@@ -946,7 +1222,11 @@ fn rows2(m: &Array2<f32>) -> Vec<[f32; 2]> {
 }
 
 fn seconds(a: &Analysis) -> String {
-    a.seconds.iter().map(|(s, t)| format!("{s:?} {t:.1}s")).collect::<Vec<_>>().join(", ")
+    a.seconds
+        .iter()
+        .map(|(s, t)| format!("{s:?} {t:.1}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Expression of gene `g` per cell from X (log-normalised when X holds counts).
@@ -960,7 +1240,11 @@ fn gene_values(d: &AnnData, g: &str) -> Option<Vec<f32>> {
     for (i, out) in v.iter_mut().enumerate() {
         let (idx, val) = x.row(i);
         if let Ok(p) = idx.binary_search(&(j as u32)) {
-            *out = if counts && totals[i] > 0.0 { (val[p] / totals[i] * med).ln_1p() } else { val[p] };
+            *out = if counts && totals[i] > 0.0 {
+                (val[p] / totals[i] * med).ln_1p()
+            } else {
+                val[p]
+            };
         }
     }
     Some(v)
@@ -971,9 +1255,20 @@ fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
     let steps = 50;
     for s in 0..steps {
         let t = s as f32 / (steps - 1) as f32;
-        let c = if confidence { Color32::from_gray(200).lerp_to_gamma(Color32::from_rgb(200, 30, 30), t) } else { viridis(t) };
+        let c = if confidence {
+            Color32::from_gray(200).lerp_to_gamma(Color32::from_rgb(200, 30, 30), t)
+        } else {
+            viridis(t)
+        };
         let x0 = rect.left() + rect.width() * s as f32 / steps as f32;
-        ui.painter().rect_filled(egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, c);
+        ui.painter().rect_filled(
+            egui::Rect::from_min_max(
+                egui::pos2(x0, rect.top()),
+                egui::pos2(x0 + rect.width() / steps as f32 + 0.5, rect.bottom()),
+            ),
+            0.0,
+            c,
+        );
     }
     ui.label(format!("{lo:.2} … {hi:.2} (99th percentile)"));
 }
@@ -982,7 +1277,9 @@ fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
 /// `clusters` (columns). Returns the cells of a clicked heatmap cell.
 fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> Option<Vec<usize>> {
     use crate::pipeline::analyze::MISSING_LABELS;
-    let keep: Vec<usize> = (0..truth.len()).filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str())).collect();
+    let keep: Vec<usize> = (0..truth.len())
+        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
+        .collect();
     let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
     let (codes, names) = crate::analysis::metrics::encode(&labels);
     let k = clusters.iter().max().map_or(0, |m| *m as usize + 1);
@@ -995,16 +1292,28 @@ fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> O
     }
     let cell = (220.0 / k as f32).clamp(4.0, 18.0);
     let label_w = 90.0;
-    let (rect, resp) = ui.allocate_exact_size(egui::vec2(label_w + cell * k as f32, cell * names.len() as f32), egui::Sense::click());
+    let (rect, resp) = ui.allocate_exact_size(
+        egui::vec2(label_w + cell * k as f32, cell * names.len() as f32),
+        egui::Sense::click(),
+    );
     resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Table, true, "confusion matrix"));
     let painter = ui.painter_at(rect);
     let mut clicked = None;
     for (r, row) in counts.iter().enumerate() {
         let total = row.iter().sum::<usize>().max(1) as f32;
         let y = rect.top() + r as f32 * cell;
-        painter.text(egui::pos2(rect.left(), y + cell / 2.0), egui::Align2::LEFT_CENTER, &names[r], egui::FontId::proportional(cell.min(11.0)), ui.visuals().text_color());
+        painter.text(
+            egui::pos2(rect.left(), y + cell / 2.0),
+            egui::Align2::LEFT_CENTER,
+            &names[r],
+            egui::FontId::proportional(cell.min(11.0)),
+            ui.visuals().text_color(),
+        );
         for (c, &v) in row.iter().enumerate() {
-            let cr = egui::Rect::from_min_size(egui::pos2(rect.left() + label_w + c as f32 * cell, y), egui::vec2(cell - 1.0, cell - 1.0));
+            let cr = egui::Rect::from_min_size(
+                egui::pos2(rect.left() + label_w + c as f32 * cell, y),
+                egui::vec2(cell - 1.0, cell - 1.0),
+            );
             painter.rect_filled(cr, 0.0, viridis(v as f32 / total));
             if resp.clicked() && resp.interact_pointer_pos().is_some_and(|p| cr.contains(p)) {
                 clicked = Some((r, c));
@@ -1012,5 +1321,11 @@ fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> O
         }
     }
     let (r, c) = clicked?;
-    Some(keep.iter().enumerate().filter(|&(j, &i)| codes[j] as usize == r && clusters[i] as usize == c).map(|(_, &i)| i).collect())
+    Some(
+        keep.iter()
+            .enumerate()
+            .filter(|&(j, &i)| codes[j] as usize == r && clusters[i] as usize == c)
+            .map(|(_, &i)| i)
+            .collect(),
+    )
 }

@@ -19,7 +19,9 @@ pub fn default_dataset() -> PathBuf {
 pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result<()> {
     let path = path.or_else(|| Some(default_dataset()).filter(|p| p.exists()));
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 820.0]).with_title("cellscope"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1400.0, 820.0])
+            .with_title("cellscope"),
         renderer: eframe::Renderer::Wgpu,
         ..Default::default()
     };

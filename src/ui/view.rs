@@ -51,8 +51,25 @@ pub struct PointView {
 
 impl PointView {
     /// A view of `positions`.
-    pub fn new(id: u64, title: &str, positions: Vec<[f32; 2]>, y_down: bool, units: Option<String>) -> Self {
-        PointView { id, title: title.into(), y_down, units, positions, camera: None, size_factor: 1.0, last_rect: None, drag_start: None, lasso: Vec::new() }
+    pub fn new(
+        id: u64,
+        title: &str,
+        positions: Vec<[f32; 2]>,
+        y_down: bool,
+        units: Option<String>,
+    ) -> Self {
+        PointView {
+            id,
+            title: title.into(),
+            y_down,
+            units,
+            positions,
+            camera: None,
+            size_factor: 1.0,
+            last_rect: None,
+            drag_start: None,
+            lasso: Vec::new(),
+        }
     }
 
     /// Automatic point diameter in points for `n` points on a `rect`, before the user's factor:
@@ -79,7 +96,9 @@ impl PointView {
         resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, &self.title));
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(250));
-        let cam = self.camera.get_or_insert_with(|| Camera::fit(bounds_of(&self.positions), rect, self.y_down));
+        let cam = self
+            .camera
+            .get_or_insert_with(|| Camera::fit(bounds_of(&self.positions), rect, self.y_down));
         if resp.double_clicked() {
             *cam = Camera::fit(bounds_of(&self.positions), rect, self.y_down);
         }
@@ -102,7 +121,10 @@ impl PointView {
             {
                 self.lasso.push(p);
             }
-            painter.add(egui::Shape::closed_line(self.lasso.clone(), Stroke::new(1.5, Color32::from_rgb(30, 30, 200))));
+            painter.add(egui::Shape::closed_line(
+                self.lasso.clone(),
+                Stroke::new(1.5, Color32::from_rgb(30, 30, 200)),
+            ));
             if resp.drag_stopped() {
                 let poly = std::mem::take(&mut self.lasso);
                 if poly.len() >= 3 {
@@ -110,19 +132,28 @@ impl PointView {
                         .positions
                         .iter()
                         .enumerate()
-                        .filter(|(_, p)| point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &poly))
+                        .filter(|(_, p)| {
+                            point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &poly)
+                        })
                         .map(|(i, _)| i)
                         .collect();
                     out.selected = Some(sel);
                 }
             }
         } else if resp.drag_started() && shift {
-            self.drag_start = ui.input(|i| i.pointer.press_origin()).or(resp.interact_pointer_pos());
+            self.drag_start = ui
+                .input(|i| i.pointer.press_origin())
+                .or(resp.interact_pointer_pos());
         }
         if let Some(start) = self.drag_start {
             if let Some(now) = resp.interact_pointer_pos() {
                 let r = Rect::from_two_pos(start, now);
-                painter.rect_stroke(r, 0.0, Stroke::new(1.5, Color32::from_rgb(30, 30, 200)), egui::StrokeKind::Inside);
+                painter.rect_stroke(
+                    r,
+                    0.0,
+                    Stroke::new(1.5, Color32::from_rgb(30, 30, 200)),
+                    egui::StrokeKind::Inside,
+                );
                 if resp.drag_stopped() {
                     let (a, b) = (cam.to_data(rect, r.min), cam.to_data(rect, r.max));
                     let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
@@ -131,7 +162,9 @@ impl PointView {
                         .positions
                         .iter()
                         .enumerate()
-                        .filter(|(_, p)| (x0..=x1).contains(&(p[0] as f64)) && (y0..=y1).contains(&(p[1] as f64)))
+                        .filter(|(_, p)| {
+                            (x0..=x1).contains(&(p[0] as f64)) && (y0..=y1).contains(&(p[1] as f64))
+                        })
                         .map(|(i, _)| i)
                         .collect();
                     out.selected = Some(sel);
@@ -149,7 +182,12 @@ impl PointView {
             let a = cam.to_screen(rect, [0.0, 0.0]);
             let b = cam.to_screen(rect, [u.size[0], u.size[1]]);
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-            painter.image(u.texture.id(), Rect::from_two_pos(a, b), uv, Color32::from_white_alpha((u.opacity * 255.0) as u8));
+            painter.image(
+                u.texture.id(),
+                Rect::from_two_pos(a, b),
+                uv,
+                Color32::from_white_alpha((u.opacity * 255.0) as u8),
+            );
         }
         let ppp = ui.ctx().pixels_per_point();
         let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
@@ -161,7 +199,15 @@ impl PointView {
                 point_size: size * ppp,
                 dim_unselected: if dim_unselected { 1.0 } else { 0.0 },
             };
-            painter.add(paint_callback(rect, PointsCallback { view_id: self.id, data: data.clone(), uniform, format }));
+            painter.add(paint_callback(
+                rect,
+                PointsCallback {
+                    view_id: self.id,
+                    data: data.clone(),
+                    uniform,
+                    format,
+                },
+            ));
         }
         // Hover: the nearest drawn point within its radius (+4 points); hidden points are not in
         // `order`. A linear scan over the drawn points (about 3 ms per million).
@@ -173,7 +219,9 @@ impl PointView {
             let r = (size as f64 / 2.0 + 4.0) * cam.units_per_point;
             let mut best = (r * r, None);
             for &i in data.order.iter() {
-                let Some(q) = self.positions.get(i as usize) else { continue };
+                let Some(q) = self.positions.get(i as usize) else {
+                    continue;
+                };
                 let dd = (q[0] as f64 - d[0]).powi(2) + (q[1] as f64 - d[1]).powi(2);
                 if dd <= best.0 {
                     best = (dd, Some(i as usize));
@@ -181,7 +229,13 @@ impl PointView {
             }
             out.hovered = best.1;
         }
-        painter.text(rect.left_top() + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, &self.title, egui::FontId::proportional(14.0), Color32::from_gray(40));
+        painter.text(
+            rect.left_top() + egui::vec2(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            &self.title,
+            egui::FontId::proportional(14.0),
+            Color32::from_gray(40),
+        );
         if let Some(units) = &self.units {
             draw_scale_bar(&painter, rect, cam.units_per_point, units);
         }
@@ -190,26 +244,48 @@ impl PointView {
 }
 
 fn bounds_of(p: &[[f32; 2]]) -> [f64; 4] {
-    let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
     for q in p {
         b[0] = b[0].min(q[0] as f64);
         b[1] = b[1].min(q[1] as f64);
         b[2] = b[2].max(q[0] as f64);
         b[3] = b[3].max(q[1] as f64);
     }
-    if !b[0].is_finite() { [0.0, 0.0, 1.0, 1.0] } else { b }
+    if !b[0].is_finite() {
+        [0.0, 0.0, 1.0, 1.0]
+    } else {
+        b
+    }
 }
 
 /// A scale bar of a round length (1, 2 or 5 × 10^k data units) about 100 points long.
 fn draw_scale_bar(painter: &egui::Painter, rect: Rect, upp: f64, units: &str) {
     let target = 100.0 * upp;
     let k = 10f64.powf(target.log10().floor());
-    let len = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * k).rfind(|l| *l <= target).unwrap_or(k);
+    let len = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * k)
+        .rfind(|l| *l <= target)
+        .unwrap_or(k);
     let px = (len / upp) as f32;
     let y = rect.bottom() - 14.0;
     let x0 = rect.right() - 20.0 - px;
-    painter.line_segment([Pos2::new(x0, y), Pos2::new(x0 + px, y)], Stroke::new(3.0, Color32::from_gray(30)));
-    painter.text(Pos2::new(x0 + px / 2.0, y - 4.0), egui::Align2::CENTER_BOTTOM, format!("{len} {units}"), egui::FontId::proportional(12.0), Color32::from_gray(30));
+    painter.line_segment(
+        [Pos2::new(x0, y), Pos2::new(x0 + px, y)],
+        Stroke::new(3.0, Color32::from_gray(30)),
+    );
+    painter.text(
+        Pos2::new(x0 + px / 2.0, y - 4.0),
+        egui::Align2::CENTER_BOTTOM,
+        format!("{len} {units}"),
+        egui::FontId::proportional(12.0),
+        Color32::from_gray(30),
+    );
 }
 
 /// Even-odd rule point-in-polygon test (screen coordinates).
@@ -232,11 +308,23 @@ mod tests {
 
     #[test]
     fn polygon_membership() {
-        let sq = [Pos2::new(0.0, 0.0), Pos2::new(10.0, 0.0), Pos2::new(10.0, 10.0), Pos2::new(0.0, 10.0)];
+        let sq = [
+            Pos2::new(0.0, 0.0),
+            Pos2::new(10.0, 0.0),
+            Pos2::new(10.0, 10.0),
+            Pos2::new(0.0, 10.0),
+        ];
         assert!(point_in_polygon(Pos2::new(5.0, 5.0), &sq));
         assert!(!point_in_polygon(Pos2::new(15.0, 5.0), &sq));
         // a concave "L"
-        let l = [Pos2::new(0.0, 0.0), Pos2::new(10.0, 0.0), Pos2::new(10.0, 4.0), Pos2::new(4.0, 4.0), Pos2::new(4.0, 10.0), Pos2::new(0.0, 10.0)];
+        let l = [
+            Pos2::new(0.0, 0.0),
+            Pos2::new(10.0, 0.0),
+            Pos2::new(10.0, 4.0),
+            Pos2::new(4.0, 4.0),
+            Pos2::new(4.0, 10.0),
+            Pos2::new(0.0, 10.0),
+        ];
         assert!(point_in_polygon(Pos2::new(2.0, 8.0), &l));
         assert!(!point_in_polygon(Pos2::new(8.0, 8.0), &l));
     }
