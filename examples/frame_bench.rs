@@ -39,7 +39,7 @@ fn pan(n: usize) {
         .collect();
     let pal = cellscope::ui::colors::categorical(20, None);
     let data = PointData {
-        positions: Arc::new(positions.clone()),
+        positions: Arc::new(positions),
         colors: Arc::new((0..n).map(|i| pack(pal[i % 20])).collect()),
         order: Arc::new((0..n as u32).collect()),
         selected: Arc::new(vec![0u32; n.div_ceil(32)]),
@@ -51,7 +51,8 @@ fn pan(n: usize) {
     );
     let format = rs.target_format;
     let adapter = rs.adapter.get_info();
-    let mut view = PointView::new(7, "bench", positions, false, None);
+    let mut view = PointView::new(7, "bench", Vec::new(), false, None);
+    view.positions = data.positions.clone();
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 820.0))
         .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))

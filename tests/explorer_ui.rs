@@ -28,14 +28,23 @@ fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
             app,
         );
     // Wait for the worker: open + pipeline (tests run in parallel on few cores: be patient).
-    let t0 = std::time::Instant::now();
-    while !h.state().analyzed() && t0.elapsed().as_secs() < 180 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| h.state().analyzed());
     assert!(h.state().analyzed(), "pipeline did not finish");
     h.run_steps(3);
     h
+}
+
+/// Steps the harness until `done` holds or `seconds` pass (the worker runs in the background).
+fn wait_until(
+    h: &mut Harness<'static, CellscopeApp>,
+    seconds: u64,
+    mut done: impl FnMut(&mut Harness<'static, CellscopeApp>) -> bool,
+) {
+    let t0 = std::time::Instant::now();
+    while !done(h) && t0.elapsed().as_secs() < seconds {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Pixels within a small distance of `c` inside `rect` (points).
@@ -254,11 +263,7 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
     let mut h = harness_for(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"),
     );
-    let t0 = std::time::Instant::now();
-    while h.state_mut().underlay_opacity().is_none() && t0.elapsed().as_secs() < 180 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| h.state_mut().underlay_opacity().is_some());
     assert!(
         h.state_mut().underlay_opacity().is_some(),
         "H&E image loaded"
@@ -373,11 +378,7 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
     let ckpt = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/models/random_mask.ckpt");
     h.state_mut().load_model(ckpt);
-    let t0 = std::time::Instant::now();
-    while h.state().model_info().is_none() && t0.elapsed().as_secs() < 180 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| h.state().model_info().is_some());
     let (summary, device, n_genes) = h.state().model_info().cloned().expect("model loaded");
     println!("model: {summary}; {n_genes} genes; {device}");
     assert!(
@@ -385,13 +386,9 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
         "{summary}"
     );
     h.state_mut().embed();
-    let t0 = std::time::Instant::now();
-    while !(h.state().analyzed() && h.state().representation_name().contains("model embedding"))
-        && t0.elapsed().as_secs() < 180
-    {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| {
+        h.state().analyzed() && h.state().representation_name().contains("model embedding")
+    });
     assert!(
         h.state().representation_name().contains("model embedding"),
         "pipeline re-ran on the embedding: {}",
@@ -470,11 +467,7 @@ fn label_transfer_colours_by_predicted_type_and_confidence() {
     h.state_mut()
         .set_reference(data.join("hypothalamus_scrna_ref.h5ad"), "cell_type");
     h.state_mut().transfer();
-    let t0 = std::time::Instant::now();
-    while h.state().prediction().is_none() && t0.elapsed().as_secs() < 180 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| h.state().prediction().is_some());
     let (pred, conf) = h.state().prediction().cloned().expect("labels transferred");
     assert_eq!(pred.len(), 750);
     assert!(conf.iter().all(|c| (0.2..=1.0).contains(c)));
@@ -535,11 +528,7 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
     );
     let a1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_A1.h5ad");
     h.state_mut().open(a1.clone());
-    let t0 = std::time::Instant::now();
-    while !h.state().summary().contains("346") && t0.elapsed().as_secs() < 180 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 180, |h| h.state().summary().contains("346"));
     println!("{}", h.state().summary());
     assert!(
         h.state().summary().contains("346"),
@@ -548,14 +537,9 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
     assert_eq!(h.state().recent, vec![a1]);
     // A missing file is reported in the window and nothing is lost.
     h.state_mut().open("/nonexistent/x.h5ad".into());
-    let t0 = std::time::Instant::now();
-    while t0.elapsed().as_secs() < 30 {
-        h.step();
-        if h.query_by_label_contains("error:").is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&mut h, 30, |h| {
+        h.query_by_label_contains("error:").is_some()
+    });
     assert!(
         h.query_by_label_contains("/nonexistent/x.h5ad").is_some(),
         "error shown in the window"

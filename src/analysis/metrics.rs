@@ -351,6 +351,8 @@ pub fn knn_label_agreement(layout: ArrayView2<f32>, labels: &[u32], k: usize) ->
 
 /// kNN preservation: mean fraction of each cell's `k` nearest neighbours in `high` (Euclidean,
 /// self excluded) that are also among its `k` nearest neighbours in `layout`.
+/// Both neighbour sets are exact: brute force in `high` (`O(n^2 d)`, meant for evaluation on
+/// up to some tens of thousands of cells) and a k-d tree in a 2-D `layout`.
 pub fn knn_preservation(high: ArrayView2<f32>, layout: ArrayView2<f32>, k: usize) -> f64 {
     let a = exact_knn(high, k + 1);
     let b = exact_knn(layout, k + 1);

@@ -57,6 +57,38 @@ struct Coloring {
     colors: Vec<Color32>,
     legend: Vec<LegendItem>,
     range: Option<(f32, f32)>,
+    /// The continuous values coloured (kept for hover text, so it never recomputes them).
+    values: Option<Vec<f32>>,
+}
+
+/// A file chosen in a dialog running on its own thread, taken by the next frame.
+type Picked = Arc<std::sync::Mutex<Option<PathBuf>>>;
+
+/// Opens a file dialog (rfd) on its own named thread so the UI never blocks; the choice lands in
+/// `slot` and the UI is woken.
+fn pick_file_in_background(
+    ctx: &egui::Context,
+    slot: &Picked,
+    filter: &'static str,
+    extensions: &'static [&'static str],
+) {
+    let (slot, ctx) = (slot.clone(), ctx.clone());
+    let _ = std::thread::Builder::new()
+        .name("cellscope-file-dialog".into())
+        .spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .add_filter(filter, extensions)
+                .pick_file();
+            if let Ok(mut s) = slot.lock() {
+                *s = picked;
+            }
+            ctx.request_repaint();
+        });
+}
+
+/// Takes the file a dialog left in `slot`, if any.
+fn take(slot: &Picked) -> Option<PathBuf> {
+    slot.lock().ok().and_then(|mut g| g.take())
 }
 
 /// The explorer's state.
@@ -87,13 +119,13 @@ pub struct CellscopeApp {
     /// Save a screenshot here once the pipeline has finished, then close (for scripted checks).
     pub screenshot_to: Option<PathBuf>,
     screenshot_frames: u32,
-    picked: Arc<std::sync::Mutex<Option<PathBuf>>>,
-    picked_image: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    picked: Picked,
+    picked_image: Picked,
     underlay: Option<super::view::Underlay>,
     pending_selection: Option<Vec<usize>>,
     agree_b: Option<String>,
-    picked_model: Arc<std::sync::Mutex<Option<PathBuf>>>,
-    picked_reference: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    picked_model: Picked,
+    picked_reference: Picked,
     summary: String,
     /// Recently opened files, newest first (persisted by eframe between runs).
     pub recent: Vec<PathBuf>,
@@ -502,22 +534,36 @@ impl CellscopeApp {
         let n = d.n_obs();
         if let Some(labels) = self.labels_for(&self.color_by) {
             let (codes, names) = crate::analysis::metrics::encode(&labels);
-            // Numeric-looking cluster names sort numerically.
-            let mut order: Vec<usize> = (0..names.len()).collect();
-            order.sort_by(
-                |&a, &b| match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
-                    (Ok(x), Ok(y)) => x.total_cmp(&y),
-                    _ => names[a].cmp(&names[b]),
+            // Legend order: a categorical column's own category order (which its
+            // `uns['<key>_colors']` follows, as in scanpy); otherwise numeric-looking names
+            // numerically, the rest alphabetically.
+            let categories = match &self.color_by {
+                ColorBy::Obs(k) => match d.obs.column(k) {
+                    Some(Column::Categorical { categories, .. }) => Some(categories),
+                    _ => None,
                 },
-            );
+                _ => None,
+            };
+            let mut order: Vec<usize> = (0..names.len()).collect();
+            match categories {
+                Some(cats) => order.sort_by_key(|&a| {
+                    cats.iter()
+                        .position(|c| *c == names[a])
+                        .unwrap_or(usize::MAX)
+                }),
+                None => order.sort_by(|&a, &b| {
+                    match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
+                        (Ok(x), Ok(y)) => x.total_cmp(&y),
+                        _ => names[a].cmp(&names[b]),
+                    }
+                }),
+            }
             let mut rank = vec![0usize; names.len()];
             order.iter().enumerate().for_each(|(r, &c)| rank[c] = r);
             let uns = match &self.color_by {
                 ColorBy::Obs(k) => d.uns_colors.get(k).map(|v| v.as_slice()),
                 _ => None,
             };
-            // uns colours follow the column's category order, which is what `order` is for
-            // categoricals stored sorted; fall back to the palette otherwise.
             let pal = categorical(names.len(), uns);
             let mut counts = vec![0usize; names.len()];
             codes.iter().for_each(|&c| counts[c as usize] += 1);
@@ -543,6 +589,7 @@ impl CellscopeApp {
                 colors,
                 legend,
                 range: None,
+                values: None,
             };
         }
         let values: Option<Vec<f32>> = match &self.color_by {
@@ -590,6 +637,7 @@ impl CellscopeApp {
             colors,
             legend: Vec::new(),
             range: Some((lo, hi)),
+            values: Some(v),
         }
     }
 
@@ -637,7 +685,7 @@ impl CellscopeApp {
         self.generation += 1;
         for (k, v) in self.views.iter().enumerate().take(2) {
             self.point_data[k] = PointData {
-                positions: Arc::new(v.positions.clone()),
+                positions: v.positions.clone(),
                 colors: colors.clone(),
                 order: order.clone(),
                 selected: bits.clone(),
@@ -662,20 +710,7 @@ impl CellscopeApp {
         ui.separator();
         ui.label(RichText::new("Data").strong());
         if ui.button("Open…").clicked() {
-            let tx_ctx = ui.ctx().clone();
-            let slot = self.picked.clone();
-            // The dialog runs on its own thread so the UI never blocks.
-            let _ = std::thread::Builder::new()
-                .name("cellscope-file-dialog".into())
-                .spawn(move || {
-                    let picked = rfd::FileDialog::new()
-                        .add_filter("single-cell data", &["h5ad", "h5"])
-                        .pick_file();
-                    if let Ok(mut s) = slot.lock() {
-                        *s = picked;
-                    }
-                    tx_ctx.request_repaint();
-                });
+            pick_file_in_background(ui.ctx(), &self.picked, "single-cell data", &["h5ad", "h5"]);
         }
         ui.label(&self.status);
         ui.horizontal(|ui| {
@@ -683,19 +718,12 @@ impl CellscopeApp {
                 .add_enabled(self.data.is_some(), egui::Button::new("Image…"))
                 .clicked()
             {
-                let slot = self.picked_image.clone();
-                let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new()
-                    .name("cellscope-image-dialog".into())
-                    .spawn(move || {
-                        let picked = rfd::FileDialog::new()
-                            .add_filter("image", &["jpg", "jpeg", "png", "tif", "tiff"])
-                            .pick_file();
-                        if let Ok(mut s) = slot.lock() {
-                            *s = picked;
-                        }
-                        c.request_repaint();
-                    });
+                pick_file_in_background(
+                    ui.ctx(),
+                    &self.picked_image,
+                    "image",
+                    &["jpg", "jpeg", "png", "tif", "tiff"],
+                );
             }
             if let Some(u) = &mut self.underlay {
                 let label = ui.label("opacity");
@@ -745,26 +773,12 @@ impl CellscopeApp {
         ui.label(RichText::new("Model").strong());
         ui.horizontal(|ui| {
             if ui.button("Model…").clicked() {
-                let slot = self.picked_model.clone();
-                let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new()
-                    .name("cellscope-model-dialog".into())
-                    .spawn(move || {
-                        let picked = rfd::FileDialog::new()
-                            .add_filter("model", &["ckpt", "pt", "pth", "safetensors", "json"])
-                            .pick_file()
-                            .map(|p| {
-                                if p.file_name().is_some_and(|n| n == "config.json") {
-                                    p.parent().map(|d| d.to_path_buf()).unwrap_or(p)
-                                } else {
-                                    p
-                                }
-                            });
-                        if let Ok(mut s) = slot.lock() {
-                            *s = picked;
-                        }
-                        c.request_repaint();
-                    });
+                pick_file_in_background(
+                    ui.ctx(),
+                    &self.picked_model,
+                    "model",
+                    &["ckpt", "pt", "pth", "safetensors", "json"],
+                );
             }
             let can_embed = self.model_info.is_some() && self.data.is_some() && !self.worker.busy();
             if ui
@@ -795,19 +809,12 @@ impl CellscopeApp {
         ui.label(RichText::new("Label transfer").strong());
         ui.horizontal(|ui| {
             if ui.button("Reference…").clicked() {
-                let slot = self.picked_reference.clone();
-                let c = ui.ctx().clone();
-                let _ = std::thread::Builder::new()
-                    .name("cellscope-reference-dialog".into())
-                    .spawn(move || {
-                        let picked = rfd::FileDialog::new()
-                            .add_filter("single-cell data", &["h5ad", "h5"])
-                            .pick_file();
-                        if let Ok(mut s) = slot.lock() {
-                            *s = picked;
-                        }
-                        c.request_repaint();
-                    });
+                pick_file_in_background(
+                    ui.ctx(),
+                    &self.picked_reference,
+                    "single-cell data",
+                    &["h5ad", "h5"],
+                );
             }
             let label = ui.label("labels");
             ui.text_edit_singleline(&mut self.reference_key)
@@ -1002,7 +1009,8 @@ impl CellscopeApp {
         if self.n_selected > 0 && ui.button("Clear selection").clicked() {
             self.select(&[]);
         }
-        let mut toggle: Option<(String, bool)> = None;
+        // Some(None): show all (double click); Some(Some(name)): toggle that category.
+        let mut clicked: Option<Option<String>> = None;
         egui::ScrollArea::vertical()
             .id_salt("legend")
             .max_height(320.0)
@@ -1026,25 +1034,22 @@ impl CellscopeApp {
                     });
                     let r = resp.inner;
                     if r.double_clicked() {
-                        toggle = Some((String::new(), true));
+                        clicked = Some(None);
                     } else if r.clicked() {
-                        toggle = Some((item.name.clone(), false));
+                        clicked = Some(Some(item.name.clone()));
                     }
                 }
             });
-        match toggle {
-            Some((_, true)) => {
-                self.hidden.clear();
-                self.dirty = true;
-            }
-            Some((name, false)) => {
+        match clicked {
+            Some(None) => self.hidden.clear(),
+            Some(Some(name)) => {
                 if !self.hidden.remove(&name) {
                     self.hidden.insert(name);
                 }
-                self.dirty = true;
             }
-            None => {}
+            None => return,
         }
+        self.dirty = true;
     }
 
     fn hover_text(&self, i: usize) -> String {
@@ -1071,7 +1076,7 @@ impl CellscopeApp {
             }
         }
         if let ColorBy::Gene(g) = &self.color_by
-            && let Some(v) = gene_values(d, g)
+            && let Some(v) = &self.coloring.values
         {
             s.push_str(&format!("{g}: {:.3}\n", v[i]));
         }
@@ -1082,19 +1087,21 @@ impl CellscopeApp {
     pub fn frame(&mut self, ui: &mut egui::Ui, format: Option<eframe::wgpu::TextureFormat>) {
         let ctx = ui.ctx().clone();
         self.drain_events(&ctx);
-        let picked = self.picked.lock().ok().and_then(|mut g| g.take());
-        if let Some(p) = picked {
+        if let Some(p) = take(&self.picked) {
             self.open(p);
         }
-        let picked = self.picked_model.lock().ok().and_then(|mut g| g.take());
-        if let Some(p) = picked {
+        if let Some(p) = take(&self.picked_model) {
+            // A cellscope model folder is chosen through its config.json.
+            let p = match p.parent() {
+                Some(dir) if p.file_name().is_some_and(|n| n == "config.json") => dir.to_path_buf(),
+                _ => p,
+            };
             self.load_model(p);
         }
-        if let Some(p) = self.picked_reference.lock().ok().and_then(|mut g| g.take()) {
+        if let Some(p) = take(&self.picked_reference) {
             self.reference = Some(p);
         }
-        let picked = self.picked_image.lock().ok().and_then(|mut g| g.take());
-        if let Some(p) = picked {
+        if let Some(p) = take(&self.picked_image) {
             // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
             self.worker.send(Command::LoadImage(p, 1.0));
         }
@@ -1230,9 +1237,15 @@ fn seconds(a: &Analysis) -> String {
 }
 
 /// Expression of gene `g` per cell from X (log-normalised when X holds counts).
+///
+/// Counts are normalised as [`crate::pipeline::analyze::log_normalized`] does (median of the
+/// totals as target, then log1p), for one column only; X with negative values is shown as is.
 fn gene_values(d: &AnnData, g: &str) -> Option<Vec<f32>> {
     let j = d.var_names().iter().position(|v| v == g)?;
-    let x = d.x.to_csr();
+    let x: std::borrow::Cow<'_, crate::data::matrix::CsrMatrix> = match &d.x {
+        crate::data::matrix::Matrix::Csr(m) => std::borrow::Cow::Borrowed(m),
+        dense => std::borrow::Cow::Owned(dense.to_csr()),
+    };
     let mut v = vec![0f32; x.n_rows];
     let totals = crate::data::preprocess::row_totals(&x);
     let counts = !x.data.iter().any(|&y| y < 0.0);

@@ -38,7 +38,7 @@ pub struct PointView {
     /// Units name for the scale bar (`None` hides it).
     pub units: Option<String>,
     /// Positions (data units).
-    pub positions: Vec<[f32; 2]>,
+    pub positions: std::sync::Arc<Vec<[f32; 2]>>,
     /// Camera (fitted on first show).
     pub camera: Option<Camera>,
     /// Point-size multiplier set by the user.
@@ -63,7 +63,7 @@ impl PointView {
             title: title.into(),
             y_down,
             units,
-            positions,
+            positions: std::sync::Arc::new(positions),
             camera: None,
             size_factor: 1.0,
             last_rect: None,
