@@ -1286,6 +1286,15 @@ fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
     ui.label(format!("{lo:.2} … {hi:.2} (99th percentile)"));
 }
 
+/// `s` cut to `max` characters with an ellipsis, for labels in a fixed-width column.
+fn short_label(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
 /// Row-normalised contingency heatmap of `truth` (rows, missing labels left out) against
 /// `clusters` (columns). Returns the cells of a clicked heatmap cell.
 fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> Option<Vec<usize>> {
@@ -1318,7 +1327,7 @@ fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> O
         painter.text(
             egui::pos2(rect.left(), y + cell / 2.0),
             egui::Align2::LEFT_CENTER,
-            &names[r],
+            &short_label(&names[r], 14),
             egui::FontId::proportional(cell.min(11.0)),
             ui.visuals().text_color(),
         );
