@@ -1327,7 +1327,7 @@ fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> O
         painter.text(
             egui::pos2(rect.left(), y + cell / 2.0),
             egui::Align2::LEFT_CENTER,
-            &short_label(&names[r], 14),
+            short_label(&names[r], 14),
             egui::FontId::proportional(cell.min(11.0)),
             ui.visuals().text_color(),
         );
