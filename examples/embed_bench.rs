@@ -12,51 +12,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use cellscope::data::genes::{GeneAlignment, dataset_genes};
-use cellscope::data::preprocess::{TargetSum, log1p, normalize_total};
-use cellscope::data::{CsrMatrix, open};
+use cellscope::data::CsrMatrix;
 use cellscope::model::{BackendChoice, Engine, load_model};
 
-const FILES: [&str; 4] = [
-    "her2st_A1.h5ad",
-    "her2st_B1.h5ad",
-    "her2st_C1.h5ad",
-    "her2st_B4.h5ad",
-];
-
-fn cells(model: &cellscope::model::Model, n: usize) -> CsrMatrix {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    let mut parts = Vec::new();
-    for f in FILES {
-        let a = open(&data.join(f)).expect("dataset");
-        let mut x = a.x.to_csr();
-        normalize_total(&mut x, TargetSum::Fixed(1e4));
-        log1p(&mut x);
-        parts.push(GeneAlignment::new(&model.genes, &dataset_genes(&a), None).map_matrix(&x));
-    }
-    let mut out = CsrMatrix {
-        n_rows: 0,
-        n_cols: model.genes.len(),
-        indptr: vec![0],
-        indices: Vec::new(),
-        data: Vec::new(),
-    };
-    'fill: loop {
-        for p in &parts {
-            for i in 0..p.n_rows {
-                if out.n_rows == n {
-                    break 'fill;
-                }
-                let (idx, val) = p.row(i);
-                out.indices.extend_from_slice(idx);
-                out.data.extend_from_slice(val);
-                out.indptr.push(out.indices.len() as u64);
-                out.n_rows += 1;
-            }
-        }
-    }
-    out
-}
+#[path = "common/her2st_spots.rs"]
+mod her2st_spots;
+use her2st_spots::cells;
 
 fn run(engine: &Engine, x: &CsrMatrix, batch: usize) -> (f64, Vec<f32>) {
     let _ = engine.embed(&x.slice_rows(0, batch.min(x.n_rows))); // warm-up
@@ -99,7 +60,7 @@ fn main() {
     let model =
         load_model(&dir.join("random_mask.ckpt"), Some(&dir.join("genes.csv"))).expect("model");
     println!("model: {}", model.weights);
-    let x = cells(&model, n);
+    let x = cells(&model.genes, n);
     println!(
         "input: {} spots, {:.0} non-zeros per spot after alignment ({} genes)",
         x.n_rows,

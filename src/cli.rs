@@ -7,6 +7,36 @@ use clap::{Parser, Subcommand};
 
 use crate::data::summary::Summary;
 use crate::model::BackendChoice;
+use crate::model::train::{TrainLayers, TrainOptions};
+
+mod train;
+
+/// Self-supervised objectives (`cellscope pretrain --objective`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// Masked autoencoder, random masking (rate 0.5).
+    RandomMask,
+    /// Masked autoencoder, gene-programme masking (needs --gmt).
+    GpMask,
+    /// Masked autoencoder, isolated masking: one programme kept (needs --gmt).
+    Isolated,
+    /// Barlow Twins (lambda 0.0051).
+    BarlowTwins,
+    /// BYOL (EMA 0.99).
+    Byol,
+}
+
+impl ObjectiveArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::RandomMask => "random-mask",
+            Self::GpMask => "gp-mask",
+            Self::Isolated => "isolated",
+            Self::BarlowTwins => "barlow-twins",
+            Self::Byol => "byol",
+        }
+    }
+}
 
 /// cellscope: self-supervised embeddings of single-cell and spatial transcriptomics data.
 #[derive(Debug, Parser)]
@@ -125,6 +155,110 @@ pub enum Command {
         #[arg(long)]
         metrics_json: Option<PathBuf>,
     },
+    /// Pre-train a new self-supervised model on unlabelled data (counts, or log-normalised
+    /// values; raw/X is used when X is scaled) and save it as a cellscope model folder.
+    /// Recipe of Richter et al.: AdamW, StepLR(2, 0.9), gradient clipping 1.0.
+    Pretrain {
+        /// The input (.h5ad, 10x .h5, or Visium folder).
+        data: PathBuf,
+        /// The objective.
+        #[arg(long, value_enum)]
+        objective: ObjectiveArg,
+        /// MSigDB-style GMT file of gene programmes (gp-mask, isolated).
+        #[arg(long)]
+        gmt: Option<PathBuf>,
+        /// The model's genes: a CSV/TSV/parquet gene list or an .h5ad whose var to use; default:
+        /// the dataset's genes.
+        #[arg(long)]
+        genes: Option<PathBuf>,
+        /// Epochs.
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Seed (initialisation, shuffling, masks, augmentation).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Cells per step.
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        /// AdamW learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Hidden and embedding widths of the backbone.
+        #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
+        hidden: Vec<usize>,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+        /// The model folder to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Fine-tune a classifier (Linear(64, n_types) on a pre-trained backbone, or the same
+    /// network from random init without --model) on labelled data: 70/15/15 split (seed 42),
+    /// class-weighted cross-entropy, validation macro-F1 each epoch, early stopping; prints the
+    /// test scores and saves the best epoch's model.
+    Finetune {
+        /// Labelled input (.h5ad, 10x .h5, or Visium folder).
+        data: PathBuf,
+        /// obs column with the labels.
+        #[arg(long)]
+        label_key: String,
+        /// Pre-trained model (cellscope folder or checkpoint); without it: supervised baseline.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Genes of a model trained from scratch (gene list or .h5ad); default: the dataset's.
+        #[arg(long)]
+        genes: Option<PathBuf>,
+        /// What trains: head, last:K (head and the last K backbone layers) or all.
+        #[arg(long, default_value = "all")]
+        train_layers: TrainLayers,
+        /// Maximum epochs.
+        #[arg(long, default_value_t = 50)]
+        epochs: usize,
+        /// Early-stopping patience (epochs without a better validation macro-F1).
+        #[arg(long, default_value_t = 20)]
+        patience: usize,
+        /// Seed (initialisation, shuffling, dropout).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Cells per step.
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// AdamW learning rate.
+        #[arg(long, default_value_t = 9e-4)]
+        lr: f64,
+        /// Backbone widths of a model trained from scratch.
+        #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
+        hidden: Vec<usize>,
+        /// Compute backend.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+        /// The model folder to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the test metrics as JSON here.
+        #[arg(long)]
+        metrics_json: Option<PathBuf>,
+    },
+    /// Predict cell types with a fine-tuned model; writes a new .h5ad with
+    /// obs['cellscope_prediction'], obs['cellscope_confidence'] and
+    /// obsm['cellscope_probabilities'].
+    Predict {
+        /// The input (.h5ad, 10x .h5, or Visium folder).
+        data: PathBuf,
+        /// A fine-tuned model (cellscope folder).
+        #[arg(long)]
+        model: PathBuf,
+        /// obs column with true labels, to print metrics.
+        #[arg(long)]
+        label_key: Option<String>,
+        /// CSV of (model label, data label) pairs relating the two label sets.
+        #[arg(long)]
+        label_map: Option<PathBuf>,
+        /// The new .h5ad to write (never the input).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a summary of an .h5ad file, a 10x .h5 matrix or a Visium folder: shape, X
     /// encoding and dtype, sparsity, obs columns with category counts, obsm, layers, raw, uns
     /// colours.
@@ -211,6 +345,90 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out: &out,
             metrics_json: metrics_json.as_deref(),
         }),
+        Some(Command::Pretrain {
+            data,
+            objective,
+            gmt,
+            genes,
+            epochs,
+            seed,
+            batch_size,
+            lr,
+            hidden,
+            backend,
+            out,
+        }) => train::pretrain(
+            &data,
+            crate::pipeline::train::PretrainJob {
+                objective: objective.name().into(),
+                gmt,
+                genes,
+                opts: TrainOptions {
+                    epochs,
+                    seed,
+                    batch_size,
+                    lr,
+                    hidden,
+                    ..TrainOptions::pretrain_default()
+                },
+                backend,
+            },
+            &out,
+        ),
+        Some(Command::Finetune {
+            data,
+            label_key,
+            model,
+            genes,
+            train_layers,
+            epochs,
+            patience,
+            seed,
+            batch_size,
+            lr,
+            hidden,
+            backend,
+            out,
+            metrics_json,
+        }) => train::finetune(
+            &data,
+            model.as_deref(),
+            crate::pipeline::train::FinetuneJob {
+                label_key,
+                layers: if model.is_some() {
+                    train_layers
+                } else {
+                    TrainLayers::All
+                },
+                genes,
+                opts: TrainOptions {
+                    epochs,
+                    patience,
+                    seed,
+                    batch_size,
+                    lr,
+                    hidden,
+                    ..TrainOptions::finetune_default()
+                },
+                backend,
+                split_seed: 42,
+            },
+            &out,
+            metrics_json.as_deref(),
+        ),
+        Some(Command::Predict {
+            data,
+            model,
+            label_key,
+            label_map,
+            out,
+        }) => train::predict(
+            &data,
+            &model,
+            label_key.as_deref(),
+            label_map.as_deref(),
+            &out,
+        ),
         Some(Command::Inspect { path }) => {
             let s = Summary::of_path(&path)?;
             println!("{s}");

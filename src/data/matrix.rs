@@ -211,6 +211,29 @@ impl CsrMatrix {
         }
     }
 
+    /// Rows `rows` (any order, repeats allowed) as a new matrix (same columns).
+    ///
+    /// # Panics
+    /// If a row index is out of range.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        indptr.push(0);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        for &r in rows {
+            let (idx, val) = self.row(r);
+            indices.extend_from_slice(idx);
+            data.extend_from_slice(val);
+            indptr.push(indices.len() as _);
+        }
+        Self {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// Converts a CSC matrix (`indptr` over columns, `indices` are rows) to CSR, shape
     /// `(n_rows, n_cols)`. Within each row, column indices come out sorted.
     pub fn from_csc(

@@ -12,6 +12,7 @@ pub mod h5ad;
 pub mod h5util;
 pub mod matrix;
 pub mod preprocess;
+pub mod rng;
 pub mod summary;
 pub mod tenx;
 pub mod write;

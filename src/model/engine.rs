@@ -27,7 +27,7 @@ pub enum EngineKind {
 /// The user's backend choice (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// wgpu when an adapter is found, else the CPU.
+    /// wgpu on a hardware GPU adapter, else the CPU (a software adapter such as lavapipe is slower than the CPU path).
     Auto,
     /// The CPU (sparse first layer).
     Cpu,
@@ -37,6 +37,12 @@ pub enum BackendChoice {
 
 /// Looks for a wgpu adapter (any backend wgpu supports here) and returns its description.
 pub fn probe_wgpu() -> Option<String> {
+    probe_adapter().map(|(name, _)| name)
+}
+
+/// The default wgpu adapter's description and whether it is a real GPU (not a software
+/// rasteriser such as lavapipe, whose device type is `Cpu`).
+fn probe_adapter() -> Option<(String, bool)> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::PRIMARY,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -45,10 +51,45 @@ pub fn probe_wgpu() -> Option<String> {
         pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
             .ok()?;
     let info = adapter.get_info();
-    Some(format!(
-        "{} ({:?}, {:?})",
-        info.name, info.backend, info.device_type
+    Some((
+        format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+        info.device_type != wgpu::DeviceType::Cpu,
     ))
+}
+
+/// The compute path and burn device for a backend choice, with a description for the user.
+/// `Auto` takes wgpu only for a hardware adapter: on a software adapter (lavapipe) the CPU path
+/// is several times faster. `Wgpu` takes any adapter.
+///
+/// # Errors
+/// `Wgpu` when no adapter exists.
+pub fn select_device(choice: BackendChoice) -> Result<(EngineKind, Device, String), String> {
+    let threads = rayon::current_num_threads();
+    let cpu = |note: &str| {
+        (
+            EngineKind::SparseCpu,
+            Device::flex(),
+            format!("CPU ({threads} threads{note})"),
+        )
+    };
+    let gpu = |name: String| {
+        (
+            EngineKind::Wgpu,
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            format!("GPU via burn wgpu: {name}"),
+        )
+    };
+    match choice {
+        BackendChoice::Cpu => Ok(cpu("")),
+        BackendChoice::Wgpu => probe_adapter().map(|(name, _)| gpu(name)).ok_or_else(|| {
+            "--backend wgpu: no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)".to_string()
+        }),
+        BackendChoice::Auto => Ok(match probe_adapter() {
+            Some((name, true)) => gpu(name),
+            Some((name, false)) => cpu(&format!("; software adapter {name} skipped")),
+            None => cpu("; no wgpu adapter found"),
+        }),
+    }
 }
 
 /// A backbone ready to run on one compute path.
@@ -96,29 +137,10 @@ impl Engine {
             .backbone
             .first()
             .ok_or_else(|| "the model has no backbone layers".to_string())?;
-        let (kind, device, description) = match choice {
-            BackendChoice::Cpu => (
-                EngineKind::SparseCpu,
-                Device::flex(),
-                format!("CPU ({} threads, sparse first layer)", rayon::current_num_threads()),
-            ),
-            BackendChoice::Wgpu | BackendChoice::Auto => match probe_wgpu() {
-                Some(name) => (
-                    EngineKind::Wgpu,
-                    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                    format!("GPU via burn wgpu: {name}"),
-                ),
-                None if choice == BackendChoice::Auto => (
-                    EngineKind::SparseCpu,
-                    Device::flex(),
-                    format!(
-                        "CPU ({} threads, sparse first layer; no wgpu adapter found)",
-                        rayon::current_num_threads()
-                    ),
-                ),
-                None => return Err("--backend wgpu: no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)".into()),
-            },
-        };
+        let (kind, device, mut description) = select_device(choice)?;
+        if kind == EngineKind::SparseCpu {
+            description = description.replacen(" threads", " threads, sparse first layer", 1);
+        }
         Ok(Self::with_device(model, kind, device, description, first))
     }
 

@@ -8,7 +8,9 @@ pub mod checkpoint;
 pub mod embed;
 pub mod engine;
 pub mod format;
+pub mod nets;
 pub mod torch_pickle;
+pub mod train;
 
 pub use checkpoint::{Activation, Dense, ModelError, ModelKind, ModelWeights, load_checkpoint};
 pub use engine::{BackendChoice, Engine, EngineKind};

@@ -2,5 +2,6 @@
 //! command line and the explorer's background worker.
 
 pub mod analyze;
+pub mod train;
 pub mod transfer;
 pub mod worker;

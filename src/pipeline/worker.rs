@@ -47,6 +47,14 @@ pub enum Command {
         /// Pipeline parameters.
         params: AnalyzeParams,
     },
+    /// Pre-train a new model on the open dataset (it becomes the loaded model).
+    Pretrain(Arc<AnnData>, super::train::PretrainJob),
+    /// Fine-tune a classifier on the open dataset's labels, on the loaded model's backbone when
+    /// the flag is set (else from random init); it becomes the loaded model, and its
+    /// predictions for every cell are reported as [`Event::Transferred`].
+    Finetune(Arc<AnnData>, super::train::FinetuneJob, bool),
+    /// Save the loaded model as a cellscope folder (which must not exist).
+    SaveModel(PathBuf),
     /// Stop the thread.
     Shutdown,
 }
@@ -103,6 +111,15 @@ pub enum Event {
         /// Vote fraction per cell.
         confidence: Vec<f32>,
     },
+    /// Training progress (every step and every epoch).
+    Training(crate::model::train::TrainEvent),
+    /// Training finished (or was cancelled with a last good epoch); the model is loaded.
+    Trained {
+        /// What was trained, on which device, how it ended, test scores.
+        summary: String,
+    },
+    /// The loaded model was saved.
+    Saved(PathBuf),
     /// The job was cancelled.
     Cancelled,
     /// The job failed; the message names the file and what was wrong.
@@ -200,7 +217,10 @@ impl Worker {
 
     /// Queues a command (returns false when the queue is full or the worker has stopped).
     pub fn send(&self, c: Command) -> bool {
-        if matches!(c, Command::Open(_) | Command::Analyze { .. }) {
+        if !matches!(
+            c,
+            Command::LoadImage(..) | Command::SaveModel(_) | Command::Shutdown
+        ) {
             self.cancel.store(false, Ordering::Relaxed);
         }
         self.tx.try_send(c).is_ok()
@@ -428,7 +448,125 @@ fn run(
                 })();
                 send(result.unwrap_or_else(Event::Failed));
             }
+            Command::Pretrain(data, job) => {
+                send(Event::Started(format!("pre-training ({})", job.objective)));
+                let c = cancel.clone();
+                let r = train_job(&send, move |tx| {
+                    super::train::run_pretrain(&data, &job, tx, &c).map(|t| (t, None))
+                });
+                model = finish_training(r, model, &send);
+            }
+            Command::Finetune(data, job, use_loaded) => {
+                send(Event::Started(format!(
+                    "fine-tuning on '{}'",
+                    job.label_key
+                )));
+                let c = cancel.clone();
+                let init = if use_loaded {
+                    model.as_ref().map(|(m, _)| m.clone())
+                } else {
+                    None
+                };
+                let r = train_job(&send, move |tx| {
+                    let t = super::train::run_finetune(&data, &job, init.as_ref(), tx, &c)?;
+                    let (p, _) = super::train::predict(&t.model, &data)?;
+                    let names = t.model.class_names.clone().unwrap_or_default();
+                    let predicted = p
+                        .codes
+                        .iter()
+                        .map(|&c| names.get(c as usize).cloned().unwrap_or_default())
+                        .collect();
+                    Ok((t, Some((predicted, p.confidence))))
+                });
+                model = finish_training(r, model, &send);
+            }
+            Command::SaveModel(path) => match &model {
+                Some((m, _)) => match crate::model::save_model(m, &path) {
+                    Ok(()) => send(Event::Saved(path)),
+                    Err(e) => send(Event::Failed(e.to_string())),
+                },
+                None => send(Event::Failed(
+                    "no model to save: load or train one first".into(),
+                )),
+            },
         }
         busy.store(false, Ordering::Relaxed);
     }
+}
+
+type Predictions = Option<(Vec<String>, Vec<f32>)>;
+
+/// Runs a training job on its own thread ("cellscope-train"), forwarding its events.
+fn train_job(
+    send: &dyn Fn(Event),
+    job: impl FnOnce(
+        &Sender<crate::model::train::TrainEvent>,
+    ) -> anyhow::Result<(super::train::Trained, Predictions)>
+    + Send
+    + 'static,
+) -> Result<(super::train::Trained, Predictions), String> {
+    let (handle, rx) = super::train::spawn(job);
+    for e in rx {
+        send(Event::Training(e));
+    }
+    match handle.join() {
+        Ok(r) => r.map_err(|e| format!("{e:#}")),
+        Err(_) => Err("the training thread panicked".into()),
+    }
+}
+
+/// Reports a finished training job and makes its model the loaded one (keeps the old one on
+/// failure).
+fn finish_training(
+    r: Result<(super::train::Trained, Predictions), String>,
+    old: Option<(crate::model::Model, crate::model::Engine)>,
+    send: &dyn Fn(Event),
+) -> Option<(crate::model::Model, crate::model::Engine)> {
+    let (t, pred) = match r {
+        Ok(v) => v,
+        Err(e) if e.contains("cancelled before") => {
+            send(Event::Cancelled);
+            return old;
+        }
+        Err(e) => {
+            send(Event::Failed(e));
+            return old;
+        }
+    };
+    let engine =
+        match crate::model::Engine::new(&t.model.weights, crate::model::BackendChoice::Auto) {
+            Ok(e) => e,
+            Err(e) => {
+                send(Event::Failed(e));
+                return old;
+            }
+        };
+    let o = &t.outcome;
+    let mut summary = format!(
+        "{} epoch(s) on {}{}{}; kept epoch {}",
+        o.history.len(),
+        o.device,
+        if o.cancelled { ", cancelled" } else { "" },
+        if o.early_stopped { ", early stop" } else { "" },
+        o.best_epoch + 1
+    );
+    if let Some((c, _)) = &t.test {
+        summary.push_str(&format!(
+            "; test macro-F1 {:.3}, accuracy {:.3}",
+            c.macro_f1, c.accuracy
+        ));
+    }
+    send(Event::ModelLoaded {
+        summary: t.model.weights.to_string(),
+        device: engine.description().to_string(),
+        n_genes: t.model.genes.len(),
+    });
+    if let Some((predicted, confidence)) = pred {
+        send(Event::Transferred {
+            predicted,
+            confidence,
+        });
+    }
+    send(Event::Trained { summary });
+    Some((t.model, engine))
 }

@@ -86,6 +86,22 @@ fn pick_file_in_background(
         });
 }
 
+/// Asks (rfd, own thread) for a new folder name to save a model in; the path lands in `slot`.
+fn save_folder_in_background(ctx: &egui::Context, slot: &Picked) {
+    let (slot, ctx) = (slot.clone(), ctx.clone());
+    let _ = std::thread::Builder::new()
+        .name("cellscope-file-dialog".into())
+        .spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .set_file_name("cellscope_model")
+                .save_file();
+            if let Ok(mut s) = slot.lock() {
+                *s = picked;
+            }
+            ctx.request_repaint();
+        });
+}
+
 /// Takes the file a dialog left in `slot`, if any.
 fn take(slot: &Picked) -> Option<PathBuf> {
     slot.lock().ok().and_then(|mut g| g.take())
@@ -134,6 +150,8 @@ pub struct CellscopeApp {
     prediction: Option<(Vec<String>, Vec<f32>)>,
     model_info: Option<(String, String, usize)>,
     embedding: Option<(Arc<Array2<f32>>, String)>,
+    training: super::training::TrainingPanel,
+    picked_save: Picked,
 }
 
 impl CellscopeApp {
@@ -181,6 +199,8 @@ impl CellscopeApp {
             prediction: None,
             model_info: None,
             embedding: None,
+            training: Default::default(),
+            picked_save: Arc::default(),
         };
         if let Some(p) = path {
             app.open(p);
@@ -428,6 +448,20 @@ impl CellscopeApp {
                     self.color_by = ColorBy::Predicted { fade: false };
                     self.hidden.clear();
                 }
+                Event::Training(e) => {
+                    self.status = format!(
+                        "training: epoch {}/{}, loss {:.4}",
+                        e.epoch + 1,
+                        e.epochs,
+                        e.train_loss
+                    );
+                    self.training.push(e);
+                }
+                Event::Trained { summary } => {
+                    self.status = format!("training done: {summary}");
+                    self.training.summary = Some(summary);
+                }
+                Event::Saved(p) => self.status = format!("saved the model to {}", p.display()),
                 Event::Cancelled => {
                     self.status = "cancelled".into();
                     self.progress = None;
@@ -806,6 +840,31 @@ impl CellscopeApp {
             ));
         }
         ui.separator();
+        let busy = self.worker.busy();
+        match self
+            .training
+            .show(ui, self.data.as_deref(), self.model_info.is_some(), busy)
+        {
+            Some(super::training::TrainAction::Pretrain(job)) => {
+                if let Some(d) = &self.data {
+                    self.worker.send(Command::Pretrain(d.clone(), job));
+                }
+            }
+            Some(super::training::TrainAction::Finetune(job, loaded)) => {
+                if let Some(d) = &self.data {
+                    self.worker.send(Command::Finetune(d.clone(), job, loaded));
+                }
+            }
+            Some(super::training::TrainAction::Save) => {
+                save_folder_in_background(ui.ctx(), &self.picked_save);
+            }
+            None => {}
+        }
+        if busy && self.training.history.last().is_some() && ui.button("Cancel training").clicked()
+        {
+            self.worker.cancel();
+        }
+        ui.separator();
         ui.label(RichText::new("Label transfer").strong());
         ui.horizontal(|ui| {
             if ui.button("Reference…").clicked() {
@@ -1097,6 +1156,9 @@ impl CellscopeApp {
                 _ => p,
             };
             self.load_model(p);
+        }
+        if let Some(p) = take(&self.picked_save) {
+            self.worker.send(Command::SaveModel(p));
         }
         if let Some(p) = take(&self.picked_reference) {
             self.reference = Some(p);

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod colors;
+pub mod training;
 pub mod view;
 
 use std::path::PathBuf;
