@@ -75,6 +75,16 @@ fn close(a: f64, b: f64, tol: f64, what: &str) {
 
 #[test]
 fn one_adamw_step_with_clipping_matches_pytorch() {
+    adamw_step(false);
+}
+
+#[test]
+fn fused_cpu_loss_gives_pytorch_gradients() {
+    adamw_step(true);
+}
+
+/// One masked-reconstruction step, through burn's tensors or the fused CPU path.
+fn adamw_step(fused: bool) {
     let r = reference();
     let device = Device::flex().autodiff();
     let model = AutoEncoder {

@@ -160,6 +160,16 @@ impl Mlp {
 
     /// Forward pass, `[batch, in] -> [batch, out]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let h = self.forward_linear(x);
+        if self.sigmoid {
+            burn::tensor::activation::sigmoid(h)
+        } else {
+            h
+        }
+    }
+
+    /// Forward pass without the final Sigmoid (the decoder's logits).
+    pub fn forward_linear(&self, x: Tensor<2>) -> Tensor<2> {
         let n = self.layers.len();
         let mut h = x;
         for (i, l) in self.layers.iter().enumerate() {
@@ -168,11 +178,7 @@ impl Mlp {
                 h = self.dropout.forward(activate(h, self.activation));
             }
         }
-        if self.sigmoid {
-            burn::tensor::activation::sigmoid(h)
-        } else {
-            h
-        }
+        h
     }
 
     /// The layers in PyTorch layout.

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use burn::module::{Module, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
@@ -386,6 +386,72 @@ pub fn masked_reconstruction_loss(
     ((recon - x) * hidden).powi_scalar(2).sum() / n
 }
 
+/// Keep mask of the random-mask objective, row-major `[rows, genes]`: each entry visible (1)
+/// with probability `p_keep`, from a per-row seeded generator (reproducible whatever the
+/// thread count).
+pub fn random_keep(rows: usize, genes: usize, p_keep: f64, seed: u64) -> Vec<f32> {
+    let mut keep = vec![0f32; rows * genes];
+    keep.par_chunks_mut(genes.max(1))
+        .enumerate()
+        .for_each(|(r, row)| {
+            let mut rng = Rng::for_item(seed, r as u64, 0x726d);
+            for v in row.iter_mut() {
+                *v = f32::from(u8::from(rng.uniform() < p_keep));
+            }
+        });
+    keep
+}
+
+/// The masked-reconstruction loss with the output end fused on the CPU: the network runs in
+/// burn up to the decoder's logits `z`; the Sigmoid, the masked squared error and its gradient
+/// `dL/dz = 2 (s - x) s (1 - s) / n_hidden` (on hidden entries) are computed in one parallel
+/// pass, and the returned surrogate `sum(z * dL/dz)` has exactly that gradient. Same loss and
+/// gradients as [`masked_reconstruction_loss`], about 20 fewer full-size tensor passes per
+/// step on burn's CPU backend. `xv`, `keep`: row-major `[rows, genes]`. Returns the surrogate
+/// (to call `backward` on) and the loss value.
+#[allow(clippy::too_many_arguments)]
+pub fn masked_reconstruction_fused(
+    model: &AutoEncoder,
+    xv: &[f32],
+    keep: &[f32],
+    rows: usize,
+    genes: usize,
+    scale: f64,
+    device: &Device,
+) -> (Tensor<1>, f64) {
+    let scale = scale as f32;
+    let x_in: Vec<f32> = xv
+        .par_iter()
+        .zip(keep.par_iter())
+        .map(|(&x, &k)| x * k * scale)
+        .collect();
+    let z = model
+        .decoder
+        .forward_linear(model.encoder.forward(to_tensor(x_in, rows, genes, device)));
+    let zv = super::nets::tensor_values(z.clone().inner());
+    let n_hidden = keep.par_iter().filter(|&&k| k == 0.0).count().max(1) as f32;
+    let mut grad = vec![0f32; rows * genes];
+    let sum: f64 = grad
+        .par_chunks_mut(genes.max(1))
+        .enumerate()
+        .map(|(r, g)| {
+            let o = r * genes;
+            let mut l = 0f64;
+            for j in 0..genes {
+                if keep[o + j] == 0.0 {
+                    let s = 1.0 / (1.0 + (-zv[o + j]).exp());
+                    let d = s - xv[o + j];
+                    l += f64::from(d * d);
+                    g[j] = 2.0 * d * s * (1.0 - s) / n_hidden;
+                }
+            }
+            l
+        })
+        .sum();
+    let g = to_tensor(grad, rows, genes, &device.clone().inner());
+    ((z * g).sum(), sum / f64::from(n_hidden))
+}
+
 /// Barlow Twins loss (Zbontar et al. 2021): each view's projections standardised over the
 /// batch (the affine-free BatchNorm1d, biased variance, eps 1e-5), cross-correlation
 /// `C = z1^T z2 / batch`, loss `sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2`.
@@ -644,7 +710,30 @@ impl Net {
     }
 }
 
-/// One batch's loss for the objective. `x` holds the batch on the autodiff device.
+/// The masked objectives' loss: fused on the CPU backend, all in burn elsewhere (on a GPU the
+/// logits never leave the device).
+#[allow(clippy::too_many_arguments)]
+fn masked_loss(
+    m: &AutoEncoder,
+    xv: &[f32],
+    keep: Vec<f32>,
+    rows: usize,
+    genes: usize,
+    scale: f64,
+    device: &Device,
+) -> (Tensor<1>, Option<f64>) {
+    if device.clone().inner() == Device::flex() {
+        let (s, l) = masked_reconstruction_fused(m, xv, &keep, rows, genes, scale, device);
+        (s, Some(l))
+    } else {
+        let x = to_tensor(xv.to_vec(), rows, genes, device);
+        let keep = to_tensor(keep, rows, genes, &device.clone().inner());
+        (masked_reconstruction_loss(m, x, keep, scale), None)
+    }
+}
+
+/// One batch's loss for the objective: the tensor to call `backward` on and, when that is a
+/// surrogate, the loss value.
 fn objective_loss(
     net: &Net,
     objective: &Objective,
@@ -653,34 +742,28 @@ fn objective_loss(
     genes: usize,
     seed: u64,
     device: &Device,
-) -> Tensor<1> {
+) -> (Tensor<1>, Option<f64>) {
     match (net, objective) {
         (Net::Ae(m), Objective::RandomMask { rate }) => {
-            let x = to_tensor(xv.to_vec(), rows, genes, device);
-            let keep = Tensor::<2>::random(
-                [rows, genes],
-                Distribution::Bernoulli(1.0 - rate),
-                &device.clone().inner(),
-            );
-            masked_reconstruction_loss(m, x, keep, 1.0 / (1.0 - rate))
+            let keep = random_keep(rows, genes, 1.0 - rate, seed);
+            masked_loss(m, xv, keep, rows, genes, 1.0 / (1.0 - rate), device)
         }
         (Net::Ae(m), Objective::GpMask { programmes, rate }) => {
             let keep = programme_keep(rows, genes, programmes, false, *rate, seed);
-            let x = to_tensor(xv.to_vec(), rows, genes, device);
-            masked_reconstruction_loss(m, x, to_tensor(keep, rows, genes, device), 1.0)
+            masked_loss(m, xv, keep, rows, genes, 1.0, device)
         }
         (Net::Ae(m), Objective::Isolated { programmes }) => {
             let keep = programme_keep(rows, genes, programmes, true, 0.0, seed);
-            let x = to_tensor(xv.to_vec(), rows, genes, device);
-            masked_reconstruction_loss(m, x, to_tensor(keep, rows, genes, device), 1.0)
+            masked_loss(m, xv, keep, rows, genes, 1.0, device)
         }
         (Net::Bt(m, lambda), _) => {
             let (v1, v2) = views(xv, genes, seed);
-            barlow_twins_loss(
+            let loss = barlow_twins_loss(
                 m.forward(to_tensor(v1, rows, genes, device)),
                 m.forward(to_tensor(v2, rows, genes, device)),
                 *lambda,
-            )
+            );
+            (loss, None)
         }
         (Net::Byol(m, target, _), _) => {
             let (v1, v2) = views(xv, genes, seed);
@@ -690,7 +773,10 @@ fn objective_loss(
             );
             let z1 = target.forward(t1.clone().inner()).detach();
             let z2 = target.forward(t2.clone().inner()).detach();
-            byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1)
+            (
+                byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1),
+                None,
+            )
         }
         _ => unreachable!("network built for another objective"),
     }
@@ -839,8 +925,9 @@ pub fn pretrain(
             }
             let xv = dense_rows(x, batch);
             let seed = opts.seed.wrapping_add(step as u64 * 7919);
-            let loss = objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
-            let value = f64::from(loss.clone().into_scalar::<f32>());
+            let (loss, value) =
+                objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
+            let value = value.unwrap_or_else(|| f64::from(loss.clone().into_scalar::<f32>()));
             let grads = loss.backward();
             net = match net {
                 Net::Ae(m) => {
@@ -942,11 +1029,10 @@ fn validation_loss(
         Net::Byol(m, t, tau) => Net::Byol(m.valid(), t.clone(), *tau),
     };
     let device = valid.backbone().layers[0].weight.val().device();
-    device.seed(opts.seed ^ 0x76616c);
     let (mut sum, mut n) = (0.0, 0usize);
     for (b, batch) in val.chunks(opts.batch_size).enumerate() {
         let xv = dense_rows(x, batch);
-        let loss = objective_loss(
+        let (loss, value) = objective_loss(
             &valid,
             objective,
             &xv,
@@ -955,7 +1041,8 @@ fn validation_loss(
             opts.seed ^ (b as u64 + 0x76),
             &device,
         );
-        sum += f64::from(loss.into_scalar::<f32>()) * batch.len() as f64;
+        let value = value.unwrap_or_else(|| f64::from(loss.into_scalar::<f32>()));
+        sum += value * batch.len() as f64;
         n += batch.len();
     }
     sum / n.max(1) as f64
