@@ -549,3 +549,93 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
         "the open dataset is kept"
     );
 }
+
+#[test]
+fn training_panel_pretrains_with_live_curves_then_finetunes() {
+    use cellscope::model::train::{EventKind, TrainLayers, TrainOptions};
+    let mut h = harness();
+    h.get_by_label("Pre-train").click();
+    wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
+    let t = h.state().training();
+    let epochs = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Epoch)
+        .count();
+    let steps = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Step)
+        .count();
+    println!(
+        "pre-training: {epochs} epochs, {steps} steps; {:?}",
+        t.summary
+    );
+    assert_eq!(epochs, 20, "every epoch reached the panel");
+    assert!(steps >= 20);
+    let first = t
+        .history
+        .iter()
+        .find(|e| e.kind == EventKind::Epoch)
+        .expect("epoch");
+    let last = t
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Epoch)
+        .expect("epoch");
+    assert!(
+        last.train_loss < first.train_loss,
+        "loss fell: {} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    let (summary, _, n_genes) = h
+        .state()
+        .model_info()
+        .cloned()
+        .expect("the trained model is loaded");
+    assert!(
+        summary.contains("masked autoencoder") && n_genes == 3000,
+        "{summary}"
+    );
+    h.run_steps(2);
+    let img = h.render().expect("render");
+    img.save("/tmp/cellscope_training_panel.png").ok();
+
+    h.state_mut().finetune(
+        cellscope::pipeline::train::FinetuneJob {
+            label_key: "cluster".into(),
+            genes: None,
+            layers: TrainLayers::All,
+            opts: TrainOptions {
+                epochs: 15,
+                ..TrainOptions::finetune_default()
+            },
+            backend: cellscope::model::BackendChoice::Cpu,
+            split_seed: 42,
+        },
+        true,
+    );
+    wait_until(&mut h, 240, |h| {
+        h.state()
+            .training()
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("macro-F1"))
+    });
+    let t = h.state().training();
+    assert!(
+        t.history.iter().any(|e| e.val_macro_f1.is_some()),
+        "validation macro-F1 reached the panel"
+    );
+    let (pred, conf) = h
+        .state()
+        .prediction()
+        .cloned()
+        .expect("predictions for every cell");
+    assert_eq!(pred.len(), 621);
+    assert!(conf.iter().all(|&c| c > 0.0 && c <= 1.0));
+    h.run_steps(2);
+    let _ = h.get_by_label("Save model…");
+}

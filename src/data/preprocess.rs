@@ -72,6 +72,46 @@ pub fn log1p(m: &mut CsrMatrix) {
     }
 }
 
+/// What the values of an expression matrix are, judged from its stored values, and so what
+/// brings them to the SSL models' input (`normalize_total` + `log1p` of counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputScale {
+    /// Non-negative integers: raw counts.
+    Counts,
+    /// Non-negative, non-integer, at most [`LOG_MAX`]: already `log1p` of normalised counts
+    /// (scanpy's usual `X` or `raw.X`); `expm1` recovers values proportional to counts.
+    LogNormalized,
+    /// Non-negative, non-integer, larger values (e.g. volume-normalised MERFISH counts):
+    /// treated as counts.
+    Normalized,
+}
+
+/// Largest value taken for `log1p` data: `log1p(1e4 * 1e4)` is about 18.4, so normalised
+/// log data stays below 20, while counts and normalised counts of expressed genes exceed it.
+pub const LOG_MAX: f32 = 20.0;
+
+impl InputScale {
+    /// Judges `m` (which must be finite and non-negative; see [`check_counts`]).
+    pub fn detect(m: &CsrMatrix) -> Self {
+        if m.data.iter().all(|v| v.fract() == 0.0) {
+            InputScale::Counts
+        } else if m.data.iter().all(|&v| v <= LOG_MAX) {
+            InputScale::LogNormalized
+        } else {
+            InputScale::Normalized
+        }
+    }
+
+    /// Brings `m` to counts-like values in place (`expm1` for log-normalised data).
+    pub fn to_counts_like(self, m: &mut CsrMatrix) {
+        if self == InputScale::LogNormalized {
+            for v in &mut m.data {
+                *v = v.exp_m1();
+            }
+        }
+    }
+}
+
 /// The checks a counts matrix must pass before `normalize_total`: finite and non-negative.
 ///
 /// # Errors

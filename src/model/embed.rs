@@ -14,7 +14,7 @@ use super::engine::Engine;
 use crate::data::genes::{Coverage, GeneAlignment, GeneList};
 use crate::data::h5ad::H5adReader;
 use crate::data::preprocess::{
-    TargetSum, check_counts, log1p, median, normalize_total, row_totals,
+    InputScale, TargetSum, check_counts, log1p, median, normalize_total, row_totals,
 };
 use crate::data::{CsrMatrix, DataError};
 
@@ -122,6 +122,8 @@ struct Runner<'a> {
     alignment: GeneAlignment,
     opts: EmbedOptions,
     target: TargetSum,
+    /// The input's scale, judged on the first block and applied to all.
+    scale: Option<InputScale>,
     out: Vec<f32>,
     dim: usize,
     total: usize,
@@ -142,6 +144,9 @@ impl Runner<'_> {
             file: self.file.clone(),
             message: format!("{message} (in the block starting at cell {})", self.done),
         })?;
+        self.scale
+            .get_or_insert_with(|| InputScale::detect(&x))
+            .to_counts_like(&mut x);
         normalize_total(&mut x, self.target);
         if self.opts.preprocessing.log1p {
             log1p(&mut x);
@@ -218,6 +223,7 @@ impl Embedder<'_> {
             alignment,
             opts: self.opts,
             target: TargetSum::Fixed(self.opts.preprocessing.target_sum.unwrap_or(1e4)),
+            scale: None,
             out: Vec::with_capacity(total * self.dim),
             dim: self.dim,
             total,
@@ -227,8 +233,11 @@ impl Embedder<'_> {
         })
     }
 
-    /// Embeds every cell of an `.h5ad` file, streaming X in row blocks. With a median target
-    /// (`target_sum: None`) the totals are read in a first pass.
+    /// Embeds every cell of an `.h5ad` file, streaming X in row blocks; when X holds negative
+    /// values (scaled data) and the file has `raw`, `raw/X` is embedded instead. Counts,
+    /// log-normalised values (`expm1` first) and normalised counts are accepted
+    /// ([`InputScale`]). With a median target (`target_sum: None`) the totals are read in a
+    /// first pass.
     ///
     /// # Errors
     /// [`EmbedError`]: unreadable data, no shared genes, values that are not counts,
@@ -240,18 +249,31 @@ impl Embedder<'_> {
         cancel: &AtomicBool,
     ) -> Result<Embedding, EmbedError> {
         let reader = H5adReader::open(path)?;
-        let var = reader.read_var()?;
-        let info = reader.matrix_info("X")?;
+        let mut var = reader.read_var()?;
+        let mut element = "X".to_string();
+        let first = reader.row_blocks("X", self.opts.block_rows)?.next();
+        if let Some(first) = first
+            && first?.1.data.iter().any(|&v| v < 0.0)
+            && let Some(raw) = reader.raw_info()?
+        {
+            element = raw.x.path;
+            var = raw.var;
+        }
+        let info = reader.matrix_info(&element)?;
         let data_genes = crate::data::genes::genes_of(&var);
         let mut run = self.runner(&data_genes, info.shape.0, path)?;
         if self.opts.preprocessing.target_sum.is_none() {
             let mut totals = Vec::with_capacity(info.shape.0);
-            for b in reader.row_blocks("X", self.opts.block_rows)? {
-                totals.extend(row_totals(&b?.1));
+            for b in reader.row_blocks(&element, self.opts.block_rows)? {
+                let mut b = b?.1;
+                run.scale
+                    .get_or_insert_with(|| InputScale::detect(&b))
+                    .to_counts_like(&mut b);
+                totals.extend(row_totals(&b));
             }
             run.target = TargetSum::Fixed(f64::from(median(&totals)));
         }
-        for b in reader.row_blocks("X", self.opts.block_rows)? {
+        for b in reader.row_blocks(&element, self.opts.block_rows)? {
             let (_, block) = b?;
             run.block(block, on_progress, cancel)?;
         }
@@ -272,7 +294,11 @@ impl Embedder<'_> {
     ) -> Result<Embedding, EmbedError> {
         let mut run = self.runner(data_genes, x.n_rows, source)?;
         if self.opts.preprocessing.target_sum.is_none() {
-            run.target = TargetSum::Fixed(f64::from(median(&row_totals(x))));
+            let mut c = x.clone();
+            run.scale
+                .get_or_insert_with(|| InputScale::detect(&c))
+                .to_counts_like(&mut c);
+            run.target = TargetSum::Fixed(f64::from(median(&row_totals(&c))));
         }
         let mut r0 = 0;
         while r0 < x.n_rows {

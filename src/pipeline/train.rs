@@ -13,7 +13,7 @@ use crate::analysis::metrics::{Classification, classification, encode};
 use crate::analysis::transfer::split_70_15_15;
 use crate::data::genes::{Coverage, GeneAlignment, GeneList, dataset_genes, genes_of};
 use crate::data::h5ad::H5adReader;
-use crate::data::preprocess::{TargetSum, log1p, normalize_total};
+use crate::data::preprocess::{InputScale, TargetSum, check_counts, log1p, normalize_total};
 use crate::data::{AnnData, CsrMatrix};
 use crate::model::embed::Preprocessing;
 use crate::model::format::{Model, Provenance};
@@ -26,20 +26,6 @@ use crate::model::{BackendChoice, Engine};
 /// Capacity of the training event channel: a slow consumer makes training wait rather than
 /// letting events pile up.
 pub const EVENT_CAPACITY: usize = 256;
-
-/// How the values of a matrix were judged, and what was done to reach the models' input
-/// (`normalize_total` + `log1p`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputScale {
-    /// Non-negative integers: normalised and log-transformed.
-    Counts,
-    /// Non-negative, non-integer, below 20 (already `log1p` of normalised counts): `expm1`,
-    /// re-normalised to the model's target and log-transformed again.
-    LogNormalized,
-    /// Non-negative, non-integer, larger values (e.g. volume-normalised MERFISH counts):
-    /// normalised and log-transformed as counts.
-    Normalized,
-}
 
 /// The expression matrix of `adata` as the SSL models expect it (SSL_MODELS.md): cells x
 /// dataset genes, `normalize_total` to the model's target then `log1p`. Uses `X`, or `raw/X`
@@ -72,26 +58,9 @@ pub fn model_input(
             );
         }
     }
-    if let Some(v) = x.data.iter().find(|v| !v.is_finite()) {
-        bail!(
-            "{}: X holds a non-finite value ({v}); expected counts",
-            adata.source.display()
-        );
-    }
-    let integer = x.data.iter().all(|v| v.fract() == 0.0);
-    let max = x.data.iter().copied().fold(0.0f32, f32::max);
-    let scale = if integer {
-        InputScale::Counts
-    } else if max <= 20.0 {
-        InputScale::LogNormalized
-    } else {
-        InputScale::Normalized
-    };
-    if scale == InputScale::LogNormalized {
-        for v in &mut x.data {
-            *v = v.exp_m1();
-        }
-    }
+    check_counts(&x).map_err(|m| anyhow::anyhow!("{}: {m}", adata.source.display()))?;
+    let scale = InputScale::detect(&x);
+    scale.to_counts_like(&mut x);
     let target = pre.target_sum.map_or(TargetSum::Median, TargetSum::Fixed);
     normalize_total(&mut x, target);
     if pre.log1p {

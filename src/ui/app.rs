@@ -257,6 +257,27 @@ impl CellscopeApp {
         }
     }
 
+    /// The Training panel's state (events of the last run, its summary).
+    pub fn training(&self) -> &super::training::TrainingPanel {
+        &self.training
+    }
+
+    /// Pre-trains a model on the open dataset (as the panel's button does).
+    pub fn pretrain(&mut self, job: crate::pipeline::train::PretrainJob) {
+        if let Some(d) = &self.data {
+            self.worker.send(Command::Pretrain(d.clone(), job));
+        }
+    }
+
+    /// Fine-tunes on the open dataset's `job.label_key` (on the loaded model when
+    /// `use_loaded`), as the panel's button does.
+    pub fn finetune(&mut self, job: crate::pipeline::train::FinetuneJob, use_loaded: bool) {
+        if let Some(d) = &self.data {
+            self.worker
+                .send(Command::Finetune(d.clone(), job, use_loaded));
+        }
+    }
+
     /// Predicted labels and confidences of the last transfer.
     pub fn prediction(&self) -> Option<&(Vec<String>, Vec<f32>)> {
         self.prediction.as_ref()
@@ -845,15 +866,9 @@ impl CellscopeApp {
             .training
             .show(ui, self.data.as_deref(), self.model_info.is_some(), busy)
         {
-            Some(super::training::TrainAction::Pretrain(job)) => {
-                if let Some(d) = &self.data {
-                    self.worker.send(Command::Pretrain(d.clone(), job));
-                }
-            }
+            Some(super::training::TrainAction::Pretrain(job)) => self.pretrain(job),
             Some(super::training::TrainAction::Finetune(job, loaded)) => {
-                if let Some(d) = &self.data {
-                    self.worker.send(Command::Finetune(d.clone(), job, loaded));
-                }
+                self.finetune(job, loaded);
             }
             Some(super::training::TrainAction::Save) => {
                 save_folder_in_background(ui.ctx(), &self.picked_save);

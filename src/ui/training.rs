@@ -86,13 +86,18 @@ impl TrainingPanel {
                 .text("batch"),
         );
         ui.horizontal(|ui| {
+            let label = ui.label("objective");
             egui::ComboBox::from_id_salt("objective")
                 .selected_text(self.objective.as_str())
                 .show_ui(ui, |ui| {
                     for o in OBJECTIVES {
                         ui.selectable_value(&mut self.objective, o.to_string(), o);
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
+        });
+        ui.horizontal(|ui| {
             if ui
                 .add_enabled(!busy && data.is_some(), egui::Button::new("Pre-train"))
                 .on_hover_text("self-supervised pre-training on the open dataset (no labels)")
@@ -123,13 +128,16 @@ impl TrainingPanel {
                     })
                     .response
                     .labelled_by(label.id);
+                let label = ui.label("train");
                 egui::ComboBox::from_id_salt("train_layers")
                     .selected_text(layers_name(self.layers))
                     .show_ui(ui, |ui| {
                         for l in [TrainLayers::Head, TrainLayers::Last(2), TrainLayers::All] {
                             ui.selectable_value(&mut self.layers, l, layers_name(l));
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
             });
         }
         ui.checkbox(&mut self.from_loaded, "from the loaded model")
