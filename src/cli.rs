@@ -484,7 +484,12 @@ fn embed(
     };
     let cancel = AtomicBool::new(false);
     let (adata, emb) = if detect(data)? == InputKind::H5ad {
-        let meta = H5adReader::open(data)?.read_metadata()?;
+        let reader = H5adReader::open(data)?;
+        let meta = if write::copies_x_from(data) {
+            reader.read_metadata()?
+        } else {
+            reader.read()?
+        };
         let emb = embedder.embed_h5ad(data, &mut progress, &cancel)?;
         (meta, emb)
     } else {

@@ -447,3 +447,27 @@ fn trains_on_wgpu_when_an_adapter_exists() {
     );
     assert!(h[2].train_loss < h[0].train_loss && h[2].train_loss.is_finite());
 }
+
+#[test]
+fn selu_backward_is_finite_for_large_activations() {
+    // burn 0.22's selu gives NaN gradients above x = 88 (exp overflow times a zero mask).
+    let d = Device::flex().autodiff();
+    let x = Tensor::<2>::from_data(TensorData::new(vec![100f32, -100.0, 0.5, -0.5], [1, 4]), &d)
+        .require_grad();
+    let y = cellscope::model::nets::selu(x.clone()).sum();
+    let g = x.grad(&y.backward()).expect("gradient");
+    let g: Vec<f32> = g.into_data().convert::<f32>().try_to_vec().expect("values");
+    let (alpha, scale) = (1.673_263_2_f32, 1.050_701_f32);
+    let want = [
+        scale,
+        scale * alpha * (-100f32).exp(),
+        scale,
+        scale * alpha * (-0.5f32).exp(),
+    ];
+    for (a, b) in g.iter().zip(want) {
+        assert!(
+            a.is_finite() && (a - b).abs() < 1e-5,
+            "SELU gradient {a} vs {b}"
+        );
+    }
+}

@@ -27,14 +27,20 @@ fn follow(rx: &crossbeam_channel::Receiver<TrainEvent>) {
                 (Some(l), None) => format!(" val loss {l:.4}"),
                 _ => String::new(),
             };
-            bar.println(format!(
+            let line = format!(
                 "epoch {:>3}/{}: train loss {:.5}{last_val}, {:.0} cells/s, lr {:.2e}",
                 e.epoch + 1,
                 e.epochs,
                 e.train_loss,
                 e.cells_per_sec,
                 e.lr
-            ));
+            );
+            if bar.is_hidden() {
+                // Not a terminal (a log file, CI): plain lines.
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
         bar.set_message(format!(
             "epoch {}/{} loss {:.4}{last_val} {:.0} cells/s",
@@ -62,13 +68,18 @@ fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
     let o = &t.outcome;
     let last = o.history.last();
     eprintln!(
-        "{}: {} on {}; {} epoch(s){}{}; kept epoch {}; genes {}",
+        "{}: {} on {}; {} epoch(s){}{}{}; kept epoch {}; genes {}",
         out.display(),
         t.model.weights,
         o.device,
         o.history.len(),
         if o.cancelled { ", cancelled" } else { "" },
         if o.early_stopped { ", early stop" } else { "" },
+        if o.diverged {
+            ", stopped at a non-finite loss"
+        } else {
+            ""
+        },
         o.best_epoch + 1,
         t.coverage
     );

@@ -177,6 +177,12 @@ fn current_spec_source(path: &Path) -> Option<File> {
     attr_string(&obs, "encoding-type").is_some().then_some(f)
 }
 
+/// Whether [`write_h5ad`] can copy `X` straight from the file at `path` (a current-spec h5ad),
+/// so that a metadata-only read of it is enough; legacy files must be read fully.
+pub fn copies_x_from(path: &Path) -> bool {
+    current_spec_source(path).is_some_and(|f| f.link_exists("X"))
+}
+
 /// Refuses `out` when it names the same file as `input`.
 ///
 /// # Errors

@@ -54,9 +54,26 @@ pub struct Mlp {
 
 fn activate(x: Tensor<2>, a: Activation) -> Tensor<2> {
     match a {
-        Activation::Selu => burn::tensor::activation::selu(x),
+        Activation::Selu => selu(x),
         Activation::Relu => burn::tensor::activation::relu(x),
     }
+}
+
+/// SELU (Klambauer et al. 2017; PyTorch's constants) with the exponential taken of
+/// `min(x, 0)` only. burn 0.22's `selu` exponentiates every input and masks afterwards, so an
+/// activation above 88 gives `exp = inf` and its backward `0 * inf = NaN` (seen when
+/// pre-training on MERFISH counts: NaN weights after about 110 steps).
+pub fn selu(x: Tensor<2>) -> Tensor<2> {
+    const ALPHA: f64 = 1.673_263_242_354_377_3;
+    const SCALE: f64 = 1.050_700_987_355_480_5;
+    let mask = x.clone().greater_equal_scalar(0.0);
+    let positive = x.clone().mul_scalar(SCALE);
+    let negative = x
+        .clamp_max(0.0)
+        .exp()
+        .sub_scalar(1.0)
+        .mul_scalar(ALPHA * SCALE);
+    negative.mask_where(mask, positive)
 }
 
 /// A burn `Linear` holding a PyTorch-layout [`Dense`] (weight transposed to `[in, out]`).

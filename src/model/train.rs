@@ -62,6 +62,11 @@ pub enum TrainError {
     /// Cancelled before a whole epoch was done (nothing to keep).
     #[error("training cancelled before the first epoch finished")]
     Cancelled,
+    /// The loss became non-finite before a whole epoch was done.
+    #[error(
+        "training diverged at step {0} (non-finite loss) before the first epoch finished; try a lower --lr"
+    )]
+    Diverged(usize),
 }
 
 /// Gene programmes (MSigDB-style GMT), as indices into a model's genes.
@@ -338,6 +343,8 @@ pub struct TrainOutcome {
     pub cancelled: bool,
     /// Whether early stopping ended it.
     pub early_stopped: bool,
+    /// Whether a non-finite loss ended it (the last good epoch is kept).
+    pub diverged: bool,
     /// Epoch whose weights were kept.
     pub best_epoch: usize,
     /// The device used, in words.
@@ -921,13 +928,16 @@ pub fn pretrain(
         let (mut sum, mut done) = (0.0f64, 0usize);
         for batch in train.chunks(opts.batch_size) {
             if cancel.load(Ordering::Relaxed) {
-                return finish(last_good, history, true, false, device_name);
+                return finish(last_good, history, End::Cancelled, device_name);
             }
             let xv = dense_rows(x, batch);
             let seed = opts.seed.wrapping_add(step as u64 * 7919);
             let (loss, value) =
                 objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
             let value = value.unwrap_or_else(|| f64::from(loss.clone().into_scalar::<f32>()));
+            if !value.is_finite() {
+                return finish(last_good, history, End::Diverged(step + 1), device_name);
+            }
             let grads = loss.backward();
             net = match net {
                 Net::Ae(m) => {
@@ -993,22 +1003,34 @@ pub fn pretrain(
         send(events, e);
         last_good = Some((net.weights(), epoch));
     }
-    finish(last_good, history, false, false, device_name)
+    finish(last_good, history, End::Done, device_name)
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Done,
+    Cancelled,
+    EarlyStop,
+    Diverged(usize),
 }
 
 fn finish(
     last_good: Option<(ModelWeights, usize)>,
     history: Vec<TrainEvent>,
-    cancelled: bool,
-    early_stopped: bool,
+    end: End,
     device: String,
 ) -> Result<TrainOutcome, TrainError> {
-    let (weights, best_epoch) = last_good.ok_or(TrainError::Cancelled)?;
+    let (weights, best_epoch) = last_good.ok_or(match end {
+        End::Diverged(step) => TrainError::Diverged(step),
+        _ => TrainError::Cancelled,
+    })?;
     Ok(TrainOutcome {
         weights,
         history,
-        cancelled,
-        early_stopped,
+        cancelled: end == End::Cancelled,
+        early_stopped: end == End::EarlyStop,
+        diverged: matches!(end, End::Diverged(_)),
         best_epoch,
         device,
     })
@@ -1170,13 +1192,16 @@ pub fn finetune(
         let (mut sum, mut done) = (0.0, 0usize);
         for batch in order.chunks(opts.batch_size) {
             if cancel.load(Ordering::Relaxed) {
-                return finish(best, history, true, false, device_name);
+                return finish(best, history, End::Cancelled, device_name);
             }
             let xv = dense_rows(x, batch);
             let t: Vec<u32> = batch.iter().map(|&i| labelled.codes[i]).collect();
             let logits = model.forward(to_tensor(xv, batch.len(), x.n_cols, &device));
             let loss = weighted_cross_entropy(logits, &t, &weights);
             let value = f64::from(loss.clone().into_scalar::<f32>());
+            if !value.is_finite() {
+                return finish(best, history, End::Diverged(step + 1), device_name);
+            }
             let mut g = GradientsParams::from_grads(loss.backward(), &model);
             if let Some(c) = opts.clip_norm {
                 clip_global_norm(&mut g, &two, &one, c);
@@ -1247,7 +1272,12 @@ pub fn finetune(
             break;
         }
     }
-    finish(best, history, false, early, device_name)
+    finish(
+        best,
+        history,
+        if early { End::EarlyStop } else { End::Done },
+        device_name,
+    )
 }
 
 fn classifier_weights(m: &Classifier) -> ModelWeights {

@@ -543,11 +543,16 @@ fn finish_training(
         };
     let o = &t.outcome;
     let mut summary = format!(
-        "{} epoch(s) on {}{}{}; kept epoch {}",
+        "{} epoch(s) on {}{}{}{}; kept epoch {}",
         o.history.len(),
         o.device,
         if o.cancelled { ", cancelled" } else { "" },
         if o.early_stopped { ", early stop" } else { "" },
+        if o.diverged {
+            ", stopped at a non-finite loss"
+        } else {
+            ""
+        },
         o.best_epoch + 1
     );
     if let Some((c, _)) = &t.test {
