@@ -64,7 +64,7 @@ fn main() {
             log_every: usize::MAX,
             ..TrainOptions::pretrain_default()
         };
-        let (tx, _rx) = crossbeam_channel::unbounded();
+        let (tx, _rx) = crossbeam_channel::bounded(1 << 16);
         let out = pretrain(
             &x,
             &Objective::RandomMask { rate: 0.5 },

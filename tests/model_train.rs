@@ -103,16 +103,38 @@ fn adamw_step(fused: bool) {
             &device,
         ),
     };
-    let x = tensor(&r["x"], &r["shape"], &device);
-    let keep = tensor(&r["keep"], &r["shape"], &device.clone().inner());
     let rate = r["rate"].as_f64().expect("rate");
-    let loss = train::masked_reconstruction_loss(&model, x, keep, 1.0 / (1.0 - rate));
-    close(
-        scalar(loss.clone()),
-        r["loss"].as_f64().expect("loss"),
-        1e-5,
-        "masked MSE",
-    );
+    let loss = if fused {
+        let rows = r["shape"][0].as_u64().expect("rows") as usize;
+        let genes = r["shape"][1].as_u64().expect("genes") as usize;
+        let (surrogate, value) = train::masked_reconstruction_fused(
+            &model,
+            &f32s(&r["x"]),
+            &f32s(&r["keep"]),
+            rows,
+            genes,
+            1.0 / (1.0 - rate),
+            &device,
+        );
+        close(
+            value,
+            r["loss"].as_f64().expect("loss"),
+            1e-5,
+            "fused masked MSE",
+        );
+        surrogate
+    } else {
+        let x = tensor(&r["x"], &r["shape"], &device);
+        let keep = tensor(&r["keep"], &r["shape"], &device.clone().inner());
+        let loss = train::masked_reconstruction_loss(&model, x, keep, 1.0 / (1.0 - rate));
+        close(
+            scalar(loss.clone()),
+            r["loss"].as_f64().expect("loss"),
+            1e-5,
+            "masked MSE",
+        );
+        loss
+    };
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
     let (mut two, mut one) = (Vec::new(), Vec::new());
     model.param_ids(&mut two, &mut one);
@@ -375,16 +397,19 @@ fn cancellation_stops_within_one_step_and_keeps_the_last_epoch() {
     let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let (tx, rx) = crossbeam_channel::bounded::<TrainEvent>(1);
     let flag = cancel.clone();
-    let handle = std::thread::spawn(move || {
-        train::pretrain(
-            &x,
-            &Objective::RandomMask { rate: 0.5 },
-            &small(50),
-            BackendChoice::Cpu,
-            &tx,
-            &flag,
-        )
-    });
+    let handle = std::thread::Builder::new()
+        .name("test-train".into())
+        .spawn(move || {
+            train::pretrain(
+                &x,
+                &Objective::RandomMask { rate: 0.5 },
+                &small(50),
+                BackendChoice::Cpu,
+                &tx,
+                &flag,
+            )
+        })
+        .expect("spawn");
     let mut cancelled_at = None;
     let mut last_step = 0;
     for e in rx {

@@ -967,7 +967,7 @@ pub fn pretrain(
             step += 1;
             sum += value * batch.len() as f64;
             done += batch.len();
-            if step % opts.log_every.max(1) == 0 {
+            if step.is_multiple_of(opts.log_every.max(1)) {
                 send(
                     events,
                     TrainEvent {
@@ -1210,7 +1210,7 @@ pub fn finetune(
             step += 1;
             sum += value * batch.len() as f64;
             done += batch.len();
-            if step % opts.log_every.max(1) == 0 {
+            if step.is_multiple_of(opts.log_every.max(1)) {
                 send(
                     events,
                     TrainEvent {
