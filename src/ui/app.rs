@@ -132,6 +132,9 @@ pub struct CellscopeApp {
     hovered: Option<usize>,
     /// Run the pipeline as soon as a dataset opens.
     pub auto_analyze: bool,
+    /// Embed with the model being loaded as soon as it is ready, then run the pipeline on the
+    /// embedding (the embedded default).
+    embed_when_ready: bool,
     /// Save a screenshot here once the pipeline has finished, then close (for scripted checks).
     pub screenshot_to: Option<PathBuf>,
     screenshot_frames: u32,
@@ -183,6 +186,7 @@ impl CellscopeApp {
             gene_query: String::new(),
             hovered: None,
             auto_analyze: true,
+            embed_when_ready: false,
             screenshot_to: None,
             screenshot_frames: 0,
             picked: Arc::default(),
@@ -224,6 +228,13 @@ impl CellscopeApp {
         self.recent.retain(|q| q != &p);
         self.recent.insert(0, p);
         self.recent.truncate(8);
+    }
+
+    /// Loads `model` and, once it is ready, embeds the open dataset with it and runs the
+    /// pipeline on the embedding instead of the PCA baseline (the embedded default).
+    pub fn open_with_model(&mut self, model: PathBuf) {
+        self.embed_when_ready = true;
+        self.load_model(model);
     }
 
     /// Asks the worker to load a model (its gene list beside it).
@@ -404,7 +415,7 @@ impl CellscopeApp {
                         Some(k) => ColorBy::Obs(k.clone()),
                         None => ColorBy::Leiden,
                     };
-                    if self.auto_analyze {
+                    if self.auto_analyze && !self.embed_when_ready {
                         self.run_pipeline();
                     }
                 }
@@ -447,6 +458,9 @@ impl CellscopeApp {
                     self.status = "model loaded".into();
                     self.model_info = Some((summary, device, n_genes));
                     self.embedding = None;
+                    if std::mem::take(&mut self.embed_when_ready) {
+                        self.embed();
+                    }
                 }
                 Event::Embedded {
                     values,
@@ -488,6 +502,10 @@ impl CellscopeApp {
                     self.progress = None;
                 }
                 Event::Failed(msg) => {
+                    if std::mem::take(&mut self.embed_when_ready) && self.auto_analyze {
+                        // The default model did not load: the pipeline runs on PCA instead.
+                        self.run_pipeline();
+                    }
                     self.errors.push(msg);
                     self.progress = None;
                     self.status = "failed (see the message)".into();

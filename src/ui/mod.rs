@@ -12,12 +12,19 @@ pub fn default_dataset() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/cscc_p10_rep2_hvg.h5ad")
 }
 
-/// Opens the explorer window on `path` (or the embedded default). `screenshot` saves a PNG of the
+/// The model shipped with the default dataset: a Barlow Twins backbone cellscope trained on it
+/// (see assets/README.md).
+pub fn default_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/default_model")
+}
+
+/// Opens the explorer window on `path` (or on the embedded default dataset with its model). `screenshot` saves a PNG of the
 /// window once the pipeline has finished and then closes it.
 ///
 /// # Errors
 /// When no window can be created (no display, no GPU adapter and no software fallback).
 pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result<()> {
+    let use_default = path.is_none() && default_dataset().exists();
     let path = path.or_else(|| Some(default_dataset()).filter(|p| p.exists()));
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -35,6 +42,9 @@ pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result
                 app.recent = eframe::get_value(s, "recent_files").unwrap_or_default();
             }
             app.screenshot_to = screenshot;
+            if use_default && default_model().exists() {
+                app.open_with_model(default_model());
+            }
             Ok(Box::new(app))
         }),
     )
