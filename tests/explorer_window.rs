@@ -30,6 +30,11 @@ fn real_window_under_xvfb_shows_the_default_pipeline() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("representation: model embedding"),
+        "the default model was not used: {stdout}"
+    );
     let img = image::open(&shot).expect("screenshot written").to_rgba8();
     assert!(
         img.width() >= 1000 && img.height() >= 600,

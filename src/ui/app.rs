@@ -1287,6 +1287,11 @@ impl CellscopeApp {
         if self.analysis.is_some() || !self.errors.is_empty() {
             self.screenshot_frames += 1;
             if self.screenshot_frames == 5 {
+                // For scripted checks: what the window shows.
+                println!("representation: {}", self.rep_name);
+                for e in &self.errors {
+                    println!("error: {e}");
+                }
                 let c = ctx.clone();
                 ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
                     egui::ScreenshotCallback::new(move |img| {
