@@ -259,6 +259,34 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Draw a figure of a dataset: cells at an obsm basis coloured by an obs column or a gene,
+    /// with legend or colour bar (and a scale bar for spatial), as PNG (300 dpi by default) or
+    /// SVG, with provenance metadata.
+    Plot {
+        /// The input (.h5ad, 10x .h5, or Visium folder).
+        data: PathBuf,
+        /// `spatial` or an obsm key (X_umap, X_pca, ...; the first two columns are drawn).
+        #[arg(long, default_value = "spatial")]
+        basis: String,
+        /// An obs column or a gene.
+        #[arg(long)]
+        color: String,
+        /// Width in inches.
+        #[arg(long, default_value_t = 6.0)]
+        width: f32,
+        /// Height in inches.
+        #[arg(long, default_value_t = 5.0)]
+        height: f32,
+        /// Dots per inch.
+        #[arg(long, default_value_t = 300)]
+        dpi: u32,
+        /// Title (default: "<basis>: <color>").
+        #[arg(long)]
+        title: Option<String>,
+        /// The figure to write: .png or .svg.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a summary of an .h5ad file, a 10x .h5 matrix or a Visium folder: shape, X
     /// encoding and dtype, sparsity, obs columns with category counts, obsm, layers, raw, uns
     /// colours.
@@ -429,6 +457,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             label_map.as_deref(),
             &out,
         ),
+        Some(Command::Plot {
+            data,
+            basis,
+            color,
+            width,
+            height,
+            dpi,
+            title,
+            out,
+        }) => plot(
+            &data,
+            &basis,
+            &color,
+            crate::export::figure::FigureSize {
+                width_in: width,
+                height_in: height,
+                dpi,
+            },
+            title,
+            &out,
+        ),
         Some(Command::Inspect { path }) => {
             let s = Summary::of_path(&path)?;
             println!("{s}");
@@ -534,6 +583,73 @@ fn embed(
     };
     write::write_h5ad(&adata, &additions, out)?;
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn plot(
+    data: &std::path::Path,
+    basis: &str,
+    color: &str,
+    size: crate::export::figure::FigureSize,
+    title: Option<String>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use crate::export::figure::{Figure, save_figure};
+    let a = crate::data::open(data)?;
+    let (coords, y_down, units) = if basis == "spatial" {
+        let s = a.default_spatial().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no spatial coordinates (obsm['spatial'] or obs row/col)",
+                data.display()
+            )
+        })?;
+        (a.spatial_coords(&s)?, true, Some("units".to_string()))
+    } else {
+        let m = a
+            .obsm
+            .get(basis)
+            .filter(|m| m.ncols() >= 2)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: obsm has no 2-D '{basis}' (it has: {})",
+                    data.display(),
+                    a.obsm.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        (m.clone(), false, None)
+    };
+    let coloring = crate::render::coloring::obs_or_gene_coloring(&a, color).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: '{color}' is neither an obs column ({}) nor a gene",
+            data.display(),
+            a.obs.column_names().join(", ")
+        )
+    })?;
+    let positions: Vec<[f32; 2]> = coords
+        .outer_iter()
+        .map(|r| [r[0] as f32, r[1] as f32])
+        .collect();
+    let order: Vec<u32> = (0..positions.len() as u32).collect();
+    let fig = Figure {
+        title: title.unwrap_or_else(|| format!("{basis}: {color}")),
+        positions: &positions,
+        colors: &coloring.colors,
+        order: &order,
+        legend: &coloring.legend,
+        colorbar: coloring
+            .range
+            .map(|(lo, hi)| (lo, hi, crate::render::coloring::Ramp::Viridis)),
+        scale_bar: units,
+        y_down,
+        provenance: crate::export::provenance(
+            &[("data", data)],
+            serde_json::json!({"basis": basis, "color": color, "dpi": size.dpi,
+                "width_in": size.width_in, "height_in": size.height_in}),
+        ),
+    };
+    save_figure(&fig, &size, out)?;
+    let (w, h) = size.pixels();
+    eprintln!("wrote {} ({w} x {h} px, {} dpi)", out.display(), size.dpi);
     Ok(())
 }
 

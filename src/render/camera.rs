@@ -4,7 +4,7 @@
 use egui::{Pos2, Rect, Vec2};
 
 /// A view's camera.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Camera {
     /// Data coordinates at the centre of the view.
     pub center: [f64; 2],

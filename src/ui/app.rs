@@ -8,7 +8,7 @@ use std::sync::Arc;
 use egui::{Color32, RichText};
 use ndarray::Array2;
 
-use super::colors::{categorical, viridis};
+use super::colors::viridis;
 use super::view::PointView;
 use crate::data::anndata::AnnData;
 use crate::data::dataframe::Column;
@@ -39,27 +39,10 @@ pub enum ColorBy {
     Agreement(String, String),
 }
 
-/// One legend entry.
-#[derive(Debug, Clone)]
-pub struct LegendItem {
-    /// Category name.
-    pub name: String,
-    /// Its colour.
-    pub color: Color32,
-    /// Cells in it.
-    pub count: usize,
-}
-
-/// Per-cell colouring: either categories (codes into `legend`) or continuous values.
-#[derive(Debug, Clone, Default)]
-struct Coloring {
-    codes: Option<Vec<u32>>,
-    colors: Vec<Color32>,
-    legend: Vec<LegendItem>,
-    range: Option<(f32, f32)>,
-    /// The continuous values coloured (kept for hover text, so it never recomputes them).
-    values: Option<Vec<f32>>,
-}
+pub use crate::render::coloring::LegendItem;
+use crate::render::coloring::{
+    Coloring, Ramp, categorical_coloring, continuous_coloring, gene_values,
+};
 
 /// A file chosen in a dialog running on its own thread, taken by the next frame.
 type Picked = Arc<std::sync::Mutex<Option<PathBuf>>>;
@@ -606,64 +589,25 @@ impl CellscopeApp {
         };
         let n = d.n_obs();
         if let Some(labels) = self.labels_for(&self.color_by) {
-            let (codes, names) = crate::analysis::metrics::encode(&labels);
-            // Legend order: a categorical column's own category order (which its
-            // `uns['<key>_colors']` follows, as in scanpy); otherwise numeric-looking names
-            // numerically, the rest alphabetically.
-            let categories = match &self.color_by {
-                ColorBy::Obs(k) => match d.obs.column(k) {
-                    Some(Column::Categorical { categories, .. }) => Some(categories),
-                    _ => None,
-                },
-                _ => None,
+            let (categories, uns) = match &self.color_by {
+                ColorBy::Obs(k) => (
+                    match d.obs.column(k) {
+                        Some(Column::Categorical { categories, .. }) => Some(categories.as_slice()),
+                        _ => None,
+                    },
+                    d.uns_colors.get(k).map(|v| v.as_slice()),
+                ),
+                _ => (None, None),
             };
-            let mut order: Vec<usize> = (0..names.len()).collect();
-            match categories {
-                Some(cats) => order.sort_by_key(|&a| {
-                    cats.iter()
-                        .position(|c| *c == names[a])
-                        .unwrap_or(usize::MAX)
-                }),
-                None => order.sort_by(|&a, &b| {
-                    match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
-                        (Ok(x), Ok(y)) => x.total_cmp(&y),
-                        _ => names[a].cmp(&names[b]),
-                    }
-                }),
-            }
-            let mut rank = vec![0usize; names.len()];
-            order.iter().enumerate().for_each(|(r, &c)| rank[c] = r);
-            let uns = match &self.color_by {
-                ColorBy::Obs(k) => d.uns_colors.get(k).map(|v| v.as_slice()),
-                _ => None,
-            };
-            let pal = categorical(names.len(), uns);
-            let mut counts = vec![0usize; names.len()];
-            codes.iter().for_each(|&c| counts[c as usize] += 1);
-            let legend: Vec<LegendItem> = order
-                .iter()
-                .map(|&c| LegendItem {
-                    name: names[c].clone(),
-                    color: pal[rank[c]],
-                    count: counts[c],
-                })
-                .collect();
-            let mut colors: Vec<Color32> = codes.iter().map(|&c| pal[rank[c as usize]]).collect();
+            let mut c = categorical_coloring(&labels, categories, uns);
             if let (ColorBy::Predicted { fade: true }, Some((_, conf))) =
                 (&self.color_by, &self.prediction)
             {
-                for (c, &f) in colors.iter_mut().zip(conf) {
+                for (c, &f) in c.colors.iter_mut().zip(conf) {
                     *c = Color32::from_gray(200).lerp_to_gamma(*c, f.clamp(0.0, 1.0));
                 }
             }
-            let codes = codes.iter().map(|&c| rank[c as usize] as u32).collect();
-            return Coloring {
-                codes: Some(codes),
-                colors,
-                legend,
-                range: None,
-                values: None,
-            };
+            return c;
         }
         let values: Option<Vec<f32>> = match &self.color_by {
             ColorBy::Obs(k) => d
@@ -678,39 +622,19 @@ impl CellscopeApp {
                 .map(|d| d.1.clone()),
             _ => None,
         };
-        let Some(v) = values else {
-            return Coloring {
+        match values {
+            Some(v) => continuous_coloring(
+                v,
+                if self.color_by == ColorBy::DomainConfidence {
+                    Ramp::Confidence
+                } else {
+                    Ramp::Viridis
+                },
+            ),
+            None => Coloring {
                 colors: vec![Color32::from_gray(120); n],
                 ..Default::default()
-            };
-        };
-        let mut sorted: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-        sorted.sort_by(f32::total_cmp);
-        let lo = sorted.first().copied().unwrap_or(0.0);
-        let hi = sorted
-            .get(((sorted.len() as f64 * 0.99) as usize).min(sorted.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(1.0);
-        let span = (hi - lo).max(f32::MIN_POSITIVE);
-        let colors = v
-            .iter()
-            .map(|&x| {
-                if !x.is_finite() {
-                    Color32::from_gray(200)
-                } else if self.color_by == ColorBy::DomainConfidence {
-                    let t = ((x - lo) / span).clamp(0.0, 1.0);
-                    Color32::from_gray(200).lerp_to_gamma(Color32::from_rgb(200, 30, 30), t)
-                } else {
-                    viridis((x - lo) / span)
-                }
-            })
-            .collect();
-        Coloring {
-            codes: None,
-            colors,
-            legend: Vec::new(),
-            range: Some((lo, hi)),
-            values: Some(v),
+            },
         }
     }
 
@@ -1340,29 +1264,6 @@ fn seconds(a: &Analysis) -> String {
 ///
 /// Counts are normalised as [`crate::pipeline::analyze::log_normalized`] does (median of the
 /// totals as target, then log1p), for one column only; X with negative values is shown as is.
-fn gene_values(d: &AnnData, g: &str) -> Option<Vec<f32>> {
-    let j = d.var_names().iter().position(|v| v == g)?;
-    let x: std::borrow::Cow<'_, crate::data::matrix::CsrMatrix> = match &d.x {
-        crate::data::matrix::Matrix::Csr(m) => std::borrow::Cow::Borrowed(m),
-        dense => std::borrow::Cow::Owned(dense.to_csr()),
-    };
-    let mut v = vec![0f32; x.n_rows];
-    let totals = crate::data::preprocess::row_totals(&x);
-    let counts = !x.data.iter().any(|&y| y < 0.0);
-    let med = crate::data::preprocess::median(&totals).max(f32::MIN_POSITIVE);
-    for (i, out) in v.iter_mut().enumerate() {
-        let (idx, val) = x.row(i);
-        if let Ok(p) = idx.binary_search(&(j as u32)) {
-            *out = if counts && totals[i] > 0.0 {
-                (val[p] / totals[i] * med).ln_1p()
-            } else {
-                val[p]
-            };
-        }
-    }
-    Some(v)
-}
-
 fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
     let steps = 50;

@@ -1,7 +1,7 @@
 //! The explorer window (eframe/egui): panels, linked point views, colouring, legend, metrics.
 
 pub mod app;
-pub mod colors;
+pub use crate::render::colors;
 pub mod training;
 pub mod view;
 

@@ -1,0 +1,172 @@
+//! Results back into AnnData and selected cells as CSV.
+//!
+//! Write-back goes through the data layer ([`crate::data::write::write_h5ad`]) into a new file
+//! (never the input), readable by anndata and scanpy: `obsm['X_cellscope']` (embedding),
+//! `obsm['X_umap']`, `obs['leiden']`, `obs['spatial_domain']` and
+//! `obs['spatial_domain_confidence']`, `obs['cellscope_prediction']` and
+//! `obs['cellscope_confidence']`, `obs['cellscope_annotation']` (the user's named selections;
+//! cells in none are missing), and `uns['cellscope_provenance']` (JSON).
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::{ExportError, write_atomic};
+use crate::data::AnnData;
+use crate::data::dataframe::Column;
+use crate::data::write::{Additions, write_h5ad};
+
+/// Results of an explorer session (or a pipeline run) to write back.
+#[derive(Debug, Default)]
+pub struct Results<'a> {
+    /// The model's embedding, `n_obs x d`.
+    pub embedding: Option<&'a Array2<f32>>,
+    /// UMAP, `n_obs x 2`.
+    pub umap: Option<&'a Array2<f32>>,
+    /// Leiden cluster per cell.
+    pub leiden: Option<&'a [u32]>,
+    /// Spatial domain and its confidence per cell.
+    pub domains: Option<(&'a [u32], &'a [f32])>,
+    /// Predicted type and its confidence per cell.
+    pub predicted: Option<(&'a [String], &'a [f32])>,
+    /// Named selections `(name, cell indices)`; a later one wins for cells in several.
+    pub annotations: &'a [(String, Vec<usize>)],
+    /// Provenance (see [`super::provenance`]).
+    pub provenance: serde_json::Value,
+}
+
+/// Cluster ids as a categorical column with string categories `"0"`, `"1"`, ... (scanpy's
+/// `leiden` convention).
+fn clusters(ids: &[u32]) -> Column {
+    let labels: Vec<String> = ids.iter().map(u32::to_string).collect();
+    let mut c = Column::categorical_from_labels(&labels);
+    if let Column::Categorical {
+        codes, categories, ..
+    } = &mut c
+    {
+        // Numeric order ("2" before "10").
+        let mut order: Vec<usize> = (0..categories.len()).collect();
+        order.sort_by_key(|&k| categories[k].parse::<u64>().unwrap_or(u64::MAX));
+        let mut new_code = vec![0i32; categories.len()];
+        order
+            .iter()
+            .enumerate()
+            .for_each(|(n, &o)| new_code[o] = n as i32);
+        *categories = order.iter().map(|&o| categories[o].clone()).collect();
+        codes
+            .iter_mut()
+            .filter(|c| **c >= 0)
+            .for_each(|c| *c = new_code[*c as usize]);
+    }
+    c
+}
+
+/// The annotation column: each cell's selection name, missing (`-1`) for cells in none.
+pub fn annotation_column(n: usize, annotations: &[(String, Vec<usize>)]) -> Column {
+    let mut categories: Vec<String> = Vec::new();
+    let mut codes = vec![-1i32; n];
+    for (name, cells) in annotations {
+        let k = match categories.iter().position(|c| c == name) {
+            Some(k) => k,
+            None => {
+                categories.push(name.clone());
+                categories.len() - 1
+            }
+        };
+        for &i in cells {
+            if let Some(c) = codes.get_mut(i) {
+                *c = k as i32;
+            }
+        }
+    }
+    Column::Categorical {
+        codes,
+        categories,
+        ordered: false,
+    }
+}
+
+/// Writes `adata` plus `results` to a new `.h5ad` at `out`.
+///
+/// # Errors
+/// [`ExportError::Write`]: `out` is the input, a length mismatch, HDF5 or I/O failures.
+pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(), ExportError> {
+    let mut add = Additions::default();
+    if let Some(e) = r.embedding {
+        add.obsm.push(("X_cellscope".into(), e.clone()));
+    }
+    if let Some(u) = r.umap {
+        add.obsm.push(("X_umap".into(), u.clone()));
+    }
+    if let Some(l) = r.leiden {
+        add.obs.push(("leiden".into(), clusters(l)));
+    }
+    if let Some((d, c)) = r.domains {
+        add.obs.push(("spatial_domain".into(), clusters(d)));
+        add.obs.push((
+            "spatial_domain_confidence".into(),
+            Column::Float(c.iter().map(|&v| f64::from(v)).collect()),
+        ));
+    }
+    if let Some((p, c)) = r.predicted {
+        add.obs.push((
+            "cellscope_prediction".into(),
+            Column::categorical_from_labels(p),
+        ));
+        add.obs.push((
+            "cellscope_confidence".into(),
+            Column::Float(c.iter().map(|&v| f64::from(v)).collect()),
+        ));
+    }
+    if !r.annotations.is_empty() {
+        add.obs.push((
+            "cellscope_annotation".into(),
+            annotation_column(adata.n_obs(), r.annotations),
+        ));
+    }
+    add.uns
+        .push(("cellscope_provenance".into(), r.provenance.to_string()));
+    write_h5ad(adata, &add, out).map_err(|e| ExportError::write(out, e))
+}
+
+/// One CSV column: a name and a value per cell (all cells; rows are picked by the selection).
+#[derive(Debug, Clone)]
+pub struct CsvColumn {
+    /// Header.
+    pub name: String,
+    /// Value per cell, as text.
+    pub values: Vec<String>,
+}
+
+/// Writes the `selected` cells to CSV: `cell_id` then `columns`. The first line is a comment
+/// with the provenance JSON (`pandas.read_csv(path, comment='#')` skips it).
+///
+/// # Errors
+/// [`ExportError::Write`] naming `out`.
+pub fn write_selection_csv(
+    ids: &[String],
+    selected: &[usize],
+    columns: &[CsvColumn],
+    provenance: &serde_json::Value,
+    out: &Path,
+) -> Result<(), ExportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["cell_id".to_string()];
+    header.extend(columns.iter().map(|c| c.name.clone()));
+    w.write_record(&header)
+        .map_err(|e| ExportError::write(out, e))?;
+    for &i in selected {
+        let mut row = vec![ids.get(i).cloned().unwrap_or_default()];
+        row.extend(
+            columns
+                .iter()
+                .map(|c| c.values.get(i).cloned().unwrap_or_default()),
+        );
+        w.write_record(&row)
+            .map_err(|e| ExportError::write(out, e))?;
+    }
+    let body = w.into_inner().map_err(|e| ExportError::write(out, e))?;
+    let mut bytes = format!("# cellscope provenance: {provenance}\n").into_bytes();
+    bytes.extend(body);
+    write_atomic(out, &bytes)
+}
