@@ -8,6 +8,7 @@ use std::path::Path;
 use egui::Color32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{ExportError, write_atomic};
 use crate::render::coloring::{LegendItem, Ramp};
@@ -106,13 +107,19 @@ fn draw<DB: DrawingBackend>(
     register_font();
     let (w, h) = size.pixels();
     let pt = size.dpi as f64 / 72.0; // pixels per typographic point
-    let font = |points: f64| ("sans-serif", (points * pt) as i32).into_font();
+    // Top-left anchored text, so PNG and SVG place it alike.
+    let text = |points: f64| {
+        ("sans-serif", (points * pt) as i32)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Top))
+    };
     root.fill(&WHITE)?;
     let title_h = (16.0 * pt) as i32;
     root.draw(&Text::new(
         fig.title.clone(),
         ((8.0 * pt) as i32, (4.0 * pt) as i32),
-        font(11.0).color(&BLACK),
+        text(11.0),
     ))?;
     let side = if fig.legend.is_empty() && fig.colorbar.is_none() {
         0
@@ -173,7 +180,7 @@ fn draw<DB: DrawingBackend>(
         root.draw(&Text::new(
             format!("{len} {units}"),
             (x, y - (11.0 * pt) as i32),
-            font(8.0).color(&BLACK),
+            text(8.0),
         ))?;
     }
     let lx = w as i32 - side + margin / 2;
@@ -187,7 +194,7 @@ fn draw<DB: DrawingBackend>(
                 root.draw(&Text::new(
                     format!("… {} more", fig.legend.len() - k),
                     (lx, ly),
-                    font(7.0).color(&BLACK),
+                    text(7.0),
                 ))?;
                 break;
             }
@@ -199,7 +206,7 @@ fn draw<DB: DrawingBackend>(
             root.draw(&Text::new(
                 format!("{label} ({})", item.count),
                 (lx + box_ + (3.0 * pt) as i32, ly - (1.0 * pt) as i32),
-                font(7.0).color(&BLACK),
+                text(7.0),
             ))?;
             ly += row;
         }
@@ -221,12 +228,12 @@ fn draw<DB: DrawingBackend>(
         root.draw(&Text::new(
             format!("{hi_v:.3} (p99)"),
             (tx, y0 - (4.0 * pt) as i32),
-            font(7.0).color(&BLACK),
+            text(7.0),
         ))?;
         root.draw(&Text::new(
             format!("{lo_v:.3}"),
             (tx, y0 + bar_h - (6.0 * pt) as i32),
-            font(7.0).color(&BLACK),
+            text(7.0),
         ))?;
     }
     root.present()

@@ -16,8 +16,10 @@ use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step, score_clusters};
 use crate::pipeline::worker::{Command, Event, Worker};
 use crate::render::points::{PointData, pack};
 
+mod exports;
+
 /// What the points are coloured by.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ColorBy {
     /// Leiden clusters from the pipeline.
     Leiden,
@@ -69,15 +71,19 @@ fn pick_file_in_background(
         });
 }
 
-/// Asks (rfd, own thread) for a new folder name to save a model in; the path lands in `slot`.
-fn save_folder_in_background(ctx: &egui::Context, slot: &Picked) {
-    let (slot, ctx) = (slot.clone(), ctx.clone());
+/// Asks (rfd, own thread) for a file to save to (`open`: an existing file to open); the path
+/// lands in `slot` and the UI is woken.
+fn save_file_in_background(ctx: &egui::Context, slot: &Picked, name: &str, open: bool) {
+    let (slot, ctx, name) = (slot.clone(), ctx.clone(), name.to_string());
     let _ = std::thread::Builder::new()
         .name("cellscope-file-dialog".into())
         .spawn(move || {
-            let picked = rfd::FileDialog::new()
-                .set_file_name("cellscope_model")
-                .save_file();
+            let d = rfd::FileDialog::new();
+            let picked = if open {
+                d.pick_file()
+            } else {
+                d.set_file_name(name).save_file()
+            };
             if let Ok(mut s) = slot.lock() {
                 *s = picked;
             }
@@ -138,6 +144,17 @@ pub struct CellscopeApp {
     embedding: Option<(Arc<Array2<f32>>, String)>,
     training: super::training::TrainingPanel,
     picked_save: Picked,
+    /// The loaded model's file or folder (`None` for one trained here and not saved).
+    model_path: Option<PathBuf>,
+    export_spatial: bool,
+    figure_size: crate::export::figure::FigureSize,
+    annotations: Vec<(String, Vec<usize>)>,
+    annotation_name: String,
+    pending_session: Option<crate::export::session::Session>,
+    export_kind: Option<exports::ExportKind>,
+    picked_export: Picked,
+    export_outcome: exports::ExportOutcome,
+    ctx: egui::Context,
 }
 
 impl CellscopeApp {
@@ -188,6 +205,16 @@ impl CellscopeApp {
             embedding: None,
             training: Default::default(),
             picked_save: Arc::default(),
+            model_path: None,
+            export_spatial: true,
+            figure_size: Default::default(),
+            annotations: Vec::new(),
+            annotation_name: "region 1".into(),
+            pending_session: None,
+            export_kind: None,
+            picked_export: Arc::default(),
+            export_outcome: Arc::default(),
+            ctx: ctx.clone(),
         };
         if let Some(p) = path {
             app.open(p);
@@ -223,6 +250,7 @@ impl CellscopeApp {
     /// Asks the worker to load a model (its gene list beside it).
     pub fn load_model(&mut self, path: PathBuf) {
         self.status = format!("Loading {} …", path.display());
+        self.model_path = Some(path.clone());
         self.worker.send(Command::LoadModel(path));
     }
 
@@ -413,6 +441,7 @@ impl CellscopeApp {
                         ColorBy::Leiden
                     };
                     self.build_views();
+                    self.apply_session();
                 }
                 Event::Image {
                     image,
@@ -476,10 +505,14 @@ impl CellscopeApp {
                     self.training.push(e);
                 }
                 Event::Trained { summary } => {
+                    self.model_path = None;
                     self.status = format!("training done: {summary}");
                     self.training.summary = Some(summary);
                 }
-                Event::Saved(p) => self.status = format!("saved the model to {}", p.display()),
+                Event::Saved(p) => {
+                    self.status = format!("saved the model to {}", p.display());
+                    self.model_path = Some(p);
+                }
                 Event::Cancelled => {
                     self.status = "cancelled".into();
                     self.progress = None;
@@ -813,7 +846,7 @@ impl CellscopeApp {
                 self.finetune(job, loaded);
             }
             Some(super::training::TrainAction::Save) => {
-                save_folder_in_background(ui.ctx(), &self.picked_save);
+                save_file_in_background(ui.ctx(), &self.picked_save, "cellscope_model", false);
             }
             None => {}
         }
@@ -821,6 +854,8 @@ impl CellscopeApp {
         {
             self.worker.cancel();
         }
+        ui.separator();
+        self.export_panel(ui);
         ui.separator();
         ui.label(RichText::new("Label transfer").strong());
         ui.horizontal(|ui| {
@@ -1114,6 +1149,7 @@ impl CellscopeApp {
             };
             self.load_model(p);
         }
+        self.poll_exports();
         if let Some(p) = take(&self.picked_save) {
             self.worker.send(Command::SaveModel(p));
         }
