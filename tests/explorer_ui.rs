@@ -639,3 +639,84 @@ fn training_panel_pretrains_with_live_curves_then_finetunes() {
     h.run_steps(2);
     let _ = h.get_by_label("Save model…");
 }
+
+#[test]
+fn session_reopens_the_same_view_and_figures_use_the_screen_colours() {
+    use cellscope::ui::app::ColorBy;
+    let mut h = harness();
+    h.state_mut().set_color_by(ColorBy::Obs("cluster".into()));
+    h.run_steps(3);
+    let items = h.state().legend_items().to_vec();
+    let hidden = items[0].clone();
+    h.get_by_label(&format!("{}  ({})", hidden.name, hidden.count))
+        .click();
+    h.run_steps(3);
+    h.state_mut().select_cells(&[0, 5, 9, 100, 200]);
+    h.state_mut().annotate_selection("edge");
+    h.state_mut().select_cells(&[3, 4]);
+    // Zoom the spatial view at its centre.
+    let (rect, _, _) = h.state().view_geometry(1).unwrap();
+    h.hover_at(rect.center());
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 240.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Default::default(),
+    });
+    h.run_steps(12);
+    let before = h.state().session().expect("session");
+    assert!(before.cameras.iter().all(Option::is_some));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.json");
+    h.state().save_session(&path).expect("save");
+
+    // A figure of the spatial view: the screen colours, the hidden category left out.
+    let fig = dir.path().join("spatial.png");
+    h.state_mut().export_figure(fig.clone());
+    wait_until(&mut h, 60, |_| fig.exists());
+    let img = image::open(&fig).expect("figure").to_rgb8();
+    let count = |c: egui::Color32| {
+        img.pixels()
+            .filter(|p| p.0 == [c.r(), c.g(), c.b()])
+            .count()
+    };
+    println!(
+        "figure: shown {} px, hidden {} px",
+        count(items[1].color),
+        count(hidden.color)
+    );
+    assert!(
+        count(items[1].color) > 500,
+        "a shown category in its screen colour"
+    );
+    assert_eq!(count(hidden.color), 0, "the hidden category is not drawn");
+
+    let mut h2 = harness();
+    let fitted = h2.state().session().expect("session").cameras;
+    assert_ne!(
+        fitted[1], before.cameras[1],
+        "the spatial view was zoomed before saving"
+    );
+    h2.state_mut().open_session(&path).expect("open session");
+    wait_until(&mut h2, 180, |h| {
+        h.state()
+            .session()
+            .is_some_and(|s| s.annotations == before.annotations && s.selection == before.selection)
+    });
+    h2.run_steps(3);
+    let after = h2.state().session().expect("session");
+    assert_eq!(after.color_by, before.color_by);
+    assert_eq!(after.hidden, before.hidden);
+    assert_eq!(after.selection, vec![3, 4]);
+    assert_eq!(after.annotations, before.annotations);
+    assert_eq!(after.cameras, before.cameras, "cameras restored");
+    assert_eq!(after.params, before.params);
+    assert_eq!(after.data, before.data);
+    assert_eq!(after.model, before.model);
+    assert_eq!(h2.state().n_selected(), 2);
+    assert_eq!(
+        after.provenance["cellscope_version"],
+        env!("CARGO_PKG_VERSION")
+    );
+}

@@ -724,6 +724,11 @@ impl CellscopeApp {
         }
     }
 
+    /// Selects exactly the cells `idx` (as a box or lasso selection would).
+    pub fn select_cells(&mut self, idx: &[usize]) {
+        self.select(idx);
+    }
+
     fn select(&mut self, idx: &[usize]) {
         self.selection.iter_mut().for_each(|s| *s = false);
         for &i in idx {
