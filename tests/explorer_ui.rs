@@ -601,7 +601,7 @@ fn training_panel_pretrains_with_live_curves_then_finetunes() {
     );
     h.run_steps(2);
     let img = h.render().expect("render");
-    img.save("/tmp/cellscope_training_panel.png").ok();
+    let _ = img.save(std::env::temp_dir().join("cellscope_training_panel.png"));
 
     h.state_mut().finetune(
         cellscope::pipeline::train::FinetuneJob {
@@ -718,5 +718,108 @@ fn session_reopens_the_same_view_and_figures_use_the_screen_colours() {
     assert_eq!(
         after.provenance["cellscope_version"],
         env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
+    use cellscope::pipeline::compare::SideSource;
+    // Model B: a small random-mask autoencoder trained here on the default dataset.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adata = cellscope::data::open(&cellscope::ui::default_dataset()).expect("read");
+    let (tx, _rx) = crossbeam_channel::bounded(1 << 14);
+    let trained = cellscope::pipeline::train::run_pretrain(
+        &adata,
+        &cellscope::pipeline::train::PretrainJob {
+            objective: "random-mask".into(),
+            gmt: None,
+            genes: None,
+            opts: cellscope::model::train::TrainOptions {
+                epochs: 3,
+                batch_size: 128,
+                hidden: vec![64, 32],
+                ..cellscope::model::train::TrainOptions::pretrain_default()
+            },
+            backend: cellscope::model::BackendChoice::Cpu,
+        },
+        &tx,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("train B");
+    let b_path = dir.path().join("model_b");
+    cellscope::model::save_model(&trained.model, &b_path).expect("save B");
+
+    let mut h = harness();
+    h.state_mut().compare(
+        SideSource::Model(cellscope::ui::default_model()),
+        SideSource::Model(b_path),
+    );
+    wait_until(&mut h, 240, |h| h.state().comparison().is_some());
+    h.run_steps(4);
+    let c = h.state().comparison().expect("comparison");
+    assert!(h.state().showing_comparison());
+    // Independently: the two Leiden columns, each B cluster mapped to the A cluster it overlaps
+    // most, cells counted where they differ.
+    let (a, b) = (&c.sides[0].analysis.leiden, &c.sides[1].analysis.leiden);
+    let (ka, kb) = (
+        *a.iter().max().unwrap() as usize + 1,
+        *b.iter().max().unwrap() as usize + 1,
+    );
+    let mut overlap = vec![vec![0usize; ka]; kb];
+    for (&x, &y) in a.iter().zip(b) {
+        overlap[y as usize][x as usize] += 1;
+    }
+    let best: Vec<u32> = overlap
+        .iter()
+        .map(|row| {
+            let m = *row.iter().max().unwrap();
+            // ties: the smallest A label as a string (the comparison sorts class names)
+            (0..ka)
+                .filter(|&k| row[k] == m)
+                .min_by_key(|k| k.to_string())
+                .unwrap() as u32
+        })
+        .collect();
+    let independent = a
+        .iter()
+        .zip(b)
+        .filter(|&(&x, &y)| best[y as usize] != x)
+        .count();
+    println!(
+        "A vs B: {} of {} cells disagree ({} A clusters, {} B clusters)",
+        c.n_disagree(),
+        a.len(),
+        ka,
+        kb
+    );
+    assert_eq!(c.n_disagree(), independent);
+    assert!(
+        independent > 0 && independent < a.len(),
+        "two different models"
+    );
+
+    // The disagreement map draws mismatches in red.
+    let (rect, _, _) = h.state().comparison_view_geometry(2).expect("third view");
+    let img = h.render().unwrap();
+    let _ = img.save(std::env::temp_dir().join("cellscope_a_vs_b.png"));
+    let red = count_color(&img, rect, egui::Color32::from_rgb(0xd6, 0x27, 0x28), 1.0);
+    assert!(red > 200, "mismatches drawn ({red} px)");
+    // Zooming one view moves all three (synchronised cameras).
+    let (r0, cam0, _) = h.state().comparison_view_geometry(0).expect("view A");
+    h.hover_at(r0.center());
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 240.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Default::default(),
+    });
+    h.run_steps(12);
+    let cams = h.state().comparison_cameras();
+    assert_eq!(cams.len(), 3);
+    assert_ne!(cams[0], Some(cam0), "view A zoomed");
+    assert!(
+        cams.iter().all(|c| *c == cams[0]),
+        "cameras synchronised: {cams:?}"
     );
 }

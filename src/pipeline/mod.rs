@@ -2,6 +2,7 @@
 //! command line and the explorer's background worker.
 
 pub mod analyze;
+pub mod compare;
 pub mod train;
 pub mod transfer;
 pub mod worker;

@@ -53,6 +53,15 @@ pub enum Command {
     /// the flag is set (else from random init); it becomes the loaded model, and its
     /// predictions for every cell are reported as [`Event::Transferred`].
     Finetune(Arc<AnnData>, super::train::FinetuneJob, bool),
+    /// Run the pipeline twice, on side A and side B, and compare them.
+    Compare {
+        /// The dataset.
+        data: Arc<AnnData>,
+        /// Side A and side B.
+        sides: [super::compare::SideSource; 2],
+        /// Pipeline parameters for both.
+        params: AnalyzeParams,
+    },
     /// Save the loaded model as a cellscope folder (which must not exist).
     SaveModel(PathBuf),
     /// Stop the thread.
@@ -120,6 +129,8 @@ pub enum Event {
     },
     /// The loaded model was saved.
     Saved(PathBuf),
+    /// An A-vs-B comparison finished.
+    Compared(Box<super::compare::Comparison>),
     /// The job was cancelled.
     Cancelled,
     /// The job failed; the message names the file and what was wrong.
@@ -479,6 +490,36 @@ fn run(
                     Ok((t, Some((predicted, p.confidence))))
                 });
                 model = finish_training(r, model, &send);
+            }
+            Command::Compare {
+                data,
+                sides,
+                params,
+            } => {
+                send(Event::Started("comparing A vs B".into()));
+                let mut last = std::time::Instant::now();
+                let mut progress = |s: Step, f: f32| {
+                    if last.elapsed().as_millis() >= 30 || f >= 1.0 {
+                        last = std::time::Instant::now();
+                        send(Event::Progress(s, f));
+                    }
+                };
+                let r = super::compare::run_side(&data, &sides[0], &params, &cancel, &mut progress)
+                    .and_then(|a| {
+                        let b = super::compare::run_side(
+                            &data,
+                            &sides[1],
+                            &params,
+                            &cancel,
+                            &mut progress,
+                        )?;
+                        Ok(super::compare::Comparison::new(a, b))
+                    });
+                match r {
+                    Ok(c) => send(Event::Compared(Box::new(c))),
+                    Err(e) if e == "cancelled" => send(Event::Cancelled),
+                    Err(e) => send(Event::Failed(e)),
+                }
             }
             Command::SaveModel(path) => match &model {
                 Some((m, _)) => match crate::model::save_model(m, &path) {

@@ -16,6 +16,7 @@ use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step, score_clusters};
 use crate::pipeline::worker::{Command, Event, Worker};
 use crate::render::points::{PointData, pack};
 
+mod compare;
 mod exports;
 
 /// What the points are coloured by.
@@ -155,6 +156,10 @@ pub struct CellscopeApp {
     picked_export: Picked,
     export_outcome: exports::ExportOutcome,
     ctx: egui::Context,
+    compare: Option<compare::CompareState>,
+    show_compare: bool,
+    compare_b: Option<PathBuf>,
+    picked_compare: Picked,
 }
 
 impl CellscopeApp {
@@ -215,6 +220,10 @@ impl CellscopeApp {
             picked_export: Arc::default(),
             export_outcome: Arc::default(),
             ctx: ctx.clone(),
+            compare: None,
+            show_compare: false,
+            compare_b: None,
+            picked_compare: Arc::default(),
         };
         if let Some(p) = path {
             app.open(p);
@@ -421,6 +430,8 @@ impl CellscopeApp {
                     .map(|k| k.to_string());
                     self.data = Some(a);
                     self.analysis = None;
+                    self.compare = None;
+                    self.show_compare = false;
                     self.build_views();
                     self.color_by = match &self.truth_key {
                         Some(k) => ColorBy::Obs(k.clone()),
@@ -508,6 +519,15 @@ impl CellscopeApp {
                     self.model_path = None;
                     self.status = format!("training done: {summary}");
                     self.training.summary = Some(summary);
+                }
+                Event::Compared(c) => {
+                    self.status = format!(
+                        "A vs B: {} of {} cells disagree",
+                        c.n_disagree(),
+                        c.disagree.len()
+                    );
+                    self.progress = None;
+                    self.take_comparison(c);
                 }
                 Event::Saved(p) => {
                     self.status = format!("saved the model to {}", p.display());
@@ -722,6 +742,7 @@ impl CellscopeApp {
                 generation: self.generation,
             };
         }
+        self.refresh_compare();
     }
 
     /// Selects exactly the cells `idx` (as a box or lasso selection would).
@@ -859,6 +880,8 @@ impl CellscopeApp {
         {
             self.worker.cancel();
         }
+        ui.separator();
+        self.compare_panel(ui);
         ui.separator();
         self.export_panel(ui);
         ui.separator();
@@ -1007,6 +1030,10 @@ impl CellscopeApp {
     }
 
     fn metrics_panel(&mut self, ui: &mut egui::Ui) {
+        if self.showing_comparison() {
+            self.compare_metrics(ui);
+            ui.separator();
+        }
         ui.label(RichText::new("Metrics").strong());
         let (Some(d), Some(a)) = (&self.data, &self.analysis) else {
             ui.label("run the pipeline to see metrics");
@@ -1064,6 +1091,10 @@ impl CellscopeApp {
         ui.label(format!("selected: {}", self.n_selected));
         if self.n_selected > 0 && ui.button("Clear selection").clicked() {
             self.select(&[]);
+        }
+        if self.showing_comparison() {
+            self.compare_legend(ui);
+            return;
         }
         // Some(None): show all (double click); Some(Some(name)): toggle that category.
         let mut clicked: Option<Option<String>> = None;
@@ -1155,6 +1186,13 @@ impl CellscopeApp {
             self.load_model(p);
         }
         self.poll_exports();
+        if let Some(p) = take(&self.picked_compare) {
+            let p = match p.parent() {
+                Some(dir) if p.file_name().is_some_and(|n| n == "config.json") => dir.to_path_buf(),
+                _ => p,
+            };
+            self.compare_b = Some(p);
+        }
         if let Some(p) = take(&self.picked_save) {
             self.worker.send(Command::SaveModel(p));
         }
@@ -1205,6 +1243,14 @@ impl CellscopeApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let full = ui.available_rect_before_wrap();
+            if self.showing_comparison() {
+                let (hovered, selected) = self.compare_views(ui, full, format);
+                self.hovered = hovered;
+                if let Some(sel) = selected {
+                    self.select(&sel);
+                }
+                return;
+            }
             let n = self.views.len().max(1) as f32;
             let w = (full.width() - 8.0 * (n - 1.0)) / n;
             let mut hovered = None;
