@@ -87,15 +87,14 @@ fn register_font() {
 
 /// A "nice" scale-bar length (1, 2 or 5 times a power of ten) near `target`.
 pub fn nice_length(target: f64) -> f64 {
-    if !(target > 0.0) || !target.is_finite() {
+    if target.is_nan() || target <= 0.0 || !target.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(target.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * p)
-        .filter(|&l| l <= target)
-        .last()
+        .rfind(|&l| l <= target)
         .unwrap_or(p)
 }
 
