@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example frame_bench -- 100000 1000000 10000000
 //! cargo run --release --example frame_bench -- --job ../shared/data/merfish_hypothalamus_animal1.h5ad
+//! cargo run --release --example frame_bench -- --direct 1000000 10000000
 //! ```
 //!
 //! Panning: one view of N generated points (40 Gaussian blobs), the camera moved every frame;
@@ -26,7 +27,8 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-fn pan(n: usize) {
+/// N points in 40 Gaussian blobs, coloured by blob.
+fn blobs(n: usize) -> PointData {
     let mut rng = Rng::new(1);
     let centres: Vec<[f32; 2]> = (0..40)
         .map(|_| [(rng.normal() * 10.0) as f32, (rng.normal() * 10.0) as f32])
@@ -38,13 +40,17 @@ fn pan(n: usize) {
         })
         .collect();
     let pal = cellscope::ui::colors::categorical(20, None);
-    let data = PointData {
+    PointData {
         positions: Arc::new(positions),
         colors: Arc::new((0..n).map(|i| pack(pal[i % 20])).collect()),
         order: Arc::new((0..n as u32).collect()),
         selected: Arc::new(vec![0u32; n.div_ceil(32)]),
         generation: 1,
-    };
+    }
+}
+
+fn pan(n: usize) {
+    let data = blobs(n);
     let rs = egui_kittest::wgpu::create_render_state(
         egui_kittest::wgpu::default_wgpu_setup(),
         Default::default(),
@@ -80,6 +86,107 @@ fn pan(n: usize) {
     );
 }
 
+/// The point renderer alone (no egui pass, no read-back): N points drawn into a 1400 x 820
+/// texture with the camera panned every frame, waiting for the GPU without a timeout (lavapipe
+/// needs about 10 s per frame at 10 M points, beyond egui_kittest's 10 s poll limit).
+fn direct(n: usize) {
+    use cellscope::render::points::{PointsCallback, ViewUniform};
+    use eframe::egui_wgpu::{CallbackResources, CallbackTrait, ScreenDescriptor};
+    let data = blobs(n);
+    let rs = egui_kittest::wgpu::create_render_state(
+        egui_kittest::wgpu::default_wgpu_setup(),
+        Default::default(),
+    );
+    let (device, queue, format) = (&rs.device, &rs.queue, rs.target_format);
+    let (w, h) = (1400u32, 820u32);
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("bench target"),
+        size: wgpu::Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let screen = ScreenDescriptor {
+        size_in_pixels: [w, h],
+        pixels_per_point: 1.0,
+    };
+    let mut resources = CallbackResources::default();
+    let mut uniform = ViewUniform {
+        center: [0.0, 0.0],
+        scale: [2.0 / 60.0, 2.0 / 60.0 * w as f32 / h as f32],
+        viewport: [w as f32, h as f32],
+        point_size: 1.5,
+        dim_unselected: 0.0,
+    };
+    let mut times = Vec::new();
+    for frame in 0..4 {
+        uniform.center[0] += 0.05;
+        let cb = PointsCallback {
+            view_id: 7,
+            data: data.clone(),
+            uniform,
+            format,
+        };
+        let t = Instant::now();
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let _ = cb.prepare(device, queue, &screen, &mut encoder, &mut resources);
+        {
+            let mut pass = encoder
+                .begin_render_pass(&wgpu::RenderPassDescriptor {
+                    label: Some("bench points"),
+                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                        view: &view,
+                        resolve_target: None,
+                        ops: wgpu::Operations {
+                            load: wgpu::LoadOp::Clear(wgpu::Color::WHITE),
+                            store: wgpu::StoreOp::Store,
+                        },
+                        depth_slice: None,
+                    })],
+                    ..Default::default()
+                })
+                .forget_lifetime();
+            let rect = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(w as f32, h as f32));
+            cb.paint(
+                egui::PaintCallbackInfo {
+                    viewport: rect,
+                    clip_rect: rect,
+                    pixels_per_point: 1.0,
+                    screen_size_px: [w, h],
+                },
+                &mut pass,
+                &resources,
+            );
+        }
+        queue.submit(Some(encoder.finish()));
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            })
+            .expect("GPU finished");
+        if frame > 0 {
+            // the first frame uploads the buffers
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let info = rs.adapter.get_info();
+    println!(
+        "{n:>10} points, renderer only: median {:8.1} ms/frame ({} {:?})",
+        pct(&mut times, 0.5),
+        info.name,
+        info.device_type
+    );
+}
+
 fn job(path: &str) {
     let ctx = egui::Context::default();
     let app = CellscopeApp::new(&ctx, Some(path.into()));
@@ -106,6 +213,12 @@ fn job(path: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--direct") {
+        for a in &args[1..] {
+            direct(a.parse().expect("N"));
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("--job") {
         job(args
             .get(1)

@@ -629,6 +629,10 @@ fn training_panel_pretrains_with_live_curves_then_finetunes() {
         t.history.iter().any(|e| e.val_macro_f1.is_some()),
         "validation macro-F1 reached the panel"
     );
+    assert!(
+        t.history.iter().all(|e| e.epochs == 15),
+        "the fine-tuning curves start afresh"
+    );
     let (pred, conf) = h
         .state()
         .prediction()
@@ -638,6 +642,14 @@ fn training_panel_pretrains_with_live_curves_then_finetunes() {
     assert!(conf.iter().all(|&c| c > 0.0 && c <= 1.0));
     h.run_steps(2);
     let _ = h.get_by_label("Save model…");
+    // The metrics dashboard scores the predictions against the ground-truth column.
+    assert!(
+        h.query_by_label_contains("predicted vs cluster").is_some(),
+        "macro/micro F1 of the predictions shown"
+    );
+    let _ = h
+        .render()
+        .map(|img| img.save(std::env::temp_dir().join("cellscope_finetuned.png")));
 }
 
 #[test]

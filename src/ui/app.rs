@@ -295,6 +295,7 @@ impl CellscopeApp {
 
     /// Pre-trains a model on the open dataset (as the panel's button does).
     pub fn pretrain(&mut self, job: crate::pipeline::train::PretrainJob) {
+        self.training.reset();
         if let Some(d) = &self.data {
             self.worker.send(Command::Pretrain(d.clone(), job));
         }
@@ -303,6 +304,7 @@ impl CellscopeApp {
     /// Fine-tunes on the open dataset's `job.label_key` (on the loaded model when
     /// `use_loaded`), as the panel's button does.
     pub fn finetune(&mut self, job: crate::pipeline::train::FinetuneJob, use_loaded: bool) {
+        self.training.reset();
         if let Some(d) = &self.data {
             self.worker
                 .send(Command::Finetune(d.clone(), job, use_loaded));
@@ -1079,11 +1081,39 @@ impl CellscopeApp {
                 }
             });
             ui.label(format!("{n} labelled cells"));
+            if let Some((pred, _)) = &self.prediction {
+                let (c, names, m) = crate::analysis::transfer::score_predictions(
+                    pred,
+                    &t,
+                    None,
+                    &crate::pipeline::analyze::MISSING_LABELS,
+                );
+                ui.label(format!(
+                    "predicted vs {k} ({m} cells): macro-F1 {:.3}, micro-F1 {:.3}, weighted F1 {:.3}",
+                    c.macro_f1, c.micro_f1, c.weighted_f1
+                ));
+                let bars: Vec<(String, f64)> = c
+                    .classes
+                    .iter()
+                    .zip(&c.f1)
+                    .map(|(&k, &f)| (names[k as usize].clone(), f))
+                    .collect();
+                bar_chart(ui, "F1 per class", &bars, 1.0);
+            }
             ui.label("ground truth (rows) × Leiden cluster (columns); click a cell to select those cells");
             if let Some(sel) = confusion_heatmap(ui, &t, &a.leiden) {
                 self.pending_selection = Some(sel);
             }
         }
+        let mut sizes = vec![0usize; n_clusters as usize];
+        a.leiden.iter().for_each(|&c| sizes[c as usize] += 1);
+        let max = sizes.iter().copied().max().unwrap_or(1) as f64;
+        let bars: Vec<(String, f64)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (format!("{k} ({n})"), n as f64))
+            .collect();
+        bar_chart(ui, "Leiden cluster sizes", &bars, max);
     }
 
     fn legend(&mut self, ui: &mut egui::Ui) {
@@ -1351,6 +1381,44 @@ fn seconds(a: &Analysis) -> String {
 ///
 /// Counts are normalised as [`crate::pipeline::analyze::log_normalized`] does (median of the
 /// totals as target, then log1p), for one column only; X with negative values is shown as is.
+/// Horizontal bars (label, value) scaled to `max`, drawn with the painter.
+fn bar_chart(ui: &mut egui::Ui, title: &str, bars: &[(String, f64)], max: f64) {
+    ui.label(title);
+    let row = 14.0;
+    let width = ui.available_width().max(120.0);
+    let (rect, _) = ui.allocate_exact_size(
+        egui::vec2(width, row * bars.len() as f32),
+        egui::Sense::hover(),
+    );
+    let p = ui.painter_at(rect);
+    let label_w = (width * 0.45).min(130.0);
+    for (i, (name, v)) in bars.iter().enumerate() {
+        let y = rect.top() + i as f32 * row;
+        p.text(
+            egui::pos2(rect.left(), y + row / 2.0),
+            egui::Align2::LEFT_CENTER,
+            short_label(name, 20),
+            egui::FontId::proportional(10.0),
+            ui.visuals().text_color(),
+        );
+        let w = ((v / max.max(1e-12)) as f32).clamp(0.0, 1.0) * (width - label_w - 36.0);
+        let bar = egui::Rect::from_min_size(
+            egui::pos2(rect.left() + label_w, y + 2.0),
+            egui::vec2(w, row - 4.0),
+        );
+        p.rect_filled(bar, 1.0, Color32::from_rgb(31, 119, 180));
+        if max <= 1.0 {
+            p.text(
+                egui::pos2(bar.right() + 3.0, y + row / 2.0),
+                egui::Align2::LEFT_CENTER,
+                format!("{v:.2}"),
+                egui::FontId::proportional(10.0),
+                ui.visuals().text_color(),
+            );
+        }
+    }
+}
+
 fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
     let steps = 50;

@@ -54,18 +54,15 @@ impl Default for TrainingPanel {
 }
 
 impl TrainingPanel {
-    /// Records a training event (a new run starts a new history).
+    /// Records a training event.
     pub fn push(&mut self, e: TrainEvent) {
-        if e.step <= 1
-            && self
-                .history
-                .last()
-                .is_some_and(|l| l.step > e.step || l.epoch > e.epoch)
-        {
-            self.history.clear();
-            self.summary = None;
-        }
         self.history.push(e);
+    }
+
+    /// Forgets the last run (a new one starts).
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.summary = None;
     }
 
     /// Draws the panel. `model_loaded`: whether a model is loaded; `busy`: whether the worker
