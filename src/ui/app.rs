@@ -47,6 +47,25 @@ use crate::render::coloring::{
     Coloring, Ramp, categorical_coloring, continuous_coloring, gene_values,
 };
 
+/// The pipeline's steps in order, one progress bar each.
+const STEPS: [Step; 5] = [
+    Step::Embed,
+    Step::Neighbors,
+    Step::Umap,
+    Step::Leiden,
+    Step::SpatialDomains,
+];
+
+fn step_name(s: Step) -> &'static str {
+    match s {
+        Step::Embed => "embed",
+        Step::Neighbors => "neighbours",
+        Step::Umap => "UMAP",
+        Step::Leiden => "Leiden",
+        Step::SpatialDomains => "spatial domains",
+    }
+}
+
 /// A file chosen in a dialog running on its own thread, taken by the next frame.
 type Picked = Arc<std::sync::Mutex<Option<PathBuf>>>;
 
@@ -113,6 +132,8 @@ pub struct CellscopeApp {
     coloring: Coloring,
     dirty: bool,
     progress: Option<(Step, f32)>,
+    /// Fraction done of each pipeline step ([`STEPS`] order) in the current or last run.
+    step_fraction: [f32; 5],
     status: String,
     errors: Vec<String>,
     params: AnalyzeParams,
@@ -182,6 +203,7 @@ impl CellscopeApp {
             coloring: Coloring::default(),
             dirty: true,
             progress: None,
+            step_fraction: [0.0; 5],
             status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."
                 .into(),
             errors: Vec::new(),
@@ -403,8 +425,23 @@ impl CellscopeApp {
                 break;
             };
             match e {
-                Event::Started(s) => self.status = format!("{s} …"),
-                Event::Progress(s, f) => self.progress = Some((s, f)),
+                Event::Started(s) => {
+                    match s.as_str() {
+                        "embedding" => self.step_fraction = [0.0; 5],
+                        "analysis" => self.step_fraction[1..].iter_mut().for_each(|v| *v = 0.0),
+                        _ => {}
+                    }
+                    self.status = format!("{s} …");
+                }
+                Event::Progress(s, f) => {
+                    let k = STEPS.iter().position(|x| *x == s).unwrap_or(0);
+                    // Pipeline steps before this one are done (embedding is a job of its own).
+                    if k > 0 {
+                        self.step_fraction[1..k].iter_mut().for_each(|v| *v = 1.0);
+                    }
+                    self.step_fraction[k] = f;
+                    self.progress = Some((s, f));
+                }
                 Event::Opened(a, summary) => {
                     self.summary = summary;
                     self.remember(a.source.clone());
@@ -444,6 +481,10 @@ impl CellscopeApp {
                     }
                 }
                 Event::Analyzed { analysis, name, .. } => {
+                    self.step_fraction[1..4].iter_mut().for_each(|v| *v = 1.0);
+                    if analysis.domains.is_some() {
+                        self.step_fraction[4] = 1.0;
+                    }
                     self.status = format!("pipeline done on {name}");
                     self.rep_name = name;
                     self.analysis = Some(analysis);
@@ -933,8 +974,15 @@ impl CellscopeApp {
                 self.worker.cancel();
             }
         });
-        if let Some((s, f)) = self.progress {
-            ui.add(egui::ProgressBar::new(f).text(format!("{s:?}")));
+        if self.progress.is_some() || self.step_fraction.iter().any(|&v| v > 0.0) {
+            for (k, s) in STEPS.iter().enumerate() {
+                let f = self.step_fraction[k];
+                ui.add(egui::ProgressBar::new(f).desired_height(10.0).text(format!(
+                    "{} {:.0} %",
+                    step_name(*s),
+                    f * 100.0
+                )));
+            }
         }
         ui.separator();
         ui.label(RichText::new("Colour by").strong());
