@@ -554,6 +554,8 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
 fn training_panel_pretrains_with_live_curves_then_finetunes() {
     use cellscope::model::train::{EventKind, TrainLayers, TrainOptions};
     let mut h = harness();
+    h.get_by_label("Training").click(); // unfold the section
+    h.run_steps(2);
     h.get_by_label("Pre-train").click();
     wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
     let t = h.state().training();

@@ -906,10 +906,23 @@ impl CellscopeApp {
         }
         ui.separator();
         let busy = self.worker.busy();
-        match self
-            .training
-            .show(ui, self.data.as_deref(), self.model_info.is_some(), busy)
-        {
+        // Training, comparison and exports fold away so the pipeline and colours stay in view;
+        // a running training keeps its section open.
+        let training_open = busy && self.training.history.last().is_some();
+        let action = egui::CollapsingHeader::new(RichText::new("Training").strong())
+            .open(training_open.then_some(true))
+            .show(ui, |ui| {
+                let a =
+                    self.training
+                        .show(ui, self.data.as_deref(), self.model_info.is_some(), busy);
+                if training_open && ui.button("Cancel training").clicked() {
+                    self.worker.cancel();
+                }
+                a
+            })
+            .body_returned
+            .flatten();
+        match action {
             Some(super::training::TrainAction::Pretrain(job)) => self.pretrain(job),
             Some(super::training::TrainAction::Finetune(job, loaded)) => {
                 self.finetune(job, loaded);
@@ -919,14 +932,11 @@ impl CellscopeApp {
             }
             None => {}
         }
-        if busy && self.training.history.last().is_some() && ui.button("Cancel training").clicked()
-        {
-            self.worker.cancel();
-        }
-        ui.separator();
-        self.compare_panel(ui);
-        ui.separator();
-        self.export_panel(ui);
+        egui::CollapsingHeader::new(RichText::new("Compare A vs B").strong())
+            .open(self.show_compare.then_some(true))
+            .show(ui, |ui| self.compare_panel(ui));
+        egui::CollapsingHeader::new(RichText::new("Export").strong())
+            .show(ui, |ui| self.export_panel(ui));
         ui.separator();
         ui.label(RichText::new("Label transfer").strong());
         ui.horizontal(|ui| {
@@ -975,14 +985,19 @@ impl CellscopeApp {
             }
         });
         if self.progress.is_some() || self.step_fraction.iter().any(|&v| v > 0.0) {
-            for (k, s) in STEPS.iter().enumerate() {
-                let f = self.step_fraction[k];
-                ui.add(egui::ProgressBar::new(f).desired_height(10.0).text(format!(
-                    "{} {:.0} %",
-                    step_name(*s),
-                    f * 100.0
-                )));
-            }
+            egui::Grid::new("step_progress").show(ui, |ui| {
+                for (k, s) in STEPS.iter().enumerate() {
+                    let f = self.step_fraction[k];
+                    ui.label(step_name(*s));
+                    ui.add(
+                        egui::ProgressBar::new(f)
+                            .desired_width(110.0)
+                            .desired_height(8.0),
+                    );
+                    ui.label(format!("{:.0} %", f * 100.0));
+                    ui.end_row();
+                }
+            });
         }
         ui.separator();
         ui.label(RichText::new("Colour by").strong());

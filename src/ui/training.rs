@@ -2,7 +2,7 @@
 //! classifier on one of its obs columns, with live curves (training loss per step, validation
 //! loss and validation macro-F1 per epoch) fed by the worker's training events.
 
-use egui::{Color32, RichText, Stroke, pos2};
+use egui::{Color32, Stroke, pos2};
 
 use crate::data::anndata::AnnData;
 use crate::model::train::{EventKind, TrainEvent, TrainLayers, TrainOptions};
@@ -75,7 +75,6 @@ impl TrainingPanel {
         busy: bool,
     ) -> Option<TrainAction> {
         let mut action = None;
-        ui.label(RichText::new("Training").strong());
         ui.add(egui::Slider::new(&mut self.epochs, 1..=200).text("epochs"));
         ui.add(
             egui::Slider::new(&mut self.batch_size, 32..=8192)

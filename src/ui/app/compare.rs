@@ -197,7 +197,6 @@ impl CellscopeApp {
 
     /// The side-panel section: choose B, run, show or hide the comparison.
     pub(super) fn compare_panel(&mut self, ui: &mut egui::Ui) {
-        ui.label(RichText::new("Compare A vs B").strong());
         let a_name = self
             .model_path
             .as_ref()

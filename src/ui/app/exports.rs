@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use egui::RichText;
-
 use super::{CellscopeApp, ColorBy};
 use crate::export::figure::{Figure, save_figure};
 use crate::export::session::{FileRef, Session, SessionParams, VERSION};
@@ -391,7 +389,6 @@ impl CellscopeApp {
 
     /// The Export panel.
     pub(super) fn export_panel(&mut self, ui: &mut egui::Ui) {
-        ui.label(RichText::new("Export").strong());
         let has_data = self.data.is_some();
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.export_spatial, false, "embedding");
