@@ -496,7 +496,7 @@ fn embed(
     batch_size: usize,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    use crate::data::{InputKind, detect, genes::dataset_genes, h5ad::H5adReader, write};
+    use crate::data::{InputKind, detect, h5ad::H5adReader, write};
     use crate::model::embed::{EmbedOptions, Embedder};
     use std::sync::atomic::AtomicBool;
 
@@ -508,16 +508,14 @@ fn embed(
     eprintln!("model: {}", model.weights);
     let engine = crate::model::Engine::new(&model.weights, backend).map_err(anyhow::Error::msg)?;
     eprintln!("device: {}", engine.description());
+    let base = Embedder::for_model(&model, &engine);
     let embedder = Embedder {
-        engine: &engine,
-        genes: &model.genes,
-        dim: model.weights.embedding_dim(),
         homologs: homologs.as_ref(),
         opts: EmbedOptions {
             batch_size: batch_size.max(1),
-            preprocessing: model.preprocessing,
-            ..EmbedOptions::default()
+            ..base.opts
         },
+        ..base
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -543,13 +541,7 @@ fn embed(
         (meta, emb)
     } else {
         let a = crate::data::open(data)?;
-        let emb = embedder.embed_matrix(
-            &a.x.to_csr(),
-            &dataset_genes(&a),
-            data,
-            &mut progress,
-            &cancel,
-        )?;
+        let emb = embedder.embed_anndata(&a, &mut progress, &cancel)?;
         (a, emb)
     };
     bar.finish_and_clear();
@@ -691,10 +683,7 @@ fn analyze_cmd(
     write::check_not_input(data, out)?;
     let a = crate::data::open(data)?;
     let truth = label_key.map(|k| obs_labels(&a, k)).transpose()?;
-    let coords = match a.default_spatial() {
-        Some(src) => Some(a.spatial_coords(&src)?.mapv(|v| v as f32)),
-        None => None,
-    };
+    let coords = a.spatial_f32()?;
     if p.spatial_domains.is_some() && coords.is_none() {
         anyhow::bail!(
             "{}: --spatial-domains needs coordinates in obsm['spatial']",
@@ -823,24 +812,11 @@ fn embed_with(
     model: &crate::model::Model,
     a: &crate::data::anndata::AnnData,
 ) -> anyhow::Result<ndarray::Array2<f32>> {
-    use crate::model::embed::{EmbedOptions, Embedder};
     let engine = crate::model::Engine::new(&model.weights, BackendChoice::Auto)
         .map_err(anyhow::Error::msg)?;
-    let embedder = Embedder {
-        engine: &engine,
-        genes: &model.genes,
-        dim: model.weights.embedding_dim(),
-        homologs: None,
-        opts: EmbedOptions {
-            preprocessing: model.preprocessing,
-            ..EmbedOptions::default()
-        },
-    };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let emb = embedder.embed_matrix(
-        &a.x.to_csr(),
-        &crate::data::genes::dataset_genes(a),
-        &a.source,
+    let emb = crate::model::embed::Embedder::for_model(model, &engine).embed_anndata(
+        a,
         &mut |_| {},
         &cancel,
     )?;

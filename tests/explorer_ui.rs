@@ -47,6 +47,20 @@ fn wait_until(
     }
 }
 
+/// Scrolls the mouse wheel (zoom in) with the pointer at `at`, then lets the smooth scroll
+/// finish.
+fn wheel_zoom(h: &mut Harness<'static, CellscopeApp>, at: egui::Pos2) {
+    h.hover_at(at);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 240.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Default::default(),
+    });
+    h.run_steps(12);
+}
+
 /// Pixels within a small distance of `c` inside `rect` (points).
 fn count_color(img: &image::RgbaImage, rect: egui::Rect, c: egui::Color32, ppp: f32) -> usize {
     let mut n = 0;
@@ -670,15 +684,7 @@ fn session_reopens_the_same_view_and_figures_use_the_screen_colours() {
     h.state_mut().select_cells(&[3, 4]);
     // Zoom the spatial view at its centre.
     let (rect, _, _) = h.state().view_geometry(1).unwrap();
-    h.hover_at(rect.center());
-    h.event(egui::Event::MouseWheel {
-        unit: egui::MouseWheelUnit::Point,
-        delta: egui::vec2(0.0, 240.0),
-        phase: egui::TouchPhase::Move,
-        source: egui::MouseWheelSource::Wheel,
-        modifiers: Default::default(),
-    });
-    h.run_steps(12);
+    wheel_zoom(&mut h, rect.center());
     let before = h.state().session().expect("session");
     assert!(before.cameras.iter().all(Option::is_some));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -820,15 +826,7 @@ fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
     assert!(red > 200, "mismatches drawn ({red} px)");
     // Zooming one view moves all three (synchronised cameras).
     let (r0, cam0, _) = h.state().comparison_view_geometry(0).expect("view A");
-    h.hover_at(r0.center());
-    h.event(egui::Event::MouseWheel {
-        unit: egui::MouseWheelUnit::Point,
-        delta: egui::vec2(0.0, 240.0),
-        phase: egui::TouchPhase::Move,
-        source: egui::MouseWheelSource::Wheel,
-        modifiers: Default::default(),
-    });
-    h.run_steps(12);
+    wheel_zoom(&mut h, r0.center());
     let cams = h.state().comparison_cameras();
     assert_eq!(cams.len(), 3);
     assert_ne!(cams[0], Some(cam0), "view A zoomed");

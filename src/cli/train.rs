@@ -198,16 +198,7 @@ pub fn predict(
     let (p, cov) = crate::pipeline::train::predict(&model, &adata)?;
     eprintln!("{}: genes {cov}", data.display());
     let names = model.class_names.clone().unwrap_or_default();
-    let labels: Vec<String> = p
-        .codes
-        .iter()
-        .map(|&c| {
-            names
-                .get(c as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("class_{c}"))
-        })
-        .collect();
+    let labels = p.labels(&model);
     if let Some(key) = label_key {
         let truth = super::obs_labels(&adata, key)?;
         let map = label_map

@@ -131,6 +131,17 @@ impl AnnData {
             .then(|| SpatialSource::Obsm("spatial".into()))
     }
 
+    /// The default spatial coordinates ([`Self::default_spatial`]) as `f32`, shape
+    /// `(n_obs, 2)`; `None` when the dataset has none.
+    ///
+    /// # Errors
+    /// As [`Self::spatial_coords`].
+    pub fn spatial_f32(&self) -> Result<Option<Array2<f32>>> {
+        self.default_spatial()
+            .map(|s| self.spatial_coords(&s).map(|c| c.mapv(|v| v as f32)))
+            .transpose()
+    }
+
     /// Spatial coordinates, shape `(n_obs, 2)`, in the units of the source (µm or pixels).
     ///
     /// # Errors

@@ -43,7 +43,8 @@ pub struct FigureSize {
     pub width_in: f32,
     /// Height in inches.
     pub height_in: f32,
-    /// Dots per inch (PNG pixels per inch; SVG user units use 96 per inch... scaled alike).
+    /// Dots per inch: PNG pixels per inch (written to `pHYs`); an SVG gets the same pixel size
+    /// in user units.
     pub dpi: u32,
 }
 

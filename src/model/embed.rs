@@ -202,7 +202,41 @@ pub struct Embedder<'a> {
     pub homologs: Option<&'a crate::data::genes::Homologs>,
 }
 
-impl Embedder<'_> {
+impl<'a> Embedder<'a> {
+    /// An embedder running `model` on `engine` with the model's preprocessing and default
+    /// batch and block sizes, no homolog table.
+    pub fn for_model(model: &'a super::format::Model, engine: &'a Engine) -> Self {
+        Embedder {
+            engine,
+            genes: &model.genes,
+            dim: model.weights.embedding_dim(),
+            homologs: None,
+            opts: EmbedOptions {
+                preprocessing: model.preprocessing,
+                ..EmbedOptions::default()
+            },
+        }
+    }
+
+    /// Embeds every cell of an in-memory AnnData (its X, columns = its var genes).
+    ///
+    /// # Errors
+    /// As [`Self::embed_matrix`].
+    pub fn embed_anndata(
+        &self,
+        a: &crate::data::AnnData,
+        on_progress: &mut dyn FnMut(EmbedProgress),
+        cancel: &AtomicBool,
+    ) -> Result<Embedding, EmbedError> {
+        self.embed_matrix(
+            &a.x.to_csr(),
+            &crate::data::genes::dataset_genes(a),
+            &a.source,
+            on_progress,
+            cancel,
+        )
+    }
+
     fn runner(
         &self,
         data_genes: &GeneList,

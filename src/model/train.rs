@@ -864,6 +864,56 @@ fn optimizer(opts: &TrainOptions) -> ModuleOptimizer {
         .init()
 }
 
+/// One optimiser step: gradients of the module, global-norm clipping, AdamW.
+struct Update<'a> {
+    optim: &'a mut ModuleOptimizer,
+    lr: f64,
+    clip: Option<f64>,
+    /// Parameter ids by rank (2-D, 1-D), for the clipping norm.
+    ids: (&'a [ParamId], &'a [ParamId]),
+}
+
+impl Update<'_> {
+    fn apply<M: Module>(&mut self, m: M, grads: burn::tensor::Gradients) -> M {
+        let mut g = GradientsParams::from_grads(grads, &m);
+        if let Some(c) = self.clip {
+            clip_global_norm(&mut g, self.ids.0, self.ids.1, c);
+        }
+        self.optim.step(self.lr, m, g)
+    }
+}
+
+/// Sends the event of a finished step every `log_every` steps. `at` = (epoch, step,
+/// steps per epoch); `done` = cells trained this epoch since `start`.
+fn step_event(
+    events: &Sender<TrainEvent>,
+    opts: &TrainOptions,
+    at: (usize, usize, usize),
+    loss: f64,
+    done: usize,
+    start: Instant,
+    lr: f64,
+) {
+    let (epoch, step, steps_per_epoch) = at;
+    if step.is_multiple_of(opts.log_every.max(1)) {
+        send(
+            events,
+            TrainEvent {
+                kind: EventKind::Step,
+                epoch,
+                epochs: opts.epochs,
+                step,
+                steps_per_epoch,
+                train_loss: loss,
+                val_loss: None,
+                val_macro_f1: None,
+                cells_per_sec: done as f64 / start.elapsed().as_secs_f64().max(1e-9),
+                lr,
+            },
+        );
+    }
+}
+
 fn send(events: &Sender<TrainEvent>, e: TrainEvent) {
     // A consumer that went away (closed window, finished CLI) must not stop training.
     let _ = events.send(e);
@@ -939,27 +989,17 @@ pub fn pretrain(
                 return finish(last_good, history, End::Diverged(step + 1), device_name);
             }
             let grads = loss.backward();
+            let mut update = Update {
+                optim: &mut optim,
+                lr,
+                clip: opts.clip_norm,
+                ids: (&two, &one),
+            };
             net = match net {
-                Net::Ae(m) => {
-                    let mut g = GradientsParams::from_grads(grads, &m);
-                    if let Some(c) = opts.clip_norm {
-                        clip_global_norm(&mut g, &two, &one, c);
-                    }
-                    Net::Ae(optim.step(lr, m, g))
-                }
-                Net::Bt(m, l) => {
-                    let mut g = GradientsParams::from_grads(grads, &m);
-                    if let Some(c) = opts.clip_norm {
-                        clip_global_norm(&mut g, &two, &one, c);
-                    }
-                    Net::Bt(optim.step(lr, m, g), l)
-                }
+                Net::Ae(m) => Net::Ae(update.apply(m, grads)),
+                Net::Bt(m, l) => Net::Bt(update.apply(m, grads), l),
                 Net::Byol(m, t, tau) => {
-                    let mut g = GradientsParams::from_grads(grads, &m);
-                    if let Some(c) = opts.clip_norm {
-                        clip_global_norm(&mut g, &two, &one, c);
-                    }
-                    let m = optim.step(lr, m, g);
+                    let m = update.apply(m, grads);
                     let t = t.ema(&m, tau);
                     Net::Byol(m, t, tau)
                 }
@@ -967,23 +1007,15 @@ pub fn pretrain(
             step += 1;
             sum += value * batch.len() as f64;
             done += batch.len();
-            if step.is_multiple_of(opts.log_every.max(1)) {
-                send(
-                    events,
-                    TrainEvent {
-                        kind: EventKind::Step,
-                        epoch,
-                        epochs: opts.epochs,
-                        step,
-                        steps_per_epoch,
-                        train_loss: value,
-                        val_loss: None,
-                        val_macro_f1: None,
-                        cells_per_sec: done as f64 / start.elapsed().as_secs_f64().max(1e-9),
-                        lr,
-                    },
-                );
-            }
+            step_event(
+                events,
+                opts,
+                (epoch, step, steps_per_epoch),
+                value,
+                done,
+                start,
+                lr,
+            );
         }
         let cells_per_sec = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let val_loss = (!val.is_empty()).then(|| validation_loss(&net, objective, x, &val, opts));
@@ -1202,31 +1234,25 @@ pub fn finetune(
             if !value.is_finite() {
                 return finish(best, history, End::Diverged(step + 1), device_name);
             }
-            let mut g = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(c) = opts.clip_norm {
-                clip_global_norm(&mut g, &two, &one, c);
+            model = Update {
+                optim: &mut optim,
+                lr,
+                clip: opts.clip_norm,
+                ids: (&two, &one),
             }
-            model = optim.step(lr, model, g);
+            .apply(model, loss.backward());
             step += 1;
             sum += value * batch.len() as f64;
             done += batch.len();
-            if step.is_multiple_of(opts.log_every.max(1)) {
-                send(
-                    events,
-                    TrainEvent {
-                        kind: EventKind::Step,
-                        epoch,
-                        epochs: opts.epochs,
-                        step,
-                        steps_per_epoch,
-                        train_loss: value,
-                        val_loss: None,
-                        val_macro_f1: None,
-                        cells_per_sec: done as f64 / start.elapsed().as_secs_f64().max(1e-9),
-                        lr,
-                    },
-                );
-            }
+            step_event(
+                events,
+                opts,
+                (epoch, step, steps_per_epoch),
+                value,
+                done,
+                start,
+                lr,
+            );
         }
         let cells_per_sec = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let valid = model.valid();

@@ -162,21 +162,9 @@ pub fn run_side(
             let model = crate::model::load_model(path, None).map_err(|e| e.to_string())?;
             let engine =
                 crate::model::Engine::new(&model.weights, crate::model::BackendChoice::Auto)?;
-            let embedder = crate::model::embed::Embedder {
-                engine: &engine,
-                genes: &model.genes,
-                dim: model.weights.embedding_dim(),
-                homologs: None,
-                opts: crate::model::embed::EmbedOptions {
-                    preprocessing: model.preprocessing,
-                    ..Default::default()
-                },
-            };
-            let e = embedder
-                .embed_matrix(
-                    &data.x.to_csr(),
-                    &crate::data::genes::dataset_genes(data),
-                    &data.source,
+            let e = crate::model::embed::Embedder::for_model(&model, &engine)
+                .embed_anndata(
+                    data,
                     &mut |p| {
                         progress(
                             super::analyze::Step::Embed,
@@ -188,14 +176,7 @@ pub fn run_side(
                 .map_err(|e| e.to_string())?;
             let predicted = if model.weights.head.is_some() {
                 let (p, _) = super::train::predict(&model, data).map_err(|e| e.to_string())?;
-                let names = model.class_names.clone().unwrap_or_default();
-                Some((
-                    p.codes
-                        .iter()
-                        .map(|&c| names.get(c as usize).cloned().unwrap_or_default())
-                        .collect(),
-                    p.confidence,
-                ))
+                Some((p.labels(&model), p.confidence))
             } else {
                 None
             };
@@ -206,14 +187,7 @@ pub fn run_side(
             (e.values, name, predicted)
         }
     };
-    let coords = match data.default_spatial() {
-        Some(s) => Some(
-            data.spatial_coords(&s)
-                .map_err(|e| e.to_string())?
-                .mapv(|v| v as f32),
-        ),
-        None => None,
-    };
+    let coords = data.spatial_f32().map_err(|e| e.to_string())?;
     let analysis = analyze(
         rep.view(),
         coords.as_ref().map(|c| c.view()),

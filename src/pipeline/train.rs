@@ -368,6 +368,22 @@ pub struct Prediction {
     pub confidence: Vec<f32>,
 }
 
+impl Prediction {
+    /// The predicted class names (`class_<k>` when the model names no classes).
+    pub fn labels(&self, model: &Model) -> Vec<String> {
+        let names = model.class_names.as_deref().unwrap_or_default();
+        self.codes
+            .iter()
+            .map(|&c| {
+                names
+                    .get(c as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class_{c}"))
+            })
+            .collect()
+    }
+}
+
 /// Predicts classes for `x` (already preprocessed and aligned to the model's genes), on the
 /// CPU path, in batches of 4,096.
 ///

@@ -350,20 +350,8 @@ fn run(
                     continue;
                 };
                 send(Event::Started("embedding".into()));
-                let embedder = crate::model::embed::Embedder {
-                    engine,
-                    genes: &m.genes,
-                    dim: m.weights.embedding_dim(),
-                    homologs: None,
-                    opts: crate::model::embed::EmbedOptions {
-                        preprocessing: m.preprocessing,
-                        ..Default::default()
-                    },
-                };
-                let r = embedder.embed_matrix(
-                    &data.x.to_csr(),
-                    &crate::data::genes::dataset_genes(&data),
-                    &data.source,
+                let r = crate::model::embed::Embedder::for_model(m, engine).embed_anndata(
+                    &data,
                     &mut |p| {
                         send(Event::Progress(
                             Step::Embed,
@@ -427,14 +415,7 @@ fn run(
                         Some(m) => ((*m).clone(), "model embedding (X_cellscope)".to_string()),
                         None => representation(&data, use_rep.as_deref(), params.seed)?,
                     };
-                    let coords = match data.default_spatial() {
-                        Some(s) => Some(
-                            data.spatial_coords(&s)
-                                .map_err(|e| e.to_string())?
-                                .mapv(|v| v as f32),
-                        ),
-                        None => None,
-                    };
+                    let coords = data.spatial_f32().map_err(|e| e.to_string())?;
                     let mut last = std::time::Instant::now();
                     let res = analyze(
                         rep.view(),
@@ -481,13 +462,8 @@ fn run(
                 let r = train_job(&send, move |tx| {
                     let t = super::train::run_finetune(&data, &job, init.as_ref(), tx, &c)?;
                     let (p, _) = super::train::predict(&t.model, &data)?;
-                    let names = t.model.class_names.clone().unwrap_or_default();
-                    let predicted = p
-                        .codes
-                        .iter()
-                        .map(|&c| names.get(c as usize).cloned().unwrap_or_default())
-                        .collect();
-                    Ok((t, Some((predicted, p.confidence))))
+                    let labels = p.labels(&t.model);
+                    Ok((t, Some((labels, p.confidence))))
                 });
                 model = finish_training(r, model, &send);
             }

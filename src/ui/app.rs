@@ -111,6 +111,25 @@ fn save_file_in_background(ctx: &egui::Context, slot: &Picked, name: &str, open:
         });
 }
 
+/// The model a picked file stands for: a cellscope model folder is chosen through its
+/// `config.json`; any other file is the model itself.
+fn model_path_of(p: PathBuf) -> PathBuf {
+    match p.parent() {
+        Some(dir) if p.file_name().is_some_and(|n| n == "config.json") => dir.to_path_buf(),
+        _ => p,
+    }
+}
+
+/// The rectangle of view `k` of `n` side by side in `full` (8-point gaps).
+fn column_rect(full: egui::Rect, k: usize, n: usize) -> egui::Rect {
+    let n = n.max(1) as f32;
+    let w = (full.width() - 8.0 * (n - 1.0)) / n;
+    egui::Rect::from_min_size(
+        full.min + egui::vec2(k as f32 * (w + 8.0), 0.0),
+        egui::vec2(w, full.height()),
+    )
+}
+
 /// Takes the file a dialog left in `slot`, if any.
 fn take(slot: &Picked) -> Option<PathBuf> {
     slot.lock().ok().and_then(|mut g| g.take())
@@ -1271,20 +1290,11 @@ impl CellscopeApp {
             self.open(p);
         }
         if let Some(p) = take(&self.picked_model) {
-            // A cellscope model folder is chosen through its config.json.
-            let p = match p.parent() {
-                Some(dir) if p.file_name().is_some_and(|n| n == "config.json") => dir.to_path_buf(),
-                _ => p,
-            };
-            self.load_model(p);
+            self.load_model(model_path_of(p));
         }
         self.poll_exports();
         if let Some(p) = take(&self.picked_compare) {
-            let p = match p.parent() {
-                Some(dir) if p.file_name().is_some_and(|n| n == "config.json") => dir.to_path_buf(),
-                _ => p,
-            };
-            self.compare_b = Some(p);
+            self.compare_b = Some(model_path_of(p));
         }
         if let Some(p) = take(&self.picked_save) {
             self.worker.send(Command::SaveModel(p));
@@ -1344,16 +1354,12 @@ impl CellscopeApp {
                 }
                 return;
             }
-            let n = self.views.len().max(1) as f32;
-            let w = (full.width() - 8.0 * (n - 1.0)) / n;
+            let n = self.views.len();
             let mut hovered = None;
             let mut selected = None;
             let dim = self.n_selected > 0;
             for (k, v) in self.views.iter_mut().enumerate() {
-                let rect = egui::Rect::from_min_size(
-                    full.min + egui::vec2(k as f32 * (w + 8.0), 0.0),
-                    egui::vec2(w, full.height()),
-                );
+                let rect = column_rect(full, k, n);
                 let underlay = if v.y_down {
                     self.underlay.as_ref()
                 } else {

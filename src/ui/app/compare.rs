@@ -148,7 +148,7 @@ impl CellscopeApp {
         let Some(cs) = &mut self.compare else {
             return (None, None);
         };
-        let w = (full.width() - 16.0) / 3.0;
+        let n = cs.views.len();
         let (mut hovered, mut selected) = (None, None);
         let before = cs.camera;
         let mut moved = None;
@@ -156,10 +156,7 @@ impl CellscopeApp {
             if before.is_some() {
                 v.camera = before;
             }
-            let rect = egui::Rect::from_min_size(
-                full.min + egui::vec2(k as f32 * (w + 8.0), 0.0),
-                egui::vec2(w, full.height()),
-            );
+            let rect = super::column_rect(full, k, n);
             let underlay = if v.y_down {
                 self.underlay.as_ref()
             } else {
