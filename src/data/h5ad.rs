@@ -604,14 +604,12 @@ impl H5adReader {
         match info.encoding {
             MatrixEncoding::Dense => {
                 let ds = self.dataset(path)?;
-                let a = match fastread::read_all::<f32>(&self.path, &ds) {
-                    Some(v) => {
-                        let v = v.map_err(|e| self.fast_err(path, e))?;
-                        Array2::from_shape_vec(info.shape, v)
-                            .map_err(|e| DataError::invalid(&self.path, path, e.to_string()))?
-                    }
-                    None => ds.read_2d::<f32>().map_err(self.h5err(path))?,
+                let v = match fastread::read_all::<f32>(&self.path, &ds) {
+                    Some(v) => v.map_err(|e| self.fast_err(path, e))?,
+                    None => fastread::read_library::<f32>(&ds).map_err(self.h5err(path))?,
                 };
+                let a = Array2::from_shape_vec(info.shape, v)
+                    .map_err(|e| DataError::invalid(&self.path, path, e.to_string()))?;
                 Ok(Matrix::Dense(a))
             }
             MatrixEncoding::Csr | MatrixEncoding::Csc => {
@@ -621,20 +619,13 @@ impl H5adReader {
                     (info.shape.1, info.shape.0)
                 };
                 let indptr = self.read_indptr(path, n_major)?;
-                let indices = self.read_indices(&format!("{path}/indices"))?;
-                let data_path = format!("{path}/data");
-                let data = self.dataset(&data_path)?;
-                if data.ndim() != 1 {
-                    return Err(DataError::invalid(
-                        &self.path,
-                        &data_path,
-                        "data must be 1-D",
-                    ));
-                }
-                let data = match fastread::read_all::<f32>(&self.path, &data) {
-                    Some(v) => v.map_err(|e| self.fast_err(&data_path, e))?,
-                    None => data.read_raw::<f32>().map_err(self.h5err(&data_path))?,
-                };
+                // The two big arrays are read side by side: one lists its chunks through the
+                // library while the other's bytes are copied.
+                let (indices, data) = rayon::join(
+                    || self.read_indices(&format!("{path}/indices")),
+                    || self.read_values(&format!("{path}/data")),
+                );
+                let (indices, data) = (indices?, data?);
                 validate_compressed(n_major, n_minor, &indptr, &indices, data.len())
                     .map_err(|p| DataError::invalid(&self.path, path, p.to_string()))?;
                 if info.encoding == MatrixEncoding::Csr {
@@ -655,6 +646,18 @@ impl H5adReader {
                     )))
                 }
             }
+        }
+    }
+
+    /// Reads a sparse `data` array as `f32`.
+    fn read_values(&self, path: &str) -> Result<Vec<f32>> {
+        let ds = self.dataset(path)?;
+        if ds.ndim() != 1 {
+            return Err(DataError::invalid(&self.path, path, "data must be 1-D"));
+        }
+        match fastread::read_all::<f32>(&self.path, &ds) {
+            Some(v) => v.map_err(|e| self.fast_err(path, e)),
+            None => fastread::read_library::<f32>(&ds).map_err(self.h5err(path)),
         }
     }
 
@@ -704,16 +707,18 @@ impl H5adReader {
             .map_err(self.h5err(path))?;
         match t {
             TypeDescriptor::Integer(hdf5::types::IntSize::U4) => {
-                let v = ds.read_raw::<i32>().map_err(self.h5err(path))?;
-                if let Some(at) = v.iter().position(|&i| i < 0) {
+                let v = fastread::read_library::<i32>(&ds).map_err(self.h5err(path))?;
+                if v.iter().fold(0, |m, &i| m.min(i)) < 0
+                    && let Some(at) = v.iter().position(|&i| i < 0)
+                {
                     return Err(DataError::invalid(
                         &self.path,
                         path,
                         format!("negative index {} at position {at}", v[at]),
                     ));
                 }
-                // Same size and alignment: collected in place, no second buffer.
-                Ok(v.into_iter().map(|i| i as u32).collect())
+                // Same size and alignment: reinterpreted in place, no second buffer.
+                Ok(bytemuck::cast_vec(v))
             }
             TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
                 let n = ds.size();
@@ -975,8 +980,9 @@ impl H5adReader {
     /// # Errors
     /// Any [`DataError`] above, naming the element.
     pub fn read(&self) -> Result<AnnData> {
-        let mut a = self.read_metadata()?;
-        let x = self.read_matrix("X")?;
+        // obs/var strings go through the HDF5 library while X's bytes are read around it.
+        let (a, x) = rayon::join(|| self.read_metadata(), || self.read_matrix("X"));
+        let (mut a, x) = (a?, x?);
         if let Some((i, j)) = x.first_non_finite() {
             return Err(DataError::invalid(
                 &self.path,

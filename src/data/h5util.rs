@@ -241,6 +241,18 @@ pub mod raw {
         })
     }
 
+    /// File address of a dataset's object header (`H5Oget_info2`, HDF5 1.10 addresses).
+    pub fn object_header_addr(ds: &hdf5::Dataset) -> Option<u64> {
+        let mut info = hdf5_sys::h5o::H5O_info1_t::default();
+        let rc = hdf5::sync::sync(|| {
+            // SAFETY: `ds.id()` is an open object and `info` is valid for writes.
+            unsafe {
+                hdf5_sys::h5o::H5Oget_info2(ds.id(), &mut info, hdf5_sys::h5o::H5O_INFO_BASIC)
+            }
+        });
+        (rc >= 0 && info.addr != u64::MAX).then_some(info.addr)
+    }
+
     /// Location of the chunk of a 1-D chunked dataset that starts at element `start`:
     /// `(filter_mask, file address, stored bytes)`, or `None` when that chunk was never written
     /// or the query fails. A B-tree lookup (`H5Dget_chunk_info_by_coord`), unlike the by-index

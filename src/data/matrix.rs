@@ -5,6 +5,7 @@
 //! AnnData's `X`.
 
 use ndarray::Array2;
+use rayon::prelude::*;
 
 /// A compressed sparse row matrix, shape `(n_rows, n_cols)`, the layout of scipy's `csr_matrix`.
 ///
@@ -95,6 +96,9 @@ impl std::fmt::Display for SparseProblem {
     }
 }
 
+/// Elements per parallel block when scanning arrays for bad values.
+const SCAN_BLOCK: usize = 1 << 16;
+
 /// Checks the compressed-sparse invariants for `n_major` rows (CSR) or columns (CSC) and
 /// `n_minor` columns (CSR) or rows (CSC).
 ///
@@ -133,7 +137,18 @@ pub fn validate_compressed(
         });
     }
     let bound = n_minor as u64;
-    if let Some(at) = indices.iter().position(|&i| u64::from(i) >= bound) {
+    // Blocks are scanned in parallel with a branch-free maximum (vectorised); only a block
+    // holding a bad index is searched for its position.
+    let bad_block = indices
+        .par_chunks(SCAN_BLOCK)
+        .position_first(|c| u64::from(c.iter().fold(0, |m, &i| m.max(i))) >= bound);
+    if let Some(at) = bad_block.and_then(|b| {
+        let base = b * SCAN_BLOCK;
+        indices[base..]
+            .iter()
+            .position(|&i| u64::from(i) >= bound)
+            .map(|k| base + k)
+    }) {
         return Err(SparseProblem::IndexOutOfRange {
             at,
             index: indices[at],
@@ -408,7 +423,14 @@ impl Matrix {
                 .find(|(_, v)| !v.is_finite())
                 .map(|(ij, _)| ij),
             Self::Csr(m) => {
-                let k = m.data.iter().position(|v| !v.is_finite())?;
+                let b = m
+                    .data
+                    .par_chunks(SCAN_BLOCK)
+                    .position_first(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite()))?;
+                let k = b * SCAN_BLOCK
+                    + m.data[b * SCAN_BLOCK..]
+                        .iter()
+                        .position(|v| !v.is_finite())?;
                 let row = m.indptr.partition_point(|&p| p <= k as u64) - 1;
                 Some((row, m.indices[k] as usize))
             }

@@ -4,6 +4,7 @@
 //! Depends on nothing else in the crate.
 
 pub mod anndata;
+pub mod chunkindex;
 pub mod dataframe;
 pub mod error;
 pub mod fastread;
