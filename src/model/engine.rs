@@ -11,6 +11,7 @@ use std::sync::Arc;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::checkpoint::{Activation, Dense, ModelWeights};
+use super::dense;
 use crate::data::CsrMatrix;
 
 /// Which compute path runs the model.
@@ -98,13 +99,20 @@ pub struct Engine {
     device: Device,
     description: String,
     activation: Activation,
-    /// First layer laid out for the sparse kernel (sparse CPU path only).
-    first: Option<Arc<SparseWeights>>,
+    /// The sparse CPU path's layers (`None` on the burn paths).
+    cpu: Option<Arc<CpuLayers>>,
     n_genes: usize,
-    n_hidden: usize,
-    /// burn layers: weight `[in, out]`, bias `[1, out]`.
+    /// burn layers: weight `[in, out]`, bias `[1, out]` (burn paths only).
     layers: Vec<(Tensor<2>, Tensor<2>)>,
     head: Option<(Tensor<2>, Tensor<2>)>,
+}
+
+/// The sparse CPU path: the first layer laid out for [`sparse_first_layer`], the later layers
+/// and the head run by [`dense`].
+struct CpuLayers {
+    first: SparseWeights,
+    rest: Vec<Dense>,
+    head: Option<Dense>,
 }
 
 fn to_burn(d: &Dense, device: &Device) -> (Tensor<2>, Tensor<2>) {
@@ -164,22 +172,29 @@ impl Engine {
         description: String,
         first: &Dense,
     ) -> Self {
-        let (n_genes, n_hidden) = (first.n_in, first.n_out);
-        let sparse = (kind == EngineKind::SparseCpu).then(|| Arc::new(SparseWeights::new(first)));
-        let skip = usize::from(kind == EngineKind::SparseCpu);
-        let layers = model.backbone[skip..]
-            .iter()
-            .map(|d| to_burn(d, &device))
-            .collect();
+        let cpu = (kind == EngineKind::SparseCpu).then(|| {
+            Arc::new(CpuLayers {
+                first: SparseWeights::new(first),
+                rest: model.backbone[1..].to_vec(),
+                head: model.head.clone(),
+            })
+        });
+        let (layers, head) = if cpu.is_some() {
+            (Vec::new(), None)
+        } else {
+            (
+                model.backbone.iter().map(|d| to_burn(d, &device)).collect(),
+                model.head.as_ref().map(|h| to_burn(h, &device)),
+            )
+        };
         Self {
             kind,
             description,
             activation: model.activation,
-            first: sparse,
-            n_genes,
-            n_hidden,
+            cpu,
+            n_genes: first.n_in,
             layers,
-            head: model.head.as_ref().map(|h| to_burn(h, &device)),
+            head,
             device,
         }
     }
@@ -200,6 +215,9 @@ impl Engine {
     /// # Panics
     /// If `x.n_cols` differs from the model's input width.
     pub fn embed(&self, x: &CsrMatrix) -> Vec<f32> {
+        if let Some(cpu) = &self.cpu {
+            return self.cpu_backbone(cpu, x);
+        }
         self.backbone(x)
             .into_data()
             .try_into_vec::<f32>()
@@ -208,6 +226,12 @@ impl Engine {
 
     /// Classifier logits of a batch, `[n_rows, n_types]`; `None` for models without a head.
     pub fn logits(&self, x: &CsrMatrix) -> Option<Vec<f32>> {
+        if let Some(cpu) = &self.cpu {
+            let head = cpu.head.as_ref()?;
+            let mut e = self.cpu_backbone(cpu, x);
+            dense::activate(&mut e, self.activation);
+            return Some(dense::linear(&e, x.n_rows, head));
+        }
         let (w, b) = self.head.as_ref()?;
         let e = activate(self.backbone(x), self.activation);
         Some(
@@ -218,27 +242,34 @@ impl Engine {
         )
     }
 
-    fn backbone(&self, x: &CsrMatrix) -> Tensor<2> {
+    fn check_width(&self, x: &CsrMatrix) {
         assert_eq!(
             x.n_cols, self.n_genes,
             "input width must equal the model's gene count"
         );
-        let mut h = match &self.first {
-            Some(w) => {
-                let h1 = sparse_first_layer(x, w);
-                Tensor::<2>::from_data(TensorData::new(h1, [x.n_rows, self.n_hidden]), &self.device)
-            }
-            None => {
-                let dense = x.to_dense().into_raw_vec_and_offset().0;
-                Tensor::<2>::from_data(
-                    TensorData::new(dense, [x.n_rows, self.n_genes]),
-                    &self.device,
-                )
-            }
-        };
+    }
+
+    /// Sparse first layer, then activation and Linear per later layer.
+    fn cpu_backbone(&self, cpu: &CpuLayers, x: &CsrMatrix) -> Vec<f32> {
+        self.check_width(x);
+        let mut h = sparse_first_layer(x, &cpu.first);
+        for d in &cpu.rest {
+            dense::activate(&mut h, self.activation);
+            h = dense::linear(&h, x.n_rows, d);
+        }
+        h
+    }
+
+    fn backbone(&self, x: &CsrMatrix) -> Tensor<2> {
+        self.check_width(x);
+        let dense = x.to_dense().into_raw_vec_and_offset().0;
+        let mut h = Tensor::<2>::from_data(
+            TensorData::new(dense, [x.n_rows, self.n_genes]),
+            &self.device,
+        );
         for (k, (w, b)) in self.layers.iter().enumerate() {
-            // The sparse path has already applied layer 0; activation precedes every later layer.
-            if self.kind == EngineKind::SparseCpu || k > 0 {
+            // Activation precedes every layer but the first.
+            if k > 0 {
                 h = activate(h, self.activation);
             }
             h = h.matmul(w.clone()) + b.clone();

@@ -5,6 +5,7 @@
 //! Depends on `data` only for its matrix type, preprocessing and gene alignment.
 
 pub mod checkpoint;
+pub mod dense;
 pub mod embed;
 pub mod engine;
 pub mod format;
