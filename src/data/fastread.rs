@@ -189,6 +189,7 @@ pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, Fas
     let kind = Kind::of(&dtype.to_descriptor().ok()?)?;
     let n = ds.size();
     let es = kind.size();
+    let f = std::fs::File::open(file).ok()?;
     let mut pieces = Vec::new();
     if let Some(addr) = ds.offset() {
         // Contiguous, unfiltered.
@@ -239,9 +240,8 @@ pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, Fas
         };
         // Chunk addresses from the library are relative to the superblock (a user block shifts
         // them); the index reader's are file offsets.
-        let fh = std::fs::File::open(file).ok()?;
-        let base = chunkindex::base_address(&fh)?;
-        if let Some(chunks) = list_chunk_index(&fh, base, ds, clen) {
+        let base = chunkindex::base_address(&f)?;
+        if let Some(chunks) = list_chunk_index(&f, base, ds, clen) {
             for c in chunks {
                 if c.mask != 0 {
                     return None;
@@ -279,7 +279,6 @@ pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, Fas
     } else {
         return None;
     }
-    let f = std::fs::File::open(file).ok()?;
     let mut out = zeroed_huge::<T>(n);
     // Disjoint output slices, one per piece (unwritten chunks stay at the fill value 0).
     let mut slices: Vec<(&Piece, &mut [T])> = Vec::with_capacity(pieces.len());

@@ -1,6 +1,6 @@
 //! Running a model's backbone on batches of cells: the forward pass in eval mode (dropout off),
 //! on the GPU through burn's wgpu backend, or on the CPU through cellscope's sparse first layer
-//! followed by burn's CPU backend (`flex`) for the dense layers.
+//! followed by the dense layers of [`super::dense`] (`gemm`, the kernel of burn's CPU backend).
 //!
 //! Why a sparse first layer: the first Linear (`n_genes -> 512`) is about 95% of the arithmetic
 //! of the ssl_in_scg backbone, and a cell's expression vector is over 90% zeros, so multiplying
@@ -17,7 +17,7 @@ use crate::data::CsrMatrix;
 /// Which compute path runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum EngineKind {
-    /// Sparse first layer on the CPU (all cores) + burn `flex` for the dense layers.
+    /// Sparse first layer on the CPU (all cores), then `gemm` for the dense layers.
     SparseCpu,
     /// Every layer on burn's `flex` CPU backend, input densified (a reference path).
     BurnCpu,
