@@ -146,13 +146,18 @@ fn flatten(rows: Vec<(Vec<u32>, Vec<f32>)>, k: usize) -> Knn {
     }
 }
 
-fn knn_2d(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Knn {
+/// The points as `f64` pairs and the k-d tree over them (coordinates must be finite).
+fn tree_2d(points: ArrayView2<f32>) -> (Vec<[f64; 2]>, ImmutableKdTree<f64, 2>) {
     let pts: Vec<[f64; 2]> = points
         .outer_iter()
         .map(|r| [r[0] as f64, r[1] as f64])
         .collect();
-    let tree: ImmutableKdTree<f64, 2> =
-        ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
+    let tree = ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
+    (pts, tree)
+}
+
+fn knn_2d(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Knn {
+    let (_, tree) = tree_2d(points);
     let kk = NonZeroUsize::new(k).expect("k >= 1");
     let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..queries.nrows())
         .into_par_iter()
@@ -174,12 +179,7 @@ fn knn_2d(points: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Knn {
 
 /// All points of `points` within `radius` of each query (2-D), sorted by distance, self included.
 pub fn radius_2d(points: ArrayView2<f32>, radius: f64) -> Vec<Vec<(u32, f32)>> {
-    let pts: Vec<[f64; 2]> = points
-        .outer_iter()
-        .map(|r| [r[0] as f64, r[1] as f64])
-        .collect();
-    let tree: ImmutableKdTree<f64, 2> =
-        ImmutableKdTree::new_from_slice(&pts).expect("k-d tree from finite points");
+    let (pts, tree) = tree_2d(points);
     pts.par_iter()
         .map(|q| {
             let mut res = tree

@@ -883,34 +883,67 @@ impl Update<'_> {
     }
 }
 
-/// Sends the event of a finished step every `log_every` steps. `at` = (epoch, step,
-/// steps per epoch); `done` = cells trained this epoch since `start`.
-fn step_event(
-    events: &Sender<TrainEvent>,
-    opts: &TrainOptions,
-    at: (usize, usize, usize),
-    loss: f64,
-    done: usize,
-    start: Instant,
+/// Running totals of one epoch: the training loss summed over cells, the cells done and the
+/// wall time since the epoch began; builds the step and epoch events from them.
+struct EpochTally {
+    epoch: usize,
+    steps_per_epoch: usize,
     lr: f64,
-) {
-    let (epoch, step, steps_per_epoch) = at;
-    if step.is_multiple_of(opts.log_every.max(1)) {
-        send(
-            events,
-            TrainEvent {
-                kind: EventKind::Step,
-                epoch,
-                epochs: opts.epochs,
-                step,
-                steps_per_epoch,
-                train_loss: loss,
-                val_loss: None,
-                val_macro_f1: None,
-                cells_per_sec: done as f64 / start.elapsed().as_secs_f64().max(1e-9),
-                lr,
-            },
-        );
+    start: Instant,
+    sum: f64,
+    done: usize,
+}
+
+impl EpochTally {
+    fn new(epoch: usize, steps_per_epoch: usize, lr: f64) -> Self {
+        Self {
+            epoch,
+            steps_per_epoch,
+            lr,
+            start: Instant::now(),
+            sum: 0.0,
+            done: 0,
+        }
+    }
+
+    fn event(&self, kind: EventKind, opts: &TrainOptions, step: usize, loss: f64) -> TrainEvent {
+        TrainEvent {
+            kind,
+            epoch: self.epoch,
+            epochs: opts.epochs,
+            step,
+            steps_per_epoch: self.steps_per_epoch,
+            train_loss: loss,
+            val_loss: None,
+            val_macro_f1: None,
+            cells_per_sec: self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9),
+            lr: self.lr,
+        }
+    }
+
+    /// Counts step `step` (1-based over the run) of `n` cells with mean loss `loss`, and sends
+    /// a step event every `opts.log_every` steps.
+    fn record(
+        &mut self,
+        events: &Sender<TrainEvent>,
+        opts: &TrainOptions,
+        step: usize,
+        loss: f64,
+        n: usize,
+    ) {
+        self.sum += loss * n as f64;
+        self.done += n;
+        if step.is_multiple_of(opts.log_every.max(1)) {
+            send(events, self.event(EventKind::Step, opts, step, loss));
+        }
+    }
+
+    /// The epoch event, taken when the epoch's last step is done (before validation, so the
+    /// throughput counts training only): mean training loss over the epoch, validation scores
+    /// left for the caller.
+    fn epoch_event(&self, opts: &TrainOptions, step: usize) -> TrainEvent {
+        let mean = self.sum / self.done.max(1) as f64;
+        self.event(EventKind::Epoch, opts, step, mean)
     }
 }
 
@@ -974,8 +1007,7 @@ pub fn pretrain(
     for epoch in 0..opts.epochs {
         rng.shuffle(&mut train);
         let lr = opts.lr_at(epoch);
-        let start = Instant::now();
-        let (mut sum, mut done) = (0.0f64, 0usize);
+        let mut tally = EpochTally::new(epoch, steps_per_epoch, lr);
         for batch in train.chunks(opts.batch_size) {
             if cancel.load(Ordering::Relaxed) {
                 return finish(last_good, history, End::Cancelled, device_name);
@@ -1005,32 +1037,10 @@ pub fn pretrain(
                 }
             };
             step += 1;
-            sum += value * batch.len() as f64;
-            done += batch.len();
-            step_event(
-                events,
-                opts,
-                (epoch, step, steps_per_epoch),
-                value,
-                done,
-                start,
-                lr,
-            );
+            tally.record(events, opts, step, value, batch.len());
         }
-        let cells_per_sec = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        let val_loss = (!val.is_empty()).then(|| validation_loss(&net, objective, x, &val, opts));
-        let e = TrainEvent {
-            kind: EventKind::Epoch,
-            epoch,
-            epochs: opts.epochs,
-            step,
-            steps_per_epoch,
-            train_loss: sum / done.max(1) as f64,
-            val_loss,
-            val_macro_f1: None,
-            cells_per_sec,
-            lr,
-        };
+        let mut e = tally.epoch_event(opts, step);
+        e.val_loss = (!val.is_empty()).then(|| validation_loss(&net, objective, x, &val, opts));
         history.push(e);
         send(events, e);
         last_good = Some((net.weights(), epoch));
@@ -1220,8 +1230,7 @@ pub fn finetune(
     for epoch in 0..opts.epochs {
         rng.shuffle(&mut order);
         let lr = opts.lr_at(epoch);
-        let start = Instant::now();
-        let (mut sum, mut done) = (0.0, 0usize);
+        let mut tally = EpochTally::new(epoch, steps_per_epoch, lr);
         for batch in order.chunks(opts.batch_size) {
             if cancel.load(Ordering::Relaxed) {
                 return finish(best, history, End::Cancelled, device_name);
@@ -1242,19 +1251,9 @@ pub fn finetune(
             }
             .apply(model, loss.backward());
             step += 1;
-            sum += value * batch.len() as f64;
-            done += batch.len();
-            step_event(
-                events,
-                opts,
-                (epoch, step, steps_per_epoch),
-                value,
-                done,
-                start,
-                lr,
-            );
+            tally.record(events, opts, step, value, batch.len());
         }
-        let cells_per_sec = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let mut e = tally.epoch_event(opts, step);
         let valid = model.valid();
         let (val_loss, f1) = if labelled.val.is_empty() {
             (None, None)
@@ -1272,21 +1271,11 @@ pub fn finetune(
                 Some(score(&truth, &pred)),
             )
         };
-        let e = TrainEvent {
-            kind: EventKind::Epoch,
-            epoch,
-            epochs: opts.epochs,
-            step,
-            steps_per_epoch,
-            train_loss: sum / done.max(1) as f64,
-            val_loss,
-            val_macro_f1: f1,
-            cells_per_sec,
-            lr,
-        };
+        e.val_loss = val_loss;
+        e.val_macro_f1 = f1;
         history.push(e);
         send(events, e);
-        let f1v = f1.unwrap_or(-sum);
+        let f1v = f1.unwrap_or(-tally.sum);
         if f1v > best_f1 || best.is_none() {
             best_f1 = f1v;
             best = Some((classifier_weights(&valid), epoch));
