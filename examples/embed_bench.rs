@@ -20,7 +20,7 @@ mod her2st_spots;
 use her2st_spots::cells;
 
 fn run(engine: &Engine, x: &CsrMatrix, batch: usize) -> (f64, Vec<f32>) {
-    let _ = engine.embed(&x.slice_rows(0, batch.min(x.n_rows))); // warm-up
+    let _ = engine.embed_rows(x, 0..batch.min(x.n_rows)); // warm-up
     let mut best = 0f64;
     let mut first = Vec::new();
     for _ in 0..3 {
@@ -28,7 +28,7 @@ fn run(engine: &Engine, x: &CsrMatrix, batch: usize) -> (f64, Vec<f32>) {
         let mut r0 = 0;
         while r0 < x.n_rows {
             let r1 = (r0 + batch).min(x.n_rows);
-            let e = engine.embed(&x.slice_rows(r0, r1));
+            let e = engine.embed_rows(x, r0..r1);
             if r0 == 0 {
                 first = e;
             }

@@ -161,10 +161,9 @@ impl Runner<'_> {
                 });
             }
             let r1 = (r0 + self.opts.batch_size).min(m.n_rows);
-            let batch = m.slice_rows(r0, r1);
-            let e = self.engine.embed(&batch);
+            let e = self.engine.embed_rows(&m, r0..r1);
             self.out.extend_from_slice(&e);
-            self.done += batch.n_rows;
+            self.done += r1 - r0;
             on_progress(EmbedProgress {
                 done: self.done,
                 total: self.total,

@@ -1,17 +1,16 @@
 //! Running a model's backbone on batches of cells: the forward pass in eval mode (dropout off),
 //! on the GPU through burn's wgpu backend, or on the CPU through cellscope's sparse first layer
-//! followed by the dense layers of [`super::dense`] (`gemm`, the kernel of burn's CPU backend).
-//!
-//! Why a sparse first layer: the first Linear (`n_genes -> 512`) is about 95% of the arithmetic
-//! of the ssl_in_scg backbone, and a cell's expression vector is over 90% zeros, so multiplying
-//! only the stored values does several times less work than PyTorch's dense `x @ W^T`.
+//! ([`super::sparse`]) followed by the dense layers of [`super::dense`] (`gemm`, the kernel of
+//! burn's CPU backend).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::checkpoint::{Activation, Dense, ModelWeights};
 use super::dense;
+use super::sparse::{SparseWeights, sparse_first_layer};
 use crate::data::CsrMatrix;
 
 /// Which compute path runs the model.
@@ -215,10 +214,19 @@ impl Engine {
     /// # Panics
     /// If `x.n_cols` differs from the model's input width.
     pub fn embed(&self, x: &CsrMatrix) -> Vec<f32> {
+        self.embed_rows(x, 0..x.n_rows)
+    }
+
+    /// [`Engine::embed`] of rows `rows` of `x`, `[rows.len(), embedding_dim]`; the CPU path
+    /// reads them in place.
+    ///
+    /// # Panics
+    /// If `x.n_cols` differs from the model's input width or `rows` is out of range.
+    pub fn embed_rows(&self, x: &CsrMatrix, rows: Range<usize>) -> Vec<f32> {
         if let Some(cpu) = &self.cpu {
-            return self.cpu_backbone(cpu, x);
+            return self.cpu_backbone(cpu, x, rows);
         }
-        self.backbone(x)
+        self.backbone(&x.slice_rows(rows.start, rows.end))
             .into_data()
             .try_into_vec::<f32>()
             .unwrap_or_default()
@@ -228,7 +236,7 @@ impl Engine {
     pub fn logits(&self, x: &CsrMatrix) -> Option<Vec<f32>> {
         if let Some(cpu) = &self.cpu {
             let head = cpu.head.as_ref()?;
-            let mut e = self.cpu_backbone(cpu, x);
+            let mut e = self.cpu_backbone(cpu, x, 0..x.n_rows);
             dense::activate(&mut e, self.activation);
             return Some(dense::linear(&e, x.n_rows, head));
         }
@@ -250,12 +258,13 @@ impl Engine {
     }
 
     /// Sparse first layer, then activation and Linear per later layer.
-    fn cpu_backbone(&self, cpu: &CpuLayers, x: &CsrMatrix) -> Vec<f32> {
+    fn cpu_backbone(&self, cpu: &CpuLayers, x: &CsrMatrix, rows: Range<usize>) -> Vec<f32> {
         self.check_width(x);
-        let mut h = sparse_first_layer(x, &cpu.first);
+        let n = rows.len();
+        let mut h = sparse_first_layer(x, rows, &cpu.first);
         for d in &cpu.rest {
             dense::activate(&mut h, self.activation);
-            h = dense::linear(&h, x.n_rows, d);
+            h = dense::linear(&h, n, d);
         }
         h
     }
@@ -275,166 +284,5 @@ impl Engine {
             h = h.matmul(w.clone()) + b.clone();
         }
         h
-    }
-}
-
-/// The first layer laid out for [`sparse_first_layer`]: column chunks of `chunk` floats (16 SIMD
-/// vectors of the CPU found at run time), each chunk gene-major and contiguous, so the weights a
-/// gene block needs for one chunk form one contiguous L1-sized slice (a plain `[n_genes,
-/// n_hidden]` layout puts those rows 2 KiB apart, which maps them onto a few L1 sets and
-/// thrashes them).
-#[derive(Debug, Clone)]
-pub struct SparseWeights {
-    /// `[n_chunks][n_genes][chunk]`, zero-padded past `n_hidden`.
-    pub blocked: Vec<f32>,
-    /// Bias padded to `n_chunks * chunk`.
-    pub bias: Vec<f32>,
-    /// Genes (input width).
-    pub n_genes: usize,
-    /// Output width.
-    pub n_hidden: usize,
-    /// Floats per chunk.
-    pub chunk: usize,
-}
-
-/// Floats in 16 SIMD vectors of the best instruction set found at run time.
-fn simd_chunk() -> usize {
-    struct Lanes;
-    impl pulp::WithSimd for Lanes {
-        type Output = usize;
-        #[inline(always)]
-        fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
-            std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
-        }
-    }
-    16 * pulp::Arch::new().dispatch(Lanes)
-}
-
-impl SparseWeights {
-    /// Lays out a PyTorch `[n_out, n_in]` layer.
-    pub fn new(d: &Dense) -> Self {
-        let chunk = simd_chunk();
-        let n_chunks = d.n_out.div_ceil(chunk);
-        let mut blocked = vec![0f32; n_chunks * d.n_in * chunk];
-        for o in 0..d.n_out {
-            let (c, i) = (o / chunk, o % chunk);
-            for g in 0..d.n_in {
-                blocked[(c * d.n_in + g) * chunk + i] = d.weight[o * d.n_in + g];
-            }
-        }
-        let mut bias = d.bias.clone();
-        bias.resize(n_chunks * chunk, 0.0);
-        Self {
-            blocked,
-            bias,
-            n_genes: d.n_in,
-            n_hidden: d.n_out,
-            chunk,
-        }
-    }
-}
-
-/// `x W1^T + b1` for a sparse batch, `[n_rows, n_hidden]` row-major.
-///
-/// Rows are split over the rayon pool. Within a task the genes are walked in blocks whose
-/// weight slice for one output chunk fits the L1 cache, and each chunk of a row's output is
-/// held in 16 SIMD registers while the row's non-zeros of the block stream through: one weight
-/// load per fused multiply-add, no output traffic in the inner loop.
-pub fn sparse_first_layer(x: &CsrMatrix, w: &SparseWeights) -> Vec<f32> {
-    use rayon::prelude::*;
-    const ROWS_PER_TASK: usize = 256;
-    let hp = w.bias.len();
-    // Genes per block: the block's slice of one chunk is 32 KiB.
-    let gene_block = (8192 / w.chunk).max(1);
-    let mut out = vec![0f32; x.n_rows * hp];
-    let arch = pulp::Arch::new();
-    out.par_chunks_mut(ROWS_PER_TASK * hp)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            let r0 = task * ROWS_PER_TASK;
-            let rows = chunk.len() / hp;
-            for o in chunk.chunks_mut(hp) {
-                o.copy_from_slice(&w.bias);
-            }
-            let mut start: Vec<usize> = (0..rows).map(|r| x.indptr[r0 + r] as usize).collect();
-            let mut end = start.clone();
-            let mut g0 = 0usize;
-            while g0 < x.n_cols {
-                let g1 = (g0 + gene_block).min(x.n_cols) as u32;
-                for r in 0..rows {
-                    let stop = x.indptr[r0 + r + 1] as usize;
-                    let mut k = start[r];
-                    while k < stop && x.indices[k] < g1 {
-                        k += 1;
-                    }
-                    end[r] = k;
-                }
-                arch.dispatch(BlockKernel {
-                    x,
-                    w,
-                    out: chunk,
-                    start: &start,
-                    end: &end,
-                });
-                start.copy_from_slice(&end);
-                g0 = g1 as usize;
-            }
-        });
-    if hp != w.n_hidden {
-        return out
-            .chunks(hp)
-            .flat_map(|r| r[..w.n_hidden].iter().copied())
-            .collect();
-    }
-    out
-}
-
-/// One gene block for every row of a task: `out[r] += x[r, block] * W[block]`.
-struct BlockKernel<'a> {
-    x: &'a CsrMatrix,
-    w: &'a SparseWeights,
-    out: &'a mut [f32],
-    start: &'a [usize],
-    end: &'a [usize],
-}
-
-impl pulp::WithSimd for BlockKernel<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
-        const ACC: usize = 16;
-        let cw = self.w.chunk;
-        let hp = self.w.bias.len();
-        let n_genes = self.w.n_genes;
-        for c in 0..hp / cw {
-            let base = c * n_genes * cw;
-            for (r, (&a, &b)) in self.start.iter().zip(self.end).enumerate() {
-                if a == b {
-                    continue;
-                }
-                let y = &mut self.out[r * hp + c * cw..r * hp + (c + 1) * cw];
-                let (yv, _) = S::as_mut_simd_f32s(y);
-                // Fixed-size views: no bounds checks in the unrolled loop, and the accumulators
-                // stay in registers.
-                let Ok(yv) = <&mut [S::f32s; ACC]>::try_from(&mut yv[..ACC]) else {
-                    continue;
-                };
-                let mut acc = *yv;
-                for k in a..b {
-                    let g = self.x.indices[k] as usize;
-                    let v = simd.splat_f32s(self.x.data[k]);
-                    let (wv, _) =
-                        S::as_simd_f32s(&self.w.blocked[base + g * cw..base + (g + 1) * cw]);
-                    let Ok(wv) = <&[S::f32s; ACC]>::try_from(&wv[..ACC]) else {
-                        continue;
-                    };
-                    for i in 0..ACC {
-                        acc[i] = simd.mul_add_f32s(v, wv[i], acc[i]);
-                    }
-                }
-                *yv = acc;
-            }
-        }
     }
 }

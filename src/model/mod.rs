@@ -10,6 +10,7 @@ pub mod embed;
 pub mod engine;
 pub mod format;
 pub mod nets;
+pub mod sparse;
 pub mod torch_pickle;
 pub mod train;
 
