@@ -398,7 +398,7 @@ pub fn read_library<T: hdf5::H5Type + bytemuck::Pod>(ds: &Dataset) -> hdf5::Resu
 /// (`madvise(MADV_HUGEPAGE)`): a 40 MB array then takes 20 page faults instead of 10,000, which
 /// were a third of the load time of a small file. Untouched until the caller writes it.
 #[allow(unsafe_code)]
-fn zeroed_huge<T: bytemuck::Pod>(n: usize) -> Vec<T> {
+pub fn zeroed_huge<T: bytemuck::Pod>(n: usize) -> Vec<T> {
     const HUGE: usize = 2 << 20;
     let v: Vec<T> = bytemuck::zeroed_vec(n);
     let bytes = n * std::mem::size_of::<T>();

@@ -6,8 +6,6 @@
 //! the first took 21 us per cell through burn tensors, 9 us of it in an element-wise SELU with a
 //! scalar `exp`; here they take about 5 us.
 
-use rayon::prelude::*;
-
 use super::checkpoint::{Activation, Dense};
 
 /// SELU constants (Klambauer et al. 2017; PyTorch `torch.nn.SELU`).
@@ -36,29 +34,27 @@ fn exp_nonpositive(x: f32) -> f32 {
     er * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-/// Applies `a` in place on all cores, vectorised for the widest instruction set found at run
-/// time (`pulp` dispatch).
+/// Applies `a` in place on the calling thread, vectorised for the widest instruction set found
+/// at run time (`pulp` dispatch).
 pub fn activate(h: &mut [f32], a: Activation) {
-    let arch = pulp::Arch::new();
-    h.par_chunks_mut(1 << 14).for_each(|c| {
-        arch.dispatch(|| match a {
-            Activation::Selu => {
-                for v in c.iter_mut() {
-                    let x = *v;
-                    let neg = SELU_SCALE * SELU_ALPHA * (exp_nonpositive(x) - 1.0);
-                    *v = if x > 0.0 { SELU_SCALE * x } else { neg };
-                }
+    pulp::Arch::new().dispatch(|| match a {
+        Activation::Selu => {
+            for v in h.iter_mut() {
+                let x = *v;
+                let neg = SELU_SCALE * SELU_ALPHA * (exp_nonpositive(x) - 1.0);
+                *v = if x > 0.0 { SELU_SCALE * x } else { neg };
             }
-            Activation::Relu => {
-                for v in c.iter_mut() {
-                    *v = v.max(0.0);
-                }
+        }
+        Activation::Relu => {
+            for v in h.iter_mut() {
+                *v = v.max(0.0);
             }
-        });
+        }
     });
 }
 
-/// `h W^T + b` for `h` `[rows, d.n_in]` row-major; returns `[rows, d.n_out]`.
+/// `h W^T + b` for `h` `[rows, d.n_in]` row-major, on the calling thread; returns `[rows,
+/// d.n_out]`.
 ///
 /// # Panics
 /// If `h.len() != rows * d.n_in`.
@@ -70,7 +66,6 @@ pub fn linear(h: &[f32], rows: usize, d: &Dense) -> Vec<f32> {
     for _ in 0..rows {
         out.extend_from_slice(&d.bias);
     }
-    let threads = rayon::current_num_threads();
     // SAFETY: `out` is `[rows, n_out]` row-major (row stride n_out, column stride 1), `h` is
     // `[rows, n_in]` (row stride n_in), and the right-hand side is `W^T` read from PyTorch's
     // `[n_out, n_in]` weight (element (i, j) at j * n_in + i); all three buffers hold exactly
@@ -95,7 +90,7 @@ pub fn linear(h: &[f32], rows: usize, d: &Dense) -> Vec<f32> {
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(threads),
+            gemm::Parallelism::None,
         );
     }
     out

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::checkpoint::{Activation, Dense, ModelWeights};
 use super::dense;
-use super::sparse::{SparseWeights, sparse_first_layer};
+use super::sparse::{ROWS_PER_TASK, SparseWeights, sparse_first_layer};
 use crate::data::CsrMatrix;
 
 /// Which compute path runs the model.
@@ -258,15 +258,32 @@ impl Engine {
     }
 
     /// Sparse first layer, then activation and Linear per later layer.
+    ///
+    /// Rows are split into one task per core (at most [`ROWS_PER_TASK`] rows each), and each task
+    /// runs the whole backbone on its rows: the hidden activations stay in that core's L2 and
+    /// the dense layers need no synchronisation between cores.
     fn cpu_backbone(&self, cpu: &CpuLayers, x: &CsrMatrix, rows: Range<usize>) -> Vec<f32> {
+        use rayon::prelude::*;
         self.check_width(x);
-        let n = rows.len();
-        let mut h = sparse_first_layer(x, rows, &cpu.first);
-        for d in &cpu.rest {
-            dense::activate(&mut h, self.activation);
-            h = dense::linear(&h, n, d);
-        }
-        h
+        let width = cpu.rest.last().map_or(cpu.first.n_hidden, |d| d.n_out);
+        let per_task = rows
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .clamp(1, ROWS_PER_TASK);
+        let mut out = vec![0f32; rows.len() * width];
+        out.par_chunks_mut(per_task * width.max(1))
+            .enumerate()
+            .for_each(|(t, o)| {
+                let r0 = rows.start + t * per_task;
+                let r1 = (r0 + per_task).min(rows.end);
+                let mut h = sparse_first_layer(x, r0..r1, &cpu.first);
+                for d in &cpu.rest {
+                    dense::activate(&mut h, self.activation);
+                    h = dense::linear(&h, r1 - r0, d);
+                }
+                o.copy_from_slice(&h);
+            });
+        out
     }
 
     fn backbone(&self, x: &CsrMatrix) -> Tensor<2> {

@@ -21,13 +21,12 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::checkpoint::Dense;
 use crate::data::CsrMatrix;
+use crate::data::fastread::zeroed_huge;
 
-/// Rows per rayon task; a task's output for one chunk (256 KiB) stays in L2.
-const ROWS_PER_TASK: usize = 256;
+/// Rows per pass over the weights; their output for one chunk (256 KiB) stays in L2.
+pub const ROWS_PER_TASK: usize = 256;
 /// Bytes of one gene block's weights for one output chunk (see the module docs).
 const GENE_BLOCK_BYTES: usize = 512 << 10;
 /// Accumulator vectors per output chunk.
@@ -72,7 +71,8 @@ impl SparseWeights {
         let chunk = simd_chunk();
         let n_chunks = d.n_out.div_ceil(chunk);
         let len = n_chunks * d.n_in * chunk;
-        let mut storage = vec![0f32; len + LINE - 1];
+        // Huge pages: a gene block's rows are scattered over 512 KiB, 128 small pages.
+        let mut storage = zeroed_huge::<f32>(len + LINE - 1);
         // `align_offset` may in principle decline (usize::MAX); the layout is then merely slower.
         let offset = storage.as_ptr().align_offset(LINE * 4).min(LINE - 1);
         let blocked = &mut storage[offset..offset + len];
@@ -101,12 +101,12 @@ impl SparseWeights {
     }
 }
 
-/// `x[rows] W^T + b` for rows of a sparse matrix (read in place, not copied), `[rows.len(),
-/// n_hidden]` row-major.
+/// `x[rows] W^T + b` for rows of a sparse matrix (read in place, not copied), on the calling
+/// thread; `[rows.len(), n_hidden]` row-major. Callers split large batches across threads
+/// (rows in tasks of at most [`ROWS_PER_TASK`] keep their output in L2).
 ///
 /// `x` must have `n_genes` columns and sorted column indices within each row (as
 /// [`crate::data::genes::GeneAlignment::map_matrix`] and every reader of the data layer produce).
-/// Rows are split over the rayon pool; see the module docs for the blocking.
 ///
 /// # Panics
 /// If `x.n_cols != w.n_genes` or `rows` is not within `0..x.n_rows`.
@@ -117,36 +117,34 @@ pub fn sparse_first_layer(x: &CsrMatrix, rows: Range<usize>, w: &SparseWeights) 
     let gene_block = (GENE_BLOCK_BYTES / (4 * w.chunk)).max(1);
     let mut out = vec![0f32; rows.len() * hp];
     let arch = pulp::Arch::new();
-    out.par_chunks_mut(ROWS_PER_TASK * hp)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            let r0 = rows.start + task * ROWS_PER_TASK;
-            let rows = chunk.len() / hp;
-            for o in chunk.chunks_mut(hp) {
-                o.copy_from_slice(&w.bias);
+    for (task, chunk) in out.chunks_mut(ROWS_PER_TASK * hp).enumerate() {
+        let r0 = rows.start + task * ROWS_PER_TASK;
+        let n = chunk.len() / hp;
+        for o in chunk.chunks_mut(hp) {
+            o.copy_from_slice(&w.bias);
+        }
+        let mut start: Vec<usize> = (0..n).map(|r| x.indptr[r0 + r] as usize).collect();
+        let mut end = start.clone();
+        let mut g0 = 0usize;
+        while g0 < x.n_cols {
+            let g1 = (g0 + gene_block).min(x.n_cols) as u32;
+            for (r, (e, &s)) in end.iter_mut().zip(&start).enumerate() {
+                let stop = x.indptr[r0 + r + 1] as usize;
+                *e = s + x.indices[s..stop].partition_point(|&g| g < g1);
             }
-            let mut start: Vec<usize> = (0..rows).map(|r| x.indptr[r0 + r] as usize).collect();
-            let mut end = start.clone();
-            let mut g0 = 0usize;
-            while g0 < x.n_cols {
-                let g1 = (g0 + gene_block).min(x.n_cols) as u32;
-                for (r, (e, &s)) in end.iter_mut().zip(&start).enumerate() {
-                    let stop = x.indptr[r0 + r + 1] as usize;
-                    *e = s + x.indices[s..stop].partition_point(|&g| g < g1);
-                }
-                arch.dispatch(BlockKernel {
-                    x,
-                    w: w.blocked(),
-                    chunk: w.chunk,
-                    n_genes: w.n_genes,
-                    out: chunk,
-                    start: &start,
-                    end: &end,
-                });
-                start.copy_from_slice(&end);
-                g0 = g1 as usize;
-            }
-        });
+            arch.dispatch(BlockKernel {
+                x,
+                w: w.blocked(),
+                chunk: w.chunk,
+                n_genes: w.n_genes,
+                out: chunk,
+                start: &start,
+                end: &end,
+            });
+            start.copy_from_slice(&end);
+            g0 = g1 as usize;
+        }
+    }
     if hp != w.n_hidden {
         return out
             .chunks(hp)
