@@ -16,7 +16,7 @@
 //!   31 GFMA/s.
 //! - Gene blocks of 512 KiB per chunk stay in the 2 MiB per-core L2 while all the rows of a
 //!   task pass over them. Blocks from 32 KiB (L1) to 1 MiB measured within run-to-run noise of
-//!   each other once aligned; the larger blocks need fewer register spills and boundary
+//!   each other once aligned; larger blocks mean fewer accumulator loads/stores and boundary
 //!   searches per row.
 
 use std::ops::Range;

@@ -194,22 +194,10 @@ impl CellscopeApp {
 
     /// The side-panel section: choose B, run, show or hide the comparison.
     pub(super) fn compare_panel(&mut self, ui: &mut egui::Ui) {
-        let a_name = self
-            .model_path
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map_or("PCA baseline".to_string(), |f| {
-                f.to_string_lossy().to_string()
-            });
+        let a_name = side_name(self.model_path.as_deref());
         ui.label(format!("A: {a_name} (the loaded model)"));
         ui.horizontal(|ui| {
-            let b_name = self
-                .compare_b
-                .as_ref()
-                .and_then(|p| p.file_name())
-                .map_or("PCA baseline".to_string(), |f| {
-                    f.to_string_lossy().to_string()
-                });
+            let b_name = side_name(self.compare_b.as_deref());
             ui.label(format!("B: {b_name}"));
             if ui.small_button("Model B…").clicked() {
                 super::pick_file_in_background(
@@ -334,4 +322,14 @@ impl CellscopeApp {
             self.pending_selection = Some(cells);
         }
     }
+}
+
+/// A comparison side as the panel names it: the model's file or folder name, or "PCA baseline"
+/// without a model.
+fn side_name(model: Option<&std::path::Path>) -> String {
+    model
+        .and_then(|p| p.file_name())
+        .map_or("PCA baseline".to_string(), |f| {
+            f.to_string_lossy().to_string()
+        })
 }
