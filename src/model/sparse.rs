@@ -7,17 +7,29 @@
 //!
 //! Kernel shape, measured on the full-size model with HER2+ ST spots (1,890 non-zeros per spot
 //! after alignment; `examples/embed_bench.rs`) on a 2-core AVX-512 VM:
-//! - Output units are split into chunks of 16 SIMD vectors (256 floats with AVX-512). A chunk
+//! - Output units are split into chunks of 8 SIMD vectors (128 floats with AVX-512). A chunk
 //!   of one row's output stays in registers while that row's non-zeros of one gene block stream
 //!   through: one weight load per fused multiply-add, no output traffic in the inner loop.
 //! - Weights are stored chunk-major (`[chunk][gene][unit]`) so that a gene block's slice of one
 //!   chunk is contiguous, and start on a cache line. With the allocator's 16-byte alignment
 //!   every vector load straddled two lines: aligning them took the layer from about 19 to about
 //!   31 GFMA/s.
-//! - Gene blocks of 512 KiB per chunk stay in the 2 MiB per-core L2 while all the rows of a
-//!   task pass over them. Blocks from 32 KiB (L1) to 1 MiB measured within run-to-run noise of
-//!   each other once aligned; larger blocks mean fewer accumulator loads/stores and boundary
-//!   searches per row.
+//! - Loads of weights from L2 and L3, not arithmetic, bound the layer: with every weight in L1
+//!   the same loop runs about 1.9x faster. So the loops are blocked three ways:
+//!   - a **super-block** of genes (1 MiB of one chunk's weights) stays in the 2 MiB per-core L2
+//!     while every row of the call passes over it, so the whole matrix comes from L3 once per
+//!     call (hence large calls: 512 or more rows);
+//!   - within it, **blocks** of 64 KiB are taken by [`TILE_ROWS`] rows in turn, row by row, so
+//!     the lines of genes that several of those rows share (about half a block's lines) are
+//!     still in the 48 KiB L1 when the next row asks for them;
+//!   - the summation order per row is unchanged (genes increasing), so the result does not
+//!     depend on the blocking.
+//!
+//!   Against one row at a time over 512 KiB blocks (session 5) this took the layer from about 51
+//!   to about 40 us per spot on one core, 27 to 22 on two (interleaved runs). Tiles of 8 to 64
+//!   rows, blocks of 32 to 128 KiB, chunks of 4 to 16 vectors and super-blocks of 0.5 to 1.5 MiB
+//!   were measured; sharing weight loads between rows in registers (genes present in two or more
+//!   rows of a tile of 3 or 4) ran the multiply-adds faster but cost more to set up than it saved.
 
 use std::ops::Range;
 
@@ -25,18 +37,20 @@ use super::checkpoint::Dense;
 use crate::data::CsrMatrix;
 use crate::data::fastread::zeroed_huge;
 
-/// Rows per pass over the weights; their output for one chunk (256 KiB) stays in L2.
-pub const ROWS_PER_TASK: usize = 256;
-/// Bytes of one gene block's weights for one output chunk (see the module docs).
-const GENE_BLOCK_BYTES: usize = 512 << 10;
-/// Accumulator vectors per output chunk.
-const ACC: usize = 16;
+/// Most rows per call: their output for one chunk (512 B per row) shares L2 with a super-block.
+pub const ROWS_PER_TASK: usize = 1024;
+/// Rows that take each gene block in turn (see the module docs).
+const TILE_ROWS: usize = 32;
+/// Bytes of one chunk's weights per gene block (L1-sized; see the module docs).
+const BLOCK_BYTES: usize = 64 << 10;
+/// Bytes of one chunk's weights per super-block (L2-sized).
+const SUPER_BYTES: usize = 1 << 20;
 /// Cache line size in floats.
 const LINE: usize = 16;
 
-/// The first layer laid out for [`sparse_first_layer`]: output units in chunks of [`ACC`] SIMD
-/// vectors of the best instruction set found at run time, each chunk gene-major and contiguous,
-/// starting on a 64-byte boundary.
+/// The first layer laid out for [`sparse_first_layer`]: output units in chunks of one row's
+/// accumulator vectors ([`simd_chunk`]), each chunk gene-major and contiguous, starting on a
+/// 64-byte boundary.
 #[derive(Debug, Clone)]
 pub struct SparseWeights {
     /// Backing store; the weights are `storage[offset..offset + n_chunks * n_genes * chunk]`.
@@ -52,7 +66,11 @@ pub struct SparseWeights {
     chunk: usize,
 }
 
-/// Floats in [`ACC`] SIMD vectors of the best instruction set found at run time.
+/// Accumulator vectors per row: 8 of the 32 AVX-512 registers (fewer are bound by the
+/// multiply-add latency, more make chunks too wide for the L1 blocks), 8 of the 16 AVX2 ones.
+const VECTORS: usize = 8;
+
+/// Floats per output chunk for the best instruction set found at run time.
 fn simd_chunk() -> usize {
     struct Lanes;
     impl pulp::WithSimd for Lanes {
@@ -62,7 +80,7 @@ fn simd_chunk() -> usize {
             std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
         }
     }
-    ACC * pulp::Arch::new().dispatch(Lanes)
+    VECTORS * pulp::Arch::new().dispatch(Lanes)
 }
 
 impl SparseWeights {
@@ -102,8 +120,8 @@ impl SparseWeights {
 }
 
 /// `x[rows] W^T + b` for rows of a sparse matrix (read in place, not copied), on the calling
-/// thread; `[rows.len(), n_hidden]` row-major. Callers split large batches across threads
-/// (rows in tasks of at most [`ROWS_PER_TASK`] keep their output in L2).
+/// thread; `[rows.len(), n_hidden]` row-major. Callers split large batches across threads, in
+/// calls of up to [`ROWS_PER_TASK`] rows (the weights come from L3 once per call).
 ///
 /// `x` must have `n_genes` columns and sorted column indices within each row (as
 /// [`crate::data::genes::GeneAlignment::map_matrix`] and every reader of the data layer produce).
@@ -114,36 +132,45 @@ pub fn sparse_first_layer(x: &CsrMatrix, rows: Range<usize>, w: &SparseWeights) 
     assert_eq!(x.n_cols, w.n_genes, "input width");
     assert!(rows.start <= rows.end && rows.end <= x.n_rows, "row range");
     let hp = w.bias.len();
-    let gene_block = (GENE_BLOCK_BYTES / (4 * w.chunk)).max(1);
-    let mut out = vec![0f32; rows.len() * hp];
+    let mut out = Vec::with_capacity(rows.len() * hp);
+    for _ in rows.clone() {
+        out.extend_from_slice(&w.bias);
+    }
+    let block = (BLOCK_BYTES / (4 * w.chunk)).max(1);
+    let per_super = (SUPER_BYTES / (4 * w.chunk) / block).max(1);
+    // Per row, where each block of the current super-block starts in `x.indices`; the last
+    // entry carries the row's position over to the next super-block.
+    let stride = per_super + 1;
+    let mut bounds = vec![0usize; rows.len() * stride];
+    for (b, r) in bounds.chunks_mut(stride).zip(rows.clone()) {
+        b[per_super] = x.indptr[r] as usize;
+    }
     let arch = pulp::Arch::new();
-    for (task, chunk) in out.chunks_mut(ROWS_PER_TASK * hp).enumerate() {
-        let r0 = rows.start + task * ROWS_PER_TASK;
-        let n = chunk.len() / hp;
-        for o in chunk.chunks_mut(hp) {
-            o.copy_from_slice(&w.bias);
-        }
-        let mut start: Vec<usize> = (0..n).map(|r| x.indptr[r0 + r] as usize).collect();
-        let mut end = start.clone();
-        let mut g0 = 0usize;
-        while g0 < x.n_cols {
-            let g1 = (g0 + gene_block).min(x.n_cols) as u32;
-            for (r, (e, &s)) in end.iter_mut().zip(&start).enumerate() {
-                let stop = x.indptr[r0 + r + 1] as usize;
-                *e = s + x.indices[s..stop].partition_point(|&g| g < g1);
+    let mut g0 = 0;
+    while g0 < x.n_cols {
+        let n_blocks = (x.n_cols - g0).div_ceil(block).min(per_super);
+        for (b, r) in bounds.chunks_mut(stride).zip(rows.clone()) {
+            let stop = x.indptr[r + 1] as usize;
+            b[0] = b[per_super];
+            for j in 0..n_blocks {
+                let g_end = (g0 + (j + 1) * block).min(x.n_cols) as u32;
+                // Indices are distinct, so at most `block` of them fall in a block.
+                let s = b[j];
+                b[j + 1] = s + x.indices[s..stop.min(s + block)].partition_point(|&g| g < g_end);
             }
-            arch.dispatch(BlockKernel {
-                x,
-                w: w.blocked(),
-                chunk: w.chunk,
-                n_genes: w.n_genes,
-                out: chunk,
-                start: &start,
-                end: &end,
-            });
-            start.copy_from_slice(&end);
-            g0 = g1 as usize;
+            b[per_super] = b[n_blocks];
         }
+        arch.dispatch(SuperBlock {
+            x,
+            w: w.blocked(),
+            chunk: w.chunk,
+            n_genes: w.n_genes,
+            out: &mut out,
+            bounds: &bounds,
+            stride,
+            n_blocks,
+        });
+        g0 += n_blocks * block;
     }
     if hp != w.n_hidden {
         return out
@@ -154,53 +181,61 @@ pub fn sparse_first_layer(x: &CsrMatrix, rows: Range<usize>, w: &SparseWeights) 
     out
 }
 
-/// One gene block for every row of a task: `out[r] += x[r, block] * W[block]`, the row's
-/// non-zeros of the block being `start[r]..end[r]`.
-struct BlockKernel<'a> {
+/// One super-block of genes for every row of a call: `out[r] += x[r, super-block] W[super-block]`,
+/// row `r`'s non-zeros of block `j` being `bounds[r * stride + j]..bounds[r * stride + j + 1]`.
+struct SuperBlock<'a> {
     x: &'a CsrMatrix,
     /// [`SparseWeights::blocked`].
     w: &'a [f32],
     chunk: usize,
     n_genes: usize,
     out: &'a mut [f32],
-    start: &'a [usize],
-    end: &'a [usize],
+    bounds: &'a [usize],
+    stride: usize,
+    n_blocks: usize,
 }
 
-impl pulp::WithSimd for BlockKernel<'_> {
+impl pulp::WithSimd for SuperBlock<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let cw = self.chunk;
-        let hp = self.out.len() / self.start.len().max(1);
+        let n = self.bounds.len() / self.stride;
+        let hp = self.out.len() / n.max(1);
         let (indices, data) = (&self.x.indices[..], &self.x.data[..]);
         for c in 0..hp / cw {
             let wc = &self.w[c * self.n_genes * cw..(c + 1) * self.n_genes * cw];
-            for (r, (&a, &b)) in self.start.iter().zip(self.end).enumerate() {
-                if a == b {
-                    continue;
-                }
-                let y = &mut self.out[r * hp + c * cw..r * hp + (c + 1) * cw];
-                let (yv, _) = S::as_mut_simd_f32s(y);
-                // Fixed-size views: no bounds checks in the unrolled loop, and the accumulators
-                // stay in registers.
-                let Ok(yv) = <&mut [S::f32s; ACC]>::try_from(&mut yv[..ACC]) else {
-                    continue;
-                };
-                let mut acc = *yv;
-                for (&g, &v) in indices[a..b].iter().zip(&data[a..b]) {
-                    let g = g as usize;
-                    let v = simd.splat_f32s(v);
-                    let (wv, _) = S::as_simd_f32s(&wc[g * cw..(g + 1) * cw]);
-                    let Ok(wv) = <&[S::f32s; ACC]>::try_from(&wv[..ACC]) else {
-                        continue;
-                    };
-                    for i in 0..ACC {
-                        acc[i] = simd.mul_add_f32s(v, wv[i], acc[i]);
+            for t0 in (0..n).step_by(TILE_ROWS) {
+                for j in 0..self.n_blocks {
+                    for r in t0..(t0 + TILE_ROWS).min(n) {
+                        let a = self.bounds[r * self.stride + j];
+                        let b = self.bounds[r * self.stride + j + 1];
+                        if a == b {
+                            continue;
+                        }
+                        let o = r * hp + c * cw;
+                        let (y, _) = S::as_mut_simd_f32s(&mut self.out[o..o + cw]);
+                        // Fixed-size views: no bounds checks in the unrolled loop, and the
+                        // accumulators stay in registers.
+                        let Ok(y) = <&mut [S::f32s; VECTORS]>::try_from(&mut y[..VECTORS]) else {
+                            continue;
+                        };
+                        let mut acc = *y;
+                        for (&g, &v) in indices[a..b].iter().zip(&data[a..b]) {
+                            let g = g as usize;
+                            let (wv, _) = S::as_simd_f32s(&wc[g * cw..(g + 1) * cw]);
+                            let Ok(wv) = <&[S::f32s; VECTORS]>::try_from(&wv[..VECTORS]) else {
+                                continue;
+                            };
+                            let v = simd.splat_f32s(v);
+                            for i in 0..VECTORS {
+                                acc[i] = simd.mul_add_f32s(v, wv[i], acc[i]);
+                            }
+                        }
+                        *y = acc;
                     }
                 }
-                *yv = acc;
             }
         }
     }
