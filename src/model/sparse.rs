@@ -15,7 +15,8 @@
 //!   every vector load straddled two lines: aligning them took the layer from about 19 to about
 //!   31 GFMA/s.
 //! - Loads of weights from L2 and L3, not arithmetic, bound the layer: with every weight in L1
-//!   the same loop runs about 1.9x faster. So the loops are blocked three ways:
+//!   the same loop runs about 1.5x faster (27 against 40-45 us per spot on one core). So the
+//!   loops are blocked three ways:
 //!   - a **super-block** of genes (1 MiB of one chunk's weights) stays in the 2 MiB per-core L2
 //!     while every row of the call passes over it, so the whole matrix comes from L3 once per
 //!     call (hence large calls: 512 or more rows);
@@ -89,7 +90,7 @@ impl SparseWeights {
         let chunk = simd_chunk();
         let n_chunks = d.n_out.div_ceil(chunk);
         let len = n_chunks * d.n_in * chunk;
-        // Huge pages: a gene block's rows are scattered over 512 KiB, 128 small pages.
+        // Huge pages: a super-block's weights span 1 MiB, 256 small pages.
         let mut storage = zeroed_huge::<f32>(len + LINE - 1);
         // `align_offset` may in principle decline (usize::MAX); the layout is then merely slower.
         let offset = storage.as_ptr().align_offset(LINE * 4).min(LINE - 1);
