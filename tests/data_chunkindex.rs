@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use cellscope::data::chunkindex::{ChunkLoc, list_chunks};
+use cellscope::data::chunkindex::{ChunkLoc, base_address, list_chunks};
 use cellscope::data::fastread;
 use cellscope::data::h5util::raw::object_header_addr;
 use common::shared_data;
@@ -61,7 +61,7 @@ fn index_matches_the_library_on_real_files() {
             }
             let want = library_chunks(&ds);
             let addr = object_header_addr(&ds).expect("header address");
-            if let Some(got) = list_chunks(&raw, addr) {
+            if let Some(got) = base_address(&raw).and_then(|b| list_chunks(&raw, b, addr)) {
                 assert_eq!(got, want, "{}:{path}", p.display());
                 parsed += 1;
                 chunks += got.len();
@@ -125,7 +125,8 @@ fn multi_level_indexes_and_partial_last_chunks() {
         let file = hdf5::File::open(&path).expect("open");
         let ds = file.dataset("x").expect("x");
         let raw = std::fs::File::open(&path).expect("raw");
-        let got = list_chunks(&raw, object_header_addr(&ds).expect("addr")).expect("parsed");
+        let base = base_address(&raw).expect("8-byte addresses");
+        let got = list_chunks(&raw, base, object_header_addr(&ds).expect("addr")).expect("parsed");
         assert_eq!(got, library_chunks(&ds), "n={n} gzip={gzip}");
         let read = fastread::read_all::<f32>(&path, &ds)
             .expect("fast path taken")
@@ -161,7 +162,8 @@ fn user_blocks_shift_every_address() {
     let file = hdf5::File::open(&path).expect("open");
     let raw = std::fs::File::open(&path).expect("raw");
     let ds = file.dataset("chunked").expect("chunked");
-    let listed = list_chunks(&raw, object_header_addr(&ds).expect("addr")).expect("parsed");
+    let base = base_address(&raw).expect("8-byte addresses");
+    let listed = list_chunks(&raw, base, object_header_addr(&ds).expect("addr")).expect("parsed");
     let lib = library_chunks(&ds);
     assert_eq!(listed.len(), lib.len());
     for (a, b) in listed.iter().zip(&lib) {

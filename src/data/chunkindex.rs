@@ -161,11 +161,11 @@ fn header_messages(f: &File, base: u64, addr: u64) -> Option<Vec<(u16, Vec<u8>)>
     Some(out)
 }
 
-/// Lists the chunks of the rank-1 chunked dataset whose object header is at `header_addr`,
-/// sorted by element offset. `None` when the layout is not the one this reader knows (see the
-/// module documentation) or anything is inconsistent.
-pub fn list_chunks(f: &File, header_addr: u64) -> Option<Vec<ChunkLoc>> {
-    let base = base_address(f)?;
+/// Lists the chunks of the rank-1 chunked dataset whose object header is at `header_addr`
+/// (relative to `base`, the file's [`base_address`]), sorted by element offset. `None` when the
+/// layout is not the one this reader knows (see the module documentation) or anything is
+/// inconsistent.
+pub fn list_chunks(f: &File, base: u64, header_addr: u64) -> Option<Vec<ChunkLoc>> {
     let messages = header_messages(f, base, header_addr)?;
     let (_, layout) = messages.iter().find(|(t, _)| *t == MSG_LAYOUT)?;
     // Version 3, class 2 (chunked): dimensionality (rank + 1), B-tree address, chunk dims.

@@ -341,7 +341,7 @@ fn list_chunk_index(
     ds: &Dataset,
     clen: usize,
 ) -> Option<Vec<ChunkLoc>> {
-    let chunks = chunkindex::list_chunks(f, object_header_addr(ds)?)?;
+    let chunks = chunkindex::list_chunks(f, base, object_header_addr(ds)?)?;
     if chunks.len() != ds.num_chunks()? || chunks.is_empty() {
         return None;
     }
@@ -356,14 +356,12 @@ fn list_chunk_index(
     aligned.then_some(chunks)
 }
 
-/// Checks values read straight from `kind` (see [`Elem::valid_as`]) with a branch-free pass
-/// (vectorised); only a failing slice is searched for the position.
+/// Checks values read straight from `kind` (see [`Elem::valid_as`]).
 fn check_valid<T: Elem>(dst: &[T], kind: Kind, start: usize) -> Result<(), FastReadError> {
-    if dst.iter().fold(true, |ok, v| ok & v.valid_as(kind)) {
-        return Ok(());
+    match super::matrix::position_bad(dst, |v| !v.valid_as(kind)) {
+        Some(k) => Err(FastReadError::OutOfRange { at: start + k }),
+        None => Ok(()),
     }
-    let k = dst.iter().position(|v| !v.valid_as(kind)).unwrap_or(0);
-    Err(FastReadError::OutOfRange { at: start + k })
 }
 
 /// Inflates one zlib chunk into `out`, which it must fill exactly (the last chunk of an array

@@ -708,9 +708,7 @@ impl H5adReader {
         match t {
             TypeDescriptor::Integer(hdf5::types::IntSize::U4) => {
                 let v = fastread::read_library::<i32>(&ds).map_err(self.h5err(path))?;
-                if v.iter().fold(0, |m, &i| m.min(i)) < 0
-                    && let Some(at) = v.iter().position(|&i| i < 0)
-                {
+                if let Some(at) = super::matrix::position_bad(&v, |&i| i < 0) {
                     return Err(DataError::invalid(
                         &self.path,
                         path,

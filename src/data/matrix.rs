@@ -99,6 +99,18 @@ impl std::fmt::Display for SparseProblem {
 /// Elements per parallel block when scanning arrays for bad values.
 const SCAN_BLOCK: usize = 1 << 16;
 
+/// Position of the first element of `v` for which `bad` holds. Blocks of [`SCAN_BLOCK`] are
+/// tested in parallel with a branch-free fold (which the compiler vectorises); only the first
+/// failing block is searched element by element. Used on the big arrays a reader validates
+/// (indices, values), where an early-exit `position` costs a branch per element.
+pub(crate) fn position_bad<T: Sync>(v: &[T], bad: impl Fn(&T) -> bool + Sync) -> Option<usize> {
+    let b = v
+        .par_chunks(SCAN_BLOCK)
+        .position_first(|c| c.iter().fold(false, |any, x| any | bad(x)))?;
+    let base = b * SCAN_BLOCK;
+    v[base..].iter().position(&bad).map(|k| base + k)
+}
+
 /// Checks the compressed-sparse invariants for `n_major` rows (CSR) or columns (CSC) and
 /// `n_minor` columns (CSR) or rows (CSC).
 ///
@@ -137,18 +149,7 @@ pub fn validate_compressed(
         });
     }
     let bound = n_minor as u64;
-    // Blocks are scanned in parallel with a branch-free maximum (vectorised); only a block
-    // holding a bad index is searched for its position.
-    let bad_block = indices
-        .par_chunks(SCAN_BLOCK)
-        .position_first(|c| u64::from(c.iter().fold(0, |m, &i| m.max(i))) >= bound);
-    if let Some(at) = bad_block.and_then(|b| {
-        let base = b * SCAN_BLOCK;
-        indices[base..]
-            .iter()
-            .position(|&i| u64::from(i) >= bound)
-            .map(|k| base + k)
-    }) {
+    if let Some(at) = position_bad(indices, |&i| u64::from(i) >= bound) {
         return Err(SparseProblem::IndexOutOfRange {
             at,
             index: indices[at],
@@ -423,14 +424,7 @@ impl Matrix {
                 .find(|(_, v)| !v.is_finite())
                 .map(|(ij, _)| ij),
             Self::Csr(m) => {
-                let b = m
-                    .data
-                    .par_chunks(SCAN_BLOCK)
-                    .position_first(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite()))?;
-                let k = b * SCAN_BLOCK
-                    + m.data[b * SCAN_BLOCK..]
-                        .iter()
-                        .position(|v| !v.is_finite())?;
+                let k = position_bad(&m.data, |v| !v.is_finite())?;
                 let row = m.indptr.partition_point(|&p| p <= k as u64) - 1;
                 Some((row, m.indices[k] as usize))
             }

@@ -88,7 +88,7 @@ fn register_font() {
 
 /// A "nice" scale-bar length (1, 2 or 5 times a power of ten) near `target`.
 pub fn nice_length(target: f64) -> f64 {
-    if target.is_nan() || target <= 0.0 || !target.is_finite() {
+    if !target.is_finite() || target <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(target.log10().floor());

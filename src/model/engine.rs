@@ -260,8 +260,8 @@ impl Engine {
     /// Sparse first layer, then activation and Linear per later layer.
     ///
     /// Rows are split into one task per core (at most [`ROWS_PER_TASK`] rows each), and each task
-    /// runs the whole backbone on its rows: the hidden activations stay in that core's L2 and
-    /// the dense layers need no synchronisation between cores.
+    /// runs the whole backbone on its rows: the dense layers need no synchronisation between
+    /// cores and the activations stay with the core that made them.
     fn cpu_backbone(&self, cpu: &CpuLayers, x: &CsrMatrix, rows: Range<usize>) -> Vec<f32> {
         use rayon::prelude::*;
         self.check_width(x);

@@ -12,12 +12,13 @@ use super::colors::viridis;
 use super::view::PointView;
 use crate::data::anndata::AnnData;
 use crate::data::dataframe::Column;
-use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step, score_clusters};
+use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step};
 use crate::pipeline::worker::{Command, Event, Worker};
 use crate::render::points::{PointData, pack};
 
 mod compare;
 mod exports;
+mod metrics;
 
 /// What the points are coloured by.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -151,8 +152,12 @@ pub struct CellscopeApp {
     coloring: Coloring,
     dirty: bool,
     progress: Option<(Step, f32)>,
+    /// Counts the events that may change results (analysis, predictions, data, comparison);
+    /// the metrics panels recompute when it moves.
+    results_gen: u64,
+    metrics: Option<metrics::MetricsCache>,
     /// Fraction done of each pipeline step ([`STEPS`] order) in the current or last run.
-    step_fraction: [f32; 5],
+    step_fraction: [f32; STEPS.len()],
     status: String,
     errors: Vec<String>,
     params: AnalyzeParams,
@@ -222,7 +227,9 @@ impl CellscopeApp {
             coloring: Coloring::default(),
             dirty: true,
             progress: None,
-            step_fraction: [0.0; 5],
+            results_gen: 0,
+            metrics: None,
+            step_fraction: [0.0; STEPS.len()],
             status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."
                 .into(),
             errors: Vec::new(),
@@ -428,6 +435,7 @@ impl CellscopeApp {
         let mut params = self.params.clone();
         params.spatial_domains = d.default_spatial().map(|_| self.n_domains);
         self.analysis = None;
+        self.results_gen += 1;
         let matrix = self.embedding.as_ref().map(|e| e.0.clone());
         self.worker.send(Command::Analyze {
             data: d.clone(),
@@ -443,10 +451,11 @@ impl CellscopeApp {
             let Ok(e) = self.worker.events.try_recv() else {
                 break;
             };
+            self.results_gen += 1;
             match e {
                 Event::Started(s) => {
                     match s.as_str() {
-                        "embedding" => self.step_fraction = [0.0; 5],
+                        "embedding" => self.step_fraction = [0.0; STEPS.len()],
                         "analysis" => self.step_fraction[1..].iter_mut().for_each(|v| *v = 0.0),
                         _ => {}
                     }
@@ -1113,91 +1122,6 @@ impl CellscopeApp {
         }
     }
 
-    fn metrics_panel(&mut self, ui: &mut egui::Ui) {
-        if self.showing_comparison() {
-            self.compare_metrics(ui);
-            ui.separator();
-        }
-        ui.label(RichText::new("Metrics").strong());
-        let (Some(d), Some(a)) = (&self.data, &self.analysis) else {
-            ui.label("run the pipeline to see metrics");
-            return;
-        };
-        ui.label(format!("representation: {}", self.rep_name));
-        ui.collapsing("timings", |ui| ui.label(seconds(a)));
-        let n_clusters = a.leiden.iter().max().map_or(0, |m| m + 1);
-        ui.label(format!(
-            "Leiden: {n_clusters} clusters, modularity {:.3}",
-            a.modularity
-        ));
-        let mut truth = self.truth_key.clone();
-        egui::ComboBox::from_label("ground truth")
-            .selected_text(truth.clone().unwrap_or("none".into()))
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut truth, None, "none");
-                for name in d.obs.column_names() {
-                    ui.selectable_value(&mut truth, Some(name.to_string()), name);
-                }
-            });
-        self.truth_key = truth;
-        if let Some(k) = &self.truth_key
-            && let Some(col) = d.obs.column(k)
-        {
-            let t: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
-            let (s, n) = score_clusters(&t, &a.leiden);
-            egui::Grid::new("metrics").striped(true).show(ui, |ui| {
-                ui.label("");
-                ui.label("ARI");
-                ui.label("NMI");
-                ui.end_row();
-                ui.label("Leiden");
-                ui.label(format!("{:.3}", s.ari));
-                ui.label(format!("{:.3}", s.nmi));
-                ui.end_row();
-                if let Some((dom, _)) = &a.domains {
-                    let (s, _) = score_clusters(&t, dom);
-                    ui.label("domains");
-                    ui.label(format!("{:.3}", s.ari));
-                    ui.label(format!("{:.3}", s.nmi));
-                    ui.end_row();
-                }
-            });
-            ui.label(format!("{n} labelled cells"));
-            if let Some((pred, _)) = &self.prediction {
-                let (c, names, m) = crate::analysis::transfer::score_predictions(
-                    pred,
-                    &t,
-                    None,
-                    &crate::pipeline::analyze::MISSING_LABELS,
-                );
-                ui.label(format!(
-                    "predicted vs {k} ({m} cells): macro-F1 {:.3}, micro-F1 {:.3}, weighted F1 {:.3}",
-                    c.macro_f1, c.micro_f1, c.weighted_f1
-                ));
-                let bars: Vec<(String, f64)> = c
-                    .classes
-                    .iter()
-                    .zip(&c.f1)
-                    .map(|(&k, &f)| (names[k as usize].clone(), f))
-                    .collect();
-                bar_chart(ui, "F1 per class", &bars, 1.0);
-            }
-            ui.label("ground truth (rows) × Leiden cluster (columns); click a cell to select those cells");
-            if let Some(sel) = confusion_heatmap(ui, &t, &a.leiden) {
-                self.pending_selection = Some(sel);
-            }
-        }
-        let mut sizes = vec![0usize; n_clusters as usize];
-        a.leiden.iter().for_each(|&c| sizes[c as usize] += 1);
-        let max = sizes.iter().copied().max().unwrap_or(1) as f64;
-        let bars: Vec<(String, f64)> = sizes
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| (format!("{k} ({n})"), n as f64))
-            .collect();
-        bar_chart(ui, "Leiden cluster sizes", &bars, max);
-    }
-
     fn legend(&mut self, ui: &mut egui::Ui) {
         ui.label(RichText::new("Legend").strong());
         ui.label(format!("selected: {}", self.n_selected));
@@ -1438,56 +1362,8 @@ fn rows2(m: &Array2<f32>) -> Vec<[f32; 2]> {
     m.outer_iter().map(|r| [r[0], r[1]]).collect()
 }
 
-fn seconds(a: &Analysis) -> String {
-    a.seconds
-        .iter()
-        .map(|(s, t)| format!("{s:?} {t:.1}s"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Expression of gene `g` per cell from X (log-normalised when X holds counts).
-///
-/// Counts are normalised as [`crate::pipeline::analyze::log_normalized`] does (median of the
-/// totals as target, then log1p), for one column only; X with negative values is shown as is.
-/// Horizontal bars (label, value) scaled to `max`, drawn with the painter.
-fn bar_chart(ui: &mut egui::Ui, title: &str, bars: &[(String, f64)], max: f64) {
-    ui.label(title);
-    let row = 14.0;
-    let width = ui.available_width().max(120.0);
-    let (rect, _) = ui.allocate_exact_size(
-        egui::vec2(width, row * bars.len() as f32),
-        egui::Sense::hover(),
-    );
-    let p = ui.painter_at(rect);
-    let label_w = (width * 0.45).min(130.0);
-    for (i, (name, v)) in bars.iter().enumerate() {
-        let y = rect.top() + i as f32 * row;
-        p.text(
-            egui::pos2(rect.left(), y + row / 2.0),
-            egui::Align2::LEFT_CENTER,
-            short_label(name, 20),
-            egui::FontId::proportional(10.0),
-            ui.visuals().text_color(),
-        );
-        let w = ((v / max.max(1e-12)) as f32).clamp(0.0, 1.0) * (width - label_w - 36.0);
-        let bar = egui::Rect::from_min_size(
-            egui::pos2(rect.left() + label_w, y + 2.0),
-            egui::vec2(w, row - 4.0),
-        );
-        p.rect_filled(bar, 1.0, Color32::from_rgb(31, 119, 180));
-        if max <= 1.0 {
-            p.text(
-                egui::pos2(bar.right() + 3.0, y + row / 2.0),
-                egui::Align2::LEFT_CENTER,
-                format!("{v:.2}"),
-                egui::FontId::proportional(10.0),
-                ui.visuals().text_color(),
-            );
-        }
-    }
-}
-
+/// The colour ramp of the current continuous colouring, `lo` to `hi` (viridis, or grey to red
+/// for confidence), with its range.
 fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
     let steps = 50;
@@ -1509,70 +1385,4 @@ fn colour_bar(ui: &mut egui::Ui, lo: f32, hi: f32, confidence: bool) {
         );
     }
     ui.label(format!("{lo:.2} … {hi:.2} (99th percentile)"));
-}
-
-/// `s` cut to `max` characters with an ellipsis, for labels in a fixed-width column.
-fn short_label(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
-    }
-}
-
-/// Row-normalised contingency heatmap of `truth` (rows, missing labels left out) against
-/// `clusters` (columns). Returns the cells of a clicked heatmap cell.
-fn confusion_heatmap(ui: &mut egui::Ui, truth: &[String], clusters: &[u32]) -> Option<Vec<usize>> {
-    use crate::pipeline::analyze::MISSING_LABELS;
-    let keep: Vec<usize> = (0..truth.len())
-        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
-        .collect();
-    let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
-    let (codes, names) = crate::analysis::metrics::encode(&labels);
-    let k = clusters.iter().max().map_or(0, |m| *m as usize + 1);
-    if names.is_empty() || k == 0 || names.len() > 60 || k > 80 {
-        return None;
-    }
-    let mut counts = vec![vec![0usize; k]; names.len()];
-    for (j, &i) in keep.iter().enumerate() {
-        counts[codes[j] as usize][clusters[i] as usize] += 1;
-    }
-    let cell = (220.0 / k as f32).clamp(4.0, 18.0);
-    let label_w = 90.0;
-    let (rect, resp) = ui.allocate_exact_size(
-        egui::vec2(label_w + cell * k as f32, cell * names.len() as f32),
-        egui::Sense::click(),
-    );
-    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Table, true, "confusion matrix"));
-    let painter = ui.painter_at(rect);
-    let mut clicked = None;
-    for (r, row) in counts.iter().enumerate() {
-        let total = row.iter().sum::<usize>().max(1) as f32;
-        let y = rect.top() + r as f32 * cell;
-        painter.text(
-            egui::pos2(rect.left(), y + cell / 2.0),
-            egui::Align2::LEFT_CENTER,
-            short_label(&names[r], 14),
-            egui::FontId::proportional(cell.min(11.0)),
-            ui.visuals().text_color(),
-        );
-        for (c, &v) in row.iter().enumerate() {
-            let cr = egui::Rect::from_min_size(
-                egui::pos2(rect.left() + label_w + c as f32 * cell, y),
-                egui::vec2(cell - 1.0, cell - 1.0),
-            );
-            painter.rect_filled(cr, 0.0, viridis(v as f32 / total));
-            if resp.clicked() && resp.interact_pointer_pos().is_some_and(|p| cr.contains(p)) {
-                clicked = Some((r, c));
-            }
-        }
-    }
-    let (r, c) = clicked?;
-    Some(
-        keep.iter()
-            .enumerate()
-            .filter(|&(j, &i)| codes[j] as usize == r && clusters[i] as usize == c)
-            .map(|(_, &i)| i)
-            .collect(),
-    )
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use egui::{Color32, RichText};
+use egui::Color32;
 
 use super::{CellscopeApp, Command, PointView};
-use crate::pipeline::compare::{Comparison, SideSource, side_metrics};
+use crate::pipeline::compare::{Comparison, SideSource};
 use crate::render::camera::Camera;
 use crate::render::coloring::categorical_coloring;
 use crate::render::points::{PointData, pack};
@@ -246,81 +246,6 @@ impl CellscopeApp {
             ui.painter().circle_filled(r.center(), 5.0, MISMATCH);
             ui.label(format!("A ≠ B  ({})", cs.result.n_disagree()));
         });
-    }
-
-    /// The right panel while comparing: metrics per side and the A x B confusion matrix.
-    pub(super) fn compare_metrics(&mut self, ui: &mut egui::Ui) {
-        let Some(cs) = &self.compare else { return };
-        let c = &cs.result;
-        ui.label(RichText::new("A vs B").strong());
-        let n = c.disagree.len();
-        let nd = c.n_disagree();
-        ui.label(format!(
-            "disagreement: {nd} of {n} cells ({:.1} %); labels: {}",
-            100.0 * nd as f64 / n.max(1) as f64,
-            if c.sides[0].predicted.is_some() && c.sides[1].predicted.is_some() {
-                "predicted types"
-            } else {
-                "Leiden clusters (B mapped to A by overlap)"
-            }
-        ));
-        let truth: Option<Vec<String>> = self.truth_key.as_ref().and_then(|k| {
-            let col = self.data.as_ref()?.obs.column(k)?;
-            Some((0..col.len()).map(|i| col.value_string(i)).collect())
-        });
-        let metrics: Vec<_> = truth
-            .as_ref()
-            .map(|t| c.sides.iter().map(|s| side_metrics(s, t)).collect())
-            .unwrap_or_default();
-        egui::Grid::new("ab_metrics").striped(true).show(ui, |ui| {
-            ui.label("");
-            ui.label("A");
-            ui.label("B");
-            ui.end_row();
-            ui.label("Leiden clusters");
-            for s in &c.sides {
-                ui.label((s.analysis.leiden.iter().max().map_or(0, |m| m + 1)).to_string());
-            }
-            ui.end_row();
-            ui.label("modularity");
-            for s in &c.sides {
-                ui.label(format!("{:.3}", s.analysis.modularity));
-            }
-            ui.end_row();
-            if !metrics.is_empty() {
-                ui.label("ARI (Leiden)");
-                for m in &metrics {
-                    ui.label(format!("{:.3}", m.leiden_ari));
-                }
-                ui.end_row();
-                ui.label("NMI (Leiden)");
-                for m in &metrics {
-                    ui.label(format!("{:.3}", m.leiden_nmi));
-                }
-                ui.end_row();
-                if metrics.iter().any(|m| m.macro_f1.is_some()) {
-                    ui.label("macro-F1");
-                    for m in &metrics {
-                        ui.label(m.macro_f1.map_or("-".into(), |v| format!("{v:.3}")));
-                    }
-                    ui.end_row();
-                    ui.label("accuracy");
-                    for m in &metrics {
-                        ui.label(m.accuracy.map_or("-".into(), |v| format!("{v:.3}")));
-                    }
-                    ui.end_row();
-                }
-            }
-        });
-        if metrics.is_empty() {
-            ui.label("choose a ground-truth column (Metrics) for ARI / NMI / F1");
-        }
-        ui.label("A (rows) × B (columns); click a cell to select those cells");
-        let (b_codes, _) = crate::analysis::metrics::encode(&c.b_labels);
-        let a_labels = c.a_labels.clone();
-        if let Some(cells) = super::confusion_heatmap(ui, &a_labels, &b_codes) {
-            self.pending_selection = Some(cells);
-        }
     }
 }
 
