@@ -31,6 +31,10 @@
 //!   rows, blocks of 32 to 128 KiB, chunks of 4 to 16 vectors and super-blocks of 0.5 to 1.5 MiB
 //!   were measured; sharing weight loads between rows in registers (genes present in two or more
 //!   rows of a tile of 3 or 4) ran the multiply-adds faster but cost more to set up than it saved.
+//! - What bounds it now (BENCHMARKS.md): besides L1 misses, the inner loop's exit, mispredicted
+//!   about once per segment (a row's non-zeros in one block, about 12 here). The segments per
+//!   row are the weight bytes over the block bytes, so the block size trades one limit against
+//!   the other.
 
 use std::ops::Range;
 
