@@ -368,10 +368,12 @@ mod tests {
     #[test]
     fn balanced_split_evens_out_nonzeros() {
         let nnz: Vec<u64> = (0..1000).map(|r| 100 + (r * 37 % 900) as u64).collect();
-        let mut indptr = vec![0u64];
-        for n in &nnz {
-            indptr.push(indptr.last().unwrap() + n);
-        }
+        let indptr: Vec<u64> = std::iter::once(0)
+            .chain(nnz.iter().scan(0, |sum, n| {
+                *sum += n;
+                Some(*sum)
+            }))
+            .collect();
         let x = CsrMatrix {
             n_rows: nnz.len(),
             n_cols: 1,
