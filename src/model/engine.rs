@@ -116,6 +116,11 @@ struct CpuLayers {
     head: Option<Dense>,
 }
 
+/// How many times faster `gemm` does a multiply-add on the dense layers than the sparse first
+/// layer does per non-zero (measured with `perf` on `examples/embed_bench.rs`: about 28 against
+/// 8-10 per cycle); sets [`CpuLayers::row_cost`].
+const GEMM_SPEEDUP: usize = 3;
+
 /// Splits `rows` into `parts` consecutive ranges of about equal cost, a row costing its
 /// number of non-zeros plus `row_cost`. Splitting by row count instead left one core idle for
 /// about 7% of a batch of HER2+ ST spots, whose non-zeros per 512 rows differ by up to 20%.
@@ -219,12 +224,12 @@ impl Engine {
         first: &Dense,
     ) -> Self {
         let cpu = (kind == EngineKind::SparseCpu).then(|| {
-            // A non-zero of the sparse layer costs `n_hidden` multiply-adds at about a third
-            // of the rate `gemm` reaches on the dense layers (`examples/embed_bench.rs`).
+            // A non-zero of the sparse layer costs `n_hidden` multiply-adds, done
+            // GEMM_SPEEDUP times slower than the dense layers' ones.
             let dense_fma: usize = model.backbone[1..].iter().map(|d| d.n_in * d.n_out).sum();
             Arc::new(CpuLayers {
                 first: SparseWeights::new(first),
-                row_cost: (dense_fma / (3 * first.n_out.max(1))) as u64,
+                row_cost: (dense_fma / (GEMM_SPEEDUP * first.n_out.max(1))) as u64,
                 rest: model.backbone[1..].to_vec(),
                 head: model.head.clone(),
             })
