@@ -3,7 +3,10 @@ encoder on real spatial spots, dense input as users run it.
 
 Usage: python3 examples/embed_bench.py MODEL_DIR N_CELLS BATCH THREADS OUT.json
 MODEL_DIR holds random_mask.ckpt and genes.csv (tests/fixtures/models/make_models.py 19331 DIR).
-Prints one JSON line: cells_per_sec, nnz_per_cell; writes the first 256 embeddings to OUT.json.
+Writes the first 256 embeddings to OUT.json and prints one JSON line (torch version, threads,
+nnz_per_cell). Then, for each line read from stdin, times one pass over the N_CELLS cells in
+batches of BATCH and prints its cells/s, so that the caller can interleave these passes with its
+own and both sides meet the same machine state.
 """
 import json
 import os
@@ -58,17 +61,16 @@ def main():
     m.eval()
     x = torch.from_numpy(cells(genes, n))
     nnz = float((x != 0).sum(dim=1).float().mean())
-    best = 0.0
     with torch.no_grad():
         m.encoder(x[:batch])  # warm-up
-        for _ in range(3):
+        first = m.encoder(x[:256]).tolist()
+        json.dump(first, open(out, "w"))
+        print(json.dumps({"nnz_per_cell": nnz, "torch": torch.__version__, "threads": threads}), flush=True)
+        for _ in sys.stdin:
             t = time.perf_counter()
             for s in range(0, n, batch):
-                e = m.encoder(x[s:s + batch])
-            best = max(best, n / (time.perf_counter() - t))
-        first = m.encoder(x[:256]).tolist()
-    json.dump(first, open(out, "w"))
-    print(json.dumps({"cells_per_sec": best, "nnz_per_cell": nnz, "torch": torch.__version__, "threads": threads}))
+                m.encoder(x[s:s + batch])
+            print(n / (time.perf_counter() - t), flush=True)
 
 
 if __name__ == "__main__":
