@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(v, vec![7.0, 5.0]);
     }
 
-    /// Several row blocks, rows in and out of the model's order, empty rows: equal to mapping
+    /// Several row blocks, rows in and out of the model's order, an unmatched gene: equal to mapping
     /// each row on its own.
     #[test]
     fn map_matrix_equals_row_by_row() {
