@@ -358,11 +358,11 @@ impl GeneAlignment {
     /// all cores and joined in order, so the result does not depend on the thread count.
     pub fn map_matrix(&self, m: &super::matrix::CsrMatrix) -> super::matrix::CsrMatrix {
         use rayon::prelude::*;
-        const ROWS: usize = 2048;
-        let blocks: Vec<(Vec<u64>, Vec<u32>, Vec<f32>)> = (0..m.n_rows.div_ceil(ROWS))
+        let blocks: Vec<(Vec<u64>, Vec<u32>, Vec<f32>)> = m
+            .row_ranges()
+            .collect::<Vec<_>>()
             .into_par_iter()
-            .map(|b| {
-                let rows = b * ROWS..((b + 1) * ROWS).min(m.n_rows);
+            .map(|rows| {
                 let nnz = (m.indptr[rows.end] - m.indptr[rows.start]) as usize;
                 let mut ends = Vec::with_capacity(rows.len());
                 let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));

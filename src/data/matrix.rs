@@ -99,6 +99,13 @@ impl std::fmt::Display for SparseProblem {
 /// Elements per parallel block when scanning arrays for bad values.
 const SCAN_BLOCK: usize = 1 << 16;
 
+/// One range of rows and its stored values ([`CsrMatrix::row_ranges_mut`]).
+pub type RowRangeMut<'a> = (std::ops::Range<usize>, &'a mut [f32]);
+
+/// Rows per task in row-parallel passes ([`CsrMatrix::row_ranges`]): with a few thousand
+/// non-zeros per row, enough work per task to dwarf rayon's scheduling.
+pub const PAR_ROWS: usize = 2048;
+
 /// Position of the first element of `v` for which `bad` holds. Blocks of [`SCAN_BLOCK`] are
 /// tested in parallel with a branch-free fold (which the compiler vectorises); only the first
 /// failing block is searched element by element. Used on the big arrays a reader validates
@@ -207,6 +214,31 @@ impl CsrMatrix {
     pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
         (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// The rows split into consecutive ranges of up to [`PAR_ROWS`] rows, the unit of the
+    /// row-parallel passes (preprocessing, gene alignment).
+    pub fn row_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let n = self.n_rows;
+        (0..n)
+            .step_by(PAR_ROWS)
+            .map(move |r0| r0..(r0 + PAR_ROWS).min(n))
+    }
+
+    /// [`CsrMatrix::row_ranges`] with each range's stored values, mutable, so that ranges can be
+    /// rescaled on different cores; `indptr` is returned alongside (values of row `i` in the
+    /// range starting at `r0` are `values[indptr[i] - indptr[r0]..indptr[i + 1] - indptr[r0]]`).
+    pub fn row_ranges_mut(&mut self) -> (&[u64], Vec<RowRangeMut<'_>>) {
+        let ranges: Vec<_> = self.row_ranges().collect();
+        let mut out = Vec::with_capacity(ranges.len());
+        let mut rest = &mut self.data[..];
+        for rows in ranges {
+            let len = (self.indptr[rows.end] - self.indptr[rows.start]) as usize;
+            let (block, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            out.push((rows, block));
+            rest = tail;
+        }
+        (&self.indptr, out)
     }
 
     /// Rows `r0..r1` as a new matrix (same columns).
@@ -435,6 +467,38 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ranges cover the rows in order, and each range's values are exactly its rows' values.
+    #[test]
+    fn row_ranges_split_values_by_row() {
+        let n_rows = 2 * PAR_ROWS + 5;
+        let mut indptr = vec![0u64];
+        for r in 0..n_rows {
+            indptr.push(indptr[r] + (r % 3) as u64);
+        }
+        let nnz = indptr[n_rows] as usize;
+        let mut m = CsrMatrix {
+            n_rows,
+            n_cols: 3,
+            indptr,
+            indices: (0..nnz).map(|k| (k % 3) as u32).collect(),
+            data: (0..nnz).map(|k| k as f32).collect(),
+        };
+        let want = m.clone();
+        let (indptr, blocks) = m.row_ranges_mut();
+        let ranges: Vec<_> = blocks.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(
+            ranges,
+            vec![0..PAR_ROWS, PAR_ROWS..2 * PAR_ROWS, 2 * PAR_ROWS..n_rows]
+        );
+        for (rows, values) in blocks {
+            let base = indptr[rows.start] as usize;
+            for i in rows {
+                let (a, b) = (indptr[i] as usize - base, indptr[i + 1] as usize - base);
+                assert_eq!(&values[a..b], want.row(i).1, "row {i}");
+            }
+        }
+    }
 
     #[test]
     fn csc_to_csr_matches_dense() {

@@ -4,28 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::matrix::CsrMatrix;
-
-/// Rows per parallel task in the element-wise passes.
-const ROWS_PER_TASK: usize = 2048;
-
-/// A CSR matrix's stored values (`data`, rows delimited by `indptr`) split into consecutive
-/// blocks of up to [`ROWS_PER_TASK`] rows: the first row of each block and its values, so that
-/// blocks can be scaled on different cores.
-fn row_blocks_mut<'a>(indptr: &[u64], data: &'a mut [f32]) -> Vec<(usize, &'a mut [f32])> {
-    let n_rows = indptr.len().saturating_sub(1);
-    let mut out = Vec::with_capacity(n_rows.div_ceil(ROWS_PER_TASK));
-    let mut rest = data;
-    let mut taken = 0;
-    for r0 in (0..n_rows).step_by(ROWS_PER_TASK) {
-        let end = indptr[(r0 + ROWS_PER_TASK).min(n_rows)] as usize;
-        let (block, tail) = std::mem::take(&mut rest).split_at_mut(end - taken);
-        out.push((r0, block));
-        rest = tail;
-        taken = end;
-    }
-    out
-}
+use super::matrix::{CsrMatrix, PAR_ROWS};
 
 /// Target of `normalize_total`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +22,7 @@ pub enum TargetSum {
 pub fn row_totals(m: &CsrMatrix) -> Vec<f32> {
     (0..m.n_rows)
         .into_par_iter()
-        .with_min_len(ROWS_PER_TASK)
+        .with_min_len(PAR_ROWS)
         .map(|i| m.row(i).1.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
         .collect()
 }
@@ -75,22 +54,20 @@ pub fn normalize_total(m: &mut CsrMatrix, target: TargetSum) -> f64 {
         TargetSum::Fixed(t) => t as f32,
         TargetSum::Median => median(&totals),
     };
-    let indptr = &m.indptr;
-    row_blocks_mut(indptr, &mut m.data)
-        .into_par_iter()
-        .for_each(|(r0, block)| {
-            let base = indptr[r0] as usize;
-            for (i, &total) in totals.iter().enumerate().skip(r0).take(ROWS_PER_TASK) {
-                let factor = total / after;
-                if factor == 0.0 || !factor.is_finite() {
-                    continue;
-                }
-                let (a, b) = (indptr[i] as usize - base, indptr[i + 1] as usize - base);
-                for v in &mut block[a..b] {
-                    *v /= factor;
-                }
+    let (indptr, blocks) = m.row_ranges_mut();
+    blocks.into_par_iter().for_each(|(rows, block)| {
+        let base = indptr[rows.start] as usize;
+        for i in rows {
+            let factor = totals[i] / after;
+            if factor == 0.0 || !factor.is_finite() {
+                continue;
             }
-        });
+            let (a, b) = (indptr[i] as usize - base, indptr[i + 1] as usize - base);
+            for v in &mut block[a..b] {
+                *v /= factor;
+            }
+        }
+    });
     f64::from(after)
 }
 
