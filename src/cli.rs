@@ -66,11 +66,14 @@ pub enum Command {
     Embed {
         /// The input (.h5ad, 10x .h5, or Visium folder); raw counts in X.
         data: PathBuf,
-        /// The model: a cellscope model folder, or a PyTorch / Lightning / safetensors file.
+        /// The model: a cellscope model folder, a PyTorch / Lightning / safetensors file, or a
+        /// file on the HuggingFace hub, hf://OWNER/NAME[@REVISION]/PATH (downloaded once into
+        /// the cache, e.g. hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt).
         #[arg(long)]
         model: PathBuf,
-        /// The model's gene list (CSV/TSV with feature_id and/or feature_name, or one gene per
-        /// line); default: genes.csv beside the checkpoint.
+        /// The model's gene list (CSV/TSV/parquet with feature_id and/or feature_name, or one
+        /// gene per line; a path or an hf:// name); default: genes.csv beside the checkpoint,
+        /// or the hub repository's var.parquet.
         #[arg(long)]
         genes: Option<PathBuf>,
         /// Compute backend.
@@ -136,7 +139,8 @@ pub enum Command {
         /// log-normalised expression of the shared genes on the reference's 30 PCs.
         #[arg(long, conflicts_with = "model")]
         use_rep: Option<String>,
-        /// Embed both datasets with this model (cellscope folder or PyTorch checkpoint) first.
+        /// Embed both datasets with this model (cellscope folder, PyTorch checkpoint or hf://
+        /// name) first.
         #[arg(long)]
         model: Option<PathBuf>,
         /// CSV of (reference label, query label) pairs relating the two label sets.
@@ -203,7 +207,8 @@ pub enum Command {
         /// obs column with the labels.
         #[arg(long)]
         label_key: String,
-        /// Pre-trained model (cellscope folder or checkpoint); without it: supervised baseline.
+        /// Pre-trained model (cellscope folder, checkpoint or hf:// name); without it: supervised
+        /// baseline.
         #[arg(long)]
         model: Option<PathBuf>,
         /// Genes of a model trained from scratch (gene list or .h5ad); default: the dataset's.
@@ -487,6 +492,46 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// [`crate::model::load_model`] on a local path or an `hf://OWNER/NAME[@REVISION]/PATH` name,
+/// which is fetched from the HuggingFace hub into the cache first with a progress bar on
+/// stderr (with the repository's `var.parquet` as the gene list when `genes` is not given;
+/// [`crate::model::hub`]).
+///
+/// # Errors
+/// The download's or the model's error.
+pub(crate) fn load_model(
+    model: &std::path::Path,
+    genes: Option<&std::path::Path>,
+) -> anyhow::Result<crate::model::Model> {
+    let hub = crate::model::hub::Hub::from_env();
+    let mut bars: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+    let mut progress = |name: &str, done: u64, total: Option<u64>| {
+        if bars.last().is_none_or(|(n, _)| n != name) {
+            if let Some((_, b)) = bars.last() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(total.unwrap_or(0));
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg}\n{bar:40} {bytes}/{total_bytes}  {bytes_per_sec}  [eta {eta}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_message(format!("downloading {name}"));
+            bars.push((name.to_string(), b));
+        }
+        if let Some((_, b)) = bars.last() {
+            b.set_position(done);
+        }
+        true
+    };
+    let (model, genes) = hub.resolve_model(model, genes, &mut progress)?;
+    if let Some((_, b)) = bars.last() {
+        b.finish();
+    }
+    Ok(crate::model::load_model(&model, genes.as_deref())?)
+}
+
 fn embed(
     data: &std::path::Path,
     model_path: &std::path::Path,
@@ -504,7 +549,7 @@ fn embed(
     let homologs = homologs
         .map(crate::data::genes::Homologs::read_csv)
         .transpose()?;
-    let model = crate::model::load_model(model_path, genes)?;
+    let model = load_model(model_path, genes)?;
     eprintln!("model: {}", model.weights);
     let engine = crate::model::Engine::new(&model.weights, backend).map_err(anyhow::Error::msg)?;
     eprintln!("device: {}", engine.description());
@@ -841,7 +886,7 @@ fn transfer_cmd(t: &TransferArgs) -> anyhow::Result<()> {
     let labels = obs_labels(&r, t.label_key)?;
     let query_truth = t.query_label_key.map(|k| obs_labels(&q, k)).transpose()?;
     let (rr, qr, rep_name) = if let Some(m) = t.model {
-        let model = crate::model::load_model(m, None)?;
+        let model = load_model(m, None)?;
         (
             embed_with(&model, &r)?,
             embed_with(&model, &q)?,

@@ -139,9 +139,7 @@ pub fn finetune(
 ) -> anyhow::Result<()> {
     check_out(out)?;
     let adata = crate::data::open(data)?;
-    let init = model
-        .map(|m| crate::model::load_model(m, None))
-        .transpose()?;
+    let init = model.map(|m| super::load_model(m, None)).transpose()?;
     let (handle, rx) = spawn(move |tx| {
         crate::pipeline::train::run_finetune(
             &adata,
@@ -193,7 +191,7 @@ pub fn predict(
 ) -> anyhow::Result<()> {
     use crate::data::write;
     write::check_not_input(data, out)?;
-    let model = crate::model::load_model(model_path, None)?;
+    let model = super::load_model(model_path, None)?;
     let adata = crate::data::open(data)?;
     let (p, cov) = crate::pipeline::train::predict(&model, &adata)?;
     eprintln!("{}: genes {cov}", data.display());

@@ -26,6 +26,8 @@ use crate::data::genes::GeneList;
 pub const FORMAT: &str = "cellscope-model";
 /// Current format version.
 pub const VERSION: u32 = 1;
+/// File names of a gene list found beside a checkpoint, in the order they are looked for.
+pub const GENE_LIST_NAMES: [&str; 4] = ["genes.csv", "genes.tsv", "var.csv", "var.parquet"];
 
 /// `config.json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -113,7 +115,7 @@ pub fn load_model(path: &Path, genes: Option<&Path>) -> Result<Model, ModelError
     let (weights, sd) = load_checkpoint(path)?;
     let genes_path = match genes {
         Some(g) => g.to_path_buf(),
-        None => ["genes.csv", "genes.tsv", "var.csv", "var.parquet"]
+        None => GENE_LIST_NAMES
             .iter()
             .map(|n| path.with_file_name(n))
             .find(|p| p.is_file())

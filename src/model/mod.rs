@@ -9,6 +9,7 @@ pub mod dense;
 pub mod embed;
 pub mod engine;
 pub mod format;
+pub mod hub;
 pub mod nets;
 pub mod sparse;
 pub mod torch_pickle;

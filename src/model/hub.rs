@@ -1,0 +1,397 @@
+//! Models from the HuggingFace hub: `hf://OWNER/NAME[@REVISION]/PATH` names a file of a hub
+//! repository (the pretrained ssl_in_scg weights of Richter et al. 2024 are in
+//! `TillR/sc_pretrained`, e.g. `hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt`,
+//! gene order in `var.parquet` at the repository root; see `SSL_MODELS.md`).
+//!
+//! A file is downloaded once into the cache (`$CELLSCOPE_CACHE`, else
+//! `$XDG_CACHE_HOME/cellscope`, else `~/.cache/cellscope`, under
+//! `hub/OWNER/NAME/REVISION/PATH`) and read from there afterwards, also offline. The download
+//! goes to a `.part` file beside the target and is renamed into place only when complete: its
+//! length must equal the announced one and, for files stored with Git LFS (the checkpoints),
+//! its SHA-256 must equal the hub's `X-Linked-Etag`. The hub address follows
+//! `huggingface_hub`'s conventions: `$HF_ENDPOINT` (default `https://huggingface.co`), files at
+//! `{endpoint}/{repo}/resolve/{revision}/{path}`, a token in `$HF_TOKEN` for gated
+//! repositories (sent to the hub only, not to the storage it redirects to).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::Digest;
+
+/// URL scheme of hub files.
+pub const SCHEME: &str = "hf://";
+
+/// Bytes percent-encoded in a path segment: all but RFC 3986's unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A download or cache failure, naming the file and the address.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The `hf://` name is malformed.
+    #[error("{spec}: {message} (expected hf://OWNER/NAME[@REVISION]/PATH)")]
+    Spec {
+        /// The name as given.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The hub answered with an error status (404: no such repository, revision or file).
+    #[error("{url}: the hub answered HTTP {status}{hint}")]
+    Status {
+        /// The address asked.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// What it probably means.
+        hint: &'static str,
+    },
+    /// The connection failed or broke off.
+    #[error("{url}: {message}")]
+    Network {
+        /// The address asked.
+        url: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// The downloaded bytes are not the announced file.
+    #[error("{url}: {message}; the download was discarded")]
+    Corrupt {
+        /// The address asked.
+        url: String,
+        /// Length or SHA-256 mismatch.
+        message: String,
+    },
+    /// The cache could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The cache file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The caller cancelled; nothing was kept.
+    #[error("download cancelled")]
+    Cancelled,
+}
+
+/// One file of a hub repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFile {
+    /// `OWNER/NAME`.
+    pub repo: String,
+    /// Branch, tag or commit (default `main`).
+    pub revision: String,
+    /// Path inside the repository, `/`-separated.
+    pub path: String,
+}
+
+impl HubFile {
+    /// Parses `hf://OWNER/NAME[@REVISION]/PATH`. `None` when `spec` does not start with
+    /// [`SCHEME`] (a local path).
+    ///
+    /// # Errors
+    /// [`HubError::Spec`] for a missing owner, name or path, or a path component that is empty,
+    /// `.` or `..` (the path becomes a folder in the cache).
+    pub fn parse(spec: &str) -> Option<Result<Self, HubError>> {
+        let rest = spec.strip_prefix(SCHEME)?;
+        let err = |message: &str| HubError::Spec {
+            spec: spec.to_string(),
+            message: message.to_string(),
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(owner), Some(name), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Some(Err(err("owner, repository name and file path are needed")));
+        };
+        let (name, revision) = name.split_once('@').unwrap_or((name, "main"));
+        let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
+        if !safe(owner) || !safe(name) || !safe(revision) || revision.contains('/') {
+            return Some(Err(err("empty or invalid owner, name or revision")));
+        }
+        if !path.split('/').all(safe) {
+            return Some(Err(err(
+                "the file path has an empty, '.' or '..' component",
+            )));
+        }
+        Some(Ok(Self {
+            repo: format!("{owner}/{name}"),
+            revision: revision.to_string(),
+            path: path.to_string(),
+        }))
+    }
+
+    /// Another file of the same repository and revision.
+    pub fn sibling(&self, path: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for HubFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SCHEME}{}@{}/{}", self.repo, self.revision, self.path)
+    }
+}
+
+/// Where hub files come from and where they are kept.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// Hub address without a trailing `/`, e.g. `https://huggingface.co`.
+    pub endpoint: String,
+    /// Cache root; files go to `hub/OWNER/NAME/REVISION/PATH` under it.
+    pub cache: PathBuf,
+    /// Bearer token for gated or private repositories.
+    pub token: Option<String>,
+}
+
+impl Hub {
+    /// The hub and cache named by the environment (see the module docs).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let cache = var("CELLSCOPE_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                var("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("cellscope")
+            });
+        Self {
+            endpoint: var("HF_ENDPOINT")
+                .unwrap_or_else(|| "https://huggingface.co".into())
+                .trim_end_matches('/')
+                .to_string(),
+            cache,
+            token: var("HF_TOKEN"),
+        }
+    }
+
+    /// The cache path of `file` (present or not).
+    pub fn cached_path(&self, file: &HubFile) -> PathBuf {
+        let mut p = self.cache.join("hub").join(&file.repo).join(&file.revision);
+        p.extend(file.path.split('/'));
+        p
+    }
+
+    /// The download address of `file`: `{endpoint}/{repo}/resolve/{revision}/{path}`, each
+    /// path component percent-encoded (the ssl_in_scg folders have spaces).
+    pub fn url(&self, file: &HubFile) -> String {
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
+        let path: Vec<String> = file.path.split('/').map(enc).collect();
+        format!(
+            "{}/{}/resolve/{}/{}",
+            self.endpoint,
+            file.repo,
+            enc(&file.revision),
+            path.join("/")
+        )
+    }
+
+    /// The local path of `file`, downloading it first when it is not cached. `progress`
+    /// receives (bytes done, total when announced) and returns `false` to cancel.
+    ///
+    /// # Errors
+    /// [`HubError`]: an error status (404 names the address), a broken connection, a length or
+    /// SHA-256 mismatch (nothing is kept), a cache that cannot be written, or cancellation.
+    pub fn fetch(
+        &self,
+        file: &HubFile,
+        progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+    ) -> Result<PathBuf, HubError> {
+        let target = self.cached_path(file);
+        if target.is_file() {
+            return Ok(target);
+        }
+        let url = self.url(file);
+        let net = |e: ureq::Error, url: &str| match e {
+            ureq::Error::StatusCode(status) => HubError::Status {
+                url: url.to_string(),
+                status,
+                hint: match status {
+                    401 | 403 => " (a gated or private repository: set HF_TOKEN)",
+                    404 => " (no such repository, revision or file)",
+                    _ => "",
+                },
+            },
+            e => HubError::Network {
+                url: url.to_string(),
+                message: e.to_string(),
+            },
+        };
+        // First ask the hub without following its redirect: for LFS files the answer carries
+        // the SHA-256 and size, and the location of the bytes.
+        let agent = |redirects: u32| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_body(Some(Duration::from_secs(60)))
+                .max_redirects(redirects)
+                .max_redirects_will_error(false)
+                .build()
+                .into()
+        };
+        let mut req = agent(0).get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let first = req.call().map_err(|e| net(e, &url))?;
+        let header = |r: &ureq::http::Response<ureq::Body>, k: &str| {
+            r.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        let sha256 = header(&first, "x-linked-etag")
+            .filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+        let mut resp = if first.status().is_redirection() {
+            let loc = header(&first, "location").ok_or_else(|| HubError::Network {
+                url: url.clone(),
+                message: "redirect without a location".into(),
+            })?;
+            let next = if loc.starts_with('/') {
+                // Relative to the endpoint's origin.
+                let origin_end = self
+                    .endpoint
+                    .find("://")
+                    .and_then(|i| self.endpoint[i + 3..].find('/').map(|j| i + 3 + j))
+                    .unwrap_or(self.endpoint.len());
+                format!("{}{loc}", &self.endpoint[..origin_end])
+            } else {
+                loc
+            };
+            agent(5).get(&next).call().map_err(|e| net(e, &url))?
+        } else {
+            first
+        };
+        let total = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok());
+        let parent = target.parent().unwrap_or(&self.cache).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|source| HubError::Io {
+            path: parent.clone(),
+            source,
+        })?;
+        let mut part = tempfile::Builder::new()
+            .prefix(".download-")
+            .suffix(".part")
+            .tempfile_in(&parent)
+            .map_err(|source| HubError::Io {
+                path: parent.clone(),
+                source,
+            })?;
+        let mut hasher = sha2::Sha256::new();
+        let mut reader = resp.body_mut().as_reader();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        if !progress(0, total) {
+            return Err(HubError::Cancelled);
+        }
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| HubError::Network {
+                url: url.clone(),
+                message: format!("download broke off after {done} bytes: {e}"),
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            part.write_all(&buf[..n]).map_err(|source| HubError::Io {
+                path: part.path().to_path_buf(),
+                source,
+            })?;
+            done += n as u64;
+            if !progress(done, total) {
+                return Err(HubError::Cancelled);
+            }
+        }
+        let corrupt = |message: String| HubError::Corrupt {
+            url: url.clone(),
+            message,
+        };
+        if let Some(t) = total
+            && t != done
+        {
+            return Err(corrupt(format!("received {done} of {t} bytes")));
+        }
+        if let Some(want) = sha256 {
+            let got: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if !got.eq_ignore_ascii_case(&want) {
+                return Err(corrupt(format!("SHA-256 {got}, the hub announced {want}")));
+            }
+        }
+        part.as_file().sync_all().map_err(|source| HubError::Io {
+            path: part.path().to_path_buf(),
+            source,
+        })?;
+        part.persist(&target).map_err(|e| HubError::Io {
+            path: target.clone(),
+            source: e.error,
+        })?;
+        Ok(target)
+    }
+
+    /// A model named by `model` and its gene list, as local paths: `hf://` names are fetched
+    /// (see [`Hub::fetch`]), local paths pass through. For a hub model without `genes` and
+    /// without a gene list beside it in the repository, the repository's `var.parquet` (where
+    /// ssl_in_scg keeps the gene order) is fetched when it exists.
+    ///
+    /// # Errors
+    /// [`HubError`] from the model's or the gene list's download; a missing `var.parquet` is
+    /// not an error (loading the model then asks for `--genes`).
+    pub fn resolve_model(
+        &self,
+        model: &Path,
+        genes: Option<&Path>,
+        progress: &mut dyn FnMut(&str, u64, Option<u64>) -> bool,
+    ) -> Result<(PathBuf, Option<PathBuf>), HubError> {
+        let mut fetch = |p: &Path| -> Result<(PathBuf, Option<HubFile>), HubError> {
+            match HubFile::parse(&p.to_string_lossy()) {
+                None => Ok((p.to_path_buf(), None)),
+                Some(file) => {
+                    let file = file?;
+                    let name = file.to_string();
+                    let local = self.fetch(&file, &mut |d, t| progress(&name, d, t))?;
+                    Ok((local, Some(file)))
+                }
+            }
+        };
+        let (model_path, hub_model) = fetch(model)?;
+        let genes_path = match genes {
+            Some(g) => Some(fetch(g)?.0),
+            None => None,
+        };
+        if genes_path.is_some() {
+            return Ok((model_path, genes_path));
+        }
+        let Some(file) = hub_model else {
+            return Ok((model_path, None));
+        };
+        let dir = file.path.rsplit_once('/').map_or("", |(d, _)| d);
+        for name in super::format::GENE_LIST_NAMES {
+            let beside = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if self.cached_path(&file.sibling(&beside)).is_file() {
+                return Ok((model_path, None));
+            }
+        }
+        let var = file.sibling("var.parquet");
+        let name = var.to_string();
+        match self.fetch(&var, &mut |d, t| progress(&name, d, t)) {
+            Ok(p) => Ok((model_path, Some(p))),
+            Err(HubError::Status { status: 404, .. }) => Ok((model_path, None)),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Models from the HuggingFace hub, against a local server on 127.0.0.1 that answers as the hub
+//! does (`/{repo}/resolve/{revision}/{path}`; LFS files as a redirect carrying `X-Linked-Etag`,
+//! the SHA-256, then the bytes from another address; small files directly): download into the
+//! cache with the gene list, reuse without a request, the token sent to the hub only, corrupt,
+//! truncated, missing and cancelled downloads leaving nothing behind, and `cellscope embed
+//! --model hf://...` end to end.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use cellscope::model::hub::{Hub, HubError, HubFile};
+use cellscope::model::load_model;
+use common::{fixture, shared_data};
+use sha2::Digest;
+
+/// Requests the server saw: (path, whether an Authorization header came with it).
+type Log = Arc<Mutex<Vec<(String, bool)>>>;
+
+fn sha256_hex(b: &[u8]) -> String {
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Serves `TillR/sc_pretrained` at revision `main`: `Pretrained Models/RandomMask.ckpt` (the
+/// fixture checkpoint, LFS-style), `var.parquet` (the fixture gene list, directly),
+/// `Pretrained Models/Corrupt.ckpt` (a flipped byte under the true SHA-256) and
+/// `Pretrained Models/Short.ckpt` (half the announced length, then the connection closes).
+/// Returns the endpoint and the request log.
+fn serve() -> (String, Log) {
+    let ckpt = std::fs::read(fixture("models/random_mask.ckpt")).expect("ckpt");
+    let var = std::fs::read(fixture("models/var.parquet")).expect("parquet");
+    let sha = sha256_hex(&ckpt);
+    let mut corrupt = ckpt.clone();
+    corrupt[1000] ^= 0x55;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let log: Log = Arc::default();
+    let seen = log.clone();
+    let server = std::thread::Builder::new().name("hub-test-server".into());
+    server
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut auth = false;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    auth |= h
+                        .to_ascii_lowercase()
+                        .starts_with("authorization: bearer secret");
+                }
+                seen.lock().expect("log").push((path.clone(), auth));
+                let repo = "/TillR/sc_pretrained/resolve/main/";
+                let redirect = |to: &str| {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nX-Linked-Etag: \"{sha}\"\r\n\
+                     X-Linked-Size: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        ckpt.len()
+                    )
+                    .into_bytes()
+                };
+                let ok = |body: &[u8], len: usize| {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                };
+                let response = match path.strip_prefix(repo) {
+                Some("Pretrained%20Models/RandomMask.ckpt") => redirect("/cdn/good"),
+                Some("Pretrained%20Models/Corrupt.ckpt") => redirect("/cdn/corrupt"),
+                Some("Pretrained%20Models/Short.ckpt") => ok(&ckpt[..ckpt.len() / 2], ckpt.len()),
+                Some("var.parquet") => ok(&var, var.len()),
+                _ => match path.as_str() {
+                    "/cdn/good" => ok(&ckpt, ckpt.len()),
+                    "/cdn/corrupt" => ok(&corrupt, corrupt.len()),
+                    _ => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                },
+            };
+                let _ = stream.write_all(&response);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        })
+        .expect("server thread");
+    (endpoint, log)
+}
+
+fn hub(endpoint: &str, cache: &Path) -> Hub {
+    Hub {
+        endpoint: endpoint.to_string(),
+        cache: cache.to_path_buf(),
+        token: Some("secret".into()),
+    }
+}
+
+/// Files under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn hub_model_downloads_once_with_its_gene_list() {
+    let (endpoint, log) = serve();
+    let cache = tempfile::tempdir().expect("tmp");
+    let hub = hub(&endpoint, cache.path());
+    let spec = Path::new("hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt");
+    let mut reports = Vec::new();
+    let (model, genes) = hub
+        .resolve_model(spec, None, &mut |name, done, total| {
+            reports.push((name.to_string(), done, total));
+            true
+        })
+        .expect("resolve");
+    assert_eq!(
+        std::fs::read(&model).expect("model"),
+        std::fs::read(fixture("models/random_mask.ckpt")).expect("fixture")
+    );
+    let genes = genes.expect("var.parquet fetched as the gene list");
+    assert_eq!(
+        std::fs::read(&genes).expect("genes"),
+        std::fs::read(fixture("models/var.parquet")).expect("fixture")
+    );
+    assert!(model.starts_with(cache.path().join("hub/TillR/sc_pretrained/main")));
+    // Progress ends at the announced total for both files.
+    let ckpt_len = std::fs::metadata(&model).expect("meta").len();
+    assert!(
+        reports
+            .iter()
+            .any(|(n, d, t)| n.ends_with("RandomMask.ckpt")
+                && *d == ckpt_len
+                && *t == Some(ckpt_len))
+    );
+    assert!(reports.iter().any(|(n, _, _)| n.ends_with("var.parquet")));
+    // The token went to the hub, not to the address it redirected to.
+    let seen = log.lock().expect("log").clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen[0].1 && seen[0].0.contains("RandomMask"), "{seen:?}");
+    assert_eq!(seen[1], ("/cdn/good".to_string(), false));
+    // The downloaded model loads and runs like the local file.
+    let a = load_model(&model, Some(&genes)).expect("hub model");
+    let b = load_model(
+        &fixture("models/random_mask.ckpt"),
+        Some(&fixture("models/var.parquet")),
+    )
+    .expect("fixture model");
+    assert!(a.weights.backbone == b.weights.backbone);
+    assert_eq!(a.genes.len(), b.genes.len());
+    // Second time: from the cache, no request.
+    let again = hub
+        .resolve_model(spec, None, &mut |_, _, _| true)
+        .expect("cached");
+    assert_eq!(again, (model, Some(genes)));
+    assert_eq!(log.lock().expect("log").len(), 3);
+}
+
+#[test]
+fn bad_downloads_leave_nothing_behind() {
+    let (endpoint, _log) = serve();
+    let cache = tempfile::tempdir().expect("tmp");
+    let hub = hub(&endpoint, cache.path());
+    let file = |p: &str| {
+        HubFile::parse(&format!("hf://TillR/sc_pretrained/{p}"))
+            .expect("hf name")
+            .expect("valid")
+    };
+    let e = hub
+        .fetch(&file("Pretrained Models/Corrupt.ckpt"), &mut |_, _| true)
+        .expect_err("corrupt");
+    assert!(
+        matches!(&e, HubError::Corrupt { message, .. } if message.contains("SHA-256")),
+        "{e}"
+    );
+    let e = hub
+        .fetch(&file("Pretrained Models/Short.ckpt"), &mut |_, _| true)
+        .expect_err("truncated");
+    assert!(
+        matches!(e, HubError::Corrupt { .. } | HubError::Network { .. }),
+        "{e}"
+    );
+    let e = hub
+        .fetch(&file("Pretrained Models/Missing.ckpt"), &mut |_, _| true)
+        .expect_err("missing");
+    assert!(
+        matches!(&e, HubError::Status { status: 404, url, .. }
+            if url.ends_with("/TillR/sc_pretrained/resolve/main/Pretrained%20Models/Missing.ckpt")),
+        "{e}"
+    );
+    let e = hub
+        .fetch(
+            &file("Pretrained Models/RandomMask.ckpt"),
+            &mut |done, _| done == 0,
+        )
+        .expect_err("cancelled");
+    assert!(matches!(e, HubError::Cancelled), "{e}");
+    assert_eq!(files(cache.path()), Vec::<std::path::PathBuf>::new());
+    // Malformed names are refused before any request.
+    for bad in [
+        "hf://TillR",
+        "hf://TillR/sc_pretrained",
+        "hf://TillR/sc_pretrained/../../etc/passwd",
+        "hf://TillR/sc_pretrained@/x.ckpt",
+        "hf:///sc_pretrained/x.ckpt",
+        "hf://TillR/sc_pretrained/models//x.ckpt",
+    ] {
+        assert!(
+            matches!(HubFile::parse(bad), Some(Err(HubError::Spec { .. }))),
+            "{bad}"
+        );
+    }
+    assert!(HubFile::parse("models/local.ckpt").is_none());
+    let pinned = HubFile::parse("hf://TillR/sc_pretrained@v1.0/a b/c.ckpt")
+        .expect("hf")
+        .expect("valid");
+    assert_eq!(
+        hub.url(&pinned),
+        format!("{endpoint}/TillR/sc_pretrained/resolve/v1.0/a%20b/c.ckpt")
+    );
+}
+
+#[test]
+fn embed_command_takes_a_hub_model() {
+    let (endpoint, _log) = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("embedded.h5ad");
+    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("embed")
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .args([
+            "--model",
+            "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
+            "--backend",
+            "cpu",
+            "--out",
+        ])
+        .arg(&out)
+        .env("HF_ENDPOINT", &endpoint)
+        .env("CELLSCOPE_CACHE", dir.path().join("cache"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("256 of 256 model genes matched"), "{err}");
+    let a = cellscope::data::open(&out).expect("reread");
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("models/reference.json")).expect("ref"),
+    )
+    .expect("json");
+    for j in 0..64 {
+        let w = r["random_mask"][57][j].as_f64().expect("f64");
+        let got = a.obsm["X_cellscope"][[57, j]];
+        assert!((got - w).abs() <= 1e-4 * w.abs().max(1.0), "dim {j}");
+    }
+}
