@@ -321,8 +321,36 @@ fn run(
             Command::LoadImage(path, dpp) => load_in_background(path, dpp),
             Command::LoadModel(path) => {
                 send(Event::Started(format!("loading {}", path.display())));
-                let loaded = crate::model::load_model(&path, None)
+                // An hf:// name is downloaded into the cache first (status line in percent;
+                // Cancel stops it and keeps nothing).
+                let mut shown = None;
+                let resolved = crate::model::hub::Hub::from_env().resolve_model(
+                    &path,
+                    None,
+                    &mut |name, done, total| {
+                        let pct = total.map(|t| done * 100 / t.max(1));
+                        if shown != Some(pct) {
+                            shown = Some(pct);
+                            send(Event::Started(match (pct, total) {
+                                (Some(p), Some(t)) => {
+                                    format!("downloading {name}: {p}% of {:.1} MB", t as f64 / 1e6)
+                                }
+                                _ => format!("downloading {name}"),
+                            }));
+                        }
+                        !cancel.load(Ordering::Relaxed)
+                    },
+                );
+                if let Err(crate::model::hub::HubError::Cancelled) = resolved {
+                    send(Event::Cancelled);
+                    busy.store(false, Ordering::Relaxed);
+                    continue;
+                }
+                let loaded = resolved
                     .map_err(|e| e.to_string())
+                    .and_then(|(p, genes)| {
+                        crate::model::load_model(&p, genes.as_deref()).map_err(|e| e.to_string())
+                    })
                     .and_then(|m| {
                         let engine = crate::model::Engine::new(
                             &m.weights,

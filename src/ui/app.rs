@@ -48,6 +48,19 @@ use crate::render::coloring::{
     Coloring, Ramp, categorical_coloring, continuous_coloring, gene_values,
 };
 
+/// The pretrained ssl_in_scg models on the HuggingFace hub (Richter et al. 2024; SSL_MODELS.md),
+/// offered in the model panel; the repository's `var.parquet` comes with them as the gene list.
+const HUB_MODELS: [&str; 3] = [
+    "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
+    "hf://TillR/sc_pretrained/Pretrained Models/GPMask.ckpt",
+    "hf://TillR/sc_pretrained/Pretrained Models/BarlowTwins.ckpt",
+];
+
+/// The last `/`-separated component of a path or hub name.
+fn file_name(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
 /// The pipeline's steps in order, one progress bar each.
 const STEPS: [Step; 5] = [
     Step::Embed,
@@ -179,6 +192,8 @@ pub struct CellscopeApp {
     pending_selection: Option<Vec<usize>>,
     agree_b: Option<String>,
     picked_model: Picked,
+    /// `hf://` name of a model on the HuggingFace hub, edited in the model panel.
+    hub_model: String,
     picked_reference: Picked,
     summary: String,
     /// Recently opened files, newest first (persisted by eframe between runs).
@@ -248,6 +263,7 @@ impl CellscopeApp {
             pending_selection: None,
             agree_b: None,
             picked_model: Arc::default(),
+            hub_model: HUB_MODELS[0].to_string(),
             picked_reference: Arc::default(),
             summary: String::new(),
             recent: Vec::new(),
@@ -916,6 +932,35 @@ impl CellscopeApp {
                 self.worker.send(Command::Embed(d.clone()));
             }
         });
+        ui.horizontal(|ui| {
+            let label = ui.label("hub");
+            egui::ComboBox::from_id_salt("hub_model")
+                .width(150.0)
+                .selected_text(file_name(&self.hub_model))
+                .show_ui(ui, |ui| {
+                    for m in HUB_MODELS {
+                        ui.selectable_value(&mut self.hub_model, m.to_string(), file_name(m))
+                            .on_hover_text(m);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if ui
+                .add_enabled(!self.worker.busy(), egui::Button::new("Fetch"))
+                .on_hover_text(
+                    "Download from the HuggingFace hub into the cache (once) and load; \
+                     Cancel stops the download",
+                )
+                .clicked()
+            {
+                self.load_model(PathBuf::from(self.hub_model.clone()));
+            }
+        });
+        ui.add(
+            egui::TextEdit::singleline(&mut self.hub_model)
+                .hint_text("hf://OWNER/NAME[@REVISION]/PATH")
+                .desired_width(240.0),
+        );
         match &self.model_info {
             Some((summary, device, n)) => {
                 ui.label(summary.as_str());
