@@ -504,12 +504,10 @@ pub(crate) fn load_model(
     genes: Option<&std::path::Path>,
 ) -> anyhow::Result<crate::model::Model> {
     let hub = crate::model::hub::Hub::from_env();
-    let mut bars: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+    // One bar per downloaded file (the model, then its gene list).
+    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
     let mut progress = |name: &str, done: u64, total: Option<u64>| {
-        if bars.last().is_none_or(|(n, _)| n != name) {
-            if let Some((_, b)) = bars.last() {
-                b.finish();
-            }
+        if bar.as_ref().is_none_or(|(n, _)| n != name) {
             let b = indicatif::ProgressBar::new(total.unwrap_or(0));
             b.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -518,15 +516,17 @@ pub(crate) fn load_model(
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b.set_message(format!("downloading {name}"));
-            bars.push((name.to_string(), b));
+            if let Some((_, old)) = bar.replace((name.to_string(), b)) {
+                old.finish();
+            }
         }
-        if let Some((_, b)) = bars.last() {
+        if let Some((_, b)) = &bar {
             b.set_position(done);
         }
         true
     };
     let (model, genes) = hub.resolve_model(model, genes, &mut progress)?;
-    if let Some((_, b)) = bars.last() {
+    if let Some((_, b)) = bar {
         b.finish();
     }
     Ok(crate::model::load_model(&model, genes.as_deref())?)

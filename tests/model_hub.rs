@@ -16,17 +16,9 @@ use std::sync::{Arc, Mutex};
 use cellscope::model::hub::{Hub, HubError, HubFile};
 use cellscope::model::load_model;
 use common::{fixture, shared_data};
-use sha2::Digest;
 
 /// Requests the server saw: (path, whether an Authorization header came with it).
 type Log = Arc<Mutex<Vec<(String, bool)>>>;
-
-fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
 
 /// Serves `TillR/sc_pretrained` at revision `main`: `Pretrained Models/RandomMask.ckpt` (the
 /// fixture checkpoint, LFS-style), `var.parquet` (the fixture gene list, directly),
@@ -36,7 +28,8 @@ fn sha256_hex(b: &[u8]) -> String {
 fn serve() -> (String, Log) {
     let ckpt = std::fs::read(fixture("models/random_mask.ckpt")).expect("ckpt");
     let var = std::fs::read(fixture("models/var.parquet")).expect("parquet");
-    let sha = sha256_hex(&ckpt);
+    let sha =
+        cellscope::model::format::sha256_file(&fixture("models/random_mask.ckpt")).expect("sha");
     let mut corrupt = ckpt.clone();
     corrupt[1000] ^= 0x55;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -269,13 +262,5 @@ fn embed_command_takes_a_hub_model() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("256 of 256 model genes matched"), "{err}");
     let a = cellscope::data::open(&out).expect("reread");
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("models/reference.json")).expect("ref"),
-    )
-    .expect("json");
-    for j in 0..64 {
-        let w = r["random_mask"][57][j].as_f64().expect("f64");
-        let got = a.obsm["X_cellscope"][[57, j]];
-        assert!((got - w).abs() <= 1e-4 * w.abs().max(1.0), "dim {j}");
-    }
+    common::assert_random_mask_reference(&a.obsm["X_cellscope"], &[57]);
 }

@@ -26,8 +26,6 @@ use crate::data::genes::GeneList;
 pub const FORMAT: &str = "cellscope-model";
 /// Current format version.
 pub const VERSION: u32 = 1;
-/// File names of a gene list found beside a checkpoint, in the order they are looked for.
-pub const GENE_LIST_NAMES: [&str; 4] = ["genes.csv", "genes.tsv", "var.csv", "var.parquet"];
 
 /// `config.json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -92,7 +90,12 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut h = sha2::Sha256::new();
     let mut f = std::fs::File::open(path)?;
     std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+/// Lower-case hex of `bytes` (two characters per byte), as `sha256sum` prints digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_secs() -> u64 {
@@ -115,7 +118,7 @@ pub fn load_model(path: &Path, genes: Option<&Path>) -> Result<Model, ModelError
     let (weights, sd) = load_checkpoint(path)?;
     let genes_path = match genes {
         Some(g) => g.to_path_buf(),
-        None => GENE_LIST_NAMES
+        None => ["genes.csv", "genes.tsv", "var.csv", "var.parquet"]
             .iter()
             .map(|n| path.with_file_name(n))
             .find(|p| p.is_file())

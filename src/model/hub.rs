@@ -319,11 +319,7 @@ impl Hub {
             return Err(corrupt(format!("received {done} of {t} bytes")));
         }
         if let Some(want) = sha256 {
-            let got: String = hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let got = super::format::hex(&hasher.finalize());
             if !got.eq_ignore_ascii_case(&want) {
                 return Err(corrupt(format!("SHA-256 {got}, the hub announced {want}")));
             }
@@ -340,9 +336,9 @@ impl Hub {
     }
 
     /// A model named by `model` and its gene list, as local paths: `hf://` names are fetched
-    /// (see [`Hub::fetch`]), local paths pass through. For a hub model without `genes` and
-    /// without a gene list beside it in the repository, the repository's `var.parquet` (where
-    /// ssl_in_scg keeps the gene order) is fetched when it exists.
+    /// (see [`Hub::fetch`]), local paths pass through. For a hub model without `genes`, the
+    /// repository's `var.parquet` (where ssl_in_scg keeps the gene order) is fetched when it
+    /// exists.
     ///
     /// # Errors
     /// [`HubError`] from the model's or the gene list's download; a missing `var.parquet` is
@@ -365,27 +361,10 @@ impl Hub {
             }
         };
         let (model_path, hub_model) = fetch(model)?;
-        let genes_path = match genes {
-            Some(g) => Some(fetch(g)?.0),
-            None => None,
+        let genes = genes.map(|g| fetch(g).map(|(p, _)| p)).transpose()?;
+        let (None, Some(file)) = (&genes, hub_model) else {
+            return Ok((model_path, genes));
         };
-        if genes_path.is_some() {
-            return Ok((model_path, genes_path));
-        }
-        let Some(file) = hub_model else {
-            return Ok((model_path, None));
-        };
-        let dir = file.path.rsplit_once('/').map_or("", |(d, _)| d);
-        for name in super::format::GENE_LIST_NAMES {
-            let beside = if dir.is_empty() {
-                name.to_string()
-            } else {
-                format!("{dir}/{name}")
-            };
-            if self.cached_path(&file.sibling(&beside)).is_file() {
-                return Ok((model_path, None));
-            }
-        }
         let var = file.sibling("var.parquet");
         let name = var.to_string();
         match self.fetch(&var, &mut |d, t| progress(&name, d, t)) {

@@ -38,3 +38,17 @@ pub fn sha_join<S: AsRef<str>>(items: &[S]) -> String {
 pub fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * b.abs().max(1.0)
 }
+
+/// Asserts that rows `cells` of an embedding of `kang_pbmc_ctrl.h5ad` equal the PyTorch forward
+/// pass of the fixture random-mask model (`models/reference.json`, written by
+/// `tests/fixtures/models/make_models.py`) within 1e-4 relative error.
+pub fn assert_random_mask_reference(e: &ndarray::Array2<f64>, cells: &[usize]) {
+    let text = std::fs::read_to_string(fixture("models/reference.json")).expect("ref");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for &i in cells {
+        for j in 0..64 {
+            let w = r["random_mask"][i][j].as_f64().expect("f64");
+            assert!(close(e[[i, j]], w, 1e-4), "cell {i} dim {j}");
+        }
+    }
+}
