@@ -3,6 +3,9 @@
 //! accessibility labels and pointer events with pixel checks.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
+mod common;
+
+use cellscope::model::hub::Hub;
 use cellscope::ui::app::{CellscopeApp, ColorBy};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -12,6 +15,10 @@ fn harness() -> Harness<'static, CellscopeApp> {
 }
 
 fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
+    harness_with_hub(path, Hub::from_env())
+}
+
+fn harness_with_hub(path: std::path::PathBuf, hub: Hub) -> Harness<'static, CellscopeApp> {
     let rs = egui_kittest::wgpu::create_render_state(
         egui_kittest::wgpu::default_wgpu_setup(),
         Default::default(),
@@ -19,7 +26,7 @@ fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
     let format = rs.target_format;
     let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs);
     let ctx = egui::Context::default();
-    let app = CellscopeApp::new(&ctx, Some(path));
+    let app = CellscopeApp::with_hub(&ctx, Some(path), hub);
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 820.0))
         .renderer(renderer)
@@ -410,6 +417,62 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
     );
     h.run_steps(2);
     let _ = h.get_by_label("Embed");
+}
+
+/// The model panel's hub row against a local stand-in for the HuggingFace hub: Fetch downloads
+/// the selected model (RandomMask) and its gene list into the cache and loads them; a model the
+/// hub does not have is reported in the window with its address, and the loaded model stays.
+#[test]
+fn model_panel_fetches_a_model_from_the_hub() {
+    let (endpoint, log) = common::serve_hub();
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub {
+        endpoint,
+        cache: cache.path().to_path_buf(),
+        token: None,
+    };
+    let mut h = harness_with_hub(cellscope::ui::default_dataset(), hub.clone());
+    h.get_by_label("Fetch").click();
+    wait_until(&mut h, 180, |h| h.state().model_info().is_some());
+    let (summary, _, n_genes) = h.state().model_info().cloned().expect("model loaded");
+    let want = cellscope::model::load_model(
+        &common::fixture("models/random_mask.ckpt"),
+        Some(&common::fixture("models/var.parquet")),
+    )
+    .unwrap();
+    assert_eq!(summary, want.weights.to_string());
+    assert_eq!(n_genes, want.genes.len(), "gene list from var.parquet");
+    let file = cellscope::model::hub::HubFile::parse(
+        "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        std::fs::read(hub.cached_path(&file)).unwrap(),
+        std::fs::read(common::fixture("models/random_mask.ckpt")).unwrap(),
+        "the checkpoint is in the cache"
+    );
+    let asked: Vec<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    assert!(
+        asked.iter().any(|p| p.ends_with("/var.parquet")),
+        "{asked:?}"
+    );
+    // GPMask is in the picker but not on this hub: a 404 naming the address.
+    h.state_mut()
+        .load_model("hf://TillR/sc_pretrained/Pretrained Models/GPMask.ckpt".into());
+    wait_until(&mut h, 60, |h| {
+        h.query_by_label_contains("error:").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("GPMask.ckpt: the hub answered HTTP 404")
+            .is_some(),
+        "the error names the address and the status"
+    );
+    assert_eq!(
+        h.state().model_info().map(|m| &m.0),
+        Some(&summary),
+        "the loaded model is kept"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use ndarray::Array2;
 use super::analyze::{Analysis, AnalyzeParams, Step, analyze, representation};
 use crate::analysis::Control;
 use crate::data::anndata::AnnData;
+use crate::model::hub::{Hub, HubError};
 
 /// What the worker is asked to do.
 #[derive(Debug)]
@@ -203,11 +204,20 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker thread ("cellscope-worker"); `wake` is called after every event (the
-    /// UI passes `egui::Context::request_repaint`).
+    /// UI passes `egui::Context::request_repaint`). `hf://` models come from the hub the
+    /// environment names ([`Hub::from_env`]).
     ///
     /// # Panics
     /// When the OS refuses to create a thread.
     pub fn start(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Self::with_hub(wake, Hub::from_env())
+    }
+
+    /// [`Worker::start`] with `hf://` models from `hub` (tests point it at a local server).
+    ///
+    /// # Panics
+    /// When the OS refuses to create a thread.
+    pub fn with_hub(wake: impl Fn() + Send + Sync + 'static, hub: Hub) -> Self {
         let (tx, rx) = bounded::<Command>(16);
         let (etx, events) = bounded::<Event>(256);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -215,7 +225,7 @@ impl Worker {
         let (c2, b2) = (cancel.clone(), busy.clone());
         let thread = std::thread::Builder::new()
             .name("cellscope-worker".into())
-            .spawn(move || run(rx, etx, c2, b2, Arc::new(wake)))
+            .spawn(move || run(rx, etx, c2, b2, Arc::new(wake), &hub))
             .expect("spawn the worker thread");
         Worker {
             tx,
@@ -264,6 +274,7 @@ fn run(
     cancel: Arc<AtomicBool>,
     busy: Arc<AtomicBool>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    hub: &Hub,
 ) {
     // Large images (a 9k x 10k H&E) decode on their own thread so the pipeline does not wait.
     let load_in_background = |path: PathBuf, dpp: f64| {
@@ -324,24 +335,20 @@ fn run(
                 // An hf:// name is downloaded into the cache first (status line in percent;
                 // Cancel stops it and keeps nothing).
                 let mut shown = None;
-                let resolved = crate::model::hub::Hub::from_env().resolve_model(
-                    &path,
-                    None,
-                    &mut |name, done, total| {
-                        let pct = total.map(|t| done * 100 / t.max(1));
-                        if shown != Some(pct) {
-                            shown = Some(pct);
-                            send(Event::Started(match (pct, total) {
-                                (Some(p), Some(t)) => {
-                                    format!("downloading {name}: {p}% of {:.1} MB", t as f64 / 1e6)
-                                }
-                                _ => format!("downloading {name}"),
-                            }));
-                        }
-                        !cancel.load(Ordering::Relaxed)
-                    },
-                );
-                if let Err(crate::model::hub::HubError::Cancelled) = resolved {
+                let resolved = hub.resolve_model(&path, None, &mut |name, done, total| {
+                    let pct = total.map(|t| done * 100 / t.max(1));
+                    if shown != Some(pct) {
+                        shown = Some(pct);
+                        send(Event::Started(match (pct, total) {
+                            (Some(p), Some(t)) => {
+                                format!("downloading {name}: {p}% of {:.1} MB", t as f64 / 1e6)
+                            }
+                            _ => format!("downloading {name}"),
+                        }));
+                    }
+                    !cancel.load(Ordering::Relaxed)
+                });
+                if let Err(HubError::Cancelled) = resolved {
                     send(Event::Cancelled);
                     busy.store(false, Ordering::Relaxed);
                     continue;

@@ -12,6 +12,7 @@ use super::colors::viridis;
 use super::view::PointView;
 use crate::data::anndata::AnnData;
 use crate::data::dataframe::Column;
+use crate::model::hub::Hub;
 use crate::pipeline::analyze::{Analysis, AnalyzeParams, Step};
 use crate::pipeline::worker::{Command, Event, Worker};
 use crate::render::points::{PointData, pack};
@@ -224,9 +225,15 @@ pub struct CellscopeApp {
 
 impl CellscopeApp {
     /// A new app; `ctx` wakes the UI when the worker reports. Opens `path` when given.
+    /// `hf://` models come from the hub the environment names ([`Hub::from_env`]).
     pub fn new(ctx: &egui::Context, path: Option<PathBuf>) -> Self {
+        Self::with_hub(ctx, path, Hub::from_env())
+    }
+
+    /// [`CellscopeApp::new`] with `hf://` models from `hub` (tests point it at a local server).
+    pub fn with_hub(ctx: &egui::Context, path: Option<PathBuf>, hub: Hub) -> Self {
         let c = ctx.clone();
-        let worker = Worker::start(move || c.request_repaint());
+        let worker = Worker::with_hub(move || c.request_repaint(), hub);
         let mut app = CellscopeApp {
             worker,
             data: None,

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// `../shared/data` beside the repository (CI has the same layout).
 pub fn shared_data() -> PathBuf {
@@ -51,4 +54,84 @@ pub fn assert_random_mask_reference(e: &ndarray::Array2<f64>, cells: &[usize]) {
             assert!(close(e[[i, j]], w, 1e-4), "cell {i} dim {j}");
         }
     }
+}
+
+/// Requests the server saw: (path, whether an Authorization header came with it).
+pub type HubLog = Arc<Mutex<Vec<(String, bool)>>>;
+
+/// A local stand-in for the HuggingFace hub on 127.0.0.1. Serves `TillR/sc_pretrained` at revision `main`: `Pretrained Models/RandomMask.ckpt` (the
+/// fixture checkpoint, LFS-style), `var.parquet` (the fixture gene list, directly),
+/// `Pretrained Models/Corrupt.ckpt` (a flipped byte under the true SHA-256) and
+/// `Pretrained Models/Short.ckpt` (half the announced length, then the connection closes).
+/// Returns the endpoint and the request log.
+pub fn serve_hub() -> (String, HubLog) {
+    let ckpt = std::fs::read(fixture("models/random_mask.ckpt")).expect("ckpt");
+    let var = std::fs::read(fixture("models/var.parquet")).expect("parquet");
+    let sha =
+        cellscope::model::format::sha256_file(&fixture("models/random_mask.ckpt")).expect("sha");
+    let mut corrupt = ckpt.clone();
+    corrupt[1000] ^= 0x55;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let log: HubLog = Arc::default();
+    let seen = log.clone();
+    let server = std::thread::Builder::new().name("hub-test-server".into());
+    server
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut auth = false;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    auth |= h
+                        .to_ascii_lowercase()
+                        .starts_with("authorization: bearer secret");
+                }
+                seen.lock().expect("log").push((path.clone(), auth));
+                let repo = "/TillR/sc_pretrained/resolve/main/";
+                let redirect = |to: &str| {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nX-Linked-Etag: \"{sha}\"\r\n\
+                     X-Linked-Size: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        ckpt.len()
+                    )
+                    .into_bytes()
+                };
+                let ok = |body: &[u8], len: usize| {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                };
+                let response = match path.strip_prefix(repo) {
+                Some("Pretrained%20Models/RandomMask.ckpt") => redirect("/cdn/good"),
+                Some("Pretrained%20Models/Corrupt.ckpt") => redirect("/cdn/corrupt"),
+                Some("Pretrained%20Models/Short.ckpt") => ok(&ckpt[..ckpt.len() / 2], ckpt.len()),
+                Some("var.parquet") => ok(&var, var.len()),
+                _ => match path.as_str() {
+                    "/cdn/good" => ok(&ckpt, ckpt.len()),
+                    "/cdn/corrupt" => ok(&corrupt, corrupt.len()),
+                    _ => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                },
+            };
+                let _ = stream.write_all(&response);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        })
+        .expect("server thread");
+    (endpoint, log)
 }
