@@ -424,12 +424,13 @@ fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
 /// hub does not have is reported in the window with its address, and the loaded model stays.
 #[test]
 fn model_panel_fetches_a_model_from_the_hub() {
-    let (endpoint, log) = common::serve_hub();
+    let (endpoint, log, _) = common::serve_hub();
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub {
         endpoint,
         cache: cache.path().to_path_buf(),
         token: None,
+        offline: false,
     };
     let mut h = harness_with_hub(cellscope::ui::default_dataset(), hub.clone());
     h.get_by_label("Fetch").click();
@@ -452,7 +453,7 @@ fn model_panel_fetches_a_model_from_the_hub() {
         std::fs::read(common::fixture("models/random_mask.ckpt")).unwrap(),
         "the checkpoint is in the cache"
     );
-    let asked: Vec<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    let asked: Vec<String> = log.lock().unwrap().iter().map(|r| r.path.clone()).collect();
     assert!(
         asked.iter().any(|p| p.ends_with("/var.parquet")),
         "{asked:?}"

@@ -1,9 +1,10 @@
 //! Models from the HuggingFace hub, against a local server on 127.0.0.1 that answers as the hub
 //! does (`/{repo}/resolve/{revision}/{path}`; LFS files as a redirect carrying `X-Linked-Etag`,
 //! the SHA-256, then the bytes from another address; small files directly): download into the
-//! cache with the gene list, reuse without a request, the token sent to the hub only, corrupt,
-//! truncated, missing and cancelled downloads leaving nothing behind, and `cellscope embed
-//! --model hf://...` end to end.
+//! cache with the gene list, reuse after one `HEAD` per file, a branch that moved downloaded
+//! again (a commit, `HF_HUB_OFFLINE` and an unreachable hub: the cached copy), the token sent
+//! to the hub only, corrupt, truncated, missing and cancelled downloads leaving nothing behind,
+//! and `cellscope embed --model hf://...` end to end.
 
 mod common;
 
@@ -19,6 +20,7 @@ fn hub(endpoint: &str, cache: &Path) -> Hub {
         endpoint: endpoint.to_string(),
         cache: cache.to_path_buf(),
         token: Some("secret".into()),
+        offline: false,
     }
 }
 
@@ -38,7 +40,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn hub_model_downloads_once_with_its_gene_list() {
-    let (endpoint, log) = serve();
+    let (endpoint, log, _) = serve();
     let cache = tempfile::tempdir().expect("tmp");
     let hub = hub(&endpoint, cache.path());
     let spec = Path::new("hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt");
@@ -72,8 +74,12 @@ fn hub_model_downloads_once_with_its_gene_list() {
     // The token went to the hub, not to the address it redirected to.
     let seen = log.lock().expect("log").clone();
     assert_eq!(seen.len(), 3, "{seen:?}");
-    assert!(seen[0].1 && seen[0].0.contains("RandomMask"), "{seen:?}");
-    assert_eq!(seen[1], ("/cdn/good".to_string(), false));
+    assert!(seen.iter().all(|r| r.method == "GET"), "{seen:?}");
+    assert!(
+        seen[0].auth && seen[0].path.contains("RandomMask"),
+        "{seen:?}"
+    );
+    assert_eq!((seen[1].path.as_str(), seen[1].auth), ("/cdn/good", false));
     // The downloaded model loads and runs like the local file.
     let a = load_model(&model, Some(&genes)).expect("hub model");
     let b = load_model(
@@ -83,17 +89,83 @@ fn hub_model_downloads_once_with_its_gene_list() {
     .expect("fixture model");
     assert!(a.weights.backbone == b.weights.backbone);
     assert_eq!(a.genes.len(), b.genes.len());
-    // Second time: from the cache, no request.
+    // Second time: from the cache after one HEAD per file (both ETags unchanged).
     let again = hub
         .resolve_model(spec, None, &mut |_, _, _| true)
         .expect("cached");
     assert_eq!(again, (model, Some(genes)));
-    assert_eq!(log.lock().expect("log").len(), 3);
+    let seen = log.lock().expect("log").clone();
+    let methods: Vec<&str> = seen[3..].iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["HEAD", "HEAD"], "{seen:?}");
+    assert!(seen[3].auth, "the token goes with the check too");
+}
+
+/// A branch that moved on the hub is downloaded again; a commit, `HF_HUB_OFFLINE` and a hub
+/// that cannot be reached use the cached copy without a download; offline without a cached
+/// copy is an error that says so.
+#[test]
+fn cached_files_follow_the_branch_unless_offline() {
+    let (endpoint, log, moving) = serve();
+    let cache = tempfile::tempdir().expect("tmp");
+    let hub = hub(&endpoint, cache.path());
+    let file = HubFile::parse("hf://TillR/sc_pretrained/Pretrained Models/Moving.ckpt")
+        .expect("hub name")
+        .expect("valid");
+    let first = hub.fetch(&file, &mut |_, _| true).expect("first");
+    assert_eq!(
+        std::fs::read(&first).expect("read"),
+        std::fs::read(fixture("models/random_mask.ckpt")).expect("fixture")
+    );
+    let newer = b"a newer checkpoint on the same branch".repeat(1000);
+    *moving.lock().expect("moving") = newer.clone();
+    let second = hub.fetch(&file, &mut |_, _| true).expect("second");
+    assert_eq!(second, first, "same cache path");
+    assert_eq!(
+        std::fs::read(&second).expect("read"),
+        newer,
+        "the new version"
+    );
+    let n = log.lock().expect("log").len();
+    // Offline: the cached copy, no request, although the branch moved again.
+    *moving.lock().expect("moving") = b"yet another".to_vec();
+    let offline = Hub {
+        offline: true,
+        ..hub.clone()
+    };
+    let p = offline.fetch(&file, &mut |_, _| true).expect("offline");
+    assert_eq!(std::fs::read(&p).expect("read"), newer);
+    assert_eq!(log.lock().expect("log").len(), n, "no request offline");
+    let missing = offline
+        .fetch(&file.sibling("var.parquet"), &mut |_, _| true)
+        .expect_err("not cached");
+    assert!(missing.to_string().contains("HF_HUB_OFFLINE"), "{missing}");
+    // A hub that cannot be reached (nothing listens on port 1): the cached copy.
+    let unreachable = Hub {
+        endpoint: "http://127.0.0.1:1".into(),
+        ..hub.clone()
+    };
+    let p = unreachable
+        .fetch(&file, &mut |_, _| true)
+        .expect("unreachable");
+    assert_eq!(std::fs::read(&p).expect("read"), newer);
+    // A commit never changes: its cached files are used without a request.
+    let commit = HubFile {
+        revision: "0123456789abcdef0123456789abcdef01234567".into(),
+        ..file.clone()
+    };
+    let at_commit = hub.cached_path(&commit);
+    std::fs::create_dir_all(at_commit.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&at_commit, b"pinned").expect("write");
+    assert_eq!(
+        hub.fetch(&commit, &mut |_, _| true).expect("commit"),
+        at_commit
+    );
+    assert_eq!(log.lock().expect("log").len(), n, "no request for a commit");
 }
 
 #[test]
 fn bad_downloads_leave_nothing_behind() {
-    let (endpoint, _log) = serve();
+    let (endpoint, _, _) = serve();
     let cache = tempfile::tempdir().expect("tmp");
     let hub = hub(&endpoint, cache.path());
     let file = |p: &str| {
@@ -157,7 +229,7 @@ fn bad_downloads_leave_nothing_behind() {
 
 #[test]
 fn embed_command_takes_a_hub_model() {
-    let (endpoint, _log) = serve();
+    let (endpoint, _, _) = serve();
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("embedded.h5ad");
     let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))

@@ -3,9 +3,12 @@
 //! `TillR/sc_pretrained`, e.g. `hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt`,
 //! gene order in `var.parquet` at the repository root; see `SSL_MODELS.md`).
 //!
-//! A file is downloaded once into the cache (`$CELLSCOPE_CACHE`, else
-//! `$XDG_CACHE_HOME/cellscope`, else `~/.cache/cellscope`, under
-//! `hub/OWNER/NAME/REVISION/PATH`) and read from there afterwards, also offline. The download
+//! A file is downloaded into the cache (`$CELLSCOPE_CACHE`, else `$XDG_CACHE_HOME/cellscope`,
+//! else `~/.cache/cellscope`, under `hub/OWNER/NAME/REVISION/PATH`). As with
+//! `huggingface_hub`, a cached file of a branch or tag is checked against the hub's current
+//! ETag (one `HEAD` request; it is downloaded again when the revision moved), a cached file of
+//! a commit is used without a request, and the cached copy is used when the hub cannot be
+//! reached or `$HF_HUB_OFFLINE` is set. The download
 //! goes to a `.part` file beside the target and is renamed into place only when complete: its
 //! length must equal the announced one and, for files stored with Git LFS (the checkpoints),
 //! its SHA-256 must equal the hub's `X-Linked-Etag`. The hub address follows
@@ -149,6 +152,66 @@ pub struct Hub {
     pub cache: PathBuf,
     /// Bearer token for gated or private repositories.
     pub token: Option<String>,
+    /// Never ask the hub; cached files only (`$HF_HUB_OFFLINE`).
+    pub offline: bool,
+}
+
+/// A commit id (40 hex digits): its files never change.
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Where the ETag of a cached file is kept: `.NAME.etag` beside it.
+fn etag_path(target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    target.with_file_name(format!(".{name}.etag"))
+}
+
+/// A response header without surrounding quotes.
+fn header(r: &ureq::http::Response<ureq::Body>, k: &str) -> Option<String> {
+    r.headers()
+        .get(k)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// The identity of the hub's current version of a file: for Git LFS files (the checkpoints)
+/// the SHA-256 in `X-Linked-Etag`, else the `ETag` (as `huggingface_hub` takes it).
+fn etag_of(r: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    header(r, "x-linked-etag")
+        .or_else(|| header(r, "etag"))
+        .map(|e| e.trim_start_matches("W/").trim_matches('"').to_string())
+}
+
+/// A transport error as a [`HubError`] naming `url`.
+fn net_error(e: ureq::Error, url: &str) -> HubError {
+    match e {
+        ureq::Error::StatusCode(status) => HubError::Status {
+            url: url.to_string(),
+            status,
+            hint: match status {
+                401 | 403 => " (a gated or private repository: set HF_TOKEN)",
+                404 => " (no such repository, revision or file)",
+                _ => "",
+            },
+        },
+        e => HubError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// An HTTP client that follows at most `redirects` redirects and does not treat the last one
+/// as an error; `connect` bounds connecting.
+fn agent(redirects: u32, connect: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(connect))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .max_redirects(redirects)
+        .max_redirects_will_error(false)
+        .build()
+        .into()
 }
 
 impl Hub {
@@ -164,7 +227,10 @@ impl Hub {
                     .unwrap_or_else(std::env::temp_dir)
                     .join("cellscope")
             });
+        let offline = var("HF_HUB_OFFLINE")
+            .is_some_and(|v| ["1", "true", "yes", "on"].contains(&v.to_ascii_lowercase().as_str()));
         Self {
+            offline,
             endpoint: var("HF_ENDPOINT")
                 .unwrap_or_else(|| "https://huggingface.co".into())
                 .trim_end_matches('/')
@@ -195,59 +261,71 @@ impl Hub {
         )
     }
 
-    /// The local path of `file`, downloading it first when it is not cached. `progress`
+    /// The local path of `file`, downloading it first when it is not cached or when the hub's
+    /// version of a branch or tag differs from the cached one (see the module docs). `progress`
     /// receives (bytes done, total when announced) and returns `false` to cancel.
     ///
     /// # Errors
     /// [`HubError`]: an error status (404 names the address), a broken connection, a length or
     /// SHA-256 mismatch (nothing is kept), a cache that cannot be written, or cancellation.
+    /// With a cached copy, a hub that cannot be reached is not an error.
     pub fn fetch(
         &self,
         file: &HubFile,
         progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
     ) -> Result<PathBuf, HubError> {
         let target = self.cached_path(file);
-        if target.is_file() {
-            return Ok(target);
-        }
         let url = self.url(file);
-        let net = |e: ureq::Error, url: &str| match e {
-            ureq::Error::StatusCode(status) => HubError::Status {
-                url: url.to_string(),
-                status,
-                hint: match status {
-                    401 | 403 => " (a gated or private repository: set HF_TOKEN)",
-                    404 => " (no such repository, revision or file)",
-                    _ => "",
-                },
-            },
-            e => HubError::Network {
-                url: url.to_string(),
-                message: e.to_string(),
-            },
-        };
-        // First ask the hub without following its redirect: for LFS files the answer carries
-        // the SHA-256 and size, and the location of the bytes.
-        let agent = |redirects: u32| -> ureq::Agent {
-            ureq::Agent::config_builder()
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .timeout_recv_body(Some(Duration::from_secs(60)))
-                .max_redirects(redirects)
-                .max_redirects_will_error(false)
-                .build()
-                .into()
-        };
-        let mut req = agent(0).get(&url);
+        if target.is_file() {
+            if self.offline || is_commit(&file.revision) {
+                return Ok(target);
+            }
+            let cached = std::fs::read_to_string(etag_path(&target)).ok();
+            match self.current_etag(&url) {
+                Ok(Some(now)) if cached.as_deref() != Some(now.as_str()) => {}
+                // Unreachable or failing (5xx): the cached copy. A refusal (401, 403) or a
+                // file that is gone (404) is reported.
+                Ok(_) | Err(HubError::Network { .. }) => return Ok(target),
+                Err(HubError::Status { status, .. }) if status >= 500 => return Ok(target),
+                Err(e) => return Err(e),
+            }
+        } else if self.offline {
+            return Err(HubError::Network {
+                url,
+                message: "HF_HUB_OFFLINE is set and the file is not in the cache".into(),
+            });
+        }
+        self.download(&url, &target, progress)
+    }
+
+    /// The hub's current ETag of the file at `url` ([`etag_of`]), from one `HEAD` request
+    /// that does not follow the redirect (10 s to connect, `huggingface_hub`'s default).
+    fn current_etag(&self, url: &str) -> Result<Option<String>, HubError> {
+        let mut req = agent(0, Duration::from_secs(10)).head(url);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let first = req.call().map_err(|e| net(e, &url))?;
-        let header = |r: &ureq::http::Response<ureq::Body>, k: &str| {
-            r.headers()
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim_matches('"').to_string())
-        };
+        let r = req.call().map_err(|e| net_error(e, url))?;
+        Ok(etag_of(&r))
+    }
+
+    /// Downloads `url` into `target` (see [`Hub::fetch`]) and keeps its ETag beside it.
+    fn download(
+        &self,
+        url: &str,
+        target: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+    ) -> Result<PathBuf, HubError> {
+        let url = url.to_string();
+        let client = |redirects: u32| agent(redirects, Duration::from_secs(30));
+        // First ask the hub without following its redirect: for LFS files the answer carries
+        // the SHA-256 and size, and the location of the bytes.
+        let mut req = client(0).get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let first = req.call().map_err(|e| net_error(e, &url))?;
+        let etag = etag_of(&first);
         let sha256 = header(&first, "x-linked-etag")
             .filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
         let mut resp = if first.status().is_redirection() {
@@ -266,7 +344,10 @@ impl Hub {
             } else {
                 loc
             };
-            agent(5).get(&next).call().map_err(|e| net(e, &url))?
+            client(5)
+                .get(&next)
+                .call()
+                .map_err(|e| net_error(e, &url))?
         } else {
             first
         };
@@ -328,11 +409,25 @@ impl Hub {
             path: part.path().to_path_buf(),
             source,
         })?;
-        part.persist(&target).map_err(|e| HubError::Io {
-            path: target.clone(),
+        part.persist(target).map_err(|e| HubError::Io {
+            path: target.to_path_buf(),
             source: e.error,
         })?;
-        Ok(target)
+        // Without an ETag the next fetch cannot tell whether the hub's version moved and
+        // keeps this copy.
+        let tag = etag_path(target);
+        let kept = match etag {
+            Some(e) => std::fs::write(&tag, e),
+            None => std::fs::remove_file(&tag).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }),
+        };
+        kept.map_err(|source| HubError::Io { path: tag, source })?;
+        Ok(target.to_path_buf())
     }
 
     /// A model named by `model` and its gene list, as local paths: `hf://` names are fetched

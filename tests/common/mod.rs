@@ -56,21 +56,46 @@ pub fn assert_random_mask_reference(e: &ndarray::Array2<f64>, cells: &[usize]) {
     }
 }
 
-/// Requests the server saw: (path, whether an Authorization header came with it).
-pub type HubLog = Arc<Mutex<Vec<(String, bool)>>>;
+/// One request the stand-in hub saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRequest {
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// The path asked, percent-encoded.
+    pub path: String,
+    /// Whether `Authorization: Bearer secret` came with it.
+    pub auth: bool,
+}
 
-/// A local stand-in for the HuggingFace hub on 127.0.0.1. Serves `TillR/sc_pretrained` at revision `main`: `Pretrained Models/RandomMask.ckpt` (the
-/// fixture checkpoint, LFS-style), `var.parquet` (the fixture gene list, directly),
-/// `Pretrained Models/Corrupt.ckpt` (a flipped byte under the true SHA-256) and
-/// `Pretrained Models/Short.ckpt` (half the announced length, then the connection closes).
-/// Returns the endpoint and the request log.
-pub fn serve_hub() -> (String, HubLog) {
+/// Requests the stand-in hub saw, in order.
+pub type HubLog = Arc<Mutex<Vec<HubRequest>>>;
+
+/// A local stand-in for the HuggingFace hub on 127.0.0.1, answering `GET` and `HEAD` the way
+/// the hub does. Serves `TillR/sc_pretrained` at revision `main`:
+/// - `Pretrained Models/RandomMask.ckpt`: the fixture checkpoint, LFS-style (a redirect
+///   carrying `X-Linked-Etag`, the SHA-256, then the bytes from `/cdn/...`);
+/// - `Pretrained Models/Moving.ckpt`: LFS-style, whatever `moving` holds at the time (a branch
+///   that moves);
+/// - `var.parquet`: the fixture gene list, directly, with an `ETag`;
+/// - `Pretrained Models/Corrupt.ckpt`: a flipped byte under the true SHA-256;
+/// - `Pretrained Models/Short.ckpt`: half the announced length, then the connection closes.
+///
+/// Returns the endpoint, the request log and `moving` (initially the fixture checkpoint).
+pub fn serve_hub() -> (String, HubLog, Arc<Mutex<Vec<u8>>>) {
+    use sha2::Digest;
     let ckpt = std::fs::read(fixture("models/random_mask.ckpt")).expect("ckpt");
     let var = std::fs::read(fixture("models/var.parquet")).expect("parquet");
-    let sha =
-        cellscope::model::format::sha256_file(&fixture("models/random_mask.ckpt")).expect("sha");
+    let sha256 = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let sha = sha256(&ckpt);
     let mut corrupt = ckpt.clone();
     corrupt[1000] ^= 0x55;
+    let moving = Arc::new(Mutex::new(ckpt.clone()));
+    let current = moving.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     let log: HubLog = Arc::default();
@@ -85,7 +110,9 @@ pub fn serve_hub() -> (String, HubLog) {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut words = line.split_whitespace();
+                let method = words.next().unwrap_or("").to_string();
+                let path = words.next().unwrap_or("").to_string();
                 let mut auth = false;
                 loop {
                     let mut h = String::new();
@@ -96,42 +123,57 @@ pub fn serve_hub() -> (String, HubLog) {
                         .to_ascii_lowercase()
                         .starts_with("authorization: bearer secret");
                 }
-                seen.lock().expect("log").push((path.clone(), auth));
+                let head = method == "HEAD";
+                seen.lock().expect("log").push(HubRequest {
+                    method,
+                    path: path.clone(),
+                    auth,
+                });
+                let moving = current.lock().expect("moving").clone();
                 let repo = "/TillR/sc_pretrained/resolve/main/";
-                let redirect = |to: &str| {
+                let redirect = |to: &str, sha: &str, len: usize| {
                     format!(
                         "HTTP/1.1 302 Found\r\nLocation: {to}\r\nX-Linked-Etag: \"{sha}\"\r\n\
-                     X-Linked-Size: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        ckpt.len()
+                         X-Linked-Size: {len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     )
                     .into_bytes()
                 };
-                let ok = |body: &[u8], len: usize| {
+                let ok = |body: &[u8], len: usize, etag: &str| {
                     let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n{etag}Connection: close\r\n\r\n"
                     )
                     .into_bytes();
-                    r.extend_from_slice(body);
+                    if !head {
+                        r.extend_from_slice(body);
+                    }
                     r
                 };
                 let response = match path.strip_prefix(repo) {
-                Some("Pretrained%20Models/RandomMask.ckpt") => redirect("/cdn/good"),
-                Some("Pretrained%20Models/Corrupt.ckpt") => redirect("/cdn/corrupt"),
-                Some("Pretrained%20Models/Short.ckpt") => ok(&ckpt[..ckpt.len() / 2], ckpt.len()),
-                Some("var.parquet") => ok(&var, var.len()),
-                _ => match path.as_str() {
-                    "/cdn/good" => ok(&ckpt, ckpt.len()),
-                    "/cdn/corrupt" => ok(&corrupt, corrupt.len()),
-                    _ => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
+                    Some("Pretrained%20Models/RandomMask.ckpt") => {
+                        redirect("/cdn/good", &sha, ckpt.len())
                     }
-                },
-            };
+                    Some("Pretrained%20Models/Moving.ckpt") => {
+                        redirect("/cdn/moving", &sha256(&moving), moving.len())
+                    }
+                    Some("Pretrained%20Models/Corrupt.ckpt") => {
+                        redirect("/cdn/corrupt", &sha, ckpt.len())
+                    }
+                    Some("Pretrained%20Models/Short.ckpt") => {
+                        ok(&ckpt[..ckpt.len() / 2], ckpt.len(), "")
+                    }
+                    Some("var.parquet") => ok(&var, var.len(), "ETag: \"var-1\"\r\n"),
+                    _ => match path.as_str() {
+                        "/cdn/good" => ok(&ckpt, ckpt.len(), ""),
+                        "/cdn/moving" => ok(&moving, moving.len(), ""),
+                        "/cdn/corrupt" => ok(&corrupt, corrupt.len(), ""),
+                        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec(),
+                    },
+                };
                 let _ = stream.write_all(&response);
                 let _ = stream.shutdown(std::net::Shutdown::Both);
             }
         })
         .expect("server thread");
-    (endpoint, log)
+    (endpoint, log, moving)
 }
