@@ -16,19 +16,12 @@ use common::{fixture, shared_data};
 fn embed_command_writes_pytorch_equal_embeddings() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("kang_embedded.h5ad");
-    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
-        .args(["embed"])
-        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
-        .arg("--model")
-        .arg(fixture("models/random_mask.ckpt"))
-        .args(["--backend", "cpu", "--batch-size", "300", "--out"])
-        .arg(&out)
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("256 of 256 model genes matched"), "{err}");
-    let a = cellscope::data::open(&out).expect("reread");
+    let a = common::embed_kang(
+        fixture("models/random_mask.ckpt"),
+        &["--batch-size", "300"],
+        &[],
+        &out,
+    );
     let e = &a.obsm["X_cellscope"];
     assert_eq!(e.dim(), (6548, 64));
     common::assert_random_mask_reference(e, &[0, 57, 199]);

@@ -9,11 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use cellscope::model::hub::{Hub, HubError, HubFile};
 use cellscope::model::load_model;
-use common::{fixture, serve_hub as serve, shared_data};
+use common::{fixture, serve_hub as serve};
 
 fn hub(endpoint: &str, cache: &Path) -> Hub {
     Hub {
@@ -232,24 +231,15 @@ fn embed_command_takes_a_hub_model() {
     let (endpoint, _, _) = serve();
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("embedded.h5ad");
-    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
-        .arg("embed")
-        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
-        .args([
-            "--model",
-            "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
-            "--backend",
-            "cpu",
-            "--out",
-        ])
-        .arg(&out)
-        .env("HF_ENDPOINT", &endpoint)
-        .env("CELLSCOPE_CACHE", dir.path().join("cache"))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("256 of 256 model genes matched"), "{err}");
-    let a = cellscope::data::open(&out).expect("reread");
+    let cache = dir.path().join("cache");
+    let a = common::embed_kang(
+        "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
+        &[],
+        &[
+            ("HF_ENDPOINT", Path::new(&endpoint)),
+            ("CELLSCOPE_CACHE", &cache),
+        ],
+        &out,
+    );
     common::assert_random_mask_reference(&a.obsm["X_cellscope"], &[57]);
 }

@@ -418,13 +418,8 @@ impl Hub {
         let tag = etag_path(target);
         let kept = match etag {
             Some(e) => std::fs::write(&tag, e),
-            None => std::fs::remove_file(&tag).or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }),
+            None if tag.exists() => std::fs::remove_file(&tag),
+            None => Ok(()),
         };
         kept.map_err(|source| HubError::Io { path: tag, source })?;
         Ok(target.to_path_buf())

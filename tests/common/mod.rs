@@ -56,6 +56,33 @@ pub fn assert_random_mask_reference(e: &ndarray::Array2<f64>, cells: &[usize]) {
     }
 }
 
+/// Runs `cellscope embed kang_pbmc_ctrl.h5ad --model MODEL --backend cpu ARGS --out OUT` with
+/// the environment variables `envs`; asserts that it succeeds and reports all 256 genes of the
+/// fixture models matched, and returns the written AnnData.
+pub fn embed_kang(
+    model: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    envs: &[(&str, &std::path::Path)],
+    out: &std::path::Path,
+) -> cellscope::data::anndata::AnnData {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("embed")
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .arg("--model")
+        .arg(model)
+        .args(["--backend", "cpu"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("256 of 256 model genes matched"), "{err}");
+    cellscope::data::open(out).expect("reread")
+}
+
 /// One request the stand-in hub saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubRequest {
