@@ -521,6 +521,10 @@ pub(crate) fn load_model(
             }
         }
         if let Some((_, b)) = &bar {
+            // The first calls may come while waiting for the hub's answer, before the length.
+            if let Some(t) = total {
+                b.set_length(t);
+            }
             b.set_position(done);
         }
         true

@@ -337,10 +337,15 @@ fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
         (0..c.len()).map(|i| c.value_string(i)).collect()
     };
     let leiden = h.state().leiden().unwrap().to_vec();
-    // The heatmap lists truth classes sorted by name (rows) against Leiden clusters (columns).
+    // The heatmap lists truth classes as legends do, numbers by value (rows), against Leiden
+    // clusters (columns).
     let mut names = truth.clone();
-    names.sort();
+    names.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    });
     names.dedup();
+    assert!(names[1] == "2" && names[9] == "10", "{names:?}");
     let count = |r: usize, c: u32| {
         (0..truth.len())
             .filter(|&i| truth[i] == names[r] && leiden[i] == c)

@@ -4,6 +4,7 @@
 //! cache with the gene list, reuse after one `HEAD` per file, a branch that moved downloaded
 //! again (a commit, `HF_HUB_OFFLINE` and an unreachable hub: the cached copy), the token sent
 //! to the hub only, corrupt, truncated, missing and cancelled downloads leaving nothing behind,
+//! a silent hub cancelled or given up on,
 //! and `cellscope embed --model hf://...` end to end.
 
 mod common;
@@ -160,6 +161,57 @@ fn cached_files_follow_the_branch_unless_offline() {
         at_commit
     );
     assert_eq!(log.lock().expect("log").len(), n, "no request for a commit");
+}
+
+/// A hub that accepts connections and never answers: waiting for it can be cancelled at once,
+/// with and without a cached copy, and without cancelling the freshness check gives up after
+/// its 10 s and the cached copy is used (before, both waits were unbounded).
+#[test]
+fn a_silent_hub_can_be_cancelled_and_gives_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::Builder::new()
+        .name("silent-hub".into())
+        .spawn(move || {
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        })
+        .expect("thread");
+    let cache = tempfile::tempdir().expect("tmp");
+    let hub = hub(&endpoint, cache.path());
+    let file = HubFile::parse("hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt")
+        .expect("hub name")
+        .expect("valid");
+    let cancel_after = |calls: &mut usize, n: usize| {
+        *calls += 1;
+        *calls < n
+    };
+    for cached in [false, true] {
+        if cached {
+            let p = hub.cached_path(&file);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, b"cached").expect("write");
+        }
+        let (t, mut calls) = (std::time::Instant::now(), 0);
+        let e = hub
+            .fetch(&file, &mut |_, _| cancel_after(&mut calls, 3))
+            .expect_err("cancelled");
+        assert!(matches!(e, HubError::Cancelled), "cached {cached}: {e}");
+        assert_eq!(calls, 3, "asked while waiting");
+        assert!(
+            t.elapsed().as_secs_f64() < 5.0,
+            "cancelled at once: {:?}",
+            t.elapsed()
+        );
+    }
+    let t = std::time::Instant::now();
+    let p = hub.fetch(&file, &mut |_, _| true).expect("cached copy");
+    assert_eq!(std::fs::read(&p).expect("read"), b"cached");
+    assert!(
+        t.elapsed().as_secs_f64() < 20.0,
+        "gave up: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

@@ -8,10 +8,11 @@
 //! `huggingface_hub`, a cached file of a branch or tag is checked against the hub's current
 //! ETag (one `HEAD` request; it is downloaded again when the revision moved), a cached file of
 //! a commit is used without a request, and the cached copy is used when the hub cannot be
-//! reached or `$HF_HUB_OFFLINE` is set. The download
-//! goes to a `.part` file beside the target and is renamed into place only when complete: its
-//! length must equal the announced one and, for files stored with Git LFS (the checkpoints),
-//! its SHA-256 must equal the hub's `X-Linked-Etag`. The hub address follows
+//! reached, does not answer within 10 s, or `$HF_HUB_OFFLINE` is set. Every wait for the hub
+//! can be cancelled through the progress callback. The download goes to a `.part` file beside
+//! the target and is renamed into place only when complete: its length must equal the
+//! announced one and, for files stored with Git LFS (the checkpoints), its SHA-256 must equal
+//! the hub's `X-Linked-Etag`. The hub address follows
 //! `huggingface_hub`'s conventions: `$HF_ENDPOINT` (default `https://huggingface.co`), files at
 //! `{endpoint}/{repo}/resolve/{revision}/{path}`, a token in `$HF_TOKEN` for gated
 //! repositories (sent to the hub only, not to the storage it redirects to).
@@ -202,16 +203,76 @@ fn net_error(e: ureq::Error, url: &str) -> HubError {
     }
 }
 
+/// How long a request may wait for the hub's answer (status and headers) before it counts as
+/// unreachable: `huggingface_hub`'s 10 s for the freshness check (`etag_timeout`), longer for
+/// downloads.
+const ETAG_TIMEOUT: Duration = Duration::from_secs(10);
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An HTTP client that follows at most `redirects` redirects and does not treat the last one
-/// as an error; `connect` bounds connecting.
-fn agent(redirects: u32, connect: Duration) -> ureq::Agent {
+/// as an error; `wait` bounds connecting and waiting for the answer's headers.
+fn agent(redirects: u32, wait: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_connect(Some(connect))
+        .timeout_connect(Some(wait))
+        .timeout_recv_response(Some(wait))
         .timeout_recv_body(Some(Duration::from_secs(60)))
         .max_redirects(redirects)
         .max_redirects_will_error(false)
         .build()
         .into()
+}
+
+/// Sends a `HEAD` (or `GET`) request to `url` on a thread of its own and waits for the answer's
+/// headers, asking `progress(0, None)` every 100 ms whether to go on, so that a slow or silent
+/// hub can be cancelled at once (the abandoned request ends at its timeout). The token goes
+/// only where `token` is given; errors name `name` (the hub address, also after a redirect).
+fn request(
+    url: &str,
+    name: &str,
+    head: bool,
+    redirects: u32,
+    wait: Duration,
+    token: Option<&str>,
+    progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+) -> Result<ureq::http::Response<ureq::Body>, HubError> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (u, n, auth) = (
+        url.to_string(),
+        name.to_string(),
+        token.map(|t| format!("Bearer {t}")),
+    );
+    std::thread::Builder::new()
+        .name("cellscope-hub-request".into())
+        .spawn(move || {
+            let a = agent(redirects, wait);
+            let r = match (head, auth) {
+                (true, Some(t)) => a.head(&u).header("Authorization", t).call(),
+                (true, None) => a.head(&u).call(),
+                (false, Some(t)) => a.get(&u).header("Authorization", t).call(),
+                (false, None) => a.get(&u).call(),
+            };
+            let _ = tx.send(r.map_err(|e| net_error(e, &n)));
+        })
+        .map_err(|e| HubError::Network {
+            url: name.to_string(),
+            message: format!("cannot start the request: {e}"),
+        })?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => return r,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if !progress(0, None) {
+                    return Err(HubError::Cancelled);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(HubError::Network {
+                    url: name.to_string(),
+                    message: "the request ended without an answer".into(),
+                });
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -281,7 +342,7 @@ impl Hub {
                 return Ok(target);
             }
             let cached = std::fs::read_to_string(etag_path(&target)).ok();
-            match self.current_etag(&url) {
+            match self.current_etag(&url, progress) {
                 Ok(Some(now)) if cached.as_deref() != Some(now.as_str()) => {}
                 // Unreachable or failing (5xx): the cached copy. A refusal (401, 403) or a
                 // file that is gone (404) is reported.
@@ -299,13 +360,21 @@ impl Hub {
     }
 
     /// The hub's current ETag of the file at `url` ([`etag_of`]), from one `HEAD` request
-    /// that does not follow the redirect (10 s to connect, `huggingface_hub`'s default).
-    fn current_etag(&self, url: &str) -> Result<Option<String>, HubError> {
-        let mut req = agent(0, Duration::from_secs(10)).head(url);
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let r = req.call().map_err(|e| net_error(e, url))?;
+    /// that does not follow the redirect ([`ETAG_TIMEOUT`]; cancellable through `progress`).
+    fn current_etag(
+        &self,
+        url: &str,
+        progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+    ) -> Result<Option<String>, HubError> {
+        let r = request(
+            url,
+            url,
+            true,
+            0,
+            ETAG_TIMEOUT,
+            self.token.as_deref(),
+            progress,
+        )?;
         Ok(etag_of(&r))
     }
 
@@ -317,14 +386,10 @@ impl Hub {
         progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
     ) -> Result<PathBuf, HubError> {
         let url = url.to_string();
-        let client = |redirects: u32| agent(redirects, Duration::from_secs(30));
         // First ask the hub without following its redirect: for LFS files the answer carries
         // the SHA-256 and size, and the location of the bytes.
-        let mut req = client(0).get(&url);
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let first = req.call().map_err(|e| net_error(e, &url))?;
+        let token = self.token.as_deref();
+        let first = request(&url, &url, false, 0, DOWNLOAD_TIMEOUT, token, progress)?;
         let etag = etag_of(&first);
         let sha256 = header(&first, "x-linked-etag")
             .filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -344,10 +409,7 @@ impl Hub {
             } else {
                 loc
             };
-            client(5)
-                .get(&next)
-                .call()
-                .map_err(|e| net_error(e, &url))?
+            request(&next, &url, false, 5, DOWNLOAD_TIMEOUT, None, progress)?
         } else {
             first
         };

@@ -55,15 +55,14 @@ impl Ramp {
     }
 }
 
-/// Categorical colouring of `labels`. Legend order: `categories` when given (a categorical
-/// column's own order, which `uns['<key>_colors']` follows, as in scanpy), else numeric-looking
-/// names numerically, the rest alphabetically. Colours: `uns` when it has enough entries, else
-/// scanpy's default palettes.
-pub fn categorical_coloring(
-    labels: &[String],
+/// Integer codes of string labels, `(codes, names)` with `names[code]`, in the order legends
+/// and tables show them: `categories` when given (names not in it last), else numeric-looking
+/// names numerically (`"2"` before `"10"`), then the rest alphabetically. A total order, so
+/// mixed names such as `"2"`, `"10"` and `"1a"` sort consistently.
+pub fn encode_in_order<S: AsRef<str>>(
+    labels: &[S],
     categories: Option<&[String]>,
-    uns: Option<&[String]>,
-) -> Coloring {
+) -> (Vec<u32>, Vec<String>) {
     let (codes, names) = crate::analysis::metrics::encode(labels);
     let mut order: Vec<usize> = (0..names.len()).collect();
     match categories {
@@ -72,29 +71,54 @@ pub fn categorical_coloring(
                 .position(|c| *c == names[a])
                 .unwrap_or(usize::MAX)
         }),
-        None => order.sort_by(
-            |&a, &b| match (names[a].parse::<f64>(), names[b].parse::<f64>()) {
-                (Ok(x), Ok(y)) => x.total_cmp(&y),
-                _ => names[a].cmp(&names[b]),
-            },
-        ),
+        // Numbers first (by value), then the rest (`encode` sorted them alphabetically).
+        None => order.sort_by(|&a, &b| {
+            match (names[a].parse::<f64>().ok(), names[b].parse::<f64>().ok()) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.cmp(&b),
+            }
+        }),
     }
-    let mut rank = vec![0usize; names.len()];
-    order.iter().enumerate().for_each(|(r, &c)| rank[c] = r);
+    let mut rank = vec![0u32; names.len()];
+    order
+        .iter()
+        .enumerate()
+        .for_each(|(r, &c)| rank[c] = r as u32);
+    let mut sorted = names;
+    let names = order
+        .iter()
+        .map(|&c| std::mem::take(&mut sorted[c]))
+        .collect();
+    (codes.iter().map(|&c| rank[c as usize]).collect(), names)
+}
+
+/// Categorical colouring of `labels`. Legend order: [`encode_in_order`] (`categories` is a
+/// categorical column's own order, which `uns['<key>_colors']` follows, as in scanpy). Colours: `uns` when it has enough entries, else
+/// scanpy's default palettes.
+pub fn categorical_coloring(
+    labels: &[String],
+    categories: Option<&[String]>,
+    uns: Option<&[String]>,
+) -> Coloring {
+    let (codes, names) = encode_in_order(labels, categories);
     let pal = categorical(names.len(), uns);
     let mut counts = vec![0usize; names.len()];
     codes.iter().for_each(|&c| counts[c as usize] += 1);
-    let legend = order
-        .iter()
-        .map(|&c| LegendItem {
-            name: names[c].clone(),
-            color: pal[rank[c]],
-            count: counts[c],
+    let legend = names
+        .into_iter()
+        .zip(counts)
+        .enumerate()
+        .map(|(c, (name, count))| LegendItem {
+            name,
+            color: pal[c],
+            count,
         })
         .collect();
     Coloring {
-        colors: codes.iter().map(|&c| pal[rank[c as usize]]).collect(),
-        codes: Some(codes.iter().map(|&c| rank[c as usize] as u32).collect()),
+        colors: codes.iter().map(|&c| pal[c as usize]).collect(),
+        codes: Some(codes),
         legend,
         range: None,
         values: None,
@@ -175,4 +199,38 @@ pub fn obs_or_gene_coloring(d: &AnnData, key: &str) -> Option<Coloring> {
         return Some(categorical_coloring(&labels, categories, uns));
     }
     gene_values(d, key).map(|v| continuous_coloring(v, Ramp::Viridis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Cluster numbers by value (`"2"` before `"10"`), names after them, codes following the
+    /// names; a categorical column's order first when given; legend counts per name.
+    #[test]
+    fn labels_order_numbers_by_value_then_names() {
+        let labels = strings(&["b", "10", "2", "1a", "2", "10", "b", "-1.5"]);
+        let (codes, names) = encode_in_order(&labels, None);
+        assert_eq!(names, strings(&["-1.5", "2", "10", "1a", "b"]));
+        assert_eq!(codes, [4, 2, 1, 3, 1, 2, 4, 0]);
+        let cats = strings(&["b", "2"]);
+        let (codes, names) = encode_in_order(&labels, Some(&cats));
+        assert_eq!(names, strings(&["b", "2", "-1.5", "10", "1a"]));
+        assert_eq!(codes, [0, 3, 1, 4, 1, 3, 0, 2]);
+        let c = categorical_coloring(&labels, None, None);
+        let legend: Vec<(&str, usize)> = c
+            .legend
+            .iter()
+            .map(|l| (l.name.as_str(), l.count))
+            .collect();
+        assert_eq!(
+            legend,
+            [("-1.5", 1), ("2", 2), ("10", 2), ("1a", 1), ("b", 2)]
+        );
+        assert_eq!(c.colors[0], c.legend[4].color);
+    }
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use egui::{Color32, RichText};
 
 use super::CellscopeApp;
-use crate::analysis::metrics::{Classification, ClusterScores, encode};
+use crate::analysis::metrics::{Classification, ClusterScores};
 use crate::analysis::transfer::score_predictions;
 use crate::pipeline::analyze::{Analysis, MISSING_LABELS, score_clusters};
 use crate::pipeline::compare::{SideMetrics, side_metrics};
+use crate::render::coloring::encode_in_order;
 use crate::ui::colors::viridis;
 
 /// What the metrics panels show for one results generation and ground-truth column.
@@ -50,7 +51,7 @@ impl Confusion {
             .filter(|&i| !MISSING_LABELS.contains(&rows[i].as_str()))
             .collect();
         let labels: Vec<&String> = keep.iter().map(|&i| &rows[i]).collect();
-        let (codes, names) = encode(&labels);
+        let (codes, names) = encode_in_order(&labels, None);
         let k = cols.iter().max().map_or(0, |m| *m as usize + 1);
         if names.is_empty() || k == 0 || names.len() > 60 || k > 80 {
             return None;
@@ -116,7 +117,7 @@ impl CellscopeApp {
                     .as_ref()
                     .map(|t| c.sides.iter().map(|s| side_metrics(s, t)).collect())
                     .unwrap_or_default();
-                let (b_codes, _) = encode(&c.b_labels);
+                let (b_codes, _) = encode_in_order(&c.b_labels, None);
                 (sides, Confusion::new(&c.a_labels, &b_codes))
             }
             None => (Vec::new(), None),
@@ -279,7 +280,7 @@ impl CellscopeApp {
         ui.label("A (rows) × B (columns); click a cell to select those cells");
         let clicked = m.ab_confusion.as_ref().and_then(|cm| {
             let rc = confusion_heatmap(ui, cm)?;
-            Some(cm.cells(&c.a_labels, &encode(&c.b_labels).0, rc))
+            Some(cm.cells(&c.a_labels, &encode_in_order(&c.b_labels, None).0, rc))
         });
         if clicked.is_some() {
             self.pending_selection = clicked;
