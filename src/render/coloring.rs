@@ -95,8 +95,8 @@ pub fn encode_in_order<S: AsRef<str>>(
 }
 
 /// Categorical colouring of `labels`. Legend order: [`encode_in_order`] (`categories` is a
-/// categorical column's own order, which `uns['<key>_colors']` follows, as in scanpy). Colours: `uns` when it has enough entries, else
-/// scanpy's default palettes.
+/// categorical column's own order, which `uns['<key>_colors']` follows, as in scanpy).
+/// Colours: `uns` when it has enough entries, else scanpy's default palettes.
 pub fn categorical_coloring(
     labels: &[String],
     categories: Option<&[String]>,
