@@ -481,6 +481,44 @@ fn model_panel_fetches_a_model_from_the_hub() {
     );
 }
 
+/// Fetch against a hub that never answers: the status line says the hub is being asked, and
+/// Cancel stops the wait at once, with nothing loaded and the window usable.
+#[test]
+fn model_panel_cancels_a_silent_hub() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub {
+        endpoint: common::serve_silent_hub(),
+        cache: cache.path().to_path_buf(),
+        token: None,
+        offline: false,
+    };
+    let mut h = harness_with_hub(cellscope::ui::default_dataset(), hub);
+    wait_until(&mut h, 120, |h| h.state().analyzed() && !h.state().busy());
+    h.get_by_label("Fetch").click();
+    let asking =
+        "asking the hub for hf://TillR/sc_pretrained@main/Pretrained Models/RandomMask.ckpt";
+    wait_until(&mut h, 20, |h| h.query_by_label_contains(asking).is_some());
+    assert!(
+        h.query_by_label_contains(asking).is_some(),
+        "status while waiting"
+    );
+    let t = std::time::Instant::now();
+    h.get_by_label("Cancel").click();
+    assert!(h.state().busy(), "waiting for the hub");
+    wait_until(&mut h, 20, |h| h.query_by_label("cancelled").is_some());
+    assert!(
+        h.query_by_label("cancelled").is_some(),
+        "status after Cancel"
+    );
+    assert!(!h.state().busy(), "the wait ended");
+    assert!(
+        t.elapsed().as_secs_f64() < 5.0,
+        "at once: {:?}",
+        t.elapsed()
+    );
+    assert!(h.state().model_info().is_none(), "nothing loaded");
+}
+
 #[test]
 fn lasso_selection_selects_the_cells_inside_the_polygon() {
     let mut h = harness();

@@ -168,17 +168,8 @@ fn cached_files_follow_the_branch_unless_offline() {
 /// its 10 s and the cached copy is used (before, both waits were unbounded).
 #[test]
 fn a_silent_hub_can_be_cancelled_and_gives_up() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::Builder::new()
-        .name("silent-hub".into())
-        .spawn(move || {
-            let held: Vec<_> = listener.incoming().collect();
-            drop(held);
-        })
-        .expect("thread");
     let cache = tempfile::tempdir().expect("tmp");
-    let hub = hub(&endpoint, cache.path());
+    let hub = hub(&common::serve_silent_hub(), cache.path());
     let file = HubFile::parse("hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt")
         .expect("hub name")
         .expect("valid");

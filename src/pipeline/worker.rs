@@ -337,12 +337,15 @@ fn run(
                 let mut shown = None;
                 let resolved = hub.resolve_model(&path, None, &mut |name, done, total| {
                     let pct = total.map(|t| done * 100 / t.max(1));
-                    if shown != Some(pct) {
-                        shown = Some(pct);
+                    let key = (name.to_string(), pct, done == 0);
+                    if shown.as_ref() != Some(&key) {
+                        shown = Some(key);
                         send(Event::Started(match (pct, total) {
                             (Some(p), Some(t)) => {
                                 format!("downloading {name}: {p}% of {:.1} MB", t as f64 / 1e6)
                             }
+                            // Nothing received yet: a freshness check or the request's wait.
+                            _ if done == 0 => format!("asking the hub for {name}"),
                             _ => format!("downloading {name}"),
                         }));
                     }

@@ -392,6 +392,11 @@ impl CellscopeApp {
         self.model_info.as_ref()
     }
 
+    /// Whether the worker is running a job (the Cancel button is enabled).
+    pub fn busy(&self) -> bool {
+        self.worker.busy()
+    }
+
     /// Name of the representation the last pipeline ran on.
     pub fn representation_name(&self) -> &str {
         &self.rep_name
