@@ -507,6 +507,11 @@ pub(crate) fn load_model(
     // One bar per downloaded file (the model, then its gene list).
     let mut bar: Option<(String, indicatif::ProgressBar)> = None;
     let mut progress = |name: &str, done: u64, total: Option<u64>| {
+        // Nothing yet while the hub is asked (a cached file's freshness check, or the wait for
+        // the answer); the download's first call announces the length.
+        if done == 0 && total.is_none() {
+            return true;
+        }
         if bar.as_ref().is_none_or(|(n, _)| n != name) {
             let b = indicatif::ProgressBar::new(total.unwrap_or(0));
             b.set_style(
@@ -521,10 +526,6 @@ pub(crate) fn load_model(
             }
         }
         if let Some((_, b)) = &bar {
-            // The first calls may come while waiting for the hub's answer, before the length.
-            if let Some(t) = total {
-                b.set_length(t);
-            }
             b.set_position(done);
         }
         true

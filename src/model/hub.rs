@@ -245,13 +245,11 @@ fn request(
         .name("cellscope-hub-request".into())
         .spawn(move || {
             let a = agent(redirects, wait);
-            let r = match (head, auth) {
-                (true, Some(t)) => a.head(&u).header("Authorization", t).call(),
-                (true, None) => a.head(&u).call(),
-                (false, Some(t)) => a.get(&u).header("Authorization", t).call(),
-                (false, None) => a.get(&u).call(),
-            };
-            let _ = tx.send(r.map_err(|e| net_error(e, &n)));
+            let mut req = if head { a.head(&u) } else { a.get(&u) };
+            if let Some(t) = auth {
+                req = req.header("Authorization", t);
+            }
+            let _ = tx.send(req.call().map_err(|e| net_error(e, &n)));
         })
         .map_err(|e| HubError::Network {
             url: name.to_string(),

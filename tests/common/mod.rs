@@ -94,23 +94,6 @@ pub struct HubRequest {
     pub auth: bool,
 }
 
-/// A stand-in hub on 127.0.0.1 that accepts connections and never answers; returns its
-/// endpoint.
-#[allow(dead_code)]
-pub fn serve_silent_hub() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::Builder::new()
-        .name("silent-hub".into())
-        .spawn(move || {
-            // Held, never read or answered.
-            let held: Vec<_> = listener.incoming().collect();
-            drop(held);
-        })
-        .expect("thread");
-    endpoint
-}
-
 /// Requests the stand-in hub saw, in order.
 pub type HubLog = Arc<Mutex<Vec<HubRequest>>>;
 
@@ -220,4 +203,20 @@ pub fn serve_hub() -> (String, HubLog, Arc<Mutex<Vec<u8>>>) {
         })
         .expect("server thread");
     (endpoint, log, moving)
+}
+
+/// A stand-in hub on 127.0.0.1 that accepts connections and never answers; returns its
+/// endpoint.
+pub fn serve_silent_hub() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::Builder::new()
+        .name("silent-hub".into())
+        .spawn(move || {
+            // Held, never read or answered.
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        })
+        .expect("thread");
+    endpoint
 }
