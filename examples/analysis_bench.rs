@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use cellscope::analysis::Control;
 use cellscope::analysis::metrics::{encode, knn_label_agreement};
-use cellscope::pipeline::analyze::{AnalyzeParams, analyze, expression_pca, log_normalized};
+use cellscope::pipeline::jobs::analyze::{AnalyzeParams, analyze, expression_pca, log_normalized};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

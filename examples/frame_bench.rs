@@ -39,7 +39,7 @@ fn blobs(n: usize) -> PointData {
             [c[0] + rng.normal() as f32, c[1] + rng.normal() as f32]
         })
         .collect();
-    let pal = cellscope::ui::colors::categorical(20, None);
+    let pal = cellscope::render::colors::categorical(20, None);
     PointData {
         positions: Arc::new(positions),
         colors: Arc::new((0..n).map(|i| pack(pal[i % 20])).collect()),

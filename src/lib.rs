@@ -1,10 +1,11 @@
 //! cellscope: explore self-supervised embeddings of single-cell and spatial transcriptomics data.
 //!
-//! Layout (dependencies point one way): `data` (files, matrices, preprocessing, genes) <-
-//! `model` (checkpoints, inference) and `analysis` (neighbours, UMAP, Leiden, domains, transfer,
-//! metrics) <- `pipeline` (the steps and the background worker) <- `ui` (the window), which
-//! draws through `render` (wgpu point clouds, colourings) and writes through `export` (figures,
-//! write-back, CSV, sessions); `cli` drives `pipeline` and `export` headless.
+//! Layers, dependencies pointing one way (see `ARCHITECTURE.md`): `data` (files, matrices,
+//! preprocessing, genes) <- `model` (import, inference, training) and `analysis` (neighbours,
+//! UMAP, Leiden, domains, transfer, metrics) <- `pipeline` (one job per capability, and the
+//! background worker that runs them for the window) <- `ui` (the window) and `cli` (the
+//! subcommands), both calling the same jobs; `render` (points, colours, cameras) is used by
+//! `ui`, `export` (figures, write-back, CSV, sessions) by the jobs and the window.
 
 pub mod analysis;
 pub mod cli;

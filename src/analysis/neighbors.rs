@@ -2,7 +2,7 @@
 //!
 //! Search: exact k-d tree for 2-D coordinates (`kiddo`), exact brute force for small sets, and
 //! HNSW (Malkov & Yashunin 2018, the USearch library) for larger embeddings; recall@15 against brute
-//! force is measured in `tests/analysis_reference.rs`. Connectivities: `umap-learn`'s
+//! force is measured in `tests/it/analysis_reference.rs`. Connectivities: `umap-learn`'s
 //! `fuzzy_simplicial_set` (McInnes et al. 2018), which is what `scanpy.pp.neighbors` stores in
 //! `obsp['connectivities']`.
 

@@ -1,89 +1,147 @@
-//! `cellscope pretrain`, `finetune` and `predict`: the training jobs of
-//! [`crate::pipeline::train`] with a progress bar fed by the training event channel.
+//! `cellscope pretrain` and `finetune`: the training jobs of [`crate::pipeline::jobs::train`]
+//! with a progress bar over all steps and a line per epoch; the model is saved as a cellscope
+//! folder.
 
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
+use super::{BackendArg, with_handle};
+use crate::model::train::{ObjectiveKind, TrainLayers, TrainOptions};
+use crate::pipeline::jobs::JobError;
+use crate::pipeline::jobs::train::{FinetuneJob, PretrainJob, Trained};
 
-use crate::model::train::{EventKind, TrainEvent};
-use crate::pipeline::train::{Trained, spawn};
-
-/// Consumes training events until the job ends, drawing a progress bar over all steps.
-fn follow(rx: &crossbeam_channel::Receiver<TrainEvent>) {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut last_val = String::new();
-    for e in rx {
-        bar.set_length((e.epochs * e.steps_per_epoch) as u64);
-        bar.set_position(e.step as u64);
-        if e.kind == EventKind::Epoch {
-            last_val = match (e.val_loss, e.val_macro_f1) {
-                (Some(l), Some(f)) => format!(" val loss {l:.4} val macro-F1 {f:.4}"),
-                (Some(l), None) => format!(" val loss {l:.4}"),
-                _ => String::new(),
-            };
-            let line = format!(
-                "epoch {:>3}/{}: train loss {:.5}{last_val}, {:.0} cells/s, lr {:.2e}",
-                e.epoch + 1,
-                e.epochs,
-                e.train_loss,
-                e.cells_per_sec,
-                e.lr
-            );
-            if bar.is_hidden() {
-                // Not a terminal (a log file, CI): plain lines.
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
-        bar.set_message(format!(
-            "epoch {}/{} loss {:.4}{last_val} {:.0} cells/s",
-            e.epoch + 1,
-            e.epochs,
-            e.train_loss,
-            e.cells_per_sec
-        ));
-    }
-    bar.finish_and_clear();
+/// Self-supervised objectives (`--objective`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// Masked autoencoder, random masking (rate 0.5).
+    RandomMask,
+    /// Masked autoencoder, gene-programme masking (needs --gmt).
+    GpMask,
+    /// Masked autoencoder, isolated masking: one programme kept (needs --gmt).
+    Isolated,
+    /// Barlow Twins (lambda 0.0051).
+    BarlowTwins,
+    /// BYOL (EMA 0.99).
+    Byol,
 }
 
-fn check_out(out: &Path) -> anyhow::Result<()> {
+impl From<ObjectiveArg> for ObjectiveKind {
+    fn from(o: ObjectiveArg) -> Self {
+        match o {
+            ObjectiveArg::RandomMask => ObjectiveKind::RandomMask,
+            ObjectiveArg::GpMask => ObjectiveKind::GpMask,
+            ObjectiveArg::Isolated => ObjectiveKind::Isolated,
+            ObjectiveArg::BarlowTwins => ObjectiveKind::BarlowTwins,
+            ObjectiveArg::Byol => ObjectiveKind::Byol,
+        }
+    }
+}
+
+/// Arguments of `cellscope pretrain`.
+#[derive(Debug, clap::Args)]
+pub struct PretrainArgs {
+    /// The input (.h5ad, 10x .h5, or Visium folder).
+    data: PathBuf,
+    /// The objective.
+    #[arg(long, value_enum)]
+    objective: ObjectiveArg,
+    /// MSigDB-style GMT file of gene programmes (gp-mask, isolated).
+    #[arg(long)]
+    gmt: Option<PathBuf>,
+    /// The model's genes: a CSV/TSV/parquet gene list or an .h5ad whose var to use; default:
+    /// the dataset's genes.
+    #[arg(long)]
+    genes: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Seed (initialisation, shuffling, masks, augmentation).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cells per step.
+    #[arg(long, default_value_t = 8192)]
+    batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Hidden and embedding widths of the backbone.
+    #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
+    hidden: Vec<usize>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// The model folder to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Arguments of `cellscope finetune`.
+#[derive(Debug, clap::Args)]
+pub struct FinetuneArgs {
+    /// Labelled input (.h5ad, 10x .h5, or Visium folder).
+    data: PathBuf,
+    /// obs column with the labels.
+    #[arg(long)]
+    label_key: String,
+    /// Pre-trained model (cellscope folder, checkpoint or hf:// name); without it: supervised
+    /// baseline.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Genes of a model trained from scratch (gene list or .h5ad); default: the dataset's.
+    #[arg(long)]
+    genes: Option<PathBuf>,
+    /// What trains: head, last:K (head and the last K backbone layers) or all.
+    #[arg(long, default_value = "all")]
+    train_layers: TrainLayers,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Early-stopping patience (epochs without a better validation macro-F1).
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    /// Seed (initialisation, shuffling, dropout).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cells per step.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 9e-4)]
+    lr: f64,
+    /// Backbone widths of a model trained from scratch.
+    #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
+    hidden: Vec<usize>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// The model folder to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the test metrics as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+}
+
+fn check_out(out: &Path) -> Result<(), JobError> {
     if out.exists() {
-        bail!(
+        return Err(JobError::Input(format!(
             "{}: already exists; choose a new folder for the model",
             out.display()
-        );
+        )));
     }
     Ok(())
 }
 
 fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
     crate::model::save_model(&t.model, out)?;
-    let o = &t.outcome;
-    let last = o.history.last();
     eprintln!(
-        "{}: {} on {}; {} epoch(s){}{}{}; kept epoch {}; genes {}",
+        "{}: {}; {}; genes {}",
         out.display(),
         t.model.weights,
-        o.device,
-        o.history.len(),
-        if o.cancelled { ", cancelled" } else { "" },
-        if o.early_stopped { ", early stop" } else { "" },
-        if o.diverged {
-            ", stopped at a non-finite loss"
-        } else {
-            ""
-        },
-        o.best_epoch + 1,
+        t.summary(),
         t.coverage
     );
-    if let Some(e) = last {
+    if let Some(e) = t.outcome.history.last() {
         eprintln!(
             "final train loss {:.5}{}{}, {:.0} cells/s",
             e.train_loss,
@@ -105,56 +163,62 @@ fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cellscope pretrain`.
+/// Runs `cellscope pretrain`.
 ///
 /// # Errors
 /// An existing output; the job's error.
-pub fn pretrain(
-    data: &Path,
-    job: crate::pipeline::train::PretrainJob,
-    out: &Path,
-) -> anyhow::Result<()> {
-    check_out(out)?;
-    let adata = crate::data::open(data)?;
-    let (handle, rx) = spawn(move |tx| {
-        crate::pipeline::train::run_pretrain(&adata, &job, tx, &AtomicBool::new(false))
-    });
-    follow(&rx);
-    let trained = handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("the training thread panicked"))??;
-    save_and_report(&trained, out)
+pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+    check_out(&a.out)?;
+    let job = PretrainJob {
+        objective: a.objective.into(),
+        gmt: a.gmt,
+        genes: a.genes,
+        opts: TrainOptions {
+            epochs: a.epochs,
+            seed: a.seed,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            hidden: a.hidden,
+            ..TrainOptions::pretrain_default()
+        },
+        backend: a.backend.into(),
+    };
+    let adata = Arc::new(crate::data::open(&a.data)?);
+    let trained = with_handle(|h| crate::pipeline::jobs::train::pretrain(adata, job, h))?;
+    save_and_report(&trained, &a.out)
 }
 
-/// `cellscope finetune`; also writes the test metrics as JSON when asked.
+/// Runs `cellscope finetune`; also writes the test metrics as JSON when asked.
 ///
 /// # Errors
 /// An existing output; the job's error.
-pub fn finetune(
-    data: &Path,
-    model: Option<&Path>,
-    job: crate::pipeline::train::FinetuneJob,
-    out: &Path,
-    metrics_json: Option<&Path>,
-) -> anyhow::Result<()> {
-    check_out(out)?;
-    let adata = crate::data::open(data)?;
-    let init = model.map(|m| super::load_model(m, None)).transpose()?;
-    let (handle, rx) = spawn(move |tx| {
-        crate::pipeline::train::run_finetune(
-            &adata,
-            &job,
-            init.as_ref(),
-            tx,
-            &AtomicBool::new(false),
-        )
-    });
-    follow(&rx);
-    let trained = handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("the training thread panicked"))??;
-    save_and_report(&trained, out)?;
-    if let (Some(p), Some((c, names))) = (metrics_json, &trained.test) {
+pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
+    check_out(&a.out)?;
+    let job = FinetuneJob {
+        label_key: a.label_key,
+        layers: if a.model.is_some() {
+            a.train_layers
+        } else {
+            TrainLayers::All
+        },
+        genes: a.genes,
+        opts: TrainOptions {
+            epochs: a.epochs,
+            patience: a.patience,
+            seed: a.seed,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            hidden: a.hidden,
+            ..TrainOptions::finetune_default()
+        },
+        backend: a.backend.into(),
+        split_seed: 42,
+    };
+    let adata = Arc::new(crate::data::open(&a.data)?);
+    let init = a.model.as_deref().map(|m| super::load_model(m, None)).transpose()?;
+    let trained = with_handle(|h| crate::pipeline::jobs::train::finetune(adata, job, init, h))?;
+    save_and_report(&trained, &a.out)?;
+    if let (Some(p), Some((c, names))) = (&a.metrics_json, &trained.test) {
         let per_class: serde_json::Map<String, serde_json::Value> = c
             .classes
             .iter()
@@ -171,75 +235,7 @@ pub fn finetune(
             "epochs": trained.outcome.history.len(),
             "best_epoch": trained.outcome.best_epoch,
         });
-        super::write_json_atomic(p, &v)?;
+        crate::pipeline::jobs::export::write_json(p, &v)?;
     }
-    Ok(())
-}
-
-/// `cellscope predict`: labels and confidences from a fine-tuned model into a new .h5ad
-/// (obs `cellscope_prediction`, `cellscope_confidence`; obsm `cellscope_probabilities`), with
-/// metrics against `label_key` when given.
-///
-/// # Errors
-/// Unreadable data or model, a model without a head, an output equal to the input.
-pub fn predict(
-    data: &Path,
-    model_path: &Path,
-    label_key: Option<&str>,
-    label_map: Option<&Path>,
-    out: &Path,
-) -> anyhow::Result<()> {
-    use crate::data::write;
-    write::check_not_input(data, out)?;
-    let model = super::load_model(model_path, None)?;
-    let adata = crate::data::open(data)?;
-    let (p, cov) = crate::pipeline::train::predict(&model, &adata)?;
-    eprintln!("{}: genes {cov}", data.display());
-    let names = model.class_names.clone().unwrap_or_default();
-    let labels = p.labels(&model);
-    if let Some(key) = label_key {
-        let truth = super::obs_labels(&adata, key)?;
-        let map = label_map
-            .map(crate::analysis::transfer::LabelMap::read_csv)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        let (c, _, n) = crate::analysis::transfer::score_predictions(
-            &labels,
-            &truth,
-            map.as_ref(),
-            &crate::pipeline::analyze::MISSING_LABELS,
-        );
-        println!(
-            "{n} cells scored against obs['{key}']: accuracy {:.4}, macro-F1 {:.4}, weighted F1 {:.4}",
-            c.accuracy, c.macro_f1, c.weighted_f1
-        );
-    }
-    let k = names.len().max(1);
-    let probs = ndarray::Array2::from_shape_vec((labels.len(), k), p.probabilities)?;
-    let additions = write::Additions {
-        obsm: vec![("cellscope_probabilities".into(), probs)],
-        obs: vec![
-            (
-                "cellscope_prediction".into(),
-                crate::data::Column::categorical_from_labels(&labels),
-            ),
-            (
-                "cellscope_confidence".into(),
-                crate::data::Column::Float(p.confidence.iter().map(|&v| f64::from(v)).collect()),
-            ),
-        ],
-        uns: vec![(
-            "cellscope_provenance".into(),
-            serde_json::json!({
-                "cellscope_version": env!("CARGO_PKG_VERSION"),
-                "model": model_path.display().to_string(),
-                "model_weights_sha256": model.provenance.weights_sha256,
-                "classes": names,
-            })
-            .to_string(),
-        )],
-    };
-    write::write_h5ad(&adata, &additions, out)?;
-    eprintln!("wrote {}", out.display());
     Ok(())
 }

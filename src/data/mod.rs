@@ -1,5 +1,5 @@
 //! Where data is loaded and written: AnnData `.h5ad` (read and write), 10x Cell Ranger HDF5,
-//! Visium folders, the sparse matrix type, preprocessing and gene alignment.
+//! Visium folders, the sparse matrix type, preprocessing, gene alignment and gene sets (GMT).
 //!
 //! Depends on nothing else in the crate.
 
@@ -8,6 +8,7 @@ pub mod chunkindex;
 pub mod dataframe;
 pub mod error;
 pub mod fastread;
+pub mod gene_sets;
 pub mod genes;
 pub mod h5ad;
 pub mod h5util;

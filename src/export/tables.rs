@@ -16,11 +16,40 @@ use crate::data::AnnData;
 use crate::data::dataframe::Column;
 use crate::data::write::{Additions, write_h5ad};
 
-/// Results of an explorer session (or a pipeline run) to write back.
+/// The obs, obsm and uns keys cellscope writes (defined once, used by every writer).
+pub mod keys {
+    /// obsm: the model's embedding.
+    pub const EMBEDDING: &str = "X_cellscope";
+    /// obsm: UMAP coordinates.
+    pub const UMAP: &str = "X_umap";
+    /// obsm: the PCA baseline's scores.
+    pub const PCA: &str = "X_pca";
+    /// obs: Leiden clusters.
+    pub const LEIDEN: &str = "leiden";
+    /// obs: spatial domains.
+    pub const DOMAIN: &str = "spatial_domain";
+    /// obs: spatial-domain posterior confidence.
+    pub const DOMAIN_CONFIDENCE: &str = "spatial_domain_confidence";
+    /// obs: predicted cell type (label transfer or a classifier).
+    pub const PREDICTION: &str = "cellscope_prediction";
+    /// obs: confidence of the prediction (vote fraction or probability).
+    pub const CONFIDENCE: &str = "cellscope_confidence";
+    /// obsm: class probabilities of a classifier, `n_obs x n_types`.
+    pub const PROBABILITIES: &str = "cellscope_probabilities";
+    /// obs: the user's named selections.
+    pub const ANNOTATION: &str = "cellscope_annotation";
+    /// uns: provenance JSON.
+    pub const PROVENANCE: &str = "cellscope_provenance";
+}
+
+/// Results of an explorer session or a pipeline job to write back; each present field becomes
+/// the element [`keys`] names.
 #[derive(Debug, Default)]
 pub struct Results<'a> {
     /// The model's embedding, `n_obs x d`.
     pub embedding: Option<&'a Array2<f32>>,
+    /// The PCA baseline the analysis ran on, `n_obs x n_comps`.
+    pub pca: Option<&'a Array2<f32>>,
     /// UMAP, `n_obs x 2`.
     pub umap: Option<&'a Array2<f32>>,
     /// Leiden cluster per cell.
@@ -29,10 +58,14 @@ pub struct Results<'a> {
     pub domains: Option<(&'a [u32], &'a [f32])>,
     /// Predicted type and its confidence per cell.
     pub predicted: Option<(&'a [String], &'a [f32])>,
+    /// Class probabilities, `n_obs x n_types`.
+    pub probabilities: Option<&'a Array2<f32>>,
     /// Named selections `(name, cell indices)`; a later one wins for cells in several.
     pub annotations: &'a [(String, Vec<usize>)],
-    /// Provenance (see [`super::provenance`]).
+    /// Provenance (see [`super::provenance`]), written to `uns['cellscope_provenance']`.
     pub provenance: serde_json::Value,
+    /// Further uns entries as JSON text (e.g. `cellscope_analysis`: parameters and metrics).
+    pub uns: Vec<(String, serde_json::Value)>,
 }
 
 /// Cluster ids as a categorical column with string categories `"0"`, `"1"`, ... (scanpy's
@@ -91,41 +124,41 @@ pub fn annotation_column(n: usize, annotations: &[(String, Vec<usize>)]) -> Colu
 /// # Errors
 /// [`ExportError::Write`]: `out` is the input, a length mismatch, HDF5 or I/O failures.
 pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(), ExportError> {
+    let floats = |v: &[f32]| Column::Float(v.iter().map(|&x| f64::from(x)).collect());
     let mut add = Additions::default();
-    if let Some(e) = r.embedding {
-        add.obsm.push(("X_cellscope".into(), e.clone()));
-    }
-    if let Some(u) = r.umap {
-        add.obsm.push(("X_umap".into(), u.clone()));
+    let obsm = [
+        (keys::EMBEDDING, r.embedding),
+        (keys::UMAP, r.umap),
+        (keys::PCA, r.pca),
+        (keys::PROBABILITIES, r.probabilities),
+    ];
+    for (key, m) in obsm {
+        if let Some(m) = m {
+            add.obsm.push((key.into(), m.clone()));
+        }
     }
     if let Some(l) = r.leiden {
-        add.obs.push(("leiden".into(), clusters(l)));
+        add.obs.push((keys::LEIDEN.into(), clusters(l)));
     }
     if let Some((d, c)) = r.domains {
-        add.obs.push(("spatial_domain".into(), clusters(d)));
-        add.obs.push((
-            "spatial_domain_confidence".into(),
-            Column::Float(c.iter().map(|&v| f64::from(v)).collect()),
-        ));
+        add.obs.push((keys::DOMAIN.into(), clusters(d)));
+        add.obs.push((keys::DOMAIN_CONFIDENCE.into(), floats(c)));
     }
     if let Some((p, c)) = r.predicted {
-        add.obs.push((
-            "cellscope_prediction".into(),
-            Column::categorical_from_labels(p),
-        ));
-        add.obs.push((
-            "cellscope_confidence".into(),
-            Column::Float(c.iter().map(|&v| f64::from(v)).collect()),
-        ));
+        add.obs
+            .push((keys::PREDICTION.into(), Column::categorical_from_labels(p)));
+        add.obs.push((keys::CONFIDENCE.into(), floats(c)));
     }
     if !r.annotations.is_empty() {
         add.obs.push((
-            "cellscope_annotation".into(),
+            keys::ANNOTATION.into(),
             annotation_column(adata.n_obs(), r.annotations),
         ));
     }
     add.uns
-        .push(("cellscope_provenance".into(), r.provenance.to_string()));
+        .push((keys::PROVENANCE.into(), r.provenance.to_string()));
+    add.uns
+        .extend(r.uns.iter().map(|(k, v)| (k.clone(), v.to_string())));
     write_h5ad(adata, &add, out).map_err(|e| ExportError::write(out, e))
 }
 

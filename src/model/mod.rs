@@ -1,19 +1,22 @@
-//! Where models run: the ssl_in_scg MLP family (masked autoencoders, Barlow Twins, BYOL,
-//! classifiers), weight import from PyTorch / Lightning / safetensors files, and inference on
-//! the GPU (burn wgpu) or the CPU.
+//! Where networks live and run, in three rooms:
+//! - [`import`]: checkpoints (PyTorch, Lightning, safetensors), cellscope's model folder, the
+//!   HuggingFace hub;
+//! - [`infer`]: the compute engine (sparse CPU path, burn wgpu / CPU) and streaming embedding;
+//! - [`train`]: objectives, augmentations and the training loops;
 //!
-//! Depends on `data` only for its matrix type, preprocessing and gene alignment.
+//! and the network family itself in [`nets`] (the ssl_in_scg MLPs: masked autoencoders,
+//! Barlow Twins, BYOL, classifiers), whose forward pass serves training and the burn inference
+//! paths alike.
+//!
+//! Depends on `data` only, for its matrix type, preprocessing and gene alignment.
 
-pub mod checkpoint;
-pub mod dense;
-pub mod embed;
-pub mod engine;
-pub mod format;
-pub mod hub;
+pub mod import;
+pub mod infer;
 pub mod nets;
-pub mod sparse;
-pub mod torch_pickle;
 pub mod train;
+
+pub use import::{checkpoint, format, hub, torch_pickle};
+pub use infer::{dense, embed, engine, sparse};
 
 pub use checkpoint::{Activation, Dense, ModelError, ModelKind, ModelWeights, load_checkpoint};
 pub use engine::{BackendChoice, Engine, EngineKind};

@@ -17,7 +17,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::checkpoint::{Activation, Dense};
+use crate::model::checkpoint::{Activation, Dense};
 
 /// Configuration of an [`Mlp`] (backbone or decoder).
 #[derive(Config, Debug)]

@@ -1,8 +1,6 @@
-//! The pipeline: the steps from a loaded dataset to analysed results, shared by the headless
-//! command line and the explorer's background worker.
+//! The pipeline: every capability as a job ([`jobs`]: typed parameters, progress, cancel,
+//! typed result), called by the CLI's subcommands and, through the background [`worker`], by
+//! the window. Nothing above this layer computes.
 
-pub mod analyze;
-pub mod compare;
-pub mod train;
-pub mod transfer;
+pub mod jobs;
 pub mod worker;

@@ -1,34 +1,45 @@
-//! The background worker: one named thread that owns long jobs (opening data, the analysis
-//! pipeline). Typed commands go in and typed events come out over bounded crossbeam channels;
-//! every event wakes the UI through a callback; a shared flag cancels the running job.
+//! The background worker: the threads the window's jobs run on. One named thread
+//! (`cellscope-worker`) takes typed [`Command`]s in order and runs the matching function of
+//! [`super::jobs`], holding the loaded model between jobs; a second (`cellscope-views`)
+//! computes what the views and the dashboard show (colourings, metrics), newest request of each
+//! kind first, so that picking a gene never waits behind a pipeline run; images decode on threads of their own (`cellscope-image`). Typed [`Event`]s
+//! come back over one bounded channel, each followed by a call to `wake` (the UI's
+//! `request_repaint`); a shared flag cancels the running job. The worker computes nothing
+//! itself: it owns the threads, the channels and the dispatch.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ndarray::Array2;
 
-use super::analyze::{Analysis, AnalyzeParams, Step, analyze, representation};
-use crate::analysis::Control;
+use super::jobs::analyze::{Analysis, AnalyzeJob, AnalyzeParams};
+use super::jobs::coloring::{ColorBy, ColorInputs, Coloring};
+use super::jobs::compare::{Comparison, SideSource};
+use super::jobs::dashboard::{Dashboard, DashboardInputs};
+use super::jobs::train::{FinetuneJob, PretrainJob, Trained};
+use super::jobs::{Handle, JobError, Progress};
 use crate::data::anndata::AnnData;
-use crate::model::hub::{Hub, HubError};
+use crate::model::hub::Hub;
+use crate::model::{BackendChoice, Engine, Model};
 
 /// What the worker is asked to do.
 #[derive(Debug)]
 pub enum Command {
     /// Open a dataset (.h5ad, 10x .h5, Visium folder).
     Open(PathBuf),
-    /// Load an image to show under the spatial view; `data_per_pixel` converts its pixels to
-    /// the data's coordinate units.
+    /// Load an image to show under the spatial view; the number converts its pixels to the
+    /// data's coordinate units.
     LoadImage(PathBuf, f64),
-    /// Load a model (cellscope folder or PyTorch / safetensors checkpoint with its gene list
-    /// beside it) and create its compute engine on this thread.
-    LoadModel(PathBuf),
+    /// Load a model (cellscope folder, PyTorch / safetensors checkpoint with its gene list
+    /// beside it, or an `hf://` file) and create its engine on the backend.
+    LoadModel(PathBuf, BackendChoice),
     /// Embed the dataset with the loaded model.
     Embed(Arc<AnnData>),
     /// Transfer labels from a labelled reference file to the open dataset (kNN vote, k = 5, on
-    /// the shared genes; see [`super::transfer`]).
+    /// the shared genes; see [`super::jobs::transfer`]).
     Transfer {
         /// Labelled reference.
         reference: PathBuf,
@@ -38,56 +49,84 @@ pub enum Command {
         query: Arc<AnnData>,
     },
     /// Run the pipeline on the open dataset.
-    Analyze {
-        /// The dataset (shared with the UI).
-        data: Arc<AnnData>,
-        /// obsm key or `None` for the default representation.
-        use_rep: Option<String>,
-        /// A representation computed here (e.g. the model's embedding); overrides `use_rep`.
-        matrix: Option<Arc<Array2<f32>>>,
-        /// Pipeline parameters.
-        params: AnalyzeParams,
-    },
+    Analyze(Arc<AnnData>, AnalyzeJob),
     /// Pre-train a new model on the open dataset (it becomes the loaded model).
-    Pretrain(Arc<AnnData>, super::train::PretrainJob),
+    Pretrain(Arc<AnnData>, PretrainJob),
     /// Fine-tune a classifier on the open dataset's labels, on the loaded model's backbone when
     /// the flag is set (else from random init); it becomes the loaded model, and its
     /// predictions for every cell are reported as [`Event::Transferred`].
-    Finetune(Arc<AnnData>, super::train::FinetuneJob, bool),
+    Finetune(Arc<AnnData>, FinetuneJob, bool),
     /// Run the pipeline twice, on side A and side B, and compare them.
     Compare {
         /// The dataset.
         data: Arc<AnnData>,
         /// Side A and side B.
-        sides: [super::compare::SideSource; 2],
+        sides: [SideSource; 2],
         /// Pipeline parameters for both.
         params: AnalyzeParams,
     },
     /// Save the loaded model as a cellscope folder (which must not exist).
     SaveModel(PathBuf),
-    /// Stop the thread.
+    /// Stop the threads.
     Shutdown,
+}
+
+/// Which job started (the window's status line and progress bars key on it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobKind {
+    /// Opening a dataset.
+    Open(PathBuf),
+    /// Loading a model.
+    LoadModel(PathBuf),
+    /// Embedding the open dataset.
+    Embed,
+    /// Transferring labels from a reference.
+    Transfer(PathBuf),
+    /// The analysis pipeline.
+    Analyze,
+    /// Pre-training with an objective.
+    Pretrain(crate::model::train::ObjectiveKind),
+    /// Fine-tuning on an obs column.
+    Finetune(String),
+    /// Model A vs B.
+    Compare,
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobKind::Open(p) => write!(f, "opening {}", p.display()),
+            JobKind::LoadModel(p) => write!(f, "loading {}", p.display()),
+            JobKind::Embed => f.write_str("embedding"),
+            JobKind::Transfer(p) => write!(f, "transferring labels from {}", p.display()),
+            JobKind::Analyze => f.write_str("analysis"),
+            JobKind::Pretrain(o) => write!(f, "pre-training ({o})"),
+            JobKind::Finetune(k) => write!(f, "fine-tuning on '{k}'"),
+            JobKind::Compare => f.write_str("comparing A vs B"),
+        }
+    }
 }
 
 /// What the worker reports.
 #[derive(Debug)]
 pub enum Event {
     /// A job started.
-    Started(String),
-    /// Progress of the running pipeline step, `0..=1`.
-    Progress(Step, f32),
+    Started(JobKind),
+    /// Progress of the running job (steps, downloads, embedding, training).
+    Progress(Progress),
     /// A dataset finished opening, with its `cellscope inspect` summary.
     Opened(Arc<AnnData>, String),
     /// The pipeline finished.
     Analyzed {
         /// Results.
-        analysis: Box<Analysis>,
-        /// The representation used (`n x d`) and its name.
+        analysis: Arc<Analysis>,
+        /// The representation used (`n x d`).
         representation: Arc<Array2<f32>>,
         /// Description of the representation.
         name: String,
     },
-    /// An underlay image, downscaled to at most [`MAX_IMAGE_SIDE`] pixels per side.
+    /// An underlay image, downscaled to at most [`super::jobs::open::MAX_IMAGE_SIDE`] pixels
+    /// per side.
     Image {
         /// RGBA pixels.
         image: Arc<egui::ColorImage>,
@@ -121,8 +160,6 @@ pub enum Event {
         /// Vote fraction per cell.
         confidence: Vec<f32>,
     },
-    /// Training progress (every step and every epoch).
-    Training(crate::model::train::TrainEvent),
     /// Training finished (or was cancelled with a last good epoch); the model is loaded.
     Trained {
         /// What was trained, on which device, how it ended, test scores.
@@ -131,81 +168,78 @@ pub enum Event {
     /// The loaded model was saved.
     Saved(PathBuf),
     /// An A-vs-B comparison finished.
-    Compared(Box<super::compare::Comparison>),
+    Compared(Arc<Comparison>),
+    /// A colouring asked for with [`Worker::color`] is ready.
+    Colored {
+        /// The request's number (older ones are stale).
+        request: u64,
+        /// The colouring.
+        coloring: Arc<Coloring>,
+    },
+    /// A dashboard asked for with [`Worker::dashboard`] is ready.
+    Dashboard {
+        /// The request's number (older ones are stale).
+        request: u64,
+        /// The numbers.
+        dashboard: Arc<Dashboard>,
+    },
     /// The job was cancelled.
     Cancelled,
-    /// The job failed; the message names the file and what was wrong.
-    Failed(String),
+    /// The job failed; the error names the file and what was wrong.
+    Failed(JobError),
 }
 
-/// Largest image side uploaded as a texture (GPUs guarantee 8,192; lavapipe's default is
-/// 8,192 too); larger images are downscaled on the worker.
-pub const MAX_IMAGE_SIDE: u32 = 4096;
-
-/// Decodes and downscales an image; returns it with the factor applied (new px per old px).
-fn load_image(path: &std::path::Path) -> Result<(egui::ColorImage, f64), String> {
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| format!("{}: cannot open image: {e}", path.display()))?;
-    let mut reader = img;
-    reader.no_limits();
-    let img = reader
-        .decode()
-        .map_err(|e| format!("{}: cannot decode image: {e}", path.display()))?;
-    let (w, h) = (img.width(), img.height());
-    let f = (MAX_IMAGE_SIDE as f64 / w.max(h) as f64).min(1.0);
-    let img = if f < 1.0 {
-        img.resize(
-            (w as f64 * f) as u32,
-            (h as f64 * f) as u32,
-            image::imageops::FilterType::Triangle,
-        )
-    } else {
-        img
-    };
-    let rgba = img.to_rgba8();
-    let size = [rgba.width() as usize, rgba.height() as usize];
-    Ok((
-        egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()),
-        rgba.width() as f64 / w as f64,
-    ))
+/// A request to the views thread, with its number.
+enum ViewRequest {
+    /// What to colour by, and the inputs.
+    Color(u64, ColorBy, ColorInputs),
+    /// The dashboard's inputs.
+    Dashboard(u64, DashboardInputs),
 }
 
-/// The image shown under a dataset's spatial view by default: the Visium hires (else lowres)
-/// image placed with its scale factor, or an H&E image beside an .h5ad named
-/// `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`.
-fn default_image(path: &std::path::Path) -> Option<(PathBuf, f64)> {
-    if crate::data::detect(path).ok()? == crate::data::InputKind::Visium {
-        let v = crate::data::tenx::read_visium(path).ok()?;
-        let img = v
-            .images
-            .iter()
-            .find(|i| i.name == "hires")
-            .or(v.images.first())?;
-        return Some((img.path.clone(), 1.0 / img.scale));
-    }
-    let stem = path.file_stem()?.to_string_lossy().to_string();
-    ["jpg", "jpeg", "png"]
-        .iter()
-        .map(|e| path.with_file_name(format!("{stem}_HE.{e}")))
-        .find(|p| p.exists())
-        .map(|p| (p, 1.0))
-}
-
-/// Handle to the worker thread.
+/// Handle to the worker threads.
 pub struct Worker {
     tx: Sender<Command>,
+    view_tx: Sender<ViewRequest>,
     /// Events from the worker (drain each frame).
     pub events: Receiver<Event>,
     cancel: Arc<AtomicBool>,
     busy: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Sends events to the UI and wakes it; cloned into every thread the worker starts.
+#[derive(Clone)]
+struct Outbox {
+    tx: Sender<Event>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Outbox {
+    /// Results are never dropped; progress may be, when the UI is behind (training events are
+    /// kept: the curves need every one).
+    fn send(&self, e: Event) {
+        let _ = match e {
+            Event::Progress(p @ (Progress::Step(..) | Progress::Embed(_) | Progress::Download { .. })) => {
+                self.tx.try_send(Event::Progress(p)).map_err(|_| ())
+            }
+            e => self.tx.send(e).map_err(|_| ()),
+        };
+        (self.wake)();
+    }
+
+    fn fail(&self, e: JobError) {
+        self.send(match e {
+            JobError::Cancelled => Event::Cancelled,
+            e => Event::Failed(e),
+        });
+    }
 }
 
 impl Worker {
-    /// Starts the worker thread ("cellscope-worker"); `wake` is called after every event (the
-    /// UI passes `egui::Context::request_repaint`). `hf://` models come from the hub the
-    /// environment names ([`Hub::from_env`]).
+    /// Starts the worker threads; `wake` is called after every event (the UI passes
+    /// `egui::Context::request_repaint`). `hf://` models come from the hub the environment
+    /// names ([`Hub::from_env`]).
     ///
     /// # Panics
     /// When the OS refuses to create a thread.
@@ -219,20 +253,43 @@ impl Worker {
     /// When the OS refuses to create a thread.
     pub fn with_hub(wake: impl Fn() + Send + Sync + 'static, hub: Hub) -> Self {
         let (tx, rx) = bounded::<Command>(16);
+        let (view_tx, view_rx) = bounded::<ViewRequest>(64);
         let (etx, events) = bounded::<Event>(256);
+        let out = Outbox {
+            tx: etx,
+            wake: Arc::new(wake),
+        };
         let cancel = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(false));
-        let (c2, b2) = (cancel.clone(), busy.clone());
-        let thread = std::thread::Builder::new()
-            .name("cellscope-worker".into())
-            .spawn(move || run(rx, etx, c2, b2, Arc::new(wake), &hub))
-            .expect("spawn the worker thread");
+        let (out2, c2, b2) = (out.clone(), cancel.clone(), busy.clone());
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .expect("spawn a worker thread")
+        };
+        let threads = vec![
+            spawn(
+                "cellscope-worker",
+                Box::new(move || {
+                    let mut state = State {
+                        out: out2,
+                        cancel: c2,
+                        hub,
+                        model: None,
+                    };
+                    state.run(&rx, &b2);
+                }),
+            ),
+            spawn("cellscope-views", Box::new(move || view_loop(&view_rx, &out))),
+        ];
         Worker {
             tx,
+            view_tx,
             events,
             cancel,
             busy,
-            thread: Some(thread),
+            threads,
         }
     }
 
@@ -245,6 +302,21 @@ impl Worker {
             self.cancel.store(false, Ordering::Relaxed);
         }
         self.tx.try_send(c).is_ok()
+    }
+
+    /// Asks for the colouring `by` of `inputs`; the answer comes back as [`Event::Colored`]
+    /// with `request`. When several requests wait, only the newest is computed.
+    pub fn color(&self, request: u64, by: ColorBy, inputs: ColorInputs) -> bool {
+        let r = ViewRequest::Color(request, by, inputs);
+        self.view_tx.try_send(r).is_ok()
+    }
+
+    /// Asks for the metrics dashboard of `inputs`; the answer comes back as
+    /// [`Event::Dashboard`] with `request`. When several requests wait, only the newest is
+    /// computed.
+    pub fn dashboard(&self, request: u64, inputs: DashboardInputs) -> bool {
+        let r = ViewRequest::Dashboard(request, inputs);
+        self.view_tx.try_send(r).is_ok()
     }
 
     /// Asks the running job to stop at its next check.
@@ -262,371 +334,266 @@ impl Drop for Worker {
     fn drop(&mut self) {
         self.cancel();
         let _ = self.tx.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
+        // Closing the view channel ends the views thread.
+        let (dead, _) = bounded(0);
+        drop(std::mem::replace(&mut self.view_tx, dead));
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-fn run(
-    rx: Receiver<Command>,
-    tx: Sender<Event>,
+/// The views thread: of the requests waiting, the newest colouring and the newest dashboard
+/// are computed; older ones are skipped.
+fn view_loop(rx: &Receiver<ViewRequest>, out: &Outbox) {
+    while let Ok(first) = rx.recv() {
+        let (mut color, mut dash) = (None, None);
+        for r in std::iter::once(first).chain(rx.try_iter()) {
+            match r {
+                ViewRequest::Color(n, by, x) => color = Some((n, by, x)),
+                ViewRequest::Dashboard(n, x) => dash = Some((n, x)),
+            }
+        }
+        if let Some((request, by, inputs)) = color {
+            let coloring = Arc::new(super::jobs::coloring::color(&by, &inputs));
+            out.send(Event::Colored { request, coloring });
+        }
+        if let Some((request, inputs)) = dash {
+            let dashboard = Arc::new(super::jobs::dashboard::dashboard(&inputs));
+            out.send(Event::Dashboard { request, dashboard });
+        }
+    }
+}
+
+/// What the worker thread holds between jobs.
+struct State {
+    out: Outbox,
     cancel: Arc<AtomicBool>,
-    busy: Arc<AtomicBool>,
-    wake: Arc<dyn Fn() + Send + Sync>,
-    hub: &Hub,
-) {
-    // Large images (a 9k x 10k H&E) decode on their own thread so the pipeline does not wait.
-    let load_in_background = |path: PathBuf, dpp: f64| {
-        let (tx2, wake2) = (tx.clone(), wake.clone());
-        let spawned = std::thread::Builder::new()
-            .name("cellscope-image".into())
-            .spawn(move || {
-                let e = match load_image(&path) {
-                    Ok((image, f)) => Event::Image {
-                        image: Arc::new(image),
-                        data_per_pixel: dpp / f,
-                        path,
-                    },
-                    Err(e) => Event::Failed(e),
-                };
-                let _ = tx2.send(e);
-                wake2();
-            });
-        if let Err(e) = spawned {
-            let _ = tx.send(Event::Failed(format!("cannot start the image thread: {e}")));
-        }
-    };
-    let send = |e: Event| {
-        // Progress may be dropped when the UI is behind; results never are.
-        match e {
-            Event::Progress(..) => {
-                let _ = tx.try_send(e);
+    hub: Hub,
+    model: Option<(Model, Engine)>,
+}
+
+impl State {
+    fn run(&mut self, rx: &Receiver<Command>, busy: &AtomicBool) {
+        while let Ok(cmd) = rx.recv() {
+            if matches!(cmd, Command::Shutdown) {
+                break;
             }
-            e => {
-                let _ = tx.send(e);
+            busy.store(true, Ordering::Relaxed);
+            if let Err(e) = self.dispatch(cmd) {
+                self.out.fail(e);
             }
+            busy.store(false, Ordering::Relaxed);
         }
-        wake();
-    };
-    let mut model: Option<(crate::model::Model, crate::model::Engine)> = None;
-    while let Ok(cmd) = rx.recv() {
-        busy.store(true, Ordering::Relaxed);
+    }
+
+    /// Runs `job` with a handle whose progress goes to the UI (step progress at most every
+    /// 30 ms, except a step's start and end).
+    fn with_handle<T>(&self, job: impl FnOnce(&mut Handle<'_>) -> T) -> T {
+        let out = self.out.clone();
+        let mut last = Instant::now() - Duration::from_secs(1);
+        let mut report = move |p: Progress| {
+            if let Progress::Step(_, f) = p
+                && f > 0.0
+                && f < 1.0
+                && last.elapsed() < Duration::from_millis(30)
+            {
+                return;
+            }
+            last = Instant::now();
+            out.send(Event::Progress(p));
+        };
+        let mut h = Handle::new(&mut report, self.cancel.clone());
+        job(&mut h)
+    }
+
+    fn dispatch(&mut self, cmd: Command) -> Result<(), JobError> {
         match cmd {
-            Command::Shutdown => break,
-            Command::Open(path) => {
-                send(Event::Started(format!("opening {}", path.display())));
-                match crate::data::open(&path) {
-                    Ok(a) => {
-                        let summary = crate::data::summary::Summary::of_path(&path)
-                            .map(|s| s.to_string())
-                            .unwrap_or_default();
-                        send(Event::Opened(Arc::new(a), summary));
-                        if let Some((img, dpp)) = default_image(&path) {
-                            load_in_background(img, dpp);
-                        }
-                    }
-                    Err(e) => send(Event::Failed(e.to_string())),
-                }
+            Command::Shutdown => Ok(()),
+            Command::Open(path) => self.open(path),
+            Command::LoadImage(path, dpp) => {
+                load_in_background(path, dpp, &self.out);
+                Ok(())
             }
-            Command::LoadImage(path, dpp) => load_in_background(path, dpp),
-            Command::LoadModel(path) => {
-                send(Event::Started(format!("loading {}", path.display())));
-                // An hf:// name is downloaded into the cache first (status line in percent;
-                // Cancel stops it and keeps nothing).
-                let mut shown = None;
-                let resolved = hub.resolve_model(&path, None, &mut |name, done, total| {
-                    let pct = total.map(|t| done * 100 / t.max(1));
-                    let key = (name.to_string(), pct, done == 0);
-                    if shown.as_ref() != Some(&key) {
-                        shown = Some(key);
-                        send(Event::Started(match (pct, total) {
-                            (Some(p), Some(t)) => {
-                                format!("downloading {name}: {p}% of {:.1} MB", t as f64 / 1e6)
-                            }
-                            // Nothing received yet: a freshness check or the request's wait.
-                            _ if done == 0 => format!("asking the hub for {name}"),
-                            _ => format!("downloading {name}"),
-                        }));
-                    }
-                    !cancel.load(Ordering::Relaxed)
-                });
-                if let Err(HubError::Cancelled) = resolved {
-                    send(Event::Cancelled);
-                    busy.store(false, Ordering::Relaxed);
-                    continue;
-                }
-                let loaded = resolved
-                    .map_err(|e| e.to_string())
-                    .and_then(|(p, genes)| {
-                        crate::model::load_model(&p, genes.as_deref()).map_err(|e| e.to_string())
-                    })
-                    .and_then(|m| {
-                        let engine = crate::model::Engine::new(
-                            &m.weights,
-                            crate::model::BackendChoice::Auto,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        Ok((m, engine))
-                    });
-                match loaded {
-                    Ok((m, e)) => {
-                        send(Event::ModelLoaded {
-                            summary: m.weights.to_string(),
-                            device: e.description().to_string(),
-                            n_genes: m.genes.len(),
-                        });
-                        model = Some((m, e));
-                    }
-                    Err(e) => send(Event::Failed(e)),
-                }
-            }
-            Command::Embed(data) => {
-                let Some((m, engine)) = &model else {
-                    send(Event::Failed("load a model before embedding".into()));
-                    busy.store(false, Ordering::Relaxed);
-                    continue;
-                };
-                send(Event::Started("embedding".into()));
-                let r = crate::model::embed::Embedder::for_model(m, engine).embed_anndata(
-                    &data,
-                    &mut |p| {
-                        send(Event::Progress(
-                            Step::Embed,
-                            p.done as f32 / p.total.max(1) as f32,
-                        ))
-                    },
-                    &cancel,
-                );
-                match r {
-                    Ok(e) => send(Event::Embedded {
-                        values: Arc::new(e.values),
-                        coverage: e.coverage.to_string(),
-                        cells_per_sec: e.cells_per_sec,
-                    }),
-                    Err(crate::model::embed::EmbedError::Cancelled { .. }) => {
-                        send(Event::Cancelled)
-                    }
-                    Err(e) => send(Event::Failed(e.to_string())),
-                }
-            }
+            Command::LoadModel(path, backend) => self.load_model(path, backend),
+            Command::Embed(data) => self.embed(&data),
             Command::Transfer {
                 reference,
                 label_key,
                 query,
-            } => {
-                send(Event::Started(format!(
-                    "transferring labels from {}",
-                    reference.display()
-                )));
-                let r = (|| -> Result<Event, String> {
-                    let refd = crate::data::open(&reference).map_err(|e| e.to_string())?;
-                    let col = refd.obs.column(&label_key).ok_or_else(|| {
-                        format!(
-                            "{}: obs has no column '{label_key}' (it has: {})",
-                            reference.display(),
-                            refd.obs.column_names().join(", ")
-                        )
-                    })?;
-                    let labels: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
-                    let (rr, qr, _) =
-                        super::transfer::shared_gene_representation(&refd, &query, 0)?;
-                    let t =
-                        super::transfer::transfer_labels(rr.view(), &labels, qr.view(), None, 5);
-                    Ok(Event::Transferred {
-                        predicted: t.predicted,
-                        confidence: t.confidence,
-                    })
-                })();
-                send(r.unwrap_or_else(Event::Failed));
-            }
-            Command::Analyze {
-                data,
-                use_rep,
-                matrix,
-                params,
-            } => {
-                send(Event::Started("analysis".into()));
-                let control = Control::with_cancel(cancel.clone());
-                let result = (|| -> Result<Event, String> {
-                    let (rep, name) = match matrix {
-                        Some(m) => ((*m).clone(), "model embedding (X_cellscope)".to_string()),
-                        None => representation(&data, use_rep.as_deref(), params.seed)?,
-                    };
-                    let coords = data.spatial_f32().map_err(|e| e.to_string())?;
-                    let mut last = std::time::Instant::now();
-                    let res = analyze(
-                        rep.view(),
-                        coords.as_ref().map(|c| c.view()),
-                        &params,
-                        &control,
-                        &mut |s, f| {
-                            if last.elapsed().as_millis() >= 30 || f >= 1.0 {
-                                last = std::time::Instant::now();
-                                send(Event::Progress(s, f));
-                            }
-                        },
-                    );
-                    match res {
-                        Ok(a) => Ok(Event::Analyzed {
-                            analysis: Box::new(a),
-                            representation: Arc::new(rep),
-                            name,
-                        }),
-                        Err(_) => Ok(Event::Cancelled),
-                    }
-                })();
-                send(result.unwrap_or_else(Event::Failed));
-            }
+            } => self.transfer(reference, &label_key, &query),
+            Command::Analyze(data, job) => self.analyze(&data, &job),
             Command::Pretrain(data, job) => {
-                send(Event::Started(format!("pre-training ({})", job.objective)));
-                let c = cancel.clone();
-                let r = train_job(&send, move |tx| {
-                    super::train::run_pretrain(&data, &job, tx, &c).map(|t| (t, None))
-                });
-                model = finish_training(r, model, &send);
+                self.out.send(Event::Started(JobKind::Pretrain(job.objective)));
+                let r = self.with_handle(|h| super::jobs::train::pretrain(data, job, h));
+                self.finish_training(r.map(|t| (t, None)))
             }
-            Command::Finetune(data, job, use_loaded) => {
-                send(Event::Started(format!(
-                    "fine-tuning on '{}'",
-                    job.label_key
-                )));
-                let c = cancel.clone();
-                let init = if use_loaded {
-                    model.as_ref().map(|(m, _)| m.clone())
-                } else {
-                    None
-                };
-                let r = train_job(&send, move |tx| {
-                    let t = super::train::run_finetune(&data, &job, init.as_ref(), tx, &c)?;
-                    let (p, _) = super::train::predict(&t.model, &data)?;
-                    let labels = p.labels(&t.model);
-                    Ok((t, Some((labels, p.confidence))))
-                });
-                model = finish_training(r, model, &send);
-            }
+            Command::Finetune(data, job, use_loaded) => self.finetune(data, job, use_loaded),
             Command::Compare {
                 data,
                 sides,
                 params,
             } => {
-                send(Event::Started("comparing A vs B".into()));
-                let mut last = std::time::Instant::now();
-                let mut progress = |s: Step, f: f32| {
-                    if last.elapsed().as_millis() >= 30 || f >= 1.0 {
-                        last = std::time::Instant::now();
-                        send(Event::Progress(s, f));
-                    }
-                };
-                let r = super::compare::run_side(&data, &sides[0], &params, &cancel, &mut progress)
-                    .and_then(|a| {
-                        let b = super::compare::run_side(
-                            &data,
-                            &sides[1],
-                            &params,
-                            &cancel,
-                            &mut progress,
-                        )?;
-                        Ok(super::compare::Comparison::new(a, b))
-                    });
-                match r {
-                    Ok(c) => send(Event::Compared(Box::new(c))),
-                    Err(e) if e == "cancelled" => send(Event::Cancelled),
-                    Err(e) => send(Event::Failed(e)),
-                }
+                self.out.send(Event::Started(JobKind::Compare));
+                let c = self.with_handle(|h| super::jobs::compare::run(&data, &sides, &params, h))?;
+                self.out.send(Event::Compared(Arc::new(c)));
+                Ok(())
             }
-            Command::SaveModel(path) => match &model {
-                Some((m, _)) => match crate::model::save_model(m, &path) {
-                    Ok(()) => send(Event::Saved(path)),
-                    Err(e) => send(Event::Failed(e.to_string())),
-                },
-                None => send(Event::Failed(
-                    "no model to save: load or train one first".into(),
-                )),
-            },
+            Command::SaveModel(path) => {
+                let (m, _) = self.model.as_ref().ok_or_else(|| {
+                    JobError::Input("no model to save: load or train one first".into())
+                })?;
+                crate::model::save_model(m, &path)?;
+                self.out.send(Event::Saved(path));
+                Ok(())
+            }
         }
-        busy.store(false, Ordering::Relaxed);
+    }
+
+    fn open(&mut self, path: PathBuf) -> Result<(), JobError> {
+        self.out.send(Event::Started(JobKind::Open(path.clone())));
+        let o = self.with_handle(|h| super::jobs::open::open(&path, h))?;
+        self.out.send(Event::Opened(Arc::new(o.data), o.summary));
+        if let Some((img, dpp)) = o.image {
+            load_in_background(img, dpp, &self.out);
+        }
+        Ok(())
+    }
+
+    fn load_model(&mut self, path: PathBuf, backend: BackendChoice) -> Result<(), JobError> {
+        self.out.send(Event::Started(JobKind::LoadModel(path.clone())));
+        let l = self.with_handle(|h| super::jobs::model::load(&path, None, backend, &self.hub, h))?;
+        self.set_model(l.model, l.engine);
+        Ok(())
+    }
+
+    fn set_model(&mut self, model: Model, engine: Engine) {
+        self.out.send(Event::ModelLoaded {
+            summary: model.weights.to_string(),
+            device: engine.description().to_string(),
+            n_genes: model.genes.len(),
+        });
+        self.model = Some((model, engine));
+    }
+
+    fn embed(&mut self, data: &AnnData) -> Result<(), JobError> {
+        let (m, engine) = self
+            .model
+            .as_ref()
+            .ok_or_else(|| JobError::Input("load a model before embedding".into()))?;
+        self.out.send(Event::Started(JobKind::Embed));
+        let input = super::jobs::embed::EmbedInput::Data(data);
+        let e = self.with_handle(|h| {
+            super::jobs::embed::embed(m, engine, input, &Default::default(), h)
+        })?;
+        self.out.send(Event::Embedded {
+            values: Arc::new(e.values),
+            coverage: e.coverage.to_string(),
+            cells_per_sec: e.cells_per_sec,
+        });
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        reference: PathBuf,
+        label_key: &str,
+        query: &AnnData,
+    ) -> Result<(), JobError> {
+        use super::jobs::transfer::{TransferJob, TransferRep, run};
+        self.out.send(Event::Started(JobKind::Transfer(reference.clone())));
+        let refd = crate::data::open(&reference)?;
+        let job = TransferJob {
+            label_key,
+            representation: TransferRep::SharedGenes,
+            label_map: None,
+            query_label_key: None,
+            k: 5,
+        };
+        let t = self.with_handle(|h| run(&refd, query, &job, h))?.transfer;
+        self.out.send(Event::Transferred {
+            predicted: t.predicted,
+            confidence: t.confidence,
+        });
+        Ok(())
+    }
+
+    fn analyze(&mut self, data: &AnnData, job: &AnalyzeJob) -> Result<(), JobError> {
+        self.out.send(Event::Started(JobKind::Analyze));
+        let o = self.with_handle(|h| super::jobs::analyze::run(data, job, h))?;
+        self.out.send(Event::Analyzed {
+            analysis: Arc::new(o.analysis),
+            representation: o.representation,
+            name: o.name,
+        });
+        Ok(())
+    }
+
+    fn finetune(
+        &mut self,
+        data: Arc<AnnData>,
+        job: FinetuneJob,
+        use_loaded: bool,
+    ) -> Result<(), JobError> {
+        self.out
+            .send(Event::Started(JobKind::Finetune(job.label_key.clone())));
+        let init = if use_loaded {
+            self.model.as_ref().map(|(m, _)| m.clone())
+        } else {
+            None
+        };
+        let r = self.with_handle(|h| {
+            let t = super::jobs::train::finetune(data.clone(), job, init, h)?;
+            let (p, _) = super::jobs::train::predict(&t.model, &data)?;
+            let labels = p.labels(&t.model);
+            Ok((t, Some((labels, p.confidence))))
+        });
+        self.finish_training(r)
+    }
+
+    /// Makes a trained model the loaded one and reports it (the old one stays on failure).
+    fn finish_training(&mut self, r: Result<(Trained, Predictions), JobError>) -> Result<(), JobError> {
+        let (t, pred) = r?;
+        let engine = super::jobs::model::engine(&t.model, BackendChoice::Auto)?;
+        let summary = t.summary();
+        self.set_model(t.model, engine);
+        if let Some((predicted, confidence)) = pred {
+            self.out.send(Event::Transferred {
+                predicted,
+                confidence,
+            });
+        }
+        self.out.send(Event::Trained { summary });
+        Ok(())
     }
 }
 
 type Predictions = Option<(Vec<String>, Vec<f32>)>;
 
-/// Runs a training job on its own thread ("cellscope-train"), forwarding its events.
-fn train_job(
-    send: &dyn Fn(Event),
-    job: impl FnOnce(
-        &Sender<crate::model::train::TrainEvent>,
-    ) -> anyhow::Result<(super::train::Trained, Predictions)>
-    + Send
-    + 'static,
-) -> Result<(super::train::Trained, Predictions), String> {
-    let (handle, rx) = super::train::spawn(job);
-    for e in rx {
-        send(Event::Training(e));
-    }
-    match handle.join() {
-        Ok(r) => r.map_err(|e| format!("{e:#}")),
-        Err(_) => Err("the training thread panicked".into()),
-    }
-}
-
-/// Reports a finished training job and makes its model the loaded one (keeps the old one on
-/// failure).
-fn finish_training(
-    r: Result<(super::train::Trained, Predictions), String>,
-    old: Option<(crate::model::Model, crate::model::Engine)>,
-    send: &dyn Fn(Event),
-) -> Option<(crate::model::Model, crate::model::Engine)> {
-    let (t, pred) = match r {
-        Ok(v) => v,
-        Err(e) if e.contains("cancelled before") => {
-            send(Event::Cancelled);
-            return old;
-        }
-        Err(e) => {
-            send(Event::Failed(e));
-            return old;
-        }
-    };
-    let engine =
-        match crate::model::Engine::new(&t.model.weights, crate::model::BackendChoice::Auto) {
-            Ok(e) => e,
-            Err(e) => {
-                send(Event::Failed(e));
-                return old;
-            }
-        };
-    let o = &t.outcome;
-    let mut summary = format!(
-        "{} epoch(s) on {}{}{}{}; kept epoch {}",
-        o.history.len(),
-        o.device,
-        if o.cancelled { ", cancelled" } else { "" },
-        if o.early_stopped { ", early stop" } else { "" },
-        if o.diverged {
-            ", stopped at a non-finite loss"
-        } else {
-            ""
-        },
-        o.best_epoch + 1
-    );
-    if let Some((c, _)) = &t.test {
-        summary.push_str(&format!(
-            "; test macro-F1 {:.3}, accuracy {:.3}",
-            c.macro_f1, c.accuracy
-        ));
-    }
-    send(Event::ModelLoaded {
-        summary: t.model.weights.to_string(),
-        device: engine.description().to_string(),
-        n_genes: t.model.genes.len(),
-    });
-    if let Some((predicted, confidence)) = pred {
-        send(Event::Transferred {
-            predicted,
-            confidence,
+/// Decodes an image on its own thread (a 9k x 10k H&E takes seconds) so the pipeline does not
+/// wait; the result comes back as [`Event::Image`].
+fn load_in_background(path: PathBuf, dpp: f64, out: &Outbox) {
+    let out2 = out.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cellscope-image".into())
+        .spawn(move || {
+            let e = match super::jobs::open::load_image(&path, dpp) {
+                Ok(u) => {
+                    let size = [u.image.width() as usize, u.image.height() as usize];
+                    Event::Image {
+                        image: Arc::new(egui::ColorImage::from_rgba_unmultiplied(
+                            size,
+                            u.image.as_raw(),
+                        )),
+                        data_per_pixel: u.data_per_pixel,
+                        path: u.path,
+                    }
+                }
+                Err(e) => Event::Failed(e),
+            };
+            out2.send(e);
         });
+    if let Err(e) = spawned {
+        out.fail(JobError::Input(format!("cannot start the image thread: {e}")));
     }
-    send(Event::Trained { summary });
-    Some((t.model, engine))
 }

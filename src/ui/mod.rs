@@ -1,8 +1,10 @@
-//! The explorer window (eframe/egui): panels, linked point views, colouring, legend, metrics.
+//! The explorer window (eframe/egui): the app (layout, event drain, settings), what it shows
+//! at run time ([`explorer`]), one module per panel ([`panels`]) and the linked point views
+//! ([`view`]). Only this layer uses egui widgets; it computes nothing itself (the worker does).
 
 pub mod app;
-pub use crate::render::colors;
-pub mod training;
+pub mod explorer;
+pub mod panels;
 pub mod view;
 
 use std::path::PathBuf;
@@ -39,7 +41,7 @@ pub fn run(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> anyhow::Result
         Box::new(move |cc| {
             let mut app = app::CellscopeApp::new(&cc.egui_ctx, path);
             if let Some(s) = cc.storage {
-                app.recent = eframe::get_value(s, "recent_files").unwrap_or_default();
+                app.settings = eframe::get_value(s, app::Settings::KEY).unwrap_or_default();
             }
             app.screenshot_to = screenshot;
             if use_default && default_model().exists() {

@@ -163,7 +163,7 @@ impl PointView {
     }
 
     /// Draws the view into `rect` and handles input (wheel zoom at the cursor, drag to pan,
-    /// shift-drag for box selection, double-click to fit).
+    /// shift-drag for box selection, ctrl/alt-drag for a lasso, double-click to fit).
     pub fn show(
         &mut self,
         ui: &mut Ui,
@@ -183,102 +183,20 @@ impl PointView {
         resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, &self.title));
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(250));
-        let cam = self
-            .camera
-            .get_or_insert_with(|| Camera::fit(bounds_of(&self.positions), rect, self.y_down));
-        if resp.double_clicked() {
-            *cam = Camera::fit(bounds_of(&self.positions), rect, self.y_down);
-        }
-        if resp.hovered() {
-            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-            if scroll != 0.0
-                && let Some(p) = resp.hover_pos()
-            {
-                cam.zoom_at(rect, p, (scroll as f64 / 200.0).exp());
-            }
-        }
-        let shift = ui.input(|i| i.modifiers.shift);
-        let lasso_key = ui.input(|i| i.modifiers.command || i.modifiers.alt);
-        if resp.drag_started() && lasso_key && !shift {
-            self.lasso = ui.input(|i| i.pointer.press_origin()).into_iter().collect();
-        }
-        if !self.lasso.is_empty() {
-            if let Some(p) = resp.interact_pointer_pos()
-                && self.lasso.last().is_none_or(|l| l.distance(p) > 2.0)
-            {
-                self.lasso.push(p);
-            }
-            painter.add(egui::Shape::closed_line(
-                self.lasso.clone(),
-                Stroke::new(1.5, Color32::from_rgb(30, 30, 200)),
-            ));
-            if resp.drag_stopped() {
-                let poly = std::mem::take(&mut self.lasso);
-                if poly.len() >= 3 {
-                    let sel = self
-                        .positions
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, p)| {
-                            point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &poly)
-                        })
-                        .map(|(i, _)| i)
-                        .collect();
-                    out.selected = Some(sel);
-                }
-            }
-        } else if resp.drag_started() && shift {
-            self.drag_start = ui
-                .input(|i| i.pointer.press_origin())
-                .or(resp.interact_pointer_pos());
-        }
-        if let Some(start) = self.drag_start {
-            if let Some(now) = resp.interact_pointer_pos() {
-                let r = Rect::from_two_pos(start, now);
-                painter.rect_stroke(
-                    r,
-                    0.0,
-                    Stroke::new(1.5, Color32::from_rgb(30, 30, 200)),
-                    egui::StrokeKind::Inside,
-                );
-                if resp.drag_stopped() {
-                    let (a, b) = (cam.to_data(rect, r.min), cam.to_data(rect, r.max));
-                    let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
-                    let (y0, y1) = (a[1].min(b[1]), a[1].max(b[1]));
-                    let sel = self
-                        .positions
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, p)| {
-                            (x0..=x1).contains(&(p[0] as f64)) && (y0..=y1).contains(&(p[1] as f64))
-                        })
-                        .map(|(i, _)| i)
-                        .collect();
-                    out.selected = Some(sel);
-                    self.drag_start = None;
-                }
-            } else {
-                self.drag_start = None;
-            }
-        } else if resp.dragged() && self.lasso.is_empty() {
-            cam.pan(resp.drag_delta());
-        }
+        let mut cam = self.zoomed_camera(ui, &resp, rect);
+        out.selected = self.select_or_pan(ui, &resp, &painter, &mut cam, rect);
         if let Some(u) = underlay
             && u.opacity > 0.0
         {
             let a = cam.to_screen(rect, [0.0, 0.0]);
             let b = cam.to_screen(rect, [u.size[0], u.size[1]]);
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-            painter.image(
-                u.texture.id(),
-                Rect::from_two_pos(a, b),
-                uv,
-                Color32::from_white_alpha((u.opacity * 255.0) as u8),
-            );
+            let tint = Color32::from_white_alpha((u.opacity * 255.0) as u8);
+            painter.image(u.texture.id(), Rect::from_two_pos(a, b), uv, tint);
         }
-        let ppp = ui.ctx().pixels_per_point();
         let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
         if let Some(format) = format {
+            let ppp = ui.ctx().pixels_per_point();
             let uniform = ViewUniform {
                 center: [cam.center[0] as f32, cam.center[1] as f32],
                 scale: cam.clip_scale(rect),
@@ -286,15 +204,13 @@ impl PointView {
                 point_size: size * ppp,
                 dim_unselected: if dim_unselected { 1.0 } else { 0.0 },
             };
-            painter.add(paint_callback(
-                rect,
-                PointsCallback {
-                    view_id: self.id,
-                    data: data.clone(),
-                    uniform,
-                    format,
-                },
-            ));
+            let cb = PointsCallback {
+                view_id: self.id,
+                data: data.clone(),
+                uniform,
+                format,
+            };
+            painter.add(paint_callback(rect, cb));
         }
         // Hover: the nearest drawn point within its radius (+4 points); hidden points are not in
         // `order`.
@@ -304,14 +220,7 @@ impl PointView {
         {
             let d = cam.to_data(rect, p);
             let r = (size as f64 / 2.0 + 4.0) * cam.units_per_point;
-            out.hovered = Self::pick(
-                &self.hover_index,
-                &mut self.rank,
-                &self.positions,
-                data,
-                d,
-                r,
-            );
+            out.hovered = Self::pick(&self.hover_index, &mut self.rank, &self.positions, data, d, r);
         }
         painter.text(
             rect.left_top() + egui::vec2(6.0, 4.0),
@@ -323,7 +232,97 @@ impl PointView {
         if let Some(units) = &self.units {
             draw_scale_bar(&painter, rect, cam.units_per_point, units);
         }
+        self.camera = Some(cam);
         out
+    }
+
+    /// The camera after this frame's fit (first show, double-click) and wheel zoom. Fitted
+    /// inside the rect less a point's radius, so edge points are drawn whole.
+    fn zoomed_camera(&mut self, ui: &Ui, resp: &egui::Response, rect: Rect) -> Camera {
+        let radius = Self::auto_point_size(self.positions.len(), rect) * self.size_factor / 2.0;
+        let fit_rect = rect.shrink(radius + 1.0);
+        let fit = || Camera::fit(bounds_of(&self.positions), fit_rect, self.y_down);
+        let mut cam = match self.camera {
+            Some(c) if !resp.double_clicked() => c,
+            _ => fit(),
+        };
+        if resp.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0
+                && let Some(p) = resp.hover_pos()
+            {
+                cam.zoom_at(rect, p, (scroll as f64 / 200.0).exp());
+            }
+        }
+        cam
+    }
+
+    /// Drags: a lasso (ctrl/alt), a box (shift) or a pan; returns a finished selection.
+    fn select_or_pan(
+        &mut self,
+        ui: &Ui,
+        resp: &egui::Response,
+        painter: &egui::Painter,
+        cam: &mut Camera,
+        rect: Rect,
+    ) -> Option<Vec<usize>> {
+        let shift = ui.input(|i| i.modifiers.shift);
+        let lasso_key = ui.input(|i| i.modifiers.command || i.modifiers.alt);
+        let stroke = Stroke::new(1.5, Color32::from_rgb(30, 30, 200));
+        if resp.drag_started() && lasso_key && !shift {
+            self.lasso = ui.input(|i| i.pointer.press_origin()).into_iter().collect();
+        }
+        if !self.lasso.is_empty() {
+            if let Some(p) = resp.interact_pointer_pos()
+                && self.lasso.last().is_none_or(|l| l.distance(p) > 2.0)
+            {
+                self.lasso.push(p);
+            }
+            painter.add(egui::Shape::closed_line(self.lasso.clone(), stroke));
+            if !resp.drag_stopped() {
+                return None;
+            }
+            let poly = std::mem::take(&mut self.lasso);
+            let inside = |p: &[f32; 2]| {
+                point_in_polygon(cam.to_screen(rect, [p[0] as f64, p[1] as f64]), &poly)
+            };
+            return (poly.len() >= 3).then(|| self.cells_where(inside));
+        }
+        if resp.drag_started() && shift {
+            self.drag_start = ui
+                .input(|i| i.pointer.press_origin())
+                .or(resp.interact_pointer_pos());
+        }
+        let Some(start) = self.drag_start else {
+            if resp.dragged() {
+                cam.pan(resp.drag_delta());
+            }
+            return None;
+        };
+        let Some(now) = resp.interact_pointer_pos() else {
+            self.drag_start = None;
+            return None;
+        };
+        let r = Rect::from_two_pos(start, now);
+        painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Inside);
+        if !resp.drag_stopped() {
+            return None;
+        }
+        self.drag_start = None;
+        let (a, b) = (cam.to_data(rect, r.min), cam.to_data(rect, r.max));
+        let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
+        let (y0, y1) = (a[1].min(b[1]), a[1].max(b[1]));
+        Some(self.cells_where(|p| {
+            (x0..=x1).contains(&(p[0] as f64)) && (y0..=y1).contains(&(p[1] as f64))
+        }))
+    }
+
+    /// Indices of the points for which `keep` holds.
+    fn cells_where(&self, keep: impl Fn(&[f32; 2]) -> bool) -> Vec<usize> {
+        (self.positions.iter().enumerate())
+            .filter(|(_, p)| keep(p))
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 

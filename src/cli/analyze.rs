@@ -1,0 +1,124 @@
+//! `cellscope analyze`: the analysis job on a file; prints the metrics, writes the results.
+
+use std::path::PathBuf;
+
+use super::with_handle;
+use crate::export::tables::Results;
+use crate::pipeline::jobs::analyze::{AnalyzeJob, AnalyzeOutput, AnalyzeParams};
+use crate::pipeline::jobs::export;
+
+/// Arguments of `cellscope analyze`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The input (.h5ad, 10x .h5, or Visium folder).
+    data: PathBuf,
+    /// Representation: an obsm key (X_cellscope, X_pca, ...), `pca` for the PCA (64) of the
+    /// log-normalised expression, or `X`. Default: X_cellscope when present, else `pca`.
+    #[arg(long)]
+    use_rep: Option<String>,
+    /// Neighbours in the kNN graph (the cell itself included, as scanpy counts).
+    #[arg(long, default_value_t = 15)]
+    n_neighbors: usize,
+    /// Leiden resolution (RB configuration model).
+    #[arg(long, default_value_t = 1.0)]
+    resolution: f64,
+    /// Number of spatial domains to find (needs obsm['spatial']).
+    #[arg(long)]
+    spatial_domains: Option<usize>,
+    /// Ground-truth obs column for the metrics (ARI, NMI, ...); missing values (NA, nan,
+    /// empty, Ambiguous) are left out.
+    #[arg(long)]
+    label_key: Option<String>,
+    /// Seed for UMAP, Leiden, PCA and domains.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The new .h5ad to write (never the input).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the metrics as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+}
+
+/// Runs `cellscope analyze`.
+///
+/// # Errors
+/// The job's error.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    export::check_output(&[&a.data], &a.out)?;
+    let params = AnalyzeParams {
+        n_neighbors: a.n_neighbors,
+        resolution: a.resolution,
+        spatial_domains: a.spatial_domains,
+        umap: crate::analysis::umap::UmapParams {
+            seed: a.seed,
+            ..Default::default()
+        },
+        seed: a.seed,
+        ..Default::default()
+    };
+    let job = AnalyzeJob {
+        use_rep: a.use_rep,
+        matrix: None,
+        params,
+        label_key: a.label_key,
+    };
+    job.params.check()?;
+    let data = crate::data::open(&a.data)?;
+    let o = with_handle(|h| crate::pipeline::jobs::analyze::run(&data, &job, h))?;
+    print_scores(&o);
+    let report = o.report(&job.params);
+    let res = &o.analysis;
+    let results = Results {
+        umap: Some(&res.umap),
+        pca: o.is_pca().then_some(&*o.representation),
+        leiden: Some(&res.leiden),
+        domains: res.domains.as_ref().map(|(d, c)| (d.as_slice(), c.as_slice())),
+        provenance: crate::export::provenance(&[("data", &a.data)], report.clone()),
+        uns: vec![("cellscope_analysis".into(), report.clone())],
+        ..Default::default()
+    };
+    with_handle(|h| export::write_results(&data, &results, &a.out, h))?;
+    eprintln!("wrote {}", a.out.display());
+    if let Some(m) = &a.metrics_json {
+        export::write_json(m, &report)?;
+    }
+    Ok(())
+}
+
+fn print_scores(o: &AnalyzeOutput) {
+    let (rep, res) = (&o.representation, &o.analysis);
+    eprintln!("representation: {}, {} x {}", o.name, rep.nrows(), rep.ncols());
+    let n_clusters = res.leiden.iter().max().map_or(0, |m| m + 1);
+    eprintln!(
+        "Leiden: {n_clusters} clusters, modularity {:.4}",
+        res.modularity
+    );
+    let Some(s) = &o.scores else {
+        return;
+    };
+    let key = &s.label_key;
+    let (l, n) = &s.leiden;
+    println!(
+        "leiden vs {key}: ARI {:.4}  NMI {:.4}  homogeneity {:.4}  completeness {:.4}  V {:.4}  ({n} cells)",
+        l.ari, l.nmi, l.homogeneity, l.completeness, l.v_measure
+    );
+    if let Some((sil, used)) = s.silhouette {
+        println!("silhouette of {key} on the representation: {sil:.4} ({used} cells)");
+    }
+    println!(
+        "15-NN label agreement of the UMAP: {:.4}",
+        s.umap_agreement
+    );
+    let (k, n) = &s.knn_classifier;
+    println!(
+        "kNN classifier (k = 5, 70/15/15 split, seed 42), test set of {n}: accuracy {:.4}  macro-F1 {:.4}  weighted-F1 {:.4}",
+        k.accuracy, k.macro_f1, k.weighted_f1
+    );
+    if let Some((d, n)) = &s.domains {
+        println!(
+            "spatial_domain vs {key}: ARI {:.4}  NMI {:.4}  ({n} cells)",
+            d.ari, d.nmi
+        );
+    }
+}

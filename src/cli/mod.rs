@@ -1,0 +1,174 @@
+//! Command-line interface: no arguments opens the window; each subcommand (one file here)
+//! parses its arguments into a job's parameters, calls the job in [`crate::pipeline::jobs`]
+//! and prints its result. Progress goes to stderr ([`progress`]); Ctrl-C cancels the running
+//! job (nothing is left at the output path) and the process exits with code 130.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+
+use crate::model::BackendChoice;
+use crate::pipeline::jobs::{Handle, JobError};
+
+mod analyze;
+mod embed;
+mod plot;
+mod predict;
+mod progress;
+mod train;
+mod transfer;
+
+/// cellscope: self-supervised embeddings of single-cell and spatial transcriptomics data.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cellscope",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; without a subcommand the explorer window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Dataset to open in the window (.h5ad, 10x .h5, Visium folder); default: the embedded
+    /// spatial dataset in assets/.
+    pub path: Option<PathBuf>,
+    /// Save a PNG of the window once the pipeline has finished, then exit (scripted checks).
+    #[arg(long, hide = true)]
+    pub screenshot: Option<PathBuf>,
+}
+
+/// Headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Embed every cell with a pretrained model and write a new .h5ad with
+    /// obsm['X_cellscope'] (plus the gene coverage report and provenance in uns).
+    Embed(embed::Args),
+    /// Neighbours, UMAP, Leiden and (with coordinates) spatial domains on an embedding; writes a
+    /// new .h5ad with obsm['X_umap'], obs['leiden'] (and obs['spatial_domain']) and prints the
+    /// metrics against --label-key.
+    Analyze(analyze::Args),
+    /// Transfer labels from a labelled reference to a query by kNN vote (k = 5); writes a new
+    /// copy of the query with obs['cellscope_prediction'] and obs['cellscope_confidence'].
+    Transfer(transfer::Args),
+    /// Pre-train a new self-supervised model on unlabelled data (counts, or log-normalised
+    /// values; raw/X is used when X is scaled) and save it as a cellscope model folder.
+    /// Recipe of Richter et al.: AdamW, StepLR(2, 0.9), gradient clipping 1.0.
+    Pretrain(train::PretrainArgs),
+    /// Fine-tune a classifier (Linear(64, n_types) on a pre-trained backbone, or the same
+    /// network from random init without --model) on labelled data: 70/15/15 split (seed 42),
+    /// class-weighted cross-entropy, validation macro-F1 each epoch, early stopping; prints the
+    /// test scores and saves the best epoch's model.
+    Finetune(train::FinetuneArgs),
+    /// Predict cell types with a fine-tuned model; writes a new .h5ad with
+    /// obs['cellscope_prediction'], obs['cellscope_confidence'] and
+    /// obsm['cellscope_probabilities'].
+    Predict(predict::Args),
+    /// Draw a figure of a dataset: cells at an obsm basis coloured by an obs column or a gene,
+    /// with legend or colour bar (and a scale bar for spatial), as PNG (300 dpi by default) or
+    /// SVG, with provenance metadata.
+    Plot(plot::Args),
+    /// Print a summary of an .h5ad file, a 10x .h5 matrix or a Visium folder: shape, X
+    /// encoding and dtype, sparsity, obs columns with category counts, obsm, layers, raw, uns
+    /// colours.
+    Inspect {
+        /// The input (.h5ad, 10x .h5, or Visium Space Ranger folder).
+        path: PathBuf,
+    },
+}
+
+/// The compute backend (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// wgpu on a hardware GPU adapter, else the CPU (a software adapter such as lavapipe is
+    /// slower than the CPU path).
+    Auto,
+    /// The CPU (sparse first layer).
+    Cpu,
+    /// burn wgpu; an error when no adapter exists.
+    Wgpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Wgpu => BackendChoice::Wgpu,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// The job's error (a [`JobError`] inside the `anyhow` chain; [`exit_code`] maps it), for
+/// printing by `main` (one message, no backtrace).
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Embed(a)) => embed::run(a),
+        Some(Command::Analyze(a)) => analyze::run(a),
+        Some(Command::Transfer(a)) => transfer::run(a),
+        Some(Command::Pretrain(a)) => train::pretrain(a),
+        Some(Command::Finetune(a)) => train::finetune(a),
+        Some(Command::Predict(a)) => predict::run(a),
+        Some(Command::Plot(a)) => plot::run(a),
+        Some(Command::Inspect { path }) => {
+            println!("{}", crate::data::summary::Summary::of_path(&path)?);
+            Ok(())
+        }
+        None => crate::ui::run(cli.path, cli.screenshot),
+    }
+}
+
+/// The process exit code for an error of [`run`]: 130 (as a shell reports SIGINT) when the
+/// user cancelled with Ctrl-C, 2 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<JobError>() {
+        Some(JobError::Cancelled) => 130,
+        _ => 2,
+    }
+}
+
+/// The cancel flag of this process's jobs, set by Ctrl-C (SIGINT) once installed. A second
+/// Ctrl-C while the job winds down exits at once.
+fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let installed = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ncancelling (Ctrl-C again to quit at once)");
+        });
+        if let Err(e) = installed {
+            eprintln!("warning: Ctrl-C will not cancel cleanly: {e}");
+        }
+        flag
+    })
+    .clone()
+}
+
+/// Runs `job` with a handle that draws progress on stderr and is cancelled by Ctrl-C.
+fn with_handle<T>(job: impl FnOnce(&mut Handle<'_>) -> T) -> T {
+    let mut bars = progress::Bars::default();
+    let mut report = |p| bars.show(p);
+    let mut h = Handle::new(&mut report, cancel_on_ctrl_c());
+    let r = job(&mut h);
+    drop(h);
+    bars.finish();
+    r
+}
+
+/// [`crate::pipeline::jobs::model::resolve`] with download bars and Ctrl-C.
+fn load_model(
+    model: &std::path::Path,
+    genes: Option<&std::path::Path>,
+) -> Result<crate::model::Model, JobError> {
+    let hub = crate::model::hub::Hub::from_env();
+    with_handle(|h| crate::pipeline::jobs::model::resolve(model, genes, &hub, h))
+}

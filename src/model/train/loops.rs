@@ -1,0 +1,476 @@
+//! The training loops' machinery (device, networks, optimiser, epoch bookkeeping, events)
+//! and the pre-training loop.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The burn device for `choice` (autodiff enabled), and its description.
+///
+/// # Errors
+/// `Wgpu` when no adapter exists.
+pub fn training_device(choice: BackendChoice) -> Result<(Device, String), TrainError> {
+    let (_, device, name) = crate::model::engine::select_device(choice).map_err(TrainError::Device)?;
+    Ok((device.autodiff(), name))
+}
+
+/// Dense rows `rows` of `x`, row-major `[rows.len(), x.n_cols]`.
+pub fn dense_rows(x: &CsrMatrix, rows: &[usize]) -> Vec<f32> {
+    let g = x.n_cols;
+    let mut out = vec![0f32; rows.len() * g];
+    out.par_chunks_mut(g.max(1))
+        .zip(rows.par_iter())
+        .for_each(|(dst, &r)| {
+            let (idx, val) = x.row(r);
+            for (&j, &v) in idx.iter().zip(val) {
+                dst[j as usize] = v;
+            }
+        });
+    out
+}
+
+pub(super) fn to_tensor(v: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+/// The trainable network of an objective.
+pub(super) enum Net {
+    Ae(AutoEncoder),
+    Bt(BarlowTwins, f64),
+    Byol(ByolOnline, crate::model::nets::ByolTarget, f64),
+}
+
+impl Net {
+    pub(super) fn param_ids(&self) -> (Vec<ParamId>, Vec<ParamId>) {
+        let (mut two, mut one) = (Vec::new(), Vec::new());
+        match self {
+            Net::Ae(m) => m.param_ids(&mut two, &mut one),
+            Net::Bt(m, _) => m.param_ids(&mut two, &mut one),
+            Net::Byol(m, _, _) => m.param_ids(&mut two, &mut one),
+        }
+        (two, one)
+    }
+
+    pub(super) fn backbone(&self) -> &Mlp {
+        match self {
+            Net::Ae(m) => &m.encoder,
+            Net::Bt(m, _) => &m.backbone,
+            Net::Byol(m, _, _) => &m.backbone,
+        }
+    }
+
+    pub(super) fn weights(&self) -> ModelWeights {
+        let (kind, decoder, total) = match self {
+            Net::Ae(m) => (
+                ModelKind::MaskedAutoencoder,
+                m.decoder.to_dense(),
+                m.num_params(),
+            ),
+            Net::Bt(m, _) => (ModelKind::BarlowTwins, Vec::new(), m.num_params()),
+            Net::Byol(m, _, _) => (ModelKind::Byol, Vec::new(), m.num_params()),
+        };
+        let b = self.backbone();
+        ModelWeights {
+            kind,
+            activation: b.activation,
+            backbone: b.to_dense(),
+            head: None,
+            decoder,
+            n_params_total: total,
+        }
+    }
+}
+
+/// The masked objectives' loss: fused on the CPU backend, all in burn elsewhere (on a GPU the
+/// logits never leave the device).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn masked_loss(
+    m: &AutoEncoder,
+    xv: &[f32],
+    keep: Vec<f32>,
+    rows: usize,
+    genes: usize,
+    scale: f64,
+    device: &Device,
+) -> (Tensor<1>, Option<f64>) {
+    if device.clone().inner() == Device::flex() {
+        let (s, l) = masked_reconstruction_fused(m, xv, &keep, rows, genes, scale, device);
+        (s, Some(l))
+    } else {
+        let x = to_tensor(xv.to_vec(), rows, genes, device);
+        let keep = to_tensor(keep, rows, genes, &device.clone().inner());
+        (masked_reconstruction_loss(m, x, keep, scale), None)
+    }
+}
+
+/// One batch's loss for the objective: the tensor to call `backward` on and, when that is a
+/// surrogate, the loss value.
+pub(super) fn objective_loss(
+    net: &Net,
+    objective: &Objective,
+    xv: &[f32],
+    rows: usize,
+    genes: usize,
+    seed: u64,
+    device: &Device,
+) -> (Tensor<1>, Option<f64>) {
+    match (net, objective) {
+        (Net::Ae(m), Objective::RandomMask { rate }) => {
+            let keep = random_keep(rows, genes, 1.0 - rate, seed);
+            masked_loss(m, xv, keep, rows, genes, 1.0 / (1.0 - rate), device)
+        }
+        (Net::Ae(m), Objective::GpMask { programmes, rate }) => {
+            let keep = programme_keep(rows, genes, programmes, false, *rate, seed);
+            masked_loss(m, xv, keep, rows, genes, 1.0, device)
+        }
+        (Net::Ae(m), Objective::Isolated { programmes }) => {
+            let keep = programme_keep(rows, genes, programmes, true, 0.0, seed);
+            masked_loss(m, xv, keep, rows, genes, 1.0, device)
+        }
+        (Net::Bt(m, lambda), _) => {
+            let (v1, v2) = views(xv, genes, seed);
+            let loss = barlow_twins_loss(
+                m.forward(to_tensor(v1, rows, genes, device)),
+                m.forward(to_tensor(v2, rows, genes, device)),
+                *lambda,
+            );
+            (loss, None)
+        }
+        (Net::Byol(m, target, _), _) => {
+            let (v1, v2) = views(xv, genes, seed);
+            let (t1, t2) = (
+                to_tensor(v1, rows, genes, device),
+                to_tensor(v2, rows, genes, device),
+            );
+            let z1 = target.forward(t1.clone().inner()).detach();
+            let z2 = target.forward(t2.clone().inner()).detach();
+            (
+                byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1),
+                None,
+            )
+        }
+        _ => unreachable!("network built for another objective"),
+    }
+}
+
+/// NB dispersion and dropout rate of the contrastive augmentation.
+pub(super) const AUG_THETA: f64 = 10.0;
+pub(super) const AUG_DROP: f64 = 0.2;
+
+pub(super) fn views(xv: &[f32], genes: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let (mut a, mut b) = (xv.to_vec(), xv.to_vec());
+    augment(&mut a, genes, AUG_THETA, AUG_DROP, seed);
+    augment(&mut b, genes, AUG_THETA, AUG_DROP, seed ^ 0x5eed);
+    (a, b)
+}
+
+pub(super) fn init_net(
+    objective: &Objective,
+    n_genes: usize,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<Net, TrainError> {
+    if opts.hidden.is_empty() {
+        return Err(TrainError::Invalid(
+            "a backbone needs at least one layer".into(),
+        ));
+    }
+    let mut widths = vec![n_genes];
+    widths.extend(&opts.hidden);
+    let emb = *widths.last().unwrap_or(&64);
+    Ok(match objective {
+        Objective::RandomMask { .. } | Objective::GpMask { .. } | Objective::Isolated { .. } => {
+            let mut dec: Vec<usize> = widths.iter().rev().copied().collect();
+            dec[0] = emb;
+            Net::Ae(AutoEncoder {
+                encoder: MlpConfig::new(widths)
+                    .with_dropout(opts.dropout)
+                    .init(device),
+                decoder: MlpConfig::new(dec)
+                    .with_dropout(opts.dropout)
+                    .with_sigmoid(true)
+                    .init(device),
+            })
+        }
+        Objective::BarlowTwins { lambda, projector } => {
+            let mut pw = vec![emb];
+            pw.extend(projector);
+            Net::Bt(
+                BarlowTwins {
+                    backbone: MlpConfig::new(widths).with_dropout(0.0).init(device),
+                    projector: ProjectorConfig::new(pw).init(device),
+                },
+                *lambda,
+            )
+        }
+        Objective::Byol { tau, hidden, out } => {
+            let online = ByolOnline {
+                backbone: MlpConfig::new(widths)
+                    .with_dropout(opts.dropout)
+                    .init(device),
+                projector: ProjectorConfig::new(vec![emb, *hidden, *out])
+                    .with_hidden_bias(true)
+                    .init(device),
+                predictor: ProjectorConfig::new(vec![*out, *hidden, *out])
+                    .with_hidden_bias(true)
+                    .init(device),
+            };
+            let target = online.target();
+            Net::Byol(online, target, *tau)
+        }
+    })
+}
+
+pub(super) fn optimizer(opts: &TrainOptions) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(opts.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+/// One optimiser step: gradients of the module, global-norm clipping, AdamW.
+pub(super) struct Update<'a> {
+    pub(super) optim: &'a mut ModuleOptimizer,
+    pub(super) lr: f64,
+    pub(super) clip: Option<f64>,
+    /// Parameter ids by rank (2-D, 1-D), for the clipping norm.
+    pub(super) ids: (&'a [ParamId], &'a [ParamId]),
+}
+
+impl Update<'_> {
+    pub(super) fn apply<M: Module>(&mut self, m: M, grads: burn::tensor::Gradients) -> M {
+        let mut g = GradientsParams::from_grads(grads, &m);
+        if let Some(c) = self.clip {
+            clip_global_norm(&mut g, self.ids.0, self.ids.1, c);
+        }
+        self.optim.step(self.lr, m, g)
+    }
+}
+
+/// Running totals of one epoch: the training loss summed over cells, the cells done and the
+/// wall time since the epoch began; builds the step and epoch events from them.
+pub(super) struct EpochTally {
+    pub(super) epoch: usize,
+    pub(super) steps_per_epoch: usize,
+    pub(super) lr: f64,
+    pub(super) start: Instant,
+    pub(super) sum: f64,
+    pub(super) done: usize,
+}
+
+impl EpochTally {
+    pub(super) fn new(epoch: usize, steps_per_epoch: usize, lr: f64) -> Self {
+        Self {
+            epoch,
+            steps_per_epoch,
+            lr,
+            start: Instant::now(),
+            sum: 0.0,
+            done: 0,
+        }
+    }
+
+    pub(super) fn event(&self, kind: EventKind, opts: &TrainOptions, step: usize, loss: f64) -> TrainEvent {
+        TrainEvent {
+            kind,
+            epoch: self.epoch,
+            epochs: opts.epochs,
+            step,
+            steps_per_epoch: self.steps_per_epoch,
+            train_loss: loss,
+            val_loss: None,
+            val_macro_f1: None,
+            cells_per_sec: self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9),
+            lr: self.lr,
+        }
+    }
+
+    /// Counts step `step` (1-based over the run) of `n` cells with mean loss `loss`, and sends
+    /// a step event every `opts.log_every` steps.
+    pub(super) fn record(
+        &mut self,
+        events: &Sender<TrainEvent>,
+        opts: &TrainOptions,
+        step: usize,
+        loss: f64,
+        n: usize,
+    ) {
+        self.sum += loss * n as f64;
+        self.done += n;
+        if step.is_multiple_of(opts.log_every.max(1)) {
+            send(events, self.event(EventKind::Step, opts, step, loss));
+        }
+    }
+
+    /// The epoch event, taken when the epoch's last step is done (before validation, so the
+    /// throughput counts training only): mean training loss over the epoch, validation scores
+    /// left for the caller.
+    pub(super) fn epoch_event(&self, opts: &TrainOptions, step: usize) -> TrainEvent {
+        let mean = self.sum / self.done.max(1) as f64;
+        self.event(EventKind::Epoch, opts, step, mean)
+    }
+}
+
+pub(super) fn send(events: &Sender<TrainEvent>, e: TrainEvent) {
+    // A consumer that went away (closed window, finished CLI) must not stop training.
+    let _ = events.send(e);
+}
+
+pub(super) fn check_options(opts: &TrainOptions, n: usize) -> Result<(), TrainError> {
+    if n == 0 {
+        return Err(TrainError::Invalid("no cells to train on".into()));
+    }
+    if opts.batch_size == 0 || opts.epochs == 0 {
+        return Err(TrainError::Invalid(
+            "--epochs and --batch-size must be at least 1".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&opts.dropout) {
+        return Err(TrainError::Invalid(format!(
+            "dropout {} is not in [0, 1)",
+            opts.dropout
+        )));
+    }
+    Ok(())
+}
+
+/// Self-supervised pre-training of a new backbone on `x` (cells x model genes, preprocessed).
+/// A seeded `val_fraction` of the cells is held out for the validation loss (computed in eval
+/// mode with seeded masks / views).
+///
+/// # Errors
+/// [`TrainError`]: bad options, no device, cancelled before the first epoch.
+pub fn pretrain(
+    x: &CsrMatrix,
+    objective: &Objective,
+    opts: &TrainOptions,
+    backend: BackendChoice,
+    events: &Sender<TrainEvent>,
+    cancel: &AtomicBool,
+) -> Result<TrainOutcome, TrainError> {
+    check_options(opts, x.n_rows)?;
+    let (device, device_name) = training_device(backend)?;
+    device.seed(opts.seed);
+    let mut order: Vec<usize> = (0..x.n_rows).collect();
+    Rng::new(opts.seed).shuffle(&mut order);
+    let n_val = if x.n_rows >= 20 {
+        ((x.n_rows as f64 * opts.val_fraction).round() as usize).min(x.n_rows / 2)
+    } else {
+        0
+    };
+    let (val, train) = order.split_at(n_val);
+    let (val, mut train) = (val.to_vec(), train.to_vec());
+    let mut net = init_net(objective, x.n_cols, opts, &device)?;
+    let (two, one) = net.param_ids();
+    let mut optim = optimizer(opts);
+    let steps_per_epoch = train.len().div_ceil(opts.batch_size);
+    let mut history = Vec::new();
+    let mut last_good: Option<(ModelWeights, usize)> = None;
+    let mut step = 0usize;
+    let mut rng = Rng::new(opts.seed ^ 0x7261_696e);
+    for epoch in 0..opts.epochs {
+        rng.shuffle(&mut train);
+        let lr = opts.lr_at(epoch);
+        let mut tally = EpochTally::new(epoch, steps_per_epoch, lr);
+        for batch in train.chunks(opts.batch_size) {
+            if cancel.load(Ordering::Relaxed) {
+                return finish(last_good, history, End::Cancelled, device_name);
+            }
+            let xv = dense_rows(x, batch);
+            let seed = opts.seed.wrapping_add(step as u64 * 7919);
+            let (loss, value) =
+                objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
+            let value = value.unwrap_or_else(|| f64::from(loss.clone().into_scalar::<f32>()));
+            if !value.is_finite() {
+                return finish(last_good, history, End::Diverged(step + 1), device_name);
+            }
+            let grads = loss.backward();
+            let mut update = Update {
+                optim: &mut optim,
+                lr,
+                clip: opts.clip_norm,
+                ids: (&two, &one),
+            };
+            net = match net {
+                Net::Ae(m) => Net::Ae(update.apply(m, grads)),
+                Net::Bt(m, l) => Net::Bt(update.apply(m, grads), l),
+                Net::Byol(m, t, tau) => {
+                    let m = update.apply(m, grads);
+                    let t = t.ema(&m, tau);
+                    Net::Byol(m, t, tau)
+                }
+            };
+            step += 1;
+            tally.record(events, opts, step, value, batch.len());
+        }
+        let mut e = tally.epoch_event(opts, step);
+        e.val_loss = (!val.is_empty()).then(|| validation_loss(&net, objective, x, &val, opts));
+        history.push(e);
+        send(events, e);
+        last_good = Some((net.weights(), epoch));
+    }
+    finish(last_good, history, End::Done, device_name)
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    Done,
+    Cancelled,
+    EarlyStop,
+    Diverged(usize),
+}
+
+pub(super) fn finish(
+    last_good: Option<(ModelWeights, usize)>,
+    history: Vec<TrainEvent>,
+    end: End,
+    device: String,
+) -> Result<TrainOutcome, TrainError> {
+    let (weights, best_epoch) = last_good.ok_or(match end {
+        End::Diverged(step) => TrainError::Diverged(step),
+        _ => TrainError::Cancelled,
+    })?;
+    Ok(TrainOutcome {
+        weights,
+        history,
+        cancelled: end == End::Cancelled,
+        early_stopped: end == End::EarlyStop,
+        diverged: matches!(end, End::Diverged(_)),
+        best_epoch,
+        device,
+    })
+}
+
+/// Mean objective loss over the validation cells, the networks in eval mode (no dropout,
+/// BatchNorm running statistics), with fixed seeds so epochs are comparable.
+pub(super) fn validation_loss(
+    net: &Net,
+    objective: &Objective,
+    x: &CsrMatrix,
+    val: &[usize],
+    opts: &TrainOptions,
+) -> f64 {
+    let valid = match net {
+        Net::Ae(m) => Net::Ae(m.valid()),
+        Net::Bt(m, l) => Net::Bt(m.valid(), *l),
+        Net::Byol(m, t, tau) => Net::Byol(m.valid(), t.clone(), *tau),
+    };
+    let device = valid.backbone().layers[0].weight.val().device();
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (b, batch) in val.chunks(opts.batch_size).enumerate() {
+        let xv = dense_rows(x, batch);
+        let (loss, value) = objective_loss(
+            &valid,
+            objective,
+            &xv,
+            batch.len(),
+            x.n_cols,
+            opts.seed ^ (b as u64 + 0x76),
+            &device,
+        );
+        let value = value.unwrap_or_else(|| f64::from(loss.into_scalar::<f32>()));
+        sum += value * batch.len() as f64;
+        n += batch.len();
+    }
+    sum / n.max(1) as f64
+}

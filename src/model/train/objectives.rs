@@ -1,0 +1,197 @@
+//! Self-supervised objectives with the paper's settings, and the gene programmes the masking
+//! objectives hide (from a GMT file, [`crate::data::gene_sets`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Gene programmes (MSigDB-style GMT), as indices into a model's genes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Programmes {
+    /// Programme names.
+    pub names: Vec<String>,
+    /// Gene indices (into the model's genes) per programme, non-empty, ascending.
+    pub genes: Vec<Vec<u32>>,
+    /// The GMT file.
+    pub source: String,
+}
+
+impl Programmes {
+    /// Reads a GMT file (`name<TAB>description<TAB>gene1<TAB>gene2...` per line) and matches
+    /// its genes to `genes` by upper-case symbol (SSL_MODELS.md). Programmes with no matched
+    /// gene are dropped.
+    ///
+    /// # Errors
+    /// [`TrainError::Data`]: unreadable file, a line with fewer than three fields;
+    /// [`TrainError::Gmt`]: no programme matching any gene.
+    pub fn read_gmt(path: &std::path::Path, genes: &GeneList) -> Result<Self, TrainError> {
+        let sets = crate::data::gene_sets::read_gmt(path)?;
+        let index: std::collections::HashMap<String, u32> = genes
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_uppercase(), i as u32))
+            .collect();
+        let (mut names, mut matched) = (Vec::new(), Vec::new());
+        for set in sets {
+            let mut g: Vec<u32> = set
+                .genes
+                .iter()
+                .filter_map(|s| index.get(&s.to_uppercase()).copied())
+                .collect();
+            g.sort_unstable();
+            g.dedup();
+            if !g.is_empty() {
+                names.push(set.name);
+                matched.push(g);
+            }
+        }
+        if matched.is_empty() {
+            return Err(TrainError::Gmt {
+                file: path.display().to_string(),
+                message: format!(
+                    "no programme shares a gene symbol with the model's {} genes",
+                    genes.len()
+                ),
+            });
+        }
+        Ok(Programmes {
+            names,
+            genes: matched,
+            source: path.display().to_string(),
+        })
+    }
+}
+
+/// A self-supervised objective.
+#[derive(Debug, Clone)]
+pub enum Objective {
+    /// Each entry masked with probability `rate`; visible input scaled by `1/(1-rate)`.
+    RandomMask {
+        /// Masking rate (0.5).
+        rate: f64,
+    },
+    /// Each programme hidden with probability `rate`, whole (genes in several programmes are
+    /// hidden when any of them is).
+    GpMask {
+        /// The programmes.
+        programmes: Programmes,
+        /// Probability of hiding a programme.
+        rate: f64,
+    },
+    /// One random programme kept visible per cell, every other gene reconstructed.
+    Isolated {
+        /// The programmes.
+        programmes: Programmes,
+    },
+    /// Barlow Twins on two augmented views.
+    BarlowTwins {
+        /// Off-diagonal weight (0.0051).
+        lambda: f64,
+        /// Projector widths after the embedding (`[256, 256, 512, 512]`).
+        projector: Vec<usize>,
+    },
+    /// BYOL with an EMA target.
+    Byol {
+        /// EMA decay (0.99).
+        tau: f64,
+        /// Projector / predictor hidden width (4096).
+        hidden: usize,
+        /// Projection width (256).
+        out: usize,
+    },
+}
+
+/// Which self-supervised objective, without its settings (what a user picks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ObjectiveKind {
+    /// Masked autoencoder, random masking.
+    RandomMask,
+    /// Masked autoencoder, gene-programme masking (needs a GMT file).
+    GpMask,
+    /// Masked autoencoder, isolated masking: one programme kept (needs a GMT file).
+    Isolated,
+    /// Barlow Twins.
+    BarlowTwins,
+    /// BYOL.
+    Byol,
+}
+
+impl ObjectiveKind {
+    /// Every objective, in the order menus list them.
+    pub const ALL: [ObjectiveKind; 5] = [
+        ObjectiveKind::RandomMask,
+        ObjectiveKind::GpMask,
+        ObjectiveKind::Isolated,
+        ObjectiveKind::BarlowTwins,
+        ObjectiveKind::Byol,
+    ];
+
+    /// The objective's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectiveKind::RandomMask => "random-mask",
+            ObjectiveKind::GpMask => "gp-mask",
+            ObjectiveKind::Isolated => "isolated",
+            ObjectiveKind::BarlowTwins => "barlow-twins",
+            ObjectiveKind::Byol => "byol",
+        }
+    }
+
+    /// Whether the objective needs gene programmes (a GMT file).
+    pub fn needs_programmes(self) -> bool {
+        matches!(self, ObjectiveKind::GpMask | ObjectiveKind::Isolated)
+    }
+}
+
+impl std::fmt::Display for ObjectiveKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Objective {
+    /// Which objective this is.
+    pub fn kind(&self) -> ObjectiveKind {
+        match self {
+            Objective::RandomMask { .. } => ObjectiveKind::RandomMask,
+            Objective::GpMask { .. } => ObjectiveKind::GpMask,
+            Objective::Isolated { .. } => ObjectiveKind::Isolated,
+            Objective::BarlowTwins { .. } => ObjectiveKind::BarlowTwins,
+            Objective::Byol { .. } => ObjectiveKind::Byol,
+        }
+    }
+
+    /// The objective's command-line name.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The paper's defaults for an objective; gene-programme objectives need `programmes`.
+    ///
+    /// # Errors
+    /// A gene-programme objective without programmes.
+    pub fn new(kind: ObjectiveKind, programmes: Option<Programmes>) -> Result<Self, TrainError> {
+        let need = |p: Option<Programmes>| {
+            p.ok_or_else(|| TrainError::Invalid(format!("--objective {kind} needs --gmt FILE")))
+        };
+        Ok(match kind {
+            ObjectiveKind::RandomMask => Objective::RandomMask { rate: 0.5 },
+            ObjectiveKind::GpMask => Objective::GpMask {
+                programmes: need(programmes)?,
+                rate: 0.5,
+            },
+            ObjectiveKind::Isolated => Objective::Isolated {
+                programmes: need(programmes)?,
+            },
+            ObjectiveKind::BarlowTwins => Objective::BarlowTwins {
+                lambda: 0.0051,
+                projector: vec![256, 256, 512, 512],
+            },
+            ObjectiveKind::Byol => Objective::Byol {
+                tau: 0.99,
+                hidden: 4096,
+                out: 256,
+            },
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! What the window exposes to tests and scripts: read-only views of its state.
+
+use std::path::{Path, PathBuf};
+
+use super::{CellscopeApp, LegendItem};
+use crate::pipeline::jobs::compare::Comparison;
+use crate::ui::explorer::ModelInfo;
+use crate::ui::panels;
+
+impl CellscopeApp {
+    /// The Training panel's state (events of the last run, its summary).
+    pub fn training(&self) -> &panels::training::TrainingPanel {
+        &self.panels.training
+    }
+
+    /// Predicted labels and confidences of the last transfer or classifier.
+    pub fn prediction(&self) -> Option<&(Vec<String>, Vec<f32>)> {
+        self.x.prediction.as_deref()
+    }
+
+    /// The loaded model and its device, when one is loaded.
+    pub fn model_info(&self) -> Option<&ModelInfo> {
+        self.x.model.as_ref()
+    }
+
+    /// Whether the worker is running a job (the Cancel button is enabled).
+    pub fn busy(&self) -> bool {
+        self.worker.busy()
+    }
+
+    /// Name of the representation the last pipeline ran on.
+    pub fn representation_name(&self) -> &str {
+        &self.x.rep_name
+    }
+
+    /// Whether the pipeline has produced results.
+    pub fn analyzed(&self) -> bool {
+        self.x.analysis.is_some()
+    }
+
+    /// Whether the colouring or the dashboard asked for has not arrived yet (both are computed
+    /// on the worker's views thread; the window shows the previous ones meanwhile).
+    pub fn views_pending(&self) -> bool {
+        self.x.coloring_pending() || !self.panels.metrics.up_to_date()
+    }
+
+    /// The `cellscope inspect` summary of the open dataset.
+    pub fn summary(&self) -> &str {
+        &self.x.summary
+    }
+
+    /// Number of cells selected.
+    pub fn n_selected(&self) -> usize {
+        self.x.n_selected
+    }
+
+    /// Leiden clusters of the last pipeline run.
+    pub fn leiden(&self) -> Option<&[u32]> {
+        self.x.analysis.as_ref().map(|a| a.leiden.as_slice())
+    }
+
+    /// The open dataset.
+    pub fn data(&self) -> Option<&crate::data::AnnData> {
+        self.x.data.as_deref()
+    }
+
+    /// Selected cells (one flag per cell).
+    pub fn selection(&self) -> &[bool] {
+        &self.x.selection
+    }
+
+    /// The legend entries of the current categorical colouring.
+    pub fn legend_items(&self) -> &[LegendItem] {
+        &self.x.coloring.legend
+    }
+
+    /// The user's named selections.
+    pub fn annotations(&self) -> &[(String, Vec<usize>)] {
+        &self.x.annotations
+    }
+
+    /// Recently opened files, newest first.
+    pub fn recent(&self) -> &[PathBuf] {
+        &self.settings.recent
+    }
+
+    /// Screen rectangle and camera of view `k` (0: embedding, 1: spatial) as last drawn.
+    pub fn view_geometry(
+        &self,
+        k: usize,
+    ) -> Option<(egui::Rect, crate::render::camera::Camera, &[[f32; 2]])> {
+        let v = self.x.views.get(k)?;
+        Some((v.last_rect?, v.camera?, v.positions.as_slice()))
+    }
+
+    /// Opacity of the image under the spatial view, when one is loaded.
+    pub fn underlay_opacity(&mut self) -> Option<&mut f32> {
+        self.x.underlay.as_mut().map(|u| &mut u.opacity)
+    }
+
+    /// The last A-vs-B comparison.
+    pub fn comparison(&self) -> Option<&Comparison> {
+        self.panels.compare.state.as_ref().map(|c| c.result.as_ref())
+    }
+
+    /// Whether the A-vs-B views are shown.
+    pub fn showing_comparison(&self) -> bool {
+        self.panels.compare.showing()
+    }
+
+    /// The cameras of the three comparison views (all equal after a frame: synchronised).
+    pub fn comparison_cameras(&self) -> Vec<Option<crate::render::camera::Camera>> {
+        self.panels.compare.cameras()
+    }
+
+    /// Geometry of comparison view `k` (rect, camera, positions), for tests.
+    pub fn comparison_view_geometry(
+        &self,
+        k: usize,
+    ) -> Option<(egui::Rect, crate::render::camera::Camera, &[[f32; 2]])> {
+        self.panels.compare.view_geometry(k)
+    }
+
+    /// Saves the session (what the window shows) to `path`.
+    ///
+    /// # Errors
+    /// No dataset open; the file cannot be written.
+    pub fn save_session(&self, path: &Path) -> Result<(), String> {
+        let s = self.session().ok_or("open a dataset first")?;
+        s.save(path).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,84 @@
+//! The Data panel: open a dataset (dialog, drag and drop, recent files), load an image under
+//! the spatial view with its opacity, and the `cellscope inspect` summary of the open one.
+
+use egui::RichText;
+
+use super::{Action, Picked, pick_file, take};
+use crate::ui::explorer::Explorer;
+
+/// The Data panel's state.
+#[derive(Default)]
+pub struct DataPanel {
+    picked: Picked,
+    picked_image: Picked,
+}
+
+impl DataPanel {
+    /// Files chosen in this panel's dialogs since the last frame.
+    pub fn poll(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Some(p) = take(&self.picked) {
+            out.push(Action::Open(p));
+        }
+        if let Some(p) = take(&self.picked_image) {
+            out.push(Action::LoadImage(p));
+        }
+        out
+    }
+
+    /// Draws the panel; `recent` are the recently opened files, newest first.
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        x: &mut Explorer,
+        recent: &[std::path::PathBuf],
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        ui.label(RichText::new("Data").strong());
+        ui.horizontal(|ui| {
+            if ui.button("Open…").clicked() {
+                pick_file(ui.ctx(), &self.picked, "single-cell data", &["h5ad", "h5"]);
+            }
+            if ui
+                .add_enabled(x.data.is_some(), egui::Button::new("Image…"))
+                .clicked()
+            {
+                let images = &["jpg", "jpeg", "png", "tif", "tiff"];
+                pick_file(ui.ctx(), &self.picked_image, "image", images);
+            }
+            if let Some(u) = &mut x.underlay {
+                let label = ui.label("opacity");
+                ui.add(egui::Slider::new(&mut u.opacity, 0.0..=1.0))
+                    .labelled_by(label.id);
+            }
+        });
+        ui.label(&x.status);
+        if let Some(u) = &x.underlay {
+            let name = u.path.file_name().map(|f| f.to_string_lossy());
+            ui.label(format!("image: {}", name.unwrap_or_default()));
+        }
+        if let Some(d) = &x.data {
+            ui.label(format!("{} cells × {} genes", d.n_obs(), d.n_vars()));
+        }
+        if !x.summary.is_empty() {
+            ui.collapsing("summary (inspect)", |ui| {
+                ui.label(RichText::new(&x.summary).monospace().size(10.0))
+            });
+        }
+        if !recent.is_empty() {
+            ui.collapsing("recent files", |ui| {
+                for p in recent {
+                    let name = p.file_name().map(|f| f.to_string_lossy().to_string());
+                    if ui
+                        .small_button(name.unwrap_or_default())
+                        .on_hover_text(p.display().to_string())
+                        .clicked()
+                    {
+                        out.push(Action::Open(p.clone()));
+                    }
+                }
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,955 @@
+//! The explorer under egui_kittest with the wgpu renderer (lavapipe on machines without a GPU):
+//! a snapshot of both views on the embedded dataset, and interactions driven through
+//! accessibility labels and pointer events with pixel checks.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
+
+use crate::common;
+
+use cellscope::model::hub::Hub;
+use cellscope::ui::app::{CellscopeApp, ColorBy};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness() -> Harness<'static, CellscopeApp> {
+    harness_for(cellscope::ui::default_dataset())
+}
+
+fn harness_for(path: std::path::PathBuf) -> Harness<'static, CellscopeApp> {
+    harness_with_hub(path, Hub::from_env())
+}
+
+fn harness_with_hub(path: std::path::PathBuf, hub: Hub) -> Harness<'static, CellscopeApp> {
+    let rs = egui_kittest::wgpu::create_render_state(
+        egui_kittest::wgpu::default_wgpu_setup(),
+        Default::default(),
+    );
+    let format = rs.target_format;
+    let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs);
+    let ctx = egui::Context::default();
+    let app = CellscopeApp::with_hub(&ctx, Some(path), hub);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .renderer(renderer)
+        .build_ui_state(
+            move |ui, app: &mut CellscopeApp| app.frame(ui, Some(format)),
+            app,
+        );
+    // Wait for the worker: open + pipeline (tests run in parallel on few cores: be patient).
+    wait_until(&mut h, 180, |h| h.state().analyzed());
+    assert!(h.state().analyzed(), "pipeline did not finish");
+    settle(&mut h);
+    h
+}
+
+/// Steps the harness until the colouring and the metrics asked for have arrived from the
+/// worker's views thread (at most 60 s), then a few frames more to draw them.
+fn settle(h: &mut Harness<'static, CellscopeApp>) {
+    h.run_steps(2);
+    wait_until(h, 60, |h| !h.state().views_pending());
+    h.run_steps(3);
+}
+
+/// Steps the harness until `done` holds or `seconds` pass (the worker runs in the background).
+fn wait_until(
+    h: &mut Harness<'static, CellscopeApp>,
+    seconds: u64,
+    mut done: impl FnMut(&mut Harness<'static, CellscopeApp>) -> bool,
+) {
+    let t0 = std::time::Instant::now();
+    while !done(h) && t0.elapsed().as_secs() < seconds {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Scrolls the mouse wheel (zoom in) with the pointer at `at`, then lets the smooth scroll
+/// finish.
+fn wheel_zoom(h: &mut Harness<'static, CellscopeApp>, at: egui::Pos2) {
+    h.hover_at(at);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 240.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Default::default(),
+    });
+    h.run_steps(12);
+}
+
+/// Pixels within a small distance of `c` inside `rect` (points).
+fn count_color(img: &image::RgbaImage, rect: egui::Rect, c: egui::Color32, ppp: f32) -> usize {
+    let mut n = 0;
+    let (x0, y0) = ((rect.min.x * ppp) as u32, (rect.min.y * ppp) as u32);
+    let (x1, y1) = (
+        ((rect.max.x * ppp) as u32).min(img.width()),
+        ((rect.max.y * ppp) as u32).min(img.height()),
+    );
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = img.get_pixel(x, y).0;
+            let d = (p[0] as i32 - c.r() as i32).abs()
+                + (p[1] as i32 - c.g() as i32).abs()
+                + (p[2] as i32 - c.b() as i32).abs();
+            if d <= 12 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn snapshot_of_both_views_on_the_default_dataset() {
+    let mut h = harness();
+    h.snapshot("explorer_default");
+    let img = h.render().expect("render");
+    let (emb, _, _) = h.state().view_geometry(0).expect("embedding view");
+    let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
+    // Both views show coloured points (not blank): count pixels of the first legend colour.
+    let first = h.state().legend_items()[0].color;
+    assert!(
+        count_color(&img, emb, first, 1.0) > 50,
+        "embedding view shows points"
+    );
+    assert!(
+        count_color(&img, spa, first, 1.0) > 50,
+        "spatial view shows points"
+    );
+}
+
+#[test]
+fn legend_click_hides_a_category() {
+    let mut h = harness();
+    h.state_mut().set_color_by(ColorBy::Obs("cluster".into()));
+    settle(&mut h);
+    let item = h.state().legend_items()[0].clone();
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let before = count_color(&h.render().unwrap(), spa, item.color, 1.0);
+    assert!(
+        before > 100,
+        "category {} visible before ({before} px)",
+        item.name
+    );
+    // Hovering a cell of that category shows its tooltip; once hidden, it does not.
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let cluster = h
+        .state()
+        .data()
+        .unwrap()
+        .obs
+        .column("cluster")
+        .unwrap()
+        .clone();
+    let i = (0..pos.len())
+        .find(|&i| cluster.value_string(i) == item.name)
+        .unwrap();
+    let at = cam.to_screen(rect, [pos[i][0] as f64, pos[i][1] as f64]);
+    h.hover_at(at);
+    settle(&mut h);
+    assert!(
+        h.query_by_label_contains(&format!("cluster: {}", item.name))
+            .is_some(),
+        "tooltip for a visible cell"
+    );
+    h.get_by_label(&format!("{}  ({})", item.name, item.count))
+        .click();
+    settle(&mut h);
+    h.hover_at(at);
+    settle(&mut h);
+    assert!(
+        h.query_by_label_contains(&format!("cluster: {}", item.name))
+            .is_none(),
+        "no tooltip for a hidden cell"
+    );
+    let after = count_color(&h.render().unwrap(), spa, item.color, 1.0);
+    println!("category {} pixels: {before} -> {after}", item.name);
+    assert!(
+        after * 20 < before,
+        "hidden category still drawn ({after} px)"
+    );
+}
+
+#[test]
+fn box_selection_selects_and_highlights_in_the_other_view() {
+    let mut h = harness();
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let a = rect.center() - egui::vec2(120.0, 100.0);
+    let b = rect.center() + egui::vec2(60.0, 80.0);
+    let sel = egui::Rect::from_two_pos(a, b);
+    let expected = pos
+        .iter()
+        .filter(|p| sel.contains(cam.to_screen(rect, [p[0] as f64, p[1] as f64])))
+        .count();
+    assert!(expected > 10);
+    let before = h.render().unwrap();
+    let shift = egui::Modifiers::SHIFT;
+    h.event_modifiers(egui::Event::PointerMoved(a), shift);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: a,
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: shift,
+        },
+        shift,
+    );
+    settle(&mut h);
+    for t in 1..=10 {
+        let p = a + (b - a) * (t as f32 / 10.0);
+        h.event_modifiers(egui::Event::PointerMoved(p), shift);
+        h.step();
+    }
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: b,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: shift,
+        },
+        shift,
+    );
+    settle(&mut h);
+    let got = h.state().n_selected();
+    println!("box selection: {got} cells (expected {expected})");
+    assert!(
+        got.abs_diff(expected) <= 2,
+        "selected {got}, expected {expected}"
+    );
+    // In the embedding view, selected cells keep their colour and the others are dimmed: look at
+    // the pixel under each cell's centre.
+    let after = h.render().unwrap();
+    let palette: Vec<egui::Color32> = h.state().legend_items().iter().map(|l| l.color).collect();
+    let (erect, ecam, epos) = h.state().view_geometry(0).unwrap();
+    let sel = h.state().selection().to_vec();
+    let mut full = [0usize; 2];
+    let mut total = [0usize; 2];
+    for (i, p) in epos.iter().enumerate() {
+        let s = ecam.to_screen(erect, [p[0] as f64, p[1] as f64]);
+        let px = after.get_pixel(s.x as u32, s.y as u32).0;
+        let is_palette = palette.iter().any(|c| {
+            (px[0] as i32 - c.r() as i32).abs()
+                + (px[1] as i32 - c.g() as i32).abs()
+                + (px[2] as i32 - c.b() as i32).abs()
+                <= 12
+        });
+        let k = usize::from(sel[i]);
+        total[k] += 1;
+        full[k] += usize::from(is_palette);
+    }
+    let (f_sel, f_other) = (
+        full[1] as f64 / total[1] as f64,
+        full[0] as f64 / total[0] as f64,
+    );
+    println!(
+        "embedding view: {:.2} of selected and {:.2} of other cells in full colour",
+        f_sel, f_other
+    );
+    assert!(
+        f_sel > 0.9 && f_other < 0.5,
+        "selection not highlighted in the embedding view"
+    );
+    let changed = before
+        .pixels()
+        .zip(after.pixels())
+        .filter(|(x, y)| x != y)
+        .count();
+    assert!(changed > 1000);
+    let _count_label = h.get_by_label(&format!("selected: {got}"));
+}
+
+#[test]
+fn colouring_by_a_gene_changes_the_picture() {
+    let mut h = harness();
+    let before = h.render().unwrap();
+    let gene = "KRT14".to_string();
+    h.state_mut().set_color_by(ColorBy::Gene(gene));
+    settle(&mut h);
+    let after = h.render().unwrap();
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let diff = before
+        .pixels()
+        .zip(after.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    println!("pixels changed by colouring by KRT14: {diff}");
+    assert!(diff > 5000);
+    // viridis' bright end appears for the highest expressers
+    assert!(
+        count_color(&after, spa, egui::Color32::from_rgb(0xfd, 0xe7, 0x25), 1.0) > 0
+            || count_color(&after, spa, egui::Color32::from_rgb(0xb5, 0xde, 0x2b), 1.0) > 0
+    );
+}
+
+#[test]
+fn he_image_underlay_is_drawn_under_the_spatial_view() {
+    // her2st_B4.h5ad has obsm['spatial'] in the pixel frame of her2st_B4_HE.jpg beside it.
+    let mut h = harness_for(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"),
+    );
+    wait_until(&mut h, 180, |h| h.state_mut().underlay_opacity().is_some());
+    assert!(
+        h.state_mut().underlay_opacity().is_some(),
+        "H&E image loaded"
+    );
+    let (spa, _, _) = h.state().view_geometry(1).unwrap();
+    let mut shots = Vec::new();
+    for opacity in [0.0f32, 1.0] {
+        *h.state_mut().underlay_opacity().unwrap() = opacity;
+        settle(&mut h);
+        shots.push(h.render().unwrap());
+    }
+    let (x0, y0, x1, y1) = (
+        spa.min.x as u32,
+        spa.min.y as u32,
+        spa.max.x as u32,
+        spa.max.y as u32,
+    );
+    let mut changed = 0;
+    let mut pinkish = 0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let (a, b) = (shots[0].get_pixel(x, y).0, shots[1].get_pixel(x, y).0);
+            if a != b {
+                changed += 1;
+            }
+            // H&E stain: red above blue above green
+            if b[0] > b[2] && b[2] > b[1] && b[0] > 120 {
+                pinkish += 1;
+            }
+        }
+    }
+    let area = ((x1 - x0) * (y1 - y0)) as f64;
+    println!(
+        "underlay: {:.2} of the spatial view changed, {:.2} H&E-coloured",
+        changed as f64 / area,
+        pinkish as f64 / area
+    );
+    assert!(changed as f64 > 0.3 * area, "image not drawn");
+    assert!(
+        pinkish as f64 > 0.1 * area,
+        "image does not look like an H&E stain"
+    );
+}
+
+#[test]
+fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
+    let mut h = harness();
+    let truth: Vec<String> = {
+        let c = h.state().data().unwrap().obs.column("cluster").unwrap();
+        (0..c.len()).map(|i| c.value_string(i)).collect()
+    };
+    let leiden = h.state().leiden().unwrap().to_vec();
+    // The heatmap lists truth classes as legends do, numbers by value (rows), against Leiden
+    // clusters (columns).
+    let mut names = truth.clone();
+    names.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    });
+    names.dedup();
+    assert!(names[1] == "2" && names[9] == "10", "{names:?}");
+    let count = |r: usize, c: u32| {
+        (0..truth.len())
+            .filter(|&i| truth[i] == names[r] && leiden[i] == c)
+            .count()
+    };
+    // the largest cell of the contingency table
+    let (row, col) = (0..names.len())
+        .flat_map(|r| (0..=*leiden.iter().max().unwrap()).map(move |c| (r, c)))
+        .max_by_key(|&(r, c)| count(r, c))
+        .unwrap();
+    let expected = count(row, col);
+    let rect = h.get_by_label("confusion matrix").rect();
+    let k = (leiden.iter().max().unwrap() + 1) as f32;
+    let cell = (220.0 / k).clamp(4.0, 18.0);
+    let at = egui::pos2(
+        rect.left() + 90.0 + cell * (col as f32 + 0.5),
+        rect.top() + cell * (row as f32 + 0.5),
+    );
+    h.event(egui::Event::PointerMoved(at));
+    h.event(egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.event(egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    settle(&mut h);
+    println!(
+        "confusion cell ({}, {col}): {} selected, {expected} expected",
+        names[row],
+        h.state().n_selected()
+    );
+    assert!(expected > 0);
+    assert_eq!(h.state().n_selected(), expected);
+
+    h.state_mut()
+        .set_color_by(ColorBy::Agreement("cluster".into(), "cluster".into()));
+    settle(&mut h);
+    let legend: Vec<(String, usize)> = h
+        .state()
+        .legend_items()
+        .iter()
+        .map(|l| (l.name.clone(), l.count))
+        .collect();
+    assert_eq!(legend, vec![("match".to_string(), truth.len())]);
+}
+
+#[test]
+fn model_panel_loads_a_checkpoint_embeds_and_reruns_the_pipeline() {
+    let mut h = harness();
+    let ckpt = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models/random_mask.ckpt");
+    h.state_mut().load_model(ckpt);
+    wait_until(&mut h, 180, |h| h.state().model_info().is_some());
+    let m = h.state().model_info().cloned().expect("model loaded");
+    let (summary, device, n_genes) = (m.summary, m.device, m.n_genes);
+    println!("model: {summary}; {n_genes} genes; {device}");
+    assert!(
+        summary.to_lowercase().contains("mae") || summary.to_lowercase().contains("mask"),
+        "{summary}"
+    );
+    h.state_mut().embed();
+    wait_until(&mut h, 180, |h| {
+        h.state().analyzed() && h.state().representation_name().contains("model embedding")
+    });
+    assert!(
+        h.state().representation_name().contains("model embedding"),
+        "pipeline re-ran on the embedding: {}",
+        h.state().representation_name()
+    );
+    settle(&mut h);
+    let _ = h.get_by_label("Embed");
+}
+
+/// The model panel's hub row against a local stand-in for the HuggingFace hub: Fetch downloads
+/// the selected model (RandomMask) and its gene list into the cache and loads them; a model the
+/// hub does not have is reported in the window with its address, and the loaded model stays.
+#[test]
+fn model_panel_fetches_a_model_from_the_hub() {
+    let (endpoint, log, _) = common::serve_hub();
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub {
+        endpoint,
+        cache: cache.path().to_path_buf(),
+        token: None,
+        offline: false,
+    };
+    let mut h = harness_with_hub(cellscope::ui::default_dataset(), hub.clone());
+    h.get_by_label("Fetch").click();
+    wait_until(&mut h, 180, |h| h.state().model_info().is_some());
+    let m = h.state().model_info().cloned().expect("model loaded");
+    let (summary, n_genes) = (m.summary, m.n_genes);
+    let want = cellscope::model::load_model(
+        &common::fixture("models/random_mask.ckpt"),
+        Some(&common::fixture("models/var.parquet")),
+    )
+    .unwrap();
+    assert_eq!(summary, want.weights.to_string());
+    assert_eq!(n_genes, want.genes.len(), "gene list from var.parquet");
+    let file = cellscope::model::hub::HubFile::parse(
+        "hf://TillR/sc_pretrained/Pretrained Models/RandomMask.ckpt",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        std::fs::read(hub.cached_path(&file)).unwrap(),
+        std::fs::read(common::fixture("models/random_mask.ckpt")).unwrap(),
+        "the checkpoint is in the cache"
+    );
+    let asked: Vec<String> = log.lock().unwrap().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        asked.iter().any(|p| p.ends_with("/var.parquet")),
+        "{asked:?}"
+    );
+    // GPMask is in the picker but not on this hub: a 404 naming the address.
+    h.state_mut()
+        .load_model("hf://TillR/sc_pretrained/Pretrained Models/GPMask.ckpt".into());
+    wait_until(&mut h, 60, |h| {
+        h.query_by_label_contains("error:").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("GPMask.ckpt: the hub answered HTTP 404")
+            .is_some(),
+        "the error names the address and the status"
+    );
+    assert_eq!(
+        h.state().model_info().map(|m| &m.summary),
+        Some(&summary),
+        "the loaded model is kept"
+    );
+}
+
+/// Fetch against a hub that never answers: the status line says the hub is being asked, and
+/// Cancel stops the wait at once, with nothing loaded and the window usable.
+#[test]
+fn model_panel_cancels_a_silent_hub() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub {
+        endpoint: common::serve_silent_hub(),
+        cache: cache.path().to_path_buf(),
+        token: None,
+        offline: false,
+    };
+    let mut h = harness_with_hub(cellscope::ui::default_dataset(), hub);
+    wait_until(&mut h, 120, |h| h.state().analyzed() && !h.state().busy());
+    h.get_by_label("Fetch").click();
+    let asking =
+        "asking the hub for hf://TillR/sc_pretrained@main/Pretrained Models/RandomMask.ckpt";
+    wait_until(&mut h, 20, |h| h.query_by_label_contains(asking).is_some());
+    assert!(
+        h.query_by_label_contains(asking).is_some(),
+        "status while waiting"
+    );
+    let t = std::time::Instant::now();
+    h.get_by_label("Cancel").click();
+    assert!(h.state().busy(), "waiting for the hub");
+    wait_until(&mut h, 20, |h| h.query_by_label("cancelled").is_some());
+    assert!(
+        h.query_by_label("cancelled").is_some(),
+        "status after Cancel"
+    );
+    assert!(!h.state().busy(), "the wait ended");
+    assert!(
+        t.elapsed().as_secs_f64() < 5.0,
+        "at once: {:?}",
+        t.elapsed()
+    );
+    assert!(h.state().model_info().is_none(), "nothing loaded");
+}
+
+#[test]
+fn lasso_selection_selects_the_cells_inside_the_polygon() {
+    let mut h = harness();
+    let (rect, cam, pos) = {
+        let (r, c, p) = h.state().view_geometry(1).unwrap();
+        (r, c, p.to_vec())
+    };
+    let c = rect.center();
+    let path: Vec<egui::Pos2> = (0..=24)
+        .map(|t| {
+            // a five-pointed star, concave
+            let a = t as f32 / 24.0 * std::f32::consts::TAU;
+            let r = if t % 2 == 0 { 170.0 } else { 70.0 };
+            c + egui::vec2(a.cos() * r, a.sin() * r)
+        })
+        .collect();
+    let m = egui::Modifiers::COMMAND;
+    h.event_modifiers(egui::Event::PointerMoved(path[0]), m);
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: path[0],
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: m,
+        },
+        m,
+    );
+    h.step();
+    for p in &path[1..] {
+        h.event_modifiers(egui::Event::PointerMoved(*p), m);
+        h.step();
+    }
+    let end = *path.last().unwrap();
+    h.event_modifiers(
+        egui::Event::PointerButton {
+            pos: end,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: m,
+        },
+        m,
+    );
+    settle(&mut h);
+    // The polygon the view recorded starts at the press origin and follows the pointer.
+    let expected = pos
+        .iter()
+        .filter(|p| {
+            cellscope::ui::view::point_in_polygon(
+                cam.to_screen(rect, [p[0] as f64, p[1] as f64]),
+                &path,
+            )
+        })
+        .count();
+    let got = h.state().n_selected();
+    println!("lasso: {got} selected, {expected} inside the star");
+    assert!(expected > 20);
+    assert!(
+        got.abs_diff(expected) <= expected / 20 + 2,
+        "lasso selected {got}, expected {expected}"
+    );
+}
+
+#[test]
+fn label_transfer_colours_by_predicted_type_and_confidence() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let mut h = harness_for(data.join("hypothalamus_merfish_query.h5ad"));
+    h.state_mut()
+        .set_reference(data.join("hypothalamus_scrna_ref.h5ad"), "cell_type");
+    h.state_mut().transfer();
+    wait_until(&mut h, 180, |h| h.state().prediction().is_some());
+    let (pred, conf) = h.state().prediction().cloned().expect("labels transferred");
+    assert_eq!(pred.len(), 750);
+    assert!(conf.iter().all(|c| (0.2..=1.0).contains(c)));
+    settle(&mut h);
+    let legend: Vec<String> = h
+        .state()
+        .legend_items()
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
+    println!("predicted types: {legend:?}");
+    let reference_types = [
+        "Ambiguous",
+        "Astrocytes",
+        "Endothelial",
+        "Ependymal",
+        "Excitatory",
+        "Fibroblast",
+        "Immature oligodendrocyte",
+        "Inhibitory",
+        "Macrophage",
+        "Mature oligodendrocyte",
+        "Microglia",
+        "Mural",
+        "Newly formed oligodendrocyte",
+        "Unstable",
+    ];
+    assert!(
+        legend.len() >= 3 && legend.iter().all(|l| reference_types.contains(&l.as_str())),
+        "{legend:?}"
+    );
+    let plain = h.render().unwrap();
+    h.state_mut()
+        .set_color_by(ColorBy::Predicted { fade: true });
+    settle(&mut h);
+    let faded = h.render().unwrap();
+    let diff = plain
+        .pixels()
+        .zip(faded.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    let low = conf.iter().filter(|&&c| c < 1.0).count();
+    println!("{low} cells below full confidence; {diff} pixels changed by fading");
+    assert!(low > 0 && diff > 1000);
+}
+
+#[test]
+fn opening_a_file_shows_its_summary_and_remembers_it() {
+    let mut h = harness();
+    assert!(
+        h.state().summary().contains("621"),
+        "summary of the default dataset: {}",
+        h.state().summary()
+    );
+    assert!(
+        h.state().recent().is_empty(),
+        "the embedded default is not a recent file"
+    );
+    let a1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_A1.h5ad");
+    h.state_mut().open(a1.clone());
+    wait_until(&mut h, 180, |h| h.state().summary().contains("346"));
+    println!("{}", h.state().summary());
+    assert!(
+        h.state().summary().contains("346"),
+        "summary of her2st_A1 names its 346 spots"
+    );
+    assert_eq!(h.state().recent(), [a1]);
+    // A missing file is reported in the window and nothing is lost.
+    h.state_mut().open("/nonexistent/x.h5ad".into());
+    wait_until(&mut h, 30, |h| {
+        h.query_by_label_contains("error:").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("/nonexistent/x.h5ad").is_some(),
+        "error shown in the window"
+    );
+    assert!(
+        h.state().summary().contains("346"),
+        "the open dataset is kept"
+    );
+}
+
+#[test]
+fn training_panel_pretrains_with_live_curves_then_finetunes() {
+    use cellscope::model::train::{EventKind, TrainLayers, TrainOptions};
+    let mut h = harness();
+    h.get_by_label("Training").click(); // unfold the section
+    settle(&mut h);
+    h.get_by_label("Pre-train").click();
+    wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
+    let t = h.state().training();
+    let epochs = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Epoch)
+        .count();
+    let steps = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Step)
+        .count();
+    println!(
+        "pre-training: {epochs} epochs, {steps} steps; {:?}",
+        t.summary
+    );
+    assert_eq!(epochs, 20, "every epoch reached the panel");
+    assert!(steps >= 20);
+    let first = t
+        .history
+        .iter()
+        .find(|e| e.kind == EventKind::Epoch)
+        .expect("epoch");
+    let last = t
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Epoch)
+        .expect("epoch");
+    assert!(
+        last.train_loss < first.train_loss,
+        "loss fell: {} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    let m = h
+        .state()
+        .model_info()
+        .cloned()
+        .expect("the trained model is loaded");
+    let (summary, n_genes) = (m.summary, m.n_genes);
+    assert!(
+        summary.contains("masked autoencoder") && n_genes == 3000,
+        "{summary}"
+    );
+    settle(&mut h);
+    let img = h.render().expect("render");
+    let _ = img.save(std::env::temp_dir().join("cellscope_training_panel.png"));
+
+    h.state_mut().finetune(
+        cellscope::pipeline::jobs::train::FinetuneJob {
+            label_key: "cluster".into(),
+            genes: None,
+            layers: TrainLayers::All,
+            opts: TrainOptions {
+                epochs: 15,
+                ..TrainOptions::finetune_default()
+            },
+            backend: cellscope::model::BackendChoice::Cpu,
+            split_seed: 42,
+        },
+        true,
+    );
+    wait_until(&mut h, 240, |h| {
+        h.state()
+            .training()
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("macro-F1"))
+    });
+    let t = h.state().training();
+    assert!(
+        t.history.iter().any(|e| e.val_macro_f1.is_some()),
+        "validation macro-F1 reached the panel"
+    );
+    assert!(
+        t.history.iter().all(|e| e.epochs == 15),
+        "the fine-tuning curves start afresh"
+    );
+    let (pred, conf) = h
+        .state()
+        .prediction()
+        .cloned()
+        .expect("predictions for every cell");
+    assert_eq!(pred.len(), 621);
+    assert!(conf.iter().all(|&c| c > 0.0 && c <= 1.0));
+    settle(&mut h);
+    let _ = h.get_by_label("Save model…");
+    // The metrics dashboard scores the predictions against the ground-truth column.
+    assert!(
+        h.query_by_label_contains("predicted vs cluster").is_some(),
+        "macro/micro F1 of the predictions shown"
+    );
+    let _ = h
+        .render()
+        .map(|img| img.save(std::env::temp_dir().join("cellscope_finetuned.png")));
+}
+
+#[test]
+fn session_reopens_the_same_view_and_figures_use_the_screen_colours() {
+    use cellscope::ui::app::ColorBy;
+    let mut h = harness();
+    h.state_mut().set_color_by(ColorBy::Obs("cluster".into()));
+    settle(&mut h);
+    let items = h.state().legend_items().to_vec();
+    let hidden = items[0].clone();
+    h.get_by_label(&format!("{}  ({})", hidden.name, hidden.count))
+        .click();
+    settle(&mut h);
+    h.state_mut().select_cells(&[0, 5, 9, 100, 200]);
+    h.state_mut().annotate_selection("edge");
+    h.state_mut().select_cells(&[3, 4]);
+    // Zoom the spatial view at its centre.
+    let (rect, _, _) = h.state().view_geometry(1).unwrap();
+    wheel_zoom(&mut h, rect.center());
+    let before = h.state().session().expect("session");
+    assert!(before.cameras.iter().all(Option::is_some));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.json");
+    h.state().save_session(&path).expect("save");
+
+    // A figure of the spatial view: the screen colours, the hidden category left out.
+    let fig = dir.path().join("spatial.png");
+    h.state_mut().export_figure(fig.clone());
+    wait_until(&mut h, 60, |_| fig.exists());
+    let img = image::open(&fig).expect("figure").to_rgb8();
+    let count = |c: egui::Color32| {
+        img.pixels()
+            .filter(|p| p.0 == [c.r(), c.g(), c.b()])
+            .count()
+    };
+    println!(
+        "figure: shown {} px, hidden {} px",
+        count(items[1].color),
+        count(hidden.color)
+    );
+    assert!(
+        count(items[1].color) > 500,
+        "a shown category in its screen colour"
+    );
+    assert_eq!(count(hidden.color), 0, "the hidden category is not drawn");
+
+    let mut h2 = harness();
+    let fitted = h2.state().session().expect("session").cameras;
+    assert_ne!(
+        fitted[1], before.cameras[1],
+        "the spatial view was zoomed before saving"
+    );
+    h2.state_mut().open_session(&path).expect("open session");
+    wait_until(&mut h2, 180, |h| {
+        h.state()
+            .session()
+            .is_some_and(|s| s.annotations == before.annotations && s.selection == before.selection)
+    });
+    settle(&mut h2);
+    let after = h2.state().session().expect("session");
+    assert_eq!(after.color_by, before.color_by);
+    assert_eq!(after.hidden, before.hidden);
+    assert_eq!(after.selection, vec![3, 4]);
+    assert_eq!(after.annotations, before.annotations);
+    assert_eq!(after.cameras, before.cameras, "cameras restored");
+    assert_eq!(after.params, before.params);
+    assert_eq!(after.data, before.data);
+    assert_eq!(after.model, before.model);
+    assert_eq!(h2.state().n_selected(), 2);
+    assert_eq!(
+        after.provenance["cellscope_version"],
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
+    use cellscope::pipeline::jobs::compare::SideSource;
+    // Model B: a small random-mask autoencoder trained here on the default dataset.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adata = cellscope::data::open(&cellscope::ui::default_dataset()).expect("read");
+    let (tx, _rx) = crossbeam_channel::bounded(1 << 14);
+    let trained = cellscope::pipeline::jobs::train::run_pretrain(
+        &adata,
+        &cellscope::pipeline::jobs::train::PretrainJob {
+            objective: cellscope::model::train::ObjectiveKind::RandomMask,
+            gmt: None,
+            genes: None,
+            opts: cellscope::model::train::TrainOptions {
+                epochs: 3,
+                batch_size: 128,
+                hidden: vec![64, 32],
+                ..cellscope::model::train::TrainOptions::pretrain_default()
+            },
+            backend: cellscope::model::BackendChoice::Cpu,
+        },
+        &tx,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("train B");
+    let b_path = dir.path().join("model_b");
+    cellscope::model::save_model(&trained.model, &b_path).expect("save B");
+
+    let mut h = harness();
+    h.state_mut().compare(
+        SideSource::Model(cellscope::ui::default_model()),
+        SideSource::Model(b_path),
+    );
+    wait_until(&mut h, 240, |h| h.state().comparison().is_some());
+    settle(&mut h);
+    let c = h.state().comparison().expect("comparison");
+    assert!(h.state().showing_comparison());
+    // Independently: the two Leiden columns, each B cluster mapped to the A cluster it overlaps
+    // most, cells counted where they differ.
+    let (a, b) = (&c.sides[0].analysis.leiden, &c.sides[1].analysis.leiden);
+    let (ka, kb) = (
+        *a.iter().max().unwrap() as usize + 1,
+        *b.iter().max().unwrap() as usize + 1,
+    );
+    let mut overlap = vec![vec![0usize; ka]; kb];
+    for (&x, &y) in a.iter().zip(b) {
+        overlap[y as usize][x as usize] += 1;
+    }
+    let best: Vec<u32> = overlap
+        .iter()
+        .map(|row| {
+            let m = *row.iter().max().unwrap();
+            // ties: the smallest A label as a string (the comparison sorts class names)
+            (0..ka)
+                .filter(|&k| row[k] == m)
+                .min_by_key(|k| k.to_string())
+                .unwrap() as u32
+        })
+        .collect();
+    let independent = a
+        .iter()
+        .zip(b)
+        .filter(|&(&x, &y)| best[y as usize] != x)
+        .count();
+    println!(
+        "A vs B: {} of {} cells disagree ({} A clusters, {} B clusters)",
+        c.n_disagree(),
+        a.len(),
+        ka,
+        kb
+    );
+    assert_eq!(c.n_disagree(), independent);
+    assert!(
+        independent > 0 && independent < a.len(),
+        "two different models"
+    );
+
+    // The disagreement map draws mismatches in red.
+    let (rect, _, _) = h.state().comparison_view_geometry(2).expect("third view");
+    let img = h.render().unwrap();
+    let _ = img.save(std::env::temp_dir().join("cellscope_a_vs_b.png"));
+    let red = count_color(&img, rect, egui::Color32::from_rgb(0xd6, 0x27, 0x28), 1.0);
+    assert!(red > 200, "mismatches drawn ({red} px)");
+    // Zooming one view moves all three (synchronised cameras).
+    let (r0, cam0, _) = h.state().comparison_view_geometry(0).expect("view A");
+    wheel_zoom(&mut h, r0.center());
+    let cams = h.state().comparison_cameras();
+    assert_eq!(cams.len(), 3);
+    assert_ne!(cams[0], Some(cam0), "view A zoomed");
+    assert!(
+        cams.iter().all(|c| *c == cams[0]),
+        "cameras synchronised: {cams:?}"
+    );
+}

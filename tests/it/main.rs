@@ -1,0 +1,23 @@
+//! The integration tests, in one test crate so that the suite links burn, wgpu, eframe and hdf5
+//! once (one module per former test binary, as rust-analyzer's `tests/it` layout). Each module
+//! reads the real datasets in `../shared/data` and the fixtures in `tests/fixtures`.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+mod analysis_cli;
+mod analysis_real;
+mod analysis_reference;
+mod data_bad_inputs;
+mod data_chunkindex;
+mod data_preprocess;
+mod data_reference;
+mod data_stream;
+mod data_write;
+mod explorer_ui;
+mod explorer_window;
+mod exports;
+mod model_embed;
+mod model_hub;
+mod model_import;
+mod model_train;
