@@ -3,17 +3,17 @@
 //! What is persisted between runs ([`Settings`]) is kept apart from the run-time state
 //! ([`Explorer`], the panels' own state).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use egui::{Color32, RichText};
 
-use super::explorer::{Explorer, ModelInfo};
+use super::explorer::Explorer;
 use super::panels::{self, Action};
 use crate::export::session::Session;
 use crate::model::BackendChoice;
 use crate::model::hub::Hub;
 use crate::pipeline::jobs::analyze::AnalyzeJob;
-use crate::pipeline::jobs::compare::{Comparison, SideSource};
+use crate::pipeline::jobs::compare::SideSource;
 use crate::pipeline::jobs::train::{FinetuneJob, PretrainJob};
 use crate::pipeline::worker::{Command, Worker};
 

@@ -148,7 +148,7 @@ fn legend_click_hides_a_category() {
         .unwrap();
     let at = cam.to_screen(rect, [pos[i][0] as f64, pos[i][1] as f64]);
     h.hover_at(at);
-    settle(&mut h);
+    h.run_steps(2);
     assert!(
         h.query_by_label_contains(&format!("cluster: {}", item.name))
             .is_some(),
@@ -156,9 +156,9 @@ fn legend_click_hides_a_category() {
     );
     h.get_by_label(&format!("{}  ({})", item.name, item.count))
         .click();
-    settle(&mut h);
+    h.run_steps(3);
     h.hover_at(at);
-    settle(&mut h);
+    h.run_steps(2);
     assert!(
         h.query_by_label_contains(&format!("cluster: {}", item.name))
             .is_none(),
@@ -199,7 +199,7 @@ fn box_selection_selects_and_highlights_in_the_other_view() {
         },
         shift,
     );
-    settle(&mut h);
+    h.run_steps(2);
     for t in 1..=10 {
         let p = a + (b - a) * (t as f32 / 10.0);
         h.event_modifiers(egui::Event::PointerMoved(p), shift);
@@ -214,7 +214,7 @@ fn box_selection_selects_and_highlights_in_the_other_view() {
         },
         shift,
     );
-    settle(&mut h);
+    h.run_steps(2);
     let got = h.state().n_selected();
     println!("box selection: {got} cells (expected {expected})");
     assert!(
@@ -301,7 +301,7 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
     let mut shots = Vec::new();
     for opacity in [0.0f32, 1.0] {
         *h.state_mut().underlay_opacity().unwrap() = opacity;
-        settle(&mut h);
+        h.run_steps(3);
         shots.push(h.render().unwrap());
     }
     let (x0, y0, x1, y1) = (
@@ -385,7 +385,7 @@ fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
         pressed: false,
         modifiers: egui::Modifiers::NONE,
     });
-    settle(&mut h);
+    h.run_steps(3);
     println!(
         "confusion cell ({}, {col}): {} selected, {expected} expected",
         names[row],
@@ -571,7 +571,7 @@ fn lasso_selection_selects_the_cells_inside_the_polygon() {
         },
         m,
     );
-    settle(&mut h);
+    h.run_steps(3);
     // The polygon the view recorded starts at the press origin and follows the pointer.
     let expected = pos
         .iter()
@@ -685,8 +685,13 @@ fn opening_a_file_shows_its_summary_and_remembers_it() {
 fn training_panel_pretrains_with_live_curves_then_finetunes() {
     use cellscope::model::train::{EventKind, TrainLayers, TrainOptions};
     let mut h = harness();
-    h.get_by_label("Training").click(); // unfold the section
+    // The section is lower in the side panel: scroll to it, unfold it, scroll to its button.
+    h.get_by_label("Training").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Training").click();
     settle(&mut h);
+    h.get_by_label("Pre-train").scroll_to_me();
+    h.run_steps(3);
     h.get_by_label("Pre-train").click();
     wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
     let t = h.state().training();

@@ -16,28 +16,53 @@ pub struct ColorPanel {
     agree_b: Option<String>,
 }
 
+/// The colourings on offer for what is computed so far: predicted types, Leiden clusters,
+/// spatial domains and their confidence, every obs column.
+fn options(x: &Explorer) -> Vec<(ColorBy, String)> {
+    let mut o = Vec::new();
+    if x.prediction.is_some() {
+        o.push((ColorBy::Predicted { fade: false }, "predicted type".into()));
+        let faded = "predicted type × confidence".into();
+        o.push((ColorBy::Predicted { fade: true }, faded));
+    }
+    if let Some(a) = &x.analysis {
+        o.push((ColorBy::Leiden, "Leiden cluster".into()));
+        if a.domains.is_some() {
+            o.push((ColorBy::Domain, "spatial domain".into()));
+            o.push((ColorBy::DomainConfidence, "domain confidence".into()));
+        }
+    }
+    if let Some(d) = &x.data {
+        for name in d.obs.column_names() {
+            o.push((ColorBy::Obs(name.to_string()), format!("obs: {name}")));
+        }
+    }
+    o
+}
+
 impl ColorPanel {
     /// Draws the panel; returns the new colouring or an error (no such gene).
     pub fn show(&mut self, ui: &mut egui::Ui, x: &Explorer) -> Option<Action> {
         let mut choice = x.color_by.clone();
-        if x.prediction.is_some() {
-            let fade = |f| ColorBy::Predicted { fade: f };
-            ui.radio_value(&mut choice, fade(false), "predicted type");
-            ui.radio_value(&mut choice, fade(true), "predicted type × confidence");
-        }
-        if let Some(a) = &x.analysis {
-            ui.radio_value(&mut choice, ColorBy::Leiden, "Leiden cluster");
-            if a.domains.is_some() {
-                ui.radio_value(&mut choice, ColorBy::Domain, "spatial domain");
-                ui.radio_value(&mut choice, ColorBy::DomainConfidence, "domain confidence");
-            }
-        }
+        let options = options(x);
+        let current = (options.iter())
+            .find(|(c, _)| *c == choice)
+            .map_or_else(|| x.color_label(), |(_, l)| l.clone());
+        ui.horizontal(|ui| {
+            let label = ui.label("colour by");
+            egui::ComboBox::from_id_salt("color_by")
+                .width(170.0)
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for (c, l) in options {
+                        ui.selectable_value(&mut choice, c, l);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
         let mut error = None;
         if let Some(d) = &x.data {
-            for name in d.obs.column_names() {
-                let c = ColorBy::Obs(name.to_string());
-                ui.radio_value(&mut choice, c, format!("obs: {name}"));
-            }
             error = self.gene_search(ui, d.var_names(), &mut choice);
             let names: Vec<String> = d.obs.column_names().iter().map(|s| s.to_string()).collect();
             self.agreement(ui, &names, &mut choice);
