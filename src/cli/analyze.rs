@@ -73,7 +73,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         umap: Some(&res.umap),
         pca: o.is_pca().then_some(&*o.representation),
         leiden: Some(&res.leiden),
-        domains: res.domains.as_ref().map(|(d, c)| (d.as_slice(), c.as_slice())),
+        domains: res
+            .domains
+            .as_ref()
+            .map(|(d, c)| (d.as_slice(), c.as_slice())),
         provenance: crate::export::provenance(&[("data", &a.data)], report.clone()),
         uns: vec![("cellscope_analysis".into(), report.clone())],
         ..Default::default()
@@ -88,7 +91,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn print_scores(o: &AnalyzeOutput) {
     let (rep, res) = (&o.representation, &o.analysis);
-    eprintln!("representation: {}, {} x {}", o.name, rep.nrows(), rep.ncols());
+    eprintln!(
+        "representation: {}, {} x {}",
+        o.name,
+        rep.nrows(),
+        rep.ncols()
+    );
     let n_clusters = res.leiden.iter().max().map_or(0, |m| m + 1);
     eprintln!(
         "Leiden: {n_clusters} clusters, modularity {:.4}",
@@ -106,10 +114,7 @@ fn print_scores(o: &AnalyzeOutput) {
     if let Some((sil, used)) = s.silhouette {
         println!("silhouette of {key} on the representation: {sil:.4} ({used} cells)");
     }
-    println!(
-        "15-NN label agreement of the UMAP: {:.4}",
-        s.umap_agreement
-    );
+    println!("15-NN label agreement of the UMAP: {:.4}", s.umap_agreement);
     let (k, n) = &s.knn_classifier;
     println!(
         "kNN classifier (k = 5, 70/15/15 split, seed 42), test set of {n}: accuracy {:.4}  macro-F1 {:.4}  weighted-F1 {:.4}",

@@ -81,10 +81,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let results = Results {
         embedding: Some(&emb.values),
         provenance: embed::provenance(&model, &a.data, &emb, a.batch_size),
-        uns: vec![(
-            "cellscope_coverage".into(),
-            serde_json::to_value(&emb.coverage)?,
-        )],
+        uns: vec![("cellscope_coverage".into(), serde_json::json!(emb.coverage))],
         ..Default::default()
     };
     with_handle(|h| export::write_results(&adata, &results, &a.out, h))?;

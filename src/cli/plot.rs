@@ -50,6 +50,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     plot(&a.data, &p, &a.out)?;
     let (w, h) = p.size.pixels();
-    eprintln!("wrote {} ({w} x {h} px, {} dpi)", a.out.display(), p.size.dpi);
+    eprintln!(
+        "wrote {} ({w} x {h} px, {} dpi)",
+        a.out.display(),
+        p.size.dpi
+    );
     Ok(())
 }

@@ -41,9 +41,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let key = a.label_key.as_deref();
-    let o = with_handle(|h| {
-        crate::pipeline::jobs::predict::run(&model, &adata, key, map.as_ref(), h)
-    })?;
+    let o =
+        with_handle(|h| crate::pipeline::jobs::predict::run(&model, &adata, key, map.as_ref(), h))?;
     eprintln!("{}: genes {}", a.data.display(), o.coverage);
     if let (Some((c, n)), Some(key)) = (&o.scores, key) {
         println!(

@@ -46,7 +46,11 @@ impl Bars {
         match p {
             // Nothing yet while the hub is asked (a cached file's freshness check, or the wait
             // for its answer); the download's first call announces the length.
-            Progress::Download { done: 0, total: None, .. } => {}
+            Progress::Download {
+                done: 0,
+                total: None,
+                ..
+            } => {}
             Progress::Download { name, done, total } => {
                 let b = self.bar(
                     Showing::Download(name.clone()),

@@ -215,7 +215,11 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         split_seed: 42,
     };
     let adata = Arc::new(crate::data::open(&a.data)?);
-    let init = a.model.as_deref().map(|m| super::load_model(m, None)).transpose()?;
+    let init = a
+        .model
+        .as_deref()
+        .map(|m| super::load_model(m, None))
+        .transpose()?;
     let trained = with_handle(|h| crate::pipeline::jobs::train::finetune(adata, job, init, h))?;
     save_and_report(&trained, &a.out)?;
     if let (Some(p), Some((c, names))) = (&a.metrics_json, &trained.test) {

@@ -220,9 +220,9 @@ impl Outbox {
     /// kept: the curves need every one).
     fn send(&self, e: Event) {
         let _ = match e {
-            Event::Progress(p @ (Progress::Step(..) | Progress::Embed(_) | Progress::Download { .. })) => {
-                self.tx.try_send(Event::Progress(p)).map_err(|_| ())
-            }
+            Event::Progress(
+                p @ (Progress::Step(..) | Progress::Embed(_) | Progress::Download { .. }),
+            ) => self.tx.try_send(Event::Progress(p)).map_err(|_| ()),
             e => self.tx.send(e).map_err(|_| ()),
         };
         (self.wake)();
@@ -281,7 +281,10 @@ impl Worker {
                     state.run(&rx, &b2);
                 }),
             ),
-            spawn("cellscope-views", Box::new(move || view_loop(&view_rx, &out))),
+            spawn(
+                "cellscope-views",
+                Box::new(move || view_loop(&view_rx, &out)),
+            ),
         ];
         Worker {
             tx,
@@ -424,7 +427,8 @@ impl State {
             } => self.transfer(reference, &label_key, &query),
             Command::Analyze(data, job) => self.analyze(&data, &job),
             Command::Pretrain(data, job) => {
-                self.out.send(Event::Started(JobKind::Pretrain(job.objective)));
+                self.out
+                    .send(Event::Started(JobKind::Pretrain(job.objective)));
                 let r = self.with_handle(|h| super::jobs::train::pretrain(data, job, h));
                 self.finish_training(r.map(|t| (t, None)))
             }
@@ -435,7 +439,8 @@ impl State {
                 params,
             } => {
                 self.out.send(Event::Started(JobKind::Compare));
-                let c = self.with_handle(|h| super::jobs::compare::run(&data, &sides, &params, h))?;
+                let c =
+                    self.with_handle(|h| super::jobs::compare::run(&data, &sides, &params, h))?;
                 self.out.send(Event::Compared(Arc::new(c)));
                 Ok(())
             }
@@ -461,8 +466,10 @@ impl State {
     }
 
     fn load_model(&mut self, path: PathBuf, backend: BackendChoice) -> Result<(), JobError> {
-        self.out.send(Event::Started(JobKind::LoadModel(path.clone())));
-        let l = self.with_handle(|h| super::jobs::model::load(&path, None, backend, &self.hub, h))?;
+        self.out
+            .send(Event::Started(JobKind::LoadModel(path.clone())));
+        let l =
+            self.with_handle(|h| super::jobs::model::load(&path, None, backend, &self.hub, h))?;
         self.set_model(l.model, l.engine);
         Ok(())
     }
@@ -483,9 +490,8 @@ impl State {
             .ok_or_else(|| JobError::Input("load a model before embedding".into()))?;
         self.out.send(Event::Started(JobKind::Embed));
         let input = super::jobs::embed::EmbedInput::Data(data);
-        let e = self.with_handle(|h| {
-            super::jobs::embed::embed(m, engine, input, &Default::default(), h)
-        })?;
+        let e = self
+            .with_handle(|h| super::jobs::embed::embed(m, engine, input, &Default::default(), h))?;
         self.out.send(Event::Embedded {
             values: Arc::new(e.values),
             coverage: e.coverage.to_string(),
@@ -501,7 +507,8 @@ impl State {
         query: &AnnData,
     ) -> Result<(), JobError> {
         use super::jobs::transfer::{TransferJob, TransferRep, run};
-        self.out.send(Event::Started(JobKind::Transfer(reference.clone())));
+        self.out
+            .send(Event::Started(JobKind::Transfer(reference.clone())));
         let refd = crate::data::open(&reference)?;
         let job = TransferJob {
             label_key,
@@ -552,7 +559,10 @@ impl State {
     }
 
     /// Makes a trained model the loaded one and reports it (the old one stays on failure).
-    fn finish_training(&mut self, r: Result<(Trained, Predictions), JobError>) -> Result<(), JobError> {
+    fn finish_training(
+        &mut self,
+        r: Result<(Trained, Predictions), JobError>,
+    ) -> Result<(), JobError> {
         let (t, pred) = r?;
         let engine = super::jobs::model::engine(&t.model, BackendChoice::Auto)?;
         let summary = t.summary();
@@ -594,6 +604,8 @@ fn load_in_background(path: PathBuf, dpp: f64, out: &Outbox) {
             out2.send(e);
         });
     if let Err(e) = spawned {
-        out.fail(JobError::Input(format!("cannot start the image thread: {e}")));
+        out.fail(JobError::Input(format!(
+            "cannot start the image thread: {e}"
+        )));
     }
 }

@@ -228,7 +228,10 @@ impl CellscopeApp {
 
     fn run_pipeline(&mut self) {
         let Some(d) = &self.x.data else { return };
-        let params = self.panels.pipeline.params_for(d.default_spatial().is_some());
+        let params = self
+            .panels
+            .pipeline
+            .params_for(d.default_spatial().is_some());
         self.x.analysis = None;
         self.x.results_gen += 1;
         let matrix = (self.x.embedding.as_ref())
@@ -260,9 +263,8 @@ impl CellscopeApp {
         };
         let colour = section("Colour by", true).show(ui, |ui| p.color.show(ui, x));
         actions.extend(colour.body_returned.flatten());
-        let pipe = section("Pipeline", true).show(ui, |ui| {
-            p.pipeline.show(ui, x.data.is_some(), busy)
-        });
+        let pipe =
+            section("Pipeline", true).show(ui, |ui| p.pipeline.show(ui, x.data.is_some(), busy));
         actions.extend(pipe.body_returned.flatten());
         let model = section("Model", true).show(ui, |ui| {
             p.model.show(ui, x, &mut self.settings.backend, busy)
@@ -296,10 +298,12 @@ impl CellscopeApp {
     fn right_panel(&mut self, ui: &mut egui::Ui) {
         let mut actions = panels::legend::show(ui, &self.x, &self.panels.compare);
         ui.separator();
-        egui::ScrollArea::vertical().id_salt("metrics").show(ui, |ui| {
-            let m = &self.panels.metrics;
-            actions.extend(m.show(ui, &self.x, &self.panels.compare));
-        });
+        egui::ScrollArea::vertical()
+            .id_salt("metrics")
+            .show(ui, |ui| {
+                let m = &self.panels.metrics;
+                actions.extend(m.show(ui, &self.x, &self.panels.compare));
+            });
         self.apply_all(actions);
     }
 

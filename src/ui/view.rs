@@ -220,7 +220,14 @@ impl PointView {
         {
             let d = cam.to_data(rect, p);
             let r = (size as f64 / 2.0 + 4.0) * cam.units_per_point;
-            out.hovered = Self::pick(&self.hover_index, &mut self.rank, &self.positions, data, d, r);
+            out.hovered = Self::pick(
+                &self.hover_index,
+                &mut self.rank,
+                &self.positions,
+                data,
+                d,
+                r,
+            );
         }
         painter.text(
             rect.left_top() + egui::vec2(6.0, 4.0),

@@ -13,7 +13,8 @@ use cellscope::model::BackendChoice;
 use cellscope::model::checkpoint::{Activation, Dense};
 use cellscope::model::nets::{AutoEncoder, Mlp};
 use cellscope::model::train::{
-    self, EventKind, Objective, ObjectiveKind, Programmes, TrainError, TrainEvent, TrainLayers, TrainOptions,
+    self, EventKind, Objective, ObjectiveKind, Programmes, TrainError, TrainEvent, TrainLayers,
+    TrainOptions,
 };
 use cellscope::pipeline::jobs::train::{
     FinetuneJob, PretrainJob, model_input, predict_matrix, run_finetune, run_pretrain,

@@ -6,7 +6,6 @@
 use super::*;
 
 impl H5adReader {
-
     /// Reads `obs`.
     ///
     /// # Errors
@@ -106,7 +105,12 @@ impl H5adReader {
         Ok(df)
     }
 
-    pub(super) fn read_column(&self, frame: &Group, frame_path: &str, name: &str) -> Result<Column> {
+    pub(super) fn read_column(
+        &self,
+        frame: &Group,
+        frame_path: &str,
+        name: &str,
+    ) -> Result<Column> {
         let path = format!("{frame_path}/{name}");
         match member_kind(frame, name) {
             None => Err(DataError::missing(

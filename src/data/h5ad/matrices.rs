@@ -5,7 +5,6 @@
 use super::*;
 
 impl H5adReader {
-
     /// Describes a matrix element (`X`, `layers/<name>`, `raw/X`, `raw.X`) without reading values.
     ///
     /// # Errors

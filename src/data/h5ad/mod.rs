@@ -140,7 +140,6 @@ impl H5adReader {
 }
 
 impl H5adReader {
-
     /// Reads `obsm`: every 2-D numeric array (group of datasets, or legacy compound dataset).
     /// Data-frame entries of obsm are skipped.
     ///

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
+use crate::data::genes::GeneList;
 use crate::model::checkpoint::{
     Activation, Dense, ModelError, ModelKind, ModelWeights, load_checkpoint, model_from_state_dict,
     read_state_dict,
 };
 use crate::model::embed::Preprocessing;
-use crate::data::genes::GeneList;
 
 /// Format name written in `config.json`.
 pub const FORMAT: &str = "cellscope-model";

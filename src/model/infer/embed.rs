@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use ndarray::Array2;
 
-use crate::model::engine::Engine;
 use crate::data::genes::{Coverage, GeneAlignment, GeneList};
 use crate::data::h5ad::H5adReader;
 use crate::data::preprocess::{
     InputScale, TargetSum, check_counts, log1p, median, normalize_total, row_totals,
 };
 use crate::data::{CsrMatrix, DataError};
+use crate::model::engine::Engine;
 
 /// The preprocessing a model expects (SSL_MODELS.md: normalise to 1e4 counts, then log1p).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::data::CsrMatrix;
 use crate::model::checkpoint::{Activation, Dense, ModelWeights};
 use crate::model::dense;
 use crate::model::nets::{Classifier, Mlp, linear_from_dense};
 use crate::model::sparse::{ROWS_PER_TASK, SparseWeights, sparse_first_layer};
-use crate::data::CsrMatrix;
 
 /// Which compute path runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -96,7 +96,8 @@ pub fn select_device(choice: BackendChoice) -> Result<(EngineKind, Device, Strin
 
 impl BackendChoice {
     /// Every choice, in the order menus list them.
-    pub const ALL: [BackendChoice; 3] = [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Wgpu];
+    pub const ALL: [BackendChoice; 3] =
+        [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Wgpu];
 
     /// The choice in words (as the CLI spells it).
     pub fn name(self) -> &'static str {

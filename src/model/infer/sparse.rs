@@ -38,9 +38,9 @@
 
 use std::ops::Range;
 
-use crate::model::checkpoint::Dense;
 use crate::data::CsrMatrix;
 use crate::data::fastread::zeroed_huge;
+use crate::model::checkpoint::Dense;
 
 /// Most rows per call: their output for one chunk (512 B per row) shares L2 with a super-block.
 pub const ROWS_PER_TASK: usize = 1024;

@@ -9,7 +9,8 @@ use super::*;
 /// # Errors
 /// `Wgpu` when no adapter exists.
 pub fn training_device(choice: BackendChoice) -> Result<(Device, String), TrainError> {
-    let (_, device, name) = crate::model::engine::select_device(choice).map_err(TrainError::Device)?;
+    let (_, device, name) =
+        crate::model::engine::select_device(choice).map_err(TrainError::Device)?;
     Ok((device.autodiff(), name))
 }
 
@@ -269,7 +270,13 @@ impl EpochTally {
         }
     }
 
-    pub(super) fn event(&self, kind: EventKind, opts: &TrainOptions, step: usize, loss: f64) -> TrainEvent {
+    pub(super) fn event(
+        &self,
+        kind: EventKind,
+        opts: &TrainOptions,
+        step: usize,
+        loss: f64,
+    ) -> TrainEvent {
         TrainEvent {
             kind,
             epoch: self.epoch,

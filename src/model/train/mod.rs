@@ -32,14 +32,14 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
+use crate::data::CsrMatrix;
+use crate::data::genes::GeneList;
+use crate::data::rng::Rng;
 use crate::model::checkpoint::{Activation, ModelKind, ModelWeights};
 use crate::model::engine::BackendChoice;
 use crate::model::nets::{
     AutoEncoder, BarlowTwins, ByolOnline, Classifier, Mlp, MlpConfig, ProjectorConfig,
 };
-use crate::data::CsrMatrix;
-use crate::data::genes::GeneList;
-use crate::data::rng::Rng;
 
 mod augment;
 mod finetune;

@@ -6,13 +6,13 @@ use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 use std::time::Instant;
 
+use super::{Handle, JobError, MISSING_LABELS, Step, obs_labels};
 use crate::analysis::leiden::{LeidenParams, leiden};
 use crate::analysis::metrics::{ClusterScores, cluster_scores, encode, silhouette};
 use crate::analysis::neighbors::{KnnParams, fuzzy_connectivities, knn_with};
 use crate::analysis::pca::{pca, scale};
 use crate::analysis::spatial::{DomainParams, spatial_domains};
 use crate::analysis::umap::{UmapParams, pca_init, umap_layout};
-use super::{Handle, JobError, MISSING_LABELS, Step, obs_labels};
 use crate::analysis::{Cancelled, Control, ParamError};
 use crate::data::anndata::AnnData;
 use crate::data::matrix::CsrMatrix;

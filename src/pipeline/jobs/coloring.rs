@@ -7,8 +7,8 @@ use egui::Color32;
 
 use crate::data::AnnData;
 use crate::data::dataframe::Column;
-use crate::render::colors::categorical;
 pub use crate::render::coloring::{Coloring, LegendItem, Ramp};
+use crate::render::colors::categorical;
 
 /// Integer codes of string labels, `(codes, names)` with `names[code]`, in the order legends
 /// and tables show them: `categories` when given (names not in it last), else numeric-looking

@@ -69,7 +69,12 @@ pub fn embed(
 
 /// The provenance `cellscope embed` and the window record with an embedding: cellscope version,
 /// model path, source and weights SHA-256, data path, device, batch size, preprocessing.
-pub fn provenance(model: &Model, data: &Path, e: &Embedding, batch_size: usize) -> serde_json::Value {
+pub fn provenance(
+    model: &Model,
+    data: &Path,
+    e: &Embedding,
+    batch_size: usize,
+) -> serde_json::Value {
     serde_json::json!({
         "cellscope_version": env!("CARGO_PKG_VERSION"),
         "model": model.path.display().to_string(),

@@ -78,14 +78,18 @@ pub fn plot(data: &Path, p: &PlotParams, out: &Path) -> Result<(), JobError> {
         })?;
         (a.spatial_coords(&s)?, true, Some("units".to_string()))
     } else {
-        let m = a.obsm.get(&p.basis).filter(|m| m.ncols() >= 2).ok_or_else(|| {
-            JobError::Input(format!(
-                "{}: obsm has no 2-D '{}' (it has: {})",
-                data.display(),
-                p.basis,
-                a.obsm.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        let m = a
+            .obsm
+            .get(&p.basis)
+            .filter(|m| m.ncols() >= 2)
+            .ok_or_else(|| {
+                JobError::Input(format!(
+                    "{}: obsm has no 2-D '{}' (it has: {})",
+                    data.display(),
+                    p.basis,
+                    a.obsm.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
         (m.clone(), false, None)
     };
     let coloring = obs_or_gene_coloring(&a, &p.color).ok_or_else(|| {

@@ -20,8 +20,7 @@ use crate::model::embed::Preprocessing;
 use crate::model::format::{Model, Provenance};
 use crate::model::train::{
     Labelled, Objective, ObjectiveKind, Programmes, TrainEvent, TrainLayers, TrainOptions,
-    TrainOutcome,
-    argmax_rows, finetune as finetune_loop, pretrain as pretrain_loop, softmax_rows,
+    TrainOutcome, argmax_rows, finetune as finetune_loop, pretrain as pretrain_loop, softmax_rows,
 };
 use crate::model::{BackendChoice, Engine};
 
@@ -454,7 +453,12 @@ pub fn predict_matrix(model: &Model, x: &CsrMatrix) -> Result<Prediction, JobErr
             model.path.display()
         ))
     };
-    let k = model.weights.head.as_ref().map(|h| h.n_out).ok_or_else(no_head)?;
+    let k = model
+        .weights
+        .head
+        .as_ref()
+        .map(|h| h.n_out)
+        .ok_or_else(no_head)?;
     let engine = Engine::new(&model.weights, BackendChoice::Cpu).map_err(JobError::Device)?;
     let mut probs = Vec::with_capacity(x.n_rows * k);
     let mut r0 = 0;

@@ -198,9 +198,12 @@ fn representations(
         )),
         TransferRep::Obsm(key) => {
             let get = |a: &AnnData| {
-                a.obsm.get(*key).map(|m| m.mapv(|v| v as f32)).ok_or_else(|| {
-                    JobError::Input(format!("{}: obsm has no '{key}'", a.source.display()))
-                })
+                a.obsm
+                    .get(*key)
+                    .map(|m| m.mapv(|v| v as f32))
+                    .ok_or_else(|| {
+                        JobError::Input(format!("{}: obsm has no '{key}'", a.source.display()))
+                    })
             };
             let (rr, qr) = (get(r)?, get(q)?);
             if rr.ncols() != qr.ncols() {
@@ -237,7 +240,10 @@ pub fn run(
 ) -> Result<TransferOutput, JobError> {
     crate::analysis::ParamError::unless(job.k >= 1, "k", job.k, "at least 1")?;
     let labels = obs_labels(reference, job.label_key)?;
-    let truth = job.query_label_key.map(|k| obs_labels(query, k)).transpose()?;
+    let truth = job
+        .query_label_key
+        .map(|k| obs_labels(query, k))
+        .transpose()?;
     h.step(Step::Transfer, 0.0);
     let (rr, qr, representation) = representations(reference, query, &job.representation, h)?;
     h.check()?;

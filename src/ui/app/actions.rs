@@ -53,9 +53,19 @@ impl CellscopeApp {
             Action::SaveModel(p) => send(&self.worker, Command::SaveModel(p)),
             Action::Compare(a, b) => {
                 if let Some(d) = data {
-                    let params = self.panels.pipeline.params_for(d.default_spatial().is_some());
+                    let params = self
+                        .panels
+                        .pipeline
+                        .params_for(d.default_spatial().is_some());
                     let sides = [a, b];
-                    send(&self.worker, Command::Compare { data: d, sides, params });
+                    send(
+                        &self.worker,
+                        Command::Compare {
+                            data: d,
+                            sides,
+                            params,
+                        },
+                    );
                 }
             }
             Action::ShowComparison(show) => {

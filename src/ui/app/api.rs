@@ -100,7 +100,11 @@ impl CellscopeApp {
 
     /// The last A-vs-B comparison.
     pub fn comparison(&self) -> Option<&Comparison> {
-        self.panels.compare.state.as_ref().map(|c| c.result.as_ref())
+        self.panels
+            .compare
+            .state
+            .as_ref()
+            .map(|c| c.result.as_ref())
     }
 
     /// Whether the A-vs-B views are shown.

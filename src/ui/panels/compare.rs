@@ -131,8 +131,13 @@ impl ComparePanel {
             .iter()
             .enumerate()
             .map(|(k, t)| {
-                let mut v =
-                    PointView::new(11 + k as u64, t, Vec::new(), base.y_down, base.units.clone());
+                let mut v = PointView::new(
+                    11 + k as u64,
+                    t,
+                    Vec::new(),
+                    base.y_down,
+                    base.units.clone(),
+                );
                 v.positions = base.positions.clone();
                 v
             })

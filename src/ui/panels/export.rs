@@ -237,10 +237,22 @@ impl ExportPanel {
     fn size_fields(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let s = &mut self.figure_size;
-            ui.add(egui::DragValue::new(&mut s.width_in).range(1.0..=20.0).suffix(" in"));
+            ui.add(
+                egui::DragValue::new(&mut s.width_in)
+                    .range(1.0..=20.0)
+                    .suffix(" in"),
+            );
             ui.label("×");
-            ui.add(egui::DragValue::new(&mut s.height_in).range(1.0..=20.0).suffix(" in"));
-            ui.add(egui::DragValue::new(&mut s.dpi).range(72..=1200).suffix(" dpi"));
+            ui.add(
+                egui::DragValue::new(&mut s.height_in)
+                    .range(1.0..=20.0)
+                    .suffix(" in"),
+            );
+            ui.add(
+                egui::DragValue::new(&mut s.dpi)
+                    .range(72..=1200)
+                    .suffix(" dpi"),
+            );
         });
     }
 
@@ -313,7 +325,10 @@ pub fn csv_columns(x: &Explorer) -> Vec<CsvColumn> {
     if let Some(d) = &x.data {
         for name in d.obs.column_names() {
             if let Some(c) = d.obs.column(name) {
-                cols.push(column(name, (0..c.len()).map(|i| c.value_string(i)).collect()));
+                cols.push(column(
+                    name,
+                    (0..c.len()).map(|i| c.value_string(i)).collect(),
+                ));
             }
         }
     }
@@ -340,7 +355,10 @@ pub fn csv_columns(x: &Explorer) -> Vec<CsvColumn> {
         cols.push(column(keys::ANNOTATION, v));
     }
     if let Some(values) = &x.coloring.values {
-        cols.push(column(format!("shown: {}", x.color_label()), strings(values)));
+        cols.push(column(
+            format!("shown: {}", x.color_label()),
+            strings(values),
+        ));
     }
     cols
 }

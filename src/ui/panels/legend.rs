@@ -4,8 +4,8 @@
 
 use egui::{Color32, RichText};
 
-use super::compare::ComparePanel;
 use super::Action;
+use super::compare::ComparePanel;
 use crate::pipeline::jobs::coloring::{ColorBy, Ramp};
 use crate::ui::explorer::Explorer;
 

@@ -179,6 +179,9 @@ fn scores(ui: &mut egui::Ui, m: &Dashboard, a: &Analysis, key: &str) -> Option<A
     clicked.map(Action::Select)
 }
 
+/// One metric of a side, when it has it.
+type MetricOf = fn(&crate::pipeline::jobs::compare::SideMetrics) -> Option<f64>;
+
 /// One column per side: clusters, modularity and, with a ground truth, ARI, NMI, macro-F1 and
 /// accuracy.
 fn side_table(
@@ -204,7 +207,7 @@ fn side_table(
         if metrics.is_empty() {
             return;
         }
-        let rows: [(&str, fn(&crate::pipeline::jobs::compare::SideMetrics) -> Option<f64>); 4] = [
+        let rows: [(&str, MetricOf); 4] = [
             ("ARI (Leiden)", |m| Some(m.leiden_ari)),
             ("NMI (Leiden)", |m| Some(m.leiden_nmi)),
             ("macro-F1", |m| m.macro_f1),

@@ -134,4 +134,3 @@ fn backend_picker(ui: &mut egui::Ui, backend: &mut BackendChoice) {
             );
     });
 }
-
