@@ -4,6 +4,7 @@
 //! cargo run --release --example frame_bench -- 100000 1000000 10000000
 //! cargo run --release --example frame_bench -- --job ../shared/data/merfish_hypothalamus_animal1.h5ad
 //! cargo run --release --example frame_bench -- --direct 1000000 10000000
+//! cargo run --release --example frame_bench -- --gene 1000000
 //! ```
 //!
 //! Panning: one view of N generated points (40 Gaussian blobs), the camera moved every frame;
@@ -11,6 +12,9 @@
 //! (egui_kittest's renderer; the read-back of 1400 x 820 pixels is included, so these are upper
 //! bounds). `--job`: the explorer opens a dataset and runs the pipeline on the worker while the
 //! UI keeps drawing; reports the median and 95th percentile of the UI frame (egui pass, no GPU).
+//! `--gene N`: a generated dataset of N cells is opened and coloured by a gene; reports how long
+//! the colouring takes (what a frame took when it ran on the UI thread) and the UI frame times
+//! while the worker's views thread computes it.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a panic is the failure report
 
 use std::sync::Arc;
@@ -211,12 +215,157 @@ fn job(path: &str) {
     );
 }
 
+/// A generated dataset of `n` cells x 200 genes (about 20 counts per cell, 10 clusters, spatial
+/// coordinates on a grid), written to `dir` with cellscope's writer.
+fn generated_h5ad(n: usize, dir: &std::path::Path) -> std::path::PathBuf {
+    use cellscope::data::{AnnData, Column, CsrMatrix, DataFrame, Matrix, MatrixEncoding};
+    let genes = 200;
+    let mut rng = Rng::new(7);
+    let mut indptr = vec![0u64];
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let mut row: Vec<u32> = (0..20).map(|_| rng.below(genes) as u32).collect();
+        row.sort_unstable();
+        row.dedup();
+        for j in row {
+            indices.push(j);
+            data.push(1.0 + rng.below(5) as f32);
+        }
+        indptr.push(indices.len() as u64);
+    }
+    let nnz = indices.len() as u64;
+    let x = CsrMatrix {
+        n_rows: n,
+        n_cols: genes,
+        indptr,
+        indices,
+        data,
+    };
+    let side = (n as f64).sqrt().ceil() as usize;
+    let spatial = ndarray::Array2::from_shape_fn((n, 2), |(i, k)| {
+        if k == 0 {
+            (i % side) as f64
+        } else {
+            (i / side) as f64
+        }
+    });
+    let clusters: Vec<String> = (0..n).map(|i| format!("c{}", i % 10)).collect();
+    let adata = AnnData {
+        source: dir.join("generated.h5ad"),
+        obs: DataFrame {
+            index: (0..n).map(|i| format!("cell{i}")).collect(),
+            columns: vec![("cluster".into(), Column::categorical_from_labels(&clusters))],
+        },
+        var: DataFrame {
+            index: (0..genes).map(|g| format!("G{g}")).collect(),
+            columns: Vec::new(),
+        },
+        x: Matrix::Csr(x),
+        x_loaded: true,
+        x_info: cellscope::data::MatrixInfo {
+            path: "X".into(),
+            encoding: MatrixEncoding::Csr,
+            dtype: "float32".into(),
+            shape: (n, genes),
+            stored: nnz,
+        },
+        obsm: [("spatial".to_string(), spatial)].into_iter().collect(),
+        layers: Vec::new(),
+        raw: None,
+        uns_colors: Default::default(),
+    };
+    let out = dir.join(format!("cells_{n}.h5ad"));
+    cellscope::data::write::write_h5ad(&adata, &Default::default(), &out).unwrap();
+    out
+}
+
+/// Colouring a dataset of `n` cells by a gene: the computation alone (what a frame took when
+/// it ran on the UI thread), then the window's frames while the views thread computes it.
+fn gene(n: usize) {
+    use cellscope::pipeline::jobs::coloring::{ColorBy, ColorInputs, color};
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let path = generated_h5ad(n, dir.path());
+    println!("generated {n} cells in {:.1} s", t.elapsed().as_secs_f64());
+    let data = Arc::new(cellscope::data::open(&path).unwrap());
+    let inputs = ColorInputs {
+        data,
+        analysis: None,
+        prediction: None,
+    };
+    let by = ColorBy::Gene("G7".into());
+    let mut blocking: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let c = color(&by, &inputs);
+            assert_eq!(c.colors.len(), n);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let ctx = egui::Context::default();
+    let mut app = CellscopeApp::new(&ctx, None);
+    app.auto_analyze = false;
+    app.open(path);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .build_ui_state(|ui, app: &mut CellscopeApp| app.frame(ui, None), app);
+    let t0 = Instant::now();
+    while (h.state().data().is_none() || h.state().views_pending()) && t0.elapsed().as_secs() < 300
+    {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(8));
+    }
+    h.run_steps(3);
+    let mut rounds = Vec::new();
+    for g in ["G7", "G11", "G42"] {
+        h.state_mut().set_color_by(ColorBy::Gene(g.into()));
+        let (mut times, t0) = (Vec::new(), Instant::now());
+        loop {
+            let t = Instant::now();
+            h.step();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            if !h.state().views_pending() || t0.elapsed().as_secs() > 120 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(8));
+        }
+        let arrived = t0.elapsed().as_secs_f64() * 1e3;
+        // The frame that takes the colouring rebuilds the draw buffers (order, selection bits).
+        let take = times.pop().unwrap_or(0.0);
+        rounds.push((arrived, times, take));
+    }
+    println!(
+        "{n} cells: colouring by a gene takes {:.0} ms (median of 3): a frozen frame when it ran on the UI thread",
+        pct(&mut blocking, 0.5)
+    );
+    for (arrived, mut times, take) in rounds {
+        println!(
+            "  off the UI thread: colouring shown after {arrived:.0} ms; {} frames meanwhile, median {:.2} ms, max {:.2} ms; the frame taking it (buffers rebuilt) {take:.1} ms",
+            times.len(),
+            if times.is_empty() {
+                0.0
+            } else {
+                pct(&mut times.clone(), 0.5)
+            },
+            if times.is_empty() {
+                0.0
+            } else {
+                pct(&mut times, 1.0)
+            },
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--direct") {
         for a in &args[1..] {
             direct(a.parse().expect("N"));
         }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--gene") {
+        gene(args.get(1).map_or(1_000_000, |a| a.parse().expect("N")));
         return;
     }
     if args.first().map(String::as_str) == Some("--job") {

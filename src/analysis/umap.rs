@@ -154,6 +154,51 @@ pub fn pca_init(x: ArrayView2<f32>, seed: u64) -> Array2<f32> {
     init
 }
 
+/// The graph's edges kept for the optimisation, as CSR `(indptr, tails, epochs per sample)`:
+/// weights below `max / n_epochs` are pruned and each kept edge is sampled every
+/// `n_epochs / (n_epochs * w / max)` epochs (umap-learn's `make_epochs_per_sample`).
+fn prune_edges(graph: &CsrMatrix, n_epochs: usize) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+    let n = graph.n_rows;
+    let wmax = graph.data.iter().copied().fold(0f32, f32::max);
+    let cut = wmax / n_epochs as f32;
+    let mut indptr = vec![0usize; n + 1];
+    let mut tails: Vec<u32> = Vec::with_capacity(graph.nnz());
+    let mut eps: Vec<f32> = Vec::with_capacity(graph.nnz());
+    for i in 0..n {
+        let (cols, vals) = graph.row(i);
+        for (&j, &w) in cols.iter().zip(vals) {
+            if w >= cut && w > 0.0 {
+                tails.push(j);
+                // epochs_per_sample = n_epochs / (n_epochs * w / wmax)
+                eps.push((n_epochs as f64 / (n_epochs as f64 * w as f64 / wmax as f64)) as f32);
+            }
+        }
+        indptr[i + 1] = tails.len();
+    }
+    (indptr, tails, eps)
+}
+
+/// The initial layout scaled to `[0, 10]` per axis (umap-learn's
+/// `simplicial_set_embedding`), interleaved `[x0, y0, x1, y1, ...]`.
+fn scaled_init(init: ArrayView2<f32>) -> Vec<f32> {
+    let mut pos: Vec<f32> = Vec::with_capacity(2 * init.nrows());
+    let mut lo = [f32::INFINITY; 2];
+    let mut hi = [f32::NEG_INFINITY; 2];
+    for r in init.outer_iter() {
+        for d in 0..2 {
+            lo[d] = lo[d].min(r[d]);
+            hi[d] = hi[d].max(r[d]);
+        }
+    }
+    for r in init.outer_iter() {
+        for d in 0..2 {
+            let span = (hi[d] - lo[d]).max(f32::MIN_POSITIVE);
+            pos.push(10.0 * (r[d] - lo[d]) / span);
+        }
+    }
+    pos
+}
+
 /// Runs UMAP's SGD on a symmetric fuzzy graph (`n x n` CSR, e.g. from
 /// [`super::neighbors::fuzzy_connectivities`]) from `init` (`n x 2`). Returns `n x 2`
 /// coordinates. `progress(epoch, n_epochs)` is called after every epoch.
@@ -174,43 +219,12 @@ pub fn umap_layout(
     let (a, b) = (a as f32, b as f32);
     let gamma = p.repulsion_strength as f32;
 
-    // Prune weak edges (umap-learn: weight < max / n_epochs), then epochs per sample.
-    let wmax = graph.data.iter().copied().fold(0f32, f32::max);
-    let cut = wmax / n_epochs as f32;
-    let mut indptr = vec![0usize; n + 1];
-    let mut tails: Vec<u32> = Vec::with_capacity(graph.nnz());
-    let mut eps: Vec<f32> = Vec::with_capacity(graph.nnz());
-    for i in 0..n {
-        let (cols, vals) = graph.row(i);
-        for (&j, &w) in cols.iter().zip(vals) {
-            if w >= cut && w > 0.0 {
-                tails.push(j);
-                // epochs_per_sample = n_epochs / (n_epochs * w / wmax)
-                eps.push((n_epochs as f64 / (n_epochs as f64 * w as f64 / wmax as f64)) as f32);
-            }
-        }
-        indptr[i + 1] = tails.len();
-    }
+    let (indptr, tails, eps) = prune_edges(graph, n_epochs);
     let neg_rate = p.negative_sample_rate as f32;
     let mut next_sample: Vec<f32> = eps.clone();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / neg_rate).collect();
 
-    // Scale the initial layout to [0, 10] per axis (umap-learn simplicial_set_embedding).
-    let mut pos: Vec<f32> = Vec::with_capacity(2 * n);
-    let mut lo = [f32::INFINITY; 2];
-    let mut hi = [f32::NEG_INFINITY; 2];
-    for r in init.outer_iter() {
-        for d in 0..2 {
-            lo[d] = lo[d].min(r[d]);
-            hi[d] = hi[d].max(r[d]);
-        }
-    }
-    for r in init.outer_iter() {
-        for d in 0..2 {
-            let span = (hi[d] - lo[d]).max(f32::MIN_POSITIVE);
-            pos.push(10.0 * (r[d] - lo[d]) / span);
-        }
-    }
+    let mut pos = scaled_init(init);
 
     // Vertex chunks own disjoint slices of positions and per-edge state.
     const CHUNK: usize = 512;

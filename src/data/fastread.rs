@@ -190,95 +190,13 @@ pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, Fas
     let n = ds.size();
     let es = kind.size();
     let f = std::fs::File::open(file).ok()?;
-    let mut pieces = Vec::new();
-    if let Some(addr) = ds.offset() {
-        // Contiguous, unfiltered.
-        let mut start = 0;
-        while start < n {
-            let len = BLOCK.min(n - start);
-            pieces.push(Piece {
-                start,
-                len,
-                addr: addr + (start * es) as u64,
-                stored: (len * es) as u64,
-                compressed: false,
-                shuffled: false,
-            });
-            start += len;
-        }
+    let pieces = if let Some(addr) = ds.offset() {
+        contiguous_pieces(addr, n, es)
     } else if ds.is_chunked() {
-        let shape = ds.shape();
-        let chunk = ds.chunk()?;
-        if shape.len() != 1 || chunk.len() != 1 {
-            return None;
-        }
-        let filters = ds.filters();
-        let mut compressed = false;
-        let mut shuffled = false;
-        for (k, f) in filters.iter().enumerate() {
-            match f {
-                Filter::Deflate(_) if !compressed => compressed = true,
-                // Shuffle must come before deflate in the pipeline.
-                Filter::Shuffle if k == 0 => shuffled = true,
-                _ => return None,
-            }
-        }
-        let clen = chunk[0];
-        if clen == 0 {
-            return None;
-        }
-        let piece = |start: u64, addr: u64, stored: u64| {
-            let start = usize::try_from(start).ok()?;
-            (start < n).then(|| Piece {
-                start,
-                len: clen.min(n - start),
-                addr,
-                stored,
-                compressed,
-                shuffled,
-            })
-        };
-        // Chunk addresses from the library are relative to the superblock (a user block shifts
-        // them); the index reader's are file offsets.
-        let base = chunkindex::base_address(&f)?;
-        if let Some(chunks) = list_chunk_index(&f, base, ds, clen) {
-            for c in chunks {
-                if c.mask != 0 {
-                    return None;
-                }
-                pieces.push(piece(c.start, c.addr, c.stored)?);
-            }
-        } else {
-            // Every chunk looked up by coordinate. HDF5 1.10 walks its index from the start for
-            // each query (measured: 0.4 s for the 8,192 chunks of an 800 MB array), so
-            // unfiltered arrays of many chunks go to the library, whose read is then faster.
-            if !compressed && ds.num_chunks()? > MAX_PLAIN_CHUNKS {
-                return None;
-            }
-            let mut start = 0;
-            while start < n {
-                if let Some((mask, addr, stored)) = chunk_by_coord(ds, start as u64) {
-                    if mask != 0 {
-                        return None;
-                    }
-                    pieces.push(piece(start as u64, base.checked_add(addr)?, stored)?);
-                }
-                start += clen;
-            }
-        }
-        pieces.sort_by_key(|p| p.start);
-        if pieces
-            .windows(2)
-            .any(|w| w[0].start + w[0].len > w[1].start)
-        {
-            return None;
-        }
-        if !compressed {
-            pieces = coalesce(pieces, es);
-        }
+        chunked_pieces(&f, ds, n, es)?
     } else {
         return None;
-    }
+    };
     let mut out = zeroed_huge::<T>(n);
     // Disjoint output slices, one per piece (unwritten chunks stay at the fill value 0).
     let mut slices: Vec<(&Piece, &mut [T])> = Vec::with_capacity(pieces.len());
@@ -291,46 +209,152 @@ pub fn read_all<T: Elem>(file: &Path, ds: &Dataset) -> Option<Result<Vec<T>, Fas
         rest = tail;
         at = p.start + p.len;
     }
-    let result: Result<(), FastReadError> = slices.into_par_iter().try_for_each(|(p, dst)| {
-        if !p.compressed && !p.shuffled && T::same_bytes(kind) {
-            // Straight into the output: no staging buffer, no second copy.
-            f.read_exact_at(bytemuck::cast_slice_mut(dst), p.addr)
-                .map_err(|e| FastReadError::Corrupt(format!("bytes at {}: {e}", p.addr)))?;
-            return check_valid(dst, kind, p.start);
-        }
-        let mut raw = vec![
-            0u8;
-            usize::try_from(p.stored)
-                .map_err(|_| FastReadError::Corrupt("chunk too large".into()))?
-        ];
-        f.read_exact_at(&mut raw, p.addr)
-            .map_err(|e| FastReadError::Corrupt(format!("chunk at byte {}: {e}", p.addr)))?;
-        if p.compressed && !p.shuffled && T::same_bytes(kind) {
-            // Inflated straight into the output.
-            inflate_into(&raw, bytemuck::cast_slice_mut(dst), p.addr)?;
-            return check_valid(dst, kind, p.start);
-        }
-        let mut bytes = if p.compressed {
-            let mut d = vec![0u8; p.len * es];
-            inflate_into(&raw, &mut d, p.addr)?;
-            d
-        } else {
-            raw
-        };
-        if p.shuffled {
-            let m = bytes.len() / es;
-            let mut u = vec![0u8; bytes.len()];
-            for (k, b) in bytes[..m * es].iter().enumerate() {
-                u[(k % m) * es + k / m] = *b;
-            }
-            bytes = u;
-        }
-        for (k, (d, b)) in dst.iter_mut().zip(bytes.chunks_exact(es)).enumerate() {
-            *d = T::decode(kind, b).ok_or(FastReadError::OutOfRange { at: p.start + k })?;
-        }
-        Ok(())
-    });
+    let result: Result<(), FastReadError> = slices
+        .into_par_iter()
+        .try_for_each(|(p, dst)| read_piece(&f, p, dst, kind));
     Some(result.map(|()| out))
+}
+
+/// A contiguous, unfiltered dataset of `n` elements of `es` bytes at `addr`, in blocks.
+fn contiguous_pieces(addr: u64, n: usize, es: usize) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = BLOCK.min(n - start);
+        pieces.push(Piece {
+            start,
+            len,
+            addr: addr + (start * es) as u64,
+            stored: (len * es) as u64,
+            compressed: false,
+            shuffled: false,
+        });
+        start += len;
+    }
+    pieces
+}
+
+/// The chunks of a 1-D chunked dataset (deflate, optionally after shuffle), sorted and checked
+/// not to overlap; `None` when the library must read it (other filters or layouts, chunks with
+/// a filter mask, many unfiltered chunks without an index read).
+fn chunked_pieces(f: &std::fs::File, ds: &Dataset, n: usize, es: usize) -> Option<Vec<Piece>> {
+    let (shape, chunk) = (ds.shape(), ds.chunk()?);
+    if shape.len() != 1 || chunk.len() != 1 {
+        return None;
+    }
+    let (mut compressed, mut shuffled) = (false, false);
+    for (k, f) in ds.filters().iter().enumerate() {
+        match f {
+            Filter::Deflate(_) if !compressed => compressed = true,
+            // Shuffle must come before deflate in the pipeline.
+            Filter::Shuffle if k == 0 => shuffled = true,
+            _ => return None,
+        }
+    }
+    let clen = chunk[0];
+    if clen == 0 {
+        return None;
+    }
+    let piece = |start: u64, addr: u64, stored: u64| {
+        let start = usize::try_from(start).ok()?;
+        (start < n).then(|| Piece {
+            start,
+            len: clen.min(n - start),
+            addr,
+            stored,
+            compressed,
+            shuffled,
+        })
+    };
+    let mut pieces = Vec::new();
+    // Chunk addresses from the library are relative to the superblock (a user block shifts
+    // them); the index reader's are file offsets.
+    let base = chunkindex::base_address(f)?;
+    if let Some(chunks) = list_chunk_index(f, base, ds, clen) {
+        for c in chunks {
+            if c.mask != 0 {
+                return None;
+            }
+            pieces.push(piece(c.start, c.addr, c.stored)?);
+        }
+    } else {
+        // Every chunk looked up by coordinate. HDF5 1.10 walks its index from the start for
+        // each query (measured: 0.4 s for the 8,192 chunks of an 800 MB array), so
+        // unfiltered arrays of many chunks go to the library, whose read is then faster.
+        if !compressed && ds.num_chunks()? > MAX_PLAIN_CHUNKS {
+            return None;
+        }
+        let mut start = 0;
+        while start < n {
+            if let Some((mask, addr, stored)) = chunk_by_coord(ds, start as u64) {
+                if mask != 0 {
+                    return None;
+                }
+                pieces.push(piece(start as u64, base.checked_add(addr)?, stored)?);
+            }
+            start += clen;
+        }
+    }
+    pieces.sort_by_key(|p| p.start);
+    if pieces
+        .windows(2)
+        .any(|w| w[0].start + w[0].len > w[1].start)
+    {
+        return None;
+    }
+    Some(if compressed {
+        pieces
+    } else {
+        coalesce(pieces, es)
+    })
+}
+
+/// Reads one piece into `dst`: straight from the file (or inflated straight into it) when the
+/// stored bytes are the output's, else through a buffer (unshuffled, decoded); validated.
+fn read_piece<T: Elem>(
+    f: &std::fs::File,
+    p: &Piece,
+    dst: &mut [T],
+    kind: Kind,
+) -> Result<(), FastReadError> {
+    let es = kind.size();
+    if !p.compressed && !p.shuffled && T::same_bytes(kind) {
+        // Straight into the output: no staging buffer, no second copy.
+        f.read_exact_at(bytemuck::cast_slice_mut(dst), p.addr)
+            .map_err(|e| FastReadError::Corrupt(format!("bytes at {}: {e}", p.addr)))?;
+        return check_valid(dst, kind, p.start);
+    }
+    let mut raw = vec![
+        0u8;
+        usize::try_from(p.stored)
+            .map_err(|_| FastReadError::Corrupt("chunk too large".into()))?
+    ];
+    f.read_exact_at(&mut raw, p.addr)
+        .map_err(|e| FastReadError::Corrupt(format!("chunk at byte {}: {e}", p.addr)))?;
+    if p.compressed && !p.shuffled && T::same_bytes(kind) {
+        // Inflated straight into the output.
+        inflate_into(&raw, bytemuck::cast_slice_mut(dst), p.addr)?;
+        return check_valid(dst, kind, p.start);
+    }
+    let mut bytes = if p.compressed {
+        let mut d = vec![0u8; p.len * es];
+        inflate_into(&raw, &mut d, p.addr)?;
+        d
+    } else {
+        raw
+    };
+    if p.shuffled {
+        let m = bytes.len() / es;
+        let mut u = vec![0u8; bytes.len()];
+        for (k, b) in bytes[..m * es].iter().enumerate() {
+            u[(k % m) * es + k / m] = *b;
+        }
+        bytes = u;
+    }
+    for (k, (d, b)) in dst.iter_mut().zip(bytes.chunks_exact(es)).enumerate() {
+        *d = T::decode(kind, b).ok_or(FastReadError::OutOfRange { at: p.start + k })?;
+    }
+    Ok(())
 }
 
 /// All chunks of a 1-D chunked dataset from its index in one pass ([`chunkindex`]), checked

@@ -99,6 +99,79 @@ pub fn nice_length(target: f64) -> f64 {
         .unwrap_or(p)
 }
 
+/// Top-left anchored text of `points` typographic points (`pt` pixels each), so PNG and SVG
+/// place it alike.
+fn font(points: f64, pt: f64) -> TextStyle<'static> {
+    ("sans-serif", (points * pt) as i32)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Top))
+}
+
+/// The legend: a box and `name (count)` per category from `(x, top)` down, cut with "… N more"
+/// at `bottom`.
+fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    legend: &[LegendItem],
+    (lx, y0, y1): (i32, i32, i32),
+    pt: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let row = (11.0 * pt) as i32;
+    let box_ = (7.0 * pt) as i32;
+    let fit = ((y1 - y0) / row).max(1) as usize;
+    let mut ly = y0;
+    for (k, item) in legend.iter().enumerate() {
+        if k + 1 == fit && legend.len() > fit {
+            let more = format!("… {} more", legend.len() - k);
+            root.draw(&Text::new(more, (lx, ly), font(7.0, pt)))?;
+            break;
+        }
+        root.draw(&Rectangle::new(
+            [(lx, ly), (lx + box_, ly + box_)],
+            rgb(item.color).filled(),
+        ))?;
+        let label: String = item.name.chars().take(28).collect();
+        root.draw(&Text::new(
+            format!("{label} ({})", item.count),
+            (lx + box_ + (3.0 * pt) as i32, ly - (1.0 * pt) as i32),
+            font(7.0, pt),
+        ))?;
+        ly += row;
+    }
+    Ok(())
+}
+
+/// The colour bar of a continuous colouring, 60 % of the plot's height, with its range.
+fn draw_colorbar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (lo_v, hi_v, ramp): (f32, f32, Ramp),
+    (lx, y0, y1): (i32, i32, i32),
+    pt: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let bar_h = ((y1 - y0) as f64 * 0.6) as i32;
+    let bw = (8.0 * pt) as i32;
+    let steps = 64;
+    for s in 0..steps {
+        let t = 1.0 - s as f32 / (steps - 1) as f32;
+        let ya = y0 + bar_h * s / steps;
+        let yb = y0 + bar_h * (s + 1) / steps;
+        root.draw(&Rectangle::new(
+            [(lx, ya), (lx + bw, yb)],
+            rgb(ramp.at(t)).filled(),
+        ))?;
+    }
+    let tx = lx + bw + (3.0 * pt) as i32;
+    let top = format!("{hi_v:.3} (p99)");
+    root.draw(&Text::new(top, (tx, y0 - (4.0 * pt) as i32), font(7.0, pt)))?;
+    let bottom = format!("{lo_v:.3}");
+    root.draw(&Text::new(
+        bottom,
+        (tx, y0 + bar_h - (6.0 * pt) as i32),
+        font(7.0, pt),
+    ))?;
+    Ok(())
+}
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     fig: &Figure<'_>,
@@ -107,13 +180,7 @@ fn draw<DB: DrawingBackend>(
     register_font();
     let (w, h) = size.pixels();
     let pt = size.dpi as f64 / 72.0; // pixels per typographic point
-    // Top-left anchored text, so PNG and SVG place it alike.
-    let text = |points: f64| {
-        ("sans-serif", (points * pt) as i32)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Left, VPos::Top))
-    };
+    let text = |points: f64| font(points, pt);
     root.fill(&WHITE)?;
     let title_h = (16.0 * pt) as i32;
     root.draw(&Text::new(
@@ -184,57 +251,9 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
     let lx = w as i32 - side + margin / 2;
-    let mut ly = y0;
-    if !fig.legend.is_empty() {
-        let row = (11.0 * pt) as i32;
-        let box_ = (7.0 * pt) as i32;
-        let fit = ((y1 - y0) / row).max(1) as usize;
-        for (k, item) in fig.legend.iter().enumerate() {
-            if k + 1 == fit && fig.legend.len() > fit {
-                root.draw(&Text::new(
-                    format!("… {} more", fig.legend.len() - k),
-                    (lx, ly),
-                    text(7.0),
-                ))?;
-                break;
-            }
-            root.draw(&Rectangle::new(
-                [(lx, ly), (lx + box_, ly + box_)],
-                rgb(item.color).filled(),
-            ))?;
-            let label: String = item.name.chars().take(28).collect();
-            root.draw(&Text::new(
-                format!("{label} ({})", item.count),
-                (lx + box_ + (3.0 * pt) as i32, ly - (1.0 * pt) as i32),
-                text(7.0),
-            ))?;
-            ly += row;
-        }
-    }
+    draw_legend(root, fig.legend, (lx, y0, y1), pt)?;
     if let Some((lo_v, hi_v, ramp)) = fig.colorbar {
-        let bar_h = ((y1 - y0) as f64 * 0.6) as i32;
-        let bw = (8.0 * pt) as i32;
-        let steps = 64;
-        for s in 0..steps {
-            let t = 1.0 - s as f32 / (steps - 1) as f32;
-            let ya = y0 + bar_h * s / steps;
-            let yb = y0 + bar_h * (s + 1) / steps;
-            root.draw(&Rectangle::new(
-                [(lx, ya), (lx + bw, yb)],
-                rgb(ramp.at(t)).filled(),
-            ))?;
-        }
-        let tx = lx + bw + (3.0 * pt) as i32;
-        root.draw(&Text::new(
-            format!("{hi_v:.3} (p99)"),
-            (tx, y0 - (4.0 * pt) as i32),
-            text(7.0),
-        ))?;
-        root.draw(&Text::new(
-            format!("{lo_v:.3}"),
-            (tx, y0 + bar_h - (6.0 * pt) as i32),
-            text(7.0),
-        ))?;
+        draw_colorbar(root, (lo_v, hi_v, ramp), (lx, y0, y1), pt)?;
     }
     root.present()
 }
