@@ -81,12 +81,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         uns: vec![("cellscope_analysis".into(), report.clone())],
         ..Default::default()
     };
-    with_handle(|h| export::write_results(&data, &results, &a.out, h))?;
-    eprintln!("wrote {}", a.out.display());
-    if let Some(m) = &a.metrics_json {
-        export::write_json(m, &report)?;
-    }
-    Ok(())
+    let metrics = a.metrics_json.as_deref().map(|m| (m, &report));
+    super::write_back(&data, &results, &a.out, metrics)
 }
 
 fn print_scores(o: &AnalyzeOutput) {

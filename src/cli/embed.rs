@@ -49,9 +49,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::data::genes::Homologs::read_csv)
         .transpose()?;
-    let model = super::load_model(&a.model, a.genes.as_deref())?;
+    let crate::pipeline::jobs::model::Loaded { model, engine } =
+        super::load(&a.model, a.genes.as_deref(), a.backend.into())?;
     eprintln!("model: {}", model.weights);
-    let engine = crate::pipeline::jobs::model::engine(&model, a.backend.into())?;
     eprintln!("device: {}", engine.description());
     let params = embed::EmbedParams {
         batch_size: Some(a.batch_size),
@@ -84,7 +84,5 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         uns: vec![("cellscope_coverage".into(), serde_json::json!(emb.coverage))],
         ..Default::default()
     };
-    with_handle(|h| export::write_results(&adata, &results, &a.out, h))?;
-    eprintln!("wrote {}", a.out.display());
-    Ok(())
+    super::write_back(&adata, &results, &a.out, None)
 }

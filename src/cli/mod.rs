@@ -107,6 +107,10 @@ impl From<BackendArg> for BackendChoice {
 /// The job's error (a [`JobError`] inside the `anyhow` chain; [`exit_code`] maps it), for
 /// printing by `main` (one message, no backtrace).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.command.is_some() {
+        // From the start, so that Ctrl-C while a file is read still ends cleanly.
+        cancel_on_ctrl_c();
+    }
     match cli.command {
         Some(Command::Embed(a)) => embed::run(a),
         Some(Command::Analyze(a)) => analyze::run(a),
@@ -162,6 +166,35 @@ fn with_handle<T>(job: impl FnOnce(&mut Handle<'_>) -> T) -> T {
     drop(h);
     bars.finish();
     r
+}
+
+/// Writes `adata` with `results` to the new `.h5ad` at `out` (the one write-back,
+/// [`crate::pipeline::jobs::export::write_results`]), says so, and writes `metrics` as JSON to
+/// its path when asked.
+fn write_back(
+    adata: &crate::data::AnnData,
+    results: &crate::export::tables::Results<'_>,
+    out: &std::path::Path,
+    metrics: Option<(&std::path::Path, &serde_json::Value)>,
+) -> anyhow::Result<()> {
+    use crate::pipeline::jobs::export;
+    with_handle(|h| export::write_results(adata, results, out, h))?;
+    eprintln!("wrote {}", out.display());
+    if let Some((path, value)) = metrics {
+        export::write_json(path, value)?;
+    }
+    Ok(())
+}
+
+/// [`crate::pipeline::jobs::model::load`] (the model and its engine on `backend`) with
+/// download bars and Ctrl-C.
+fn load(
+    model: &std::path::Path,
+    genes: Option<&std::path::Path>,
+    backend: BackendChoice,
+) -> Result<crate::pipeline::jobs::model::Loaded, JobError> {
+    let hub = crate::model::hub::Hub::from_env();
+    with_handle(|h| crate::pipeline::jobs::model::load(model, genes, backend, &hub, h))
 }
 
 /// [`crate::pipeline::jobs::model::resolve`] with download bars and Ctrl-C.

@@ -62,7 +62,5 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }),
         ..Default::default()
     };
-    with_handle(|h| export::write_results(&adata, &results, &a.out, h))?;
-    eprintln!("wrote {}", a.out.display());
-    Ok(())
+    super::write_back(&adata, &results, &a.out, None)
 }

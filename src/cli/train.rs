@@ -132,7 +132,12 @@ fn check_out(out: &Path) -> Result<(), JobError> {
     Ok(())
 }
 
+/// Saves the model and prints how the run ended. A run cancelled with Ctrl-C saves nothing (the
+/// window keeps its last good epoch; the command line treats Ctrl-C as "stop, keep nothing").
 fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
+    if t.outcome.cancelled {
+        return Err(JobError::Cancelled.into());
+    }
     crate::model::save_model(&t.model, out)?;
     eprintln!(
         "{}: {}; {}; genes {}",

@@ -7,8 +7,8 @@ use super::with_handle;
 use crate::analysis::transfer::LabelMap;
 use crate::export::tables::Results;
 use crate::model::BackendChoice;
+use crate::pipeline::jobs::export;
 use crate::pipeline::jobs::transfer::{TransferJob, TransferOutput, TransferRep};
-use crate::pipeline::jobs::{export, model};
 
 /// Arguments of `cellscope transfer`.
 #[derive(Debug, clap::Args)]
@@ -61,16 +61,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let reference = crate::data::open(&a.reference)?;
     let query = crate::data::open(&a.query)?;
-    let loaded = match &a.model {
-        Some(m) => {
-            let m = super::load_model(m, None)?;
-            let e = model::engine(&m, BackendChoice::Auto)?;
-            Some((m, e))
-        }
-        None => None,
-    };
+    let loaded = (a.model.as_deref())
+        .map(|m| super::load(m, None, BackendChoice::Auto))
+        .transpose()?;
     let representation = match (&loaded, &a.use_rep) {
-        (Some((m, e)), _) => TransferRep::Model(m, e),
+        (Some(l), _) => TransferRep::Model(&l.model, &l.engine),
         (None, Some(key)) => TransferRep::Obsm(key),
         (None, None) => TransferRep::SharedGenes,
     };
@@ -95,12 +90,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         uns: vec![("cellscope_transfer".into(), report.clone())],
         ..Default::default()
     };
-    with_handle(|h| export::write_results(&query, &results, &a.out, h))?;
-    eprintln!("wrote {}", a.out.display());
-    if let Some(m) = &a.metrics_json {
-        export::write_json(m, &report)?;
-    }
-    Ok(())
+    let metrics = a.metrics_json.as_deref().map(|m| (m, &report));
+    super::write_back(&query, &results, &a.out, metrics)
 }
 
 fn print_scores(o: &TransferOutput) {

@@ -204,4 +204,78 @@ fn bad_arguments_give_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected 2 fields"));
+    // Parameters out of range are checked before any work: one line naming the parameter.
+    for (arg, name) in [
+        ("--resolution=-1", "resolution"),
+        ("--n-neighbors=1", "n_neighbors"),
+        ("--spatial-domains=0", "spatial_domains"),
+    ] {
+        let o = run(&[
+            "analyze",
+            input.to_str().unwrap(),
+            arg,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains(name) && !err.contains("panicked"), "{err}");
+    }
+    let o = run(&[
+        "transfer",
+        "--reference",
+        pbmc.to_str().unwrap(),
+        "--label-key",
+        "bulk_labels",
+        "--query",
+        pbmc.to_str().unwrap(),
+        "--k",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("k = 0"), "{err}");
+    assert!(!out.exists(), "nothing written on error");
+}
+
+/// Ctrl-C (SIGINT) during a long job cancels it cleanly: exit code 130, a message that says so,
+/// and nothing at the output path (here a pre-training of 1,000 epochs, stopped after 3 s).
+#[test]
+fn ctrl_c_cancels_a_running_job_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let child = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("pretrain")
+        .arg(common::shared_data().join("hypothalamus_scrna_ref.h5ad"))
+        .args(["--objective", "random-mask", "--epochs", "1000"])
+        .args([
+            "--batch-size",
+            "256",
+            "--hidden",
+            "64,32",
+            "--backend",
+            "cpu",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(
+        !out.exists(),
+        "a cancelled pre-training left {}",
+        out.display()
+    );
 }

@@ -727,61 +727,11 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
     let nodes = m.nodes;
 
     let mut out = TorchFile::default();
-    let mut load = |storage: usize,
-                    offset: usize,
-                    shape: &[usize],
-                    stride: &[usize]|
-     -> Result<TensorData, TorchError> {
-        let Node::Storage { dtype, key, numel } = &nodes[storage] else {
-            return Err(arch_err("tensor without storage".into()));
-        };
-        let name = format!("{prefix}data/{key}");
-        let mut bytes = Vec::new();
-        zip.by_name(&name)
-            .and_then(|mut e| e.read_to_end(&mut bytes).map_err(Into::into))
-            .map_err(|e| arch_err(format!("storage {name}: {e}")))?;
-        if bytes.len() < numel * dtype.size() {
-            return Err(arch_err(format!(
-                "storage {name} holds {} bytes, expected {} ({numel} x {} bytes)",
-                bytes.len(),
-                numel * dtype.size(),
-                dtype.size()
-            )));
-        }
-        let n: usize = shape.iter().product();
-        let mut values = Vec::with_capacity(n);
-        let es = dtype.size();
-        // Last element's position must lie inside the storage.
-        let last = offset
-            + shape
-                .iter()
-                .zip(stride)
-                .map(|(&s, &st)| s.saturating_sub(1) * st)
-                .sum::<usize>();
-        if n > 0 && last >= *numel {
-            return Err(arch_err(format!(
-                "tensor in storage {key} reaches outside it"
-            )));
-        }
-        let mut idx = vec![0usize; shape.len()];
-        for _ in 0..n {
-            let p = offset + idx.iter().zip(stride).map(|(&i, &s)| i * s).sum::<usize>();
-            values.push(dtype.read(&bytes[p * es..(p + 1) * es]));
-            for d in (0..shape.len()).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        Ok(TensorData {
-            shape: shape.to_vec(),
-            values,
-            dtype: *dtype,
-        })
+    let mut storages = Storages {
+        zip: &mut zip,
+        prefix: &prefix,
+        file: &file,
     };
-
     // Walk string-keyed dicts from the root, collecting tensors by dotted path.
     let mut todo: Vec<(String, usize, usize)> = vec![(String::new(), root, 0)];
     while let Some((path, id, depth)) = todo.pop() {
@@ -810,7 +760,7 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
                 shape,
                 stride,
             } if keep(&path) => {
-                let t = load(*storage, *offset, shape, stride)?;
+                let t = storages.tensor(&nodes[*storage], *offset, shape, stride)?;
                 out.tensors.insert(path, t);
             }
             _ => {}
@@ -826,6 +776,79 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
         }
     }
     Ok(out)
+}
+
+/// The tensor storages of a checkpoint archive (`<prefix>data/<key>` entries).
+struct Storages<'a> {
+    zip: &'a mut zip::ZipArchive<std::fs::File>,
+    prefix: &'a str,
+    file: &'a str,
+}
+
+impl Storages<'_> {
+    fn error(&self, message: String) -> TorchError {
+        TorchError::Archive {
+            file: self.file.to_string(),
+            message,
+        }
+    }
+
+    /// The values of a tensor view (`offset`, `shape`, `stride` in elements) of `storage`,
+    /// row-major; the view must lie inside the storage, whose bytes must cover its `numel`.
+    fn tensor(
+        &mut self,
+        storage: &Node,
+        offset: usize,
+        shape: &[usize],
+        stride: &[usize],
+    ) -> Result<TensorData, TorchError> {
+        let Node::Storage { dtype, key, numel } = storage else {
+            return Err(self.error("tensor without storage".into()));
+        };
+        let name = format!("{}data/{key}", self.prefix);
+        let mut bytes = Vec::new();
+        let read = (self.zip.by_name(&name))
+            .and_then(|mut e| e.read_to_end(&mut bytes).map_err(Into::into));
+        read.map_err(|e| self.error(format!("storage {name}: {e}")))?;
+        let es = dtype.size();
+        if bytes.len() < numel * es {
+            return Err(self.error(format!(
+                "storage {name} holds {} bytes, expected {} ({numel} x {es} bytes)",
+                bytes.len(),
+                numel * es,
+            )));
+        }
+        let n: usize = shape.iter().product();
+        // Last element's position must lie inside the storage.
+        let last = offset
+            + shape
+                .iter()
+                .zip(stride)
+                .map(|(&s, &st)| s.saturating_sub(1) * st)
+                .sum::<usize>();
+        if n > 0 && last >= *numel {
+            let m = format!("tensor in storage {key} reaches outside it");
+            return Err(self.error(m));
+        }
+        let mut values = Vec::with_capacity(n);
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..n {
+            let p = offset + idx.iter().zip(stride).map(|(&i, &s)| i * s).sum::<usize>();
+            values.push(dtype.read(&bytes[p * es..(p + 1) * es]));
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(TensorData {
+            shape: shape.to_vec(),
+            values,
+            dtype: *dtype,
+        })
+    }
 }
 
 fn simple(nodes: &[Node], id: usize, depth: usize) -> Simple {
