@@ -19,5 +19,5 @@ pub use import::{checkpoint, format, hub, torch_pickle};
 pub use infer::{dense, embed, engine, sparse};
 
 pub use checkpoint::{Activation, Dense, ModelError, ModelKind, ModelWeights, load_checkpoint};
-pub use engine::{BackendChoice, Engine, EngineKind};
+pub use engine::{BackendChoice, Engine, EngineError, EngineKind};
 pub use format::{Model, load_model, save_model};

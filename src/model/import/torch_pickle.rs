@@ -397,261 +397,290 @@ impl<'a> Machine<'a> {
     fn run(&mut self) -> Result<usize, TorchError> {
         loop {
             let op = self.u8()?;
-            match op {
-                0x80 => {
-                    self.u8()?;
-                } // PROTO
-                0x95 => {
-                    self.u64()?;
-                } // FRAME
-                b'.' => return self.pop(), // STOP
-                b'(' => self.push(Node::Mark),
-                b'}' => self.push(Node::Dict(Vec::new())),
-                b']' => self.push(Node::List(Vec::new())),
-                b')' => self.push(Node::Tuple(Vec::new())),
-                0x8f => self.push(Node::Set(Vec::new())),
-                b'N' => self.push(Node::None),
-                0x88 => self.push(Node::Bool(true)),
-                0x89 => self.push(Node::Bool(false)),
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(Node::Int(i64::from(v)));
-                }
-                b'M' => {
-                    let b = self.take(2)?;
-                    let v = u16::from_le_bytes([b[0], b[1]]);
-                    self.push(Node::Int(i64::from(v)));
-                }
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push(Node::Int(i64::from(v)));
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        usize::from(self.u8()?)
-                    } else {
-                        self.u32()? as usize
-                    };
-                    let b = self.take(n)?;
-                    // Two's-complement little-endian; values beyond i64 are kept truncated.
-                    let mut a = [0u8; 8];
-                    let k = n.min(8);
-                    a[..k].copy_from_slice(&b[..k]);
-                    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
-                        for x in &mut a[n..] {
-                            *x = 0xff;
-                        }
+            if op == b'.' {
+                return self.pop(); // STOP
+            }
+            if !(self.scalar(op)? || self.container(op)? || self.object(op)?) {
+                return Err(self.err(format!("unsupported pickle opcode 0x{op:02x}")));
+            }
+        }
+    }
+
+    /// Scalars and markers: protocol, frames, marks, empty containers, None, booleans,
+    /// integers, floats, strings and bytes. Returns whether `op` was one of them.
+    fn scalar(&mut self, op: u8) -> Result<bool, TorchError> {
+        match op {
+            0x80 => {
+                self.u8()?;
+            } // PROTO
+            0x95 => {
+                self.u64()?;
+            } // FRAME
+            b'(' => self.push(Node::Mark),
+            b'}' => self.push(Node::Dict(Vec::new())),
+            b']' => self.push(Node::List(Vec::new())),
+            b')' => self.push(Node::Tuple(Vec::new())),
+            0x8f => self.push(Node::Set(Vec::new())),
+            b'N' => self.push(Node::None),
+            0x88 => self.push(Node::Bool(true)),
+            0x89 => self.push(Node::Bool(false)),
+            b'K' => {
+                let v = self.u8()?;
+                self.push(Node::Int(i64::from(v)));
+            }
+            b'M' => {
+                let b = self.take(2)?;
+                let v = u16::from_le_bytes([b[0], b[1]]);
+                self.push(Node::Int(i64::from(v)));
+            }
+            b'J' => {
+                let v = self.u32()? as i32;
+                self.push(Node::Int(i64::from(v)));
+            }
+            0x8a | 0x8b => {
+                let n = if op == 0x8a {
+                    usize::from(self.u8()?)
+                } else {
+                    self.u32()? as usize
+                };
+                let b = self.take(n)?;
+                // Two's-complement little-endian; values beyond i64 are kept truncated.
+                let mut a = [0u8; 8];
+                let k = n.min(8);
+                a[..k].copy_from_slice(&b[..k]);
+                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                    for x in &mut a[n..] {
+                        *x = 0xff;
                     }
-                    self.push(Node::Int(i64::from_le_bytes(a)));
                 }
-                b'G' => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    self.push(Node::Float(f64::from_be_bytes(a)));
+                self.push(Node::Int(i64::from_le_bytes(a)));
+            }
+            b'G' => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                self.push(Node::Float(f64::from_be_bytes(a)));
+            }
+            b'I' => {
+                let s = self.line()?;
+                let n = match s.as_str() {
+                    "00" => Node::Bool(false),
+                    "01" => Node::Bool(true),
+                    _ => Node::Int(s.trim().parse().map_err(|_| self.err("bad INT"))?),
+                };
+                self.push(n);
+            }
+            b'L' => {
+                let s = self.line()?;
+                let v = s
+                    .trim_end_matches('L')
+                    .parse()
+                    .map_err(|_| self.err("bad LONG"))?;
+                self.push(Node::Int(v));
+            }
+            b'F' => {
+                let s = self.line()?;
+                let v = s.trim().parse().map_err(|_| self.err("bad FLOAT"))?;
+                self.push(Node::Float(v));
+            }
+            0x8c | b'X' | 0x8d => {
+                let n = match op {
+                    0x8c => usize::from(self.u8()?),
+                    b'X' => self.u32()? as usize,
+                    _ => usize::try_from(self.u64()?).map_err(|_| self.err("huge string"))?,
+                };
+                let s = String::from_utf8_lossy(self.take(n)?).into_owned();
+                self.push(Node::Str(s));
+            }
+            b'U' | b'T' => {
+                let n = if op == b'U' {
+                    usize::from(self.u8()?)
+                } else {
+                    self.u32()? as usize
+                };
+                let s = String::from_utf8_lossy(self.take(n)?).into_owned();
+                self.push(Node::Str(s));
+            }
+            b'V' | b'S' => {
+                let s = self.line()?;
+                self.push(Node::Str(s.trim_matches('\'').to_string()));
+            }
+            b'C' | b'B' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'C' => usize::from(self.u8()?),
+                    b'B' => self.u32()? as usize,
+                    _ => usize::try_from(self.u64()?).map_err(|_| self.err("huge bytes"))?,
+                };
+                let b = self.take(n)?.to_vec();
+                self.push(Node::Bytes(b));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Containers: tuples, lists, dicts and sets built from the stack or a mark, items
+    /// appended or set. Returns whether `op` was one of them.
+    fn container(&mut self, op: u8) -> Result<bool, TorchError> {
+        match op {
+            b't' => {
+                let items = self.pop_mark()?;
+                self.push(Node::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                if self.stack.len() < n {
+                    return Err(self.err("stack underflow in TUPLEn"));
                 }
-                b'I' => {
-                    let s = self.line()?;
-                    let n = match s.as_str() {
-                        "00" => Node::Bool(false),
-                        "01" => Node::Bool(true),
-                        _ => Node::Int(s.trim().parse().map_err(|_| self.err("bad INT"))?),
-                    };
-                    self.push(n);
-                }
-                b'L' => {
-                    let s = self.line()?;
-                    let v = s
-                        .trim_end_matches('L')
-                        .parse()
-                        .map_err(|_| self.err("bad LONG"))?;
-                    self.push(Node::Int(v));
-                }
-                b'F' => {
-                    let s = self.line()?;
-                    let v = s.trim().parse().map_err(|_| self.err("bad FLOAT"))?;
-                    self.push(Node::Float(v));
-                }
-                0x8c | b'X' | 0x8d => {
-                    let n = match op {
-                        0x8c => usize::from(self.u8()?),
-                        b'X' => self.u32()? as usize,
-                        _ => usize::try_from(self.u64()?).map_err(|_| self.err("huge string"))?,
-                    };
-                    let s = String::from_utf8_lossy(self.take(n)?).into_owned();
-                    self.push(Node::Str(s));
-                }
-                b'U' | b'T' => {
-                    let n = if op == b'U' {
-                        usize::from(self.u8()?)
-                    } else {
-                        self.u32()? as usize
-                    };
-                    let s = String::from_utf8_lossy(self.take(n)?).into_owned();
-                    self.push(Node::Str(s));
-                }
-                b'V' | b'S' => {
-                    let s = self.line()?;
-                    self.push(Node::Str(s.trim_matches('\'').to_string()));
-                }
-                b'C' | b'B' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'C' => usize::from(self.u8()?),
-                        b'B' => self.u32()? as usize,
-                        _ => usize::try_from(self.u64()?).map_err(|_| self.err("huge bytes"))?,
-                    };
-                    let b = self.take(n)?.to_vec();
-                    self.push(Node::Bytes(b));
-                }
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Tuple(items));
-                }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    if self.stack.len() < n {
-                        return Err(self.err("stack underflow in TUPLEn"));
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Node::Tuple(items));
-                }
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::List(items));
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Dict(pairs(&items)));
-                }
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Set(items));
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    let d = self.top()?;
-                    self.add_items(d, vec![(k, v)])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let d = self.top()?;
-                    self.add_items(d, pairs(&items))?;
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    let l = self.top()?;
-                    self.append(l, vec![v])?;
-                }
-                b'e' | 0x90 => {
-                    let items = self.pop_mark()?;
-                    let l = self.top()?;
-                    self.append(l, items)?;
-                }
-                b'q' => {
-                    let k = u64::from(self.u8()?);
-                    let t = self.top()?;
-                    self.memo.insert(k, t);
-                }
-                b'r' => {
-                    let k = u64::from(self.u32()?);
-                    let t = self.top()?;
-                    self.memo.insert(k, t);
-                }
-                0x94 => {
-                    let k = self.memo.len() as u64;
-                    let t = self.top()?;
-                    self.memo.insert(k, t);
-                }
-                b'p' => {
-                    let k = self
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.push(Node::Tuple(items));
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.push(Node::List(items));
+            }
+            b'd' => {
+                let items = self.pop_mark()?;
+                self.push(Node::Dict(pairs(&items)));
+            }
+            0x91 => {
+                let items = self.pop_mark()?;
+                self.push(Node::Set(items));
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let d = self.top()?;
+                self.add_items(d, vec![(k, v)])?;
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                let d = self.top()?;
+                self.add_items(d, pairs(&items))?;
+            }
+            b'a' => {
+                let v = self.pop()?;
+                let l = self.top()?;
+                self.append(l, vec![v])?;
+            }
+            b'e' | 0x90 => {
+                let items = self.pop_mark()?;
+                let l = self.top()?;
+                self.append(l, items)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo, the stack, globals, calls (`REDUCE`, `NEWOBJ`), `BUILD` and persistent ids.
+    /// Returns whether `op` was one of them.
+    fn object(&mut self, op: u8) -> Result<bool, TorchError> {
+        match op {
+            b'q' => {
+                let k = u64::from(self.u8()?);
+                let t = self.top()?;
+                self.memo.insert(k, t);
+            }
+            b'r' => {
+                let k = u64::from(self.u32()?);
+                let t = self.top()?;
+                self.memo.insert(k, t);
+            }
+            0x94 => {
+                let k = self.memo.len() as u64;
+                let t = self.top()?;
+                self.memo.insert(k, t);
+            }
+            b'p' => {
+                let k = self
+                    .line()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.err("bad PUT"))?;
+                let t = self.top()?;
+                self.memo.insert(k, t);
+            }
+            b'h' | b'j' | b'g' => {
+                let k = match op {
+                    b'h' => u64::from(self.u8()?),
+                    b'j' => u64::from(self.u32()?),
+                    _ => self
                         .line()?
                         .trim()
                         .parse()
-                        .map_err(|_| self.err("bad PUT"))?;
-                    let t = self.top()?;
-                    self.memo.insert(k, t);
-                }
-                b'h' | b'j' | b'g' => {
-                    let k = match op {
-                        b'h' => u64::from(self.u8()?),
-                        b'j' => u64::from(self.u32()?),
-                        _ => self
-                            .line()?
-                            .trim()
-                            .parse()
-                            .map_err(|_| self.err("bad GET"))?,
-                    };
-                    let id = *self
-                        .memo
-                        .get(&k)
-                        .ok_or_else(|| self.err(format!("memo key {k} missing")))?;
-                    self.stack.push(id);
-                }
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let t = self.top()?;
-                    self.stack.push(t);
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.push(Node::Global(module, name));
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (&self.nodes[module], &self.nodes[name]) {
-                        (Node::Str(m), Node::Str(n)) => {
-                            let g = Node::Global(m.clone(), n.clone());
-                            self.push(g);
-                        }
-                        _ => return Err(self.err("STACK_GLOBAL needs two strings")),
-                    }
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    let n = self.call(func, args)?;
-                    self.push(n);
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    let n = self.call(cls, args)?;
-                    self.push(n);
-                }
-                0x92 => {
-                    let _kwargs = self.pop()?;
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    let n = self.call(cls, args)?;
-                    self.push(n);
-                }
-                b'b' => {
-                    // BUILD: set state. A dict state of an opaque object is kept as its items.
-                    let state = self.pop()?;
-                    let obj = self.top()?;
-                    if let (Node::Object { .. }, Node::Dict(pairs)) =
-                        (&self.nodes[obj], self.nodes[state].clone())
-                    {
-                        self.add_items(obj, pairs)?;
-                    }
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let n = self.persistent(pid)?;
-                    self.push(n);
-                }
-                b'P' => return Err(self.err("text persistent IDs (PERSID) are not used by torch")),
-                other => return Err(self.err(format!("unsupported pickle opcode 0x{other:02x}"))),
+                        .map_err(|_| self.err("bad GET"))?,
+                };
+                let id = *self
+                    .memo
+                    .get(&k)
+                    .ok_or_else(|| self.err(format!("memo key {k} missing")))?;
+                self.stack.push(id);
             }
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let t = self.top()?;
+                self.stack.push(t);
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.push(Node::Global(module, name));
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (&self.nodes[module], &self.nodes[name]) {
+                    (Node::Str(m), Node::Str(n)) => {
+                        let g = Node::Global(m.clone(), n.clone());
+                        self.push(g);
+                    }
+                    _ => return Err(self.err("STACK_GLOBAL needs two strings")),
+                }
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                let n = self.call(func, args)?;
+                self.push(n);
+            }
+            0x81 => {
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                let n = self.call(cls, args)?;
+                self.push(n);
+            }
+            0x92 => {
+                let _kwargs = self.pop()?;
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                let n = self.call(cls, args)?;
+                self.push(n);
+            }
+            b'b' => {
+                // BUILD: set state. A dict state of an opaque object is kept as its items.
+                let state = self.pop()?;
+                let obj = self.top()?;
+                if let (Node::Object { .. }, Node::Dict(pairs)) =
+                    (&self.nodes[obj], self.nodes[state].clone())
+                {
+                    self.add_items(obj, pairs)?;
+                }
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                let n = self.persistent(pid)?;
+                self.push(n);
+            }
+            b'P' => return Err(self.err("text persistent IDs (PERSID) are not used by torch")),
+            _ => return Ok(false),
         }
+        Ok(true)
     }
 
     fn persistent(&self, pid: usize) -> Result<Node, TorchError> {

@@ -59,13 +59,26 @@ fn probe_adapter() -> Option<(String, bool)> {
     ))
 }
 
+/// Why no engine could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The GPU backend was asked for and no wgpu adapter exists.
+    #[error(
+        "GPU backend (wgpu) asked for, but no wgpu adapter was found (install a Vulkan driver, e.g. mesa-vulkan-drivers)"
+    )]
+    NoAdapter,
+    /// The model has no backbone layers.
+    #[error("the model has no backbone layers")]
+    EmptyBackbone,
+}
+
 /// The compute path and burn device for a backend choice, with a description for the user.
 /// `Auto` takes wgpu only for a hardware adapter: on a software adapter (lavapipe) the CPU path
 /// is several times faster. `Wgpu` takes any adapter.
 ///
 /// # Errors
 /// `Wgpu` when no adapter exists.
-pub fn select_device(choice: BackendChoice) -> Result<(EngineKind, Device, String), String> {
+pub fn select_device(choice: BackendChoice) -> Result<(EngineKind, Device, String), EngineError> {
     let threads = rayon::current_num_threads();
     let cpu = |note: &str| {
         (
@@ -83,9 +96,9 @@ pub fn select_device(choice: BackendChoice) -> Result<(EngineKind, Device, Strin
     };
     match choice {
         BackendChoice::Cpu => Ok(cpu("")),
-        BackendChoice::Wgpu => probe_adapter().map(|(name, _)| gpu(name)).ok_or_else(|| {
-            "GPU backend (wgpu) asked for, but no wgpu adapter was found (install a Vulkan driver, e.g. mesa-vulkan-drivers)".to_string()
-        }),
+        BackendChoice::Wgpu => probe_adapter()
+            .map(|(name, _)| gpu(name))
+            .ok_or(EngineError::NoAdapter),
         BackendChoice::Auto => Ok(match probe_adapter() {
             Some((name, true)) => gpu(name),
             Some((name, false)) => cpu(&format!("; software adapter {name} skipped")),
@@ -203,11 +216,8 @@ impl Engine {
     ///
     /// # Errors
     /// `--backend wgpu` when no wgpu adapter exists; an empty backbone.
-    pub fn new(model: &ModelWeights, choice: BackendChoice) -> Result<Self, String> {
-        let first = model
-            .backbone
-            .first()
-            .ok_or_else(|| "the model has no backbone layers".to_string())?;
+    pub fn new(model: &ModelWeights, choice: BackendChoice) -> Result<Self, EngineError> {
+        let first = model.backbone.first().ok_or(EngineError::EmptyBackbone)?;
         let (kind, device, mut description) = select_device(choice)?;
         if kind == EngineKind::SparseCpu {
             description = description.replacen(" threads", " threads, sparse first layer", 1);

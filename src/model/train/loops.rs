@@ -9,8 +9,8 @@ use super::*;
 /// # Errors
 /// `Wgpu` when no adapter exists.
 pub fn training_device(choice: BackendChoice) -> Result<(Device, String), TrainError> {
-    let (_, device, name) =
-        crate::model::engine::select_device(choice).map_err(TrainError::Device)?;
+    let (_, device, name) = crate::model::engine::select_device(choice)
+        .map_err(|e| TrainError::Device(e.to_string()))?;
     Ok((device.autodiff(), name))
 }
 

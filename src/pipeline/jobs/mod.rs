@@ -196,9 +196,9 @@ pub enum JobError {
     /// Writing an export failed.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
-    /// No compute device for the backend asked for.
-    #[error("{0}")]
-    Device(String),
+    /// No compute engine for the model on the backend asked for.
+    #[error(transparent)]
+    Device(#[from] crate::model::engine::EngineError),
     /// An input that does not fit the job: a missing obs column or obsm key, no shared genes,
     /// an output path that is the input. The message names the file and the element.
     #[error("{0}")]

@@ -51,7 +51,7 @@ pub fn resolve(
 /// # Errors
 /// [`JobError::Device`] when `backend` asks for a device that does not exist.
 pub fn engine(model: &Model, backend: BackendChoice) -> Result<Engine, JobError> {
-    Engine::new(&model.weights, backend).map_err(JobError::Device)
+    Engine::new(&model.weights, backend).map_err(JobError::from)
 }
 
 /// [`resolve`] then [`engine`].

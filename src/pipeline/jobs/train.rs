@@ -459,7 +459,7 @@ pub fn predict_matrix(model: &Model, x: &CsrMatrix) -> Result<Prediction, JobErr
         .as_ref()
         .map(|h| h.n_out)
         .ok_or_else(no_head)?;
-    let engine = Engine::new(&model.weights, BackendChoice::Cpu).map_err(JobError::Device)?;
+    let engine = Engine::new(&model.weights, BackendChoice::Cpu).map_err(JobError::from)?;
     let mut probs = Vec::with_capacity(x.n_rows * k);
     let mut r0 = 0;
     while r0 < x.n_rows {
