@@ -37,6 +37,20 @@ impl From<ObjectiveArg> for ObjectiveKind {
     }
 }
 
+/// The options of a model trained here, shared by `pretrain` and `finetune`.
+#[derive(Debug, clap::Args)]
+pub struct NewModel {
+    /// Hidden and embedding widths of a backbone trained from scratch.
+    #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
+    hidden: Vec<usize>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// The model folder to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
 /// Arguments of `cellscope pretrain`.
 #[derive(Debug, clap::Args)]
 pub struct PretrainArgs {
@@ -64,15 +78,8 @@ pub struct PretrainArgs {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Hidden and embedding widths of the backbone.
-    #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
-    hidden: Vec<usize>,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    backend: BackendArg,
-    /// The model folder to write (must not exist).
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    model: NewModel,
 }
 
 /// Arguments of `cellscope finetune`.
@@ -108,15 +115,8 @@ pub struct FinetuneArgs {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 9e-4)]
     lr: f64,
-    /// Backbone widths of a model trained from scratch.
-    #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
-    hidden: Vec<usize>,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    backend: BackendArg,
-    /// The model folder to write (must not exist).
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    new_model: NewModel,
     /// Also write the test metrics as JSON here.
     #[arg(long)]
     metrics_json: Option<PathBuf>,
@@ -173,7 +173,8 @@ fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
 /// # Errors
 /// An existing output; the job's error.
 pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
-    check_out(&a.out)?;
+    let m = a.model;
+    check_out(&m.out)?;
     let job = PretrainJob {
         objective: a.objective.into(),
         gmt: a.gmt,
@@ -183,14 +184,14 @@ pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
             seed: a.seed,
             batch_size: a.batch_size,
             lr: a.lr,
-            hidden: a.hidden,
+            hidden: m.hidden,
             ..TrainOptions::pretrain_default()
         },
-        backend: a.backend.into(),
+        backend: m.backend.into(),
     };
     let adata = Arc::new(crate::data::open(&a.data)?);
     let trained = with_handle(|h| crate::pipeline::jobs::train::pretrain(adata, job, h))?;
-    save_and_report(&trained, &a.out)
+    save_and_report(&trained, &m.out)
 }
 
 /// Runs `cellscope finetune`; also writes the test metrics as JSON when asked.
@@ -198,7 +199,7 @@ pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
 /// # Errors
 /// An existing output; the job's error.
 pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
-    check_out(&a.out)?;
+    check_out(&a.new_model.out)?;
     let job = FinetuneJob {
         label_key: a.label_key,
         layers: if a.model.is_some() {
@@ -213,10 +214,10 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
             seed: a.seed,
             batch_size: a.batch_size,
             lr: a.lr,
-            hidden: a.hidden,
+            hidden: a.new_model.hidden,
             ..TrainOptions::finetune_default()
         },
-        backend: a.backend.into(),
+        backend: a.new_model.backend.into(),
         split_seed: 42,
     };
     let adata = Arc::new(crate::data::open(&a.data)?);
@@ -226,7 +227,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         .map(|m| super::load_model(m, None))
         .transpose()?;
     let trained = with_handle(|h| crate::pipeline::jobs::train::finetune(adata, job, init, h))?;
-    save_and_report(&trained, &a.out)?;
+    save_and_report(&trained, &a.new_model.out)?;
     if let (Some(p), Some((c, names))) = (&a.metrics_json, &trained.test) {
         let per_class: serde_json::Map<String, serde_json::Value> = c
             .classes

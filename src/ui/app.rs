@@ -202,23 +202,30 @@ impl CellscopeApp {
 
     /// Writes a figure of the export panel's view to `path` on the export thread.
     pub fn export_figure(&mut self, path: PathBuf) {
-        let prov = self.provenance();
-        let a = self.panels.export.figure(&self.ctx, &self.x, path, prov);
+        let a = self.panels.export.figure(self.target(path));
         self.apply_all(a);
     }
 
     /// Writes the results with the dataset into a new `.h5ad` on the export thread.
     pub fn export_results(&mut self, path: PathBuf) {
-        let prov = self.provenance();
-        let a = (self.panels.export).export_results(&self.ctx, &self.x, path, prov);
+        let a = self.panels.export.export_results(self.target(path));
         self.apply_all(a);
     }
 
     /// Writes the selected cells to CSV on the export thread.
     pub fn export_selection_csv(&mut self, path: PathBuf) {
-        let prov = self.provenance();
-        let a = self.panels.export.csv(&self.ctx, &self.x, path, prov);
+        let a = self.panels.export.csv(self.target(path));
         self.apply_all(a);
+    }
+
+    /// An export of what the window shows to `path`.
+    fn target(&self, path: PathBuf) -> panels::export::Target<'_> {
+        panels::export::Target {
+            ctx: &self.ctx,
+            x: &self.x,
+            path,
+            provenance: self.provenance(),
+        }
     }
 
     /// The compute backend for models loaded or trained from now on.

@@ -25,6 +25,19 @@ enum ExportKind {
 /// Result of an export job, shown in the status line.
 type Outcome = Arc<std::sync::Mutex<Option<Result<String, String>>>>;
 
+/// Where an export goes and what it records: the window's context (to wake it), what it
+/// shows, the output path, the provenance.
+pub struct Target<'a> {
+    /// The window's context.
+    pub ctx: &'a egui::Context,
+    /// What the window shows.
+    pub x: &'a Explorer,
+    /// The file to write.
+    pub path: PathBuf,
+    /// Provenance recorded in the file.
+    pub provenance: serde_json::Value,
+}
+
 /// The Export panel's state.
 pub struct ExportPanel {
     /// Figures and CSV coordinates of the spatial view (else the embedding).
@@ -85,10 +98,16 @@ impl ExportPanel {
     ) -> Vec<Action> {
         let mut out = Vec::new();
         if let Some(p) = take(&self.picked) {
+            let target = |path| Target {
+                ctx,
+                x,
+                path,
+                provenance: provenance(),
+            };
             let a = match self.kind.take() {
-                Some(ExportKind::Figure) => self.figure(ctx, x, p, provenance()),
-                Some(ExportKind::Results) => results(ctx, &self.outcome, x, p, provenance()),
-                Some(ExportKind::Csv) => self.csv(ctx, x, p, provenance()),
+                Some(ExportKind::Figure) => self.figure(target(p)),
+                Some(ExportKind::Results) => results(&self.outcome, target(p)),
+                Some(ExportKind::Csv) => self.csv(target(p)),
                 Some(ExportKind::SaveSession) => Some(Action::SaveSession(p)),
                 Some(ExportKind::OpenSession) => Some(Action::OpenSession(p)),
                 None => None,
@@ -112,13 +131,13 @@ impl ExportPanel {
     }
 
     /// Writes a figure of the chosen view to `path` (PNG or SVG by extension).
-    pub fn figure(
-        &self,
-        ctx: &egui::Context,
-        x: &Explorer,
-        path: PathBuf,
-        provenance: serde_json::Value,
-    ) -> Option<Action> {
+    pub fn figure(&self, t: Target<'_>) -> Option<Action> {
+        let Target {
+            ctx,
+            x,
+            path,
+            provenance,
+        } = t;
         let Some(k) = self.view_index(x) else {
             return Some(Action::Error("nothing to draw yet".into()));
         };
@@ -156,13 +175,13 @@ impl ExportPanel {
     }
 
     /// Writes the selected cells to CSV.
-    pub fn csv(
-        &self,
-        ctx: &egui::Context,
-        x: &Explorer,
-        path: PathBuf,
-        provenance: serde_json::Value,
-    ) -> Option<Action> {
+    pub fn csv(&self, t: Target<'_>) -> Option<Action> {
+        let Target {
+            ctx,
+            x,
+            path,
+            provenance,
+        } = t;
         let d = x.data.as_ref()?;
         let ids = d.obs_names().to_vec();
         let selected = x.selected();
@@ -256,27 +275,21 @@ impl ExportPanel {
         });
     }
 
-    /// Starts a results export to `path` (the panel's button does this through a dialog).
-    pub fn export_results(
-        &self,
-        ctx: &egui::Context,
-        x: &Explorer,
-        path: PathBuf,
-        provenance: serde_json::Value,
-    ) -> Option<Action> {
-        results(ctx, &self.outcome, x, path, provenance)
+    /// Starts a results export (the panel's button does this through a dialog).
+    pub fn export_results(&self, t: Target<'_>) -> Option<Action> {
+        results(&self.outcome, t)
     }
 }
 
 /// Writes the results (embedding, UMAP, clusters, domains, predictions, annotations) with the
 /// dataset into a new `.h5ad`.
-fn results(
-    ctx: &egui::Context,
-    slot: &Outcome,
-    x: &Explorer,
-    path: PathBuf,
-    provenance: serde_json::Value,
-) -> Option<Action> {
+fn results(slot: &Outcome, t: Target<'_>) -> Option<Action> {
+    let Target {
+        ctx,
+        x,
+        path,
+        provenance,
+    } = t;
     let d = x.data.clone()?;
     let analysis = x.analysis.clone();
     let embedding = x.embedding.as_ref().map(|e| e.0.clone());
