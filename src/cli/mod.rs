@@ -1,6 +1,6 @@
 //! Command-line interface: no arguments opens the window; each subcommand (one file here)
 //! parses its arguments into a job's parameters, calls the job in [`crate::pipeline::jobs`]
-//! and prints its result. Progress goes to stderr ([`progress`]); Ctrl-C cancels the running
+//! and prints its result. Progress goes to stderr (`progress.rs`); Ctrl-C cancels the running
 //! job (nothing is left at the output path) and the process exits with code 130.
 
 use std::path::PathBuf;

@@ -5,8 +5,8 @@
 //!
 //! Reference: anndata's "On-disk format" documentation (`anndata/_io/specs`).
 //!
-//! [`H5adReader`] opens the file; its data frames (`obs`, `var`) are read in [`frames`], its
-//! matrices (`X`, layers, raw, row blocks) in [`matrices`], the rest (obsm, uns colours, the
+//! [`H5adReader`] opens the file; its data frames (`obs`, `var`) are read in `frames.rs`, its
+//! matrices (`X`, layers, raw, row blocks) in `matrices.rs`, the rest (obsm, uns colours, the
 //! whole AnnData) here.
 
 use std::collections::{BTreeMap, HashSet};

@@ -13,7 +13,7 @@
 //! | pre-train, fine-tune | [`train::pretrain`], [`train::finetune`] | [`train::Trained`] |
 //! | predict | [`predict::run`] | [`predict::PredictOutput`] |
 //! | compare A vs B | [`compare::run`] | [`compare::Comparison`] |
-//! | colour cells | [`coloring::color`] | [`crate::pipeline::coloring::Coloring`] |
+//! | colour cells | [`coloring::color`] | [`coloring::Coloring`] |
 //! | write results, figures | [`export::write_results`], [`export::plot`] | files |
 
 pub mod analyze;

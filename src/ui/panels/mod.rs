@@ -1,7 +1,7 @@
 //! The side and right panels of the window, one module each. A panel is a function over its
-//! own state (the fields of its struct) that reads what the window shows ([`Explorer`], read
-//! only) and returns the [`Action`]s it wants done; the app carries them out (sends the worker
-//! a command, changes the colouring or the selection). File dialogs run on their own threads
+//! own state (the fields of its struct) that reads what the window shows
+//! ([`crate::ui::explorer::Explorer`], read only) and returns the [`Action`]s it wants done; the
+//! app carries them out (sends the worker a command, changes the colouring or the selection). File dialogs run on their own threads
 //! ([`pick_file`], [`save_file`]) and land in a slot the panel polls.
 
 pub mod color;
