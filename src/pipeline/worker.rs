@@ -394,16 +394,16 @@ impl State {
     /// 30 ms, except a step's start and end).
     fn with_handle<T>(&self, job: impl FnOnce(&mut Handle<'_>) -> T) -> T {
         let out = self.out.clone();
-        let mut last = Instant::now() - Duration::from_secs(1);
+        let mut last: Option<Instant> = None;
         let mut report = move |p: Progress| {
-            if let Progress::Step(_, f) = p
-                && f > 0.0
-                && f < 1.0
-                && last.elapsed() < Duration::from_millis(30)
+            if let (Progress::Step(_, f), Some(t)) = (&p, last)
+                && *f > 0.0
+                && *f < 1.0
+                && t.elapsed() < Duration::from_millis(30)
             {
                 return;
             }
-            last = Instant::now();
+            last = Some(Instant::now());
             out.send(Event::Progress(p));
         };
         let mut h = Handle::new(&mut report, self.cancel.clone());
