@@ -45,7 +45,9 @@ pub struct Args {
 /// # Errors
 /// The job's error.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    export::check_output(&[&a.data], &a.out)?;
+    let mut outputs = vec![a.out.as_path()];
+    outputs.extend(a.metrics_json.as_deref());
+    export::check_outputs(&[&a.data], &outputs)?;
     let params = AnalyzeParams {
         n_neighbors: a.n_neighbors,
         resolution: a.resolution,

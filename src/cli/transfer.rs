@@ -52,7 +52,9 @@ pub struct Args {
 /// # Errors
 /// The job's error.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    export::check_output(&[&a.query, &a.reference], &a.out)?;
+    let mut outputs = vec![a.out.as_path()];
+    outputs.extend(a.metrics_json.as_deref());
+    export::check_outputs(&[&a.query, &a.reference], &outputs)?;
     let map = a
         .label_map
         .as_deref()

@@ -60,6 +60,36 @@ impl Default for FigureSize {
 }
 
 impl FigureSize {
+    /// The largest side a figure may have, in pixels (plotters' bitmap backend holds the whole
+    /// canvas in memory: 32,768 x 32,768 RGB is 3 GiB).
+    pub const MAX_SIDE_PX: f32 = 32_768.0;
+
+    /// Checks that the size is finite and positive and the canvas at most
+    /// [`Self::MAX_SIDE_PX`] a side.
+    ///
+    /// # Errors
+    /// A message naming the parameter and the accepted range.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |v: f32| v.is_finite() && v > 0.0;
+        if !ok(self.width_in) || !ok(self.height_in) || self.dpi == 0 {
+            return Err(format!(
+                "figure size {} x {} in at {} dpi: width, height and dpi must be positive numbers",
+                self.width_in, self.height_in, self.dpi
+            ));
+        }
+        let side = self.width_in.max(self.height_in) * self.dpi as f32;
+        if side > Self::MAX_SIDE_PX {
+            return Err(format!(
+                "figure size {} x {} in at {} dpi is {side:.0} px a side; at most {} px",
+                self.width_in,
+                self.height_in,
+                self.dpi,
+                Self::MAX_SIDE_PX
+            ));
+        }
+        Ok(())
+    }
+
     /// Pixel size `(width, height)`.
     pub fn pixels(&self) -> (u32, u32) {
         (
@@ -265,6 +295,7 @@ fn draw<DB: DrawingBackend>(
 /// # Errors
 /// [`ExportError::Write`]: an extension other than png/svg, drawing or I/O failures.
 pub fn save_figure(fig: &Figure<'_>, size: &FigureSize, path: &Path) -> Result<(), ExportError> {
+    size.check().map_err(|e| ExportError::write(path, e))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

@@ -17,6 +17,7 @@ mod data_write;
 mod explorer_ui;
 mod explorer_window;
 mod exports;
+mod hostile;
 mod model_embed;
 mod model_hub;
 mod model_import;

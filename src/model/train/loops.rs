@@ -337,6 +337,18 @@ pub(super) fn check_options(opts: &TrainOptions, n: usize) -> Result<(), TrainEr
             opts.dropout
         )));
     }
+    if opts.hidden.is_empty() || opts.hidden.contains(&0) {
+        return Err(TrainError::Invalid(format!(
+            "--hidden {:?}: every layer width must be at least 1",
+            opts.hidden
+        )));
+    }
+    if !(opts.lr.is_finite() && opts.lr > 0.0) {
+        return Err(TrainError::Invalid(format!(
+            "--lr {}: the learning rate must be a positive number",
+            opts.lr
+        )));
+    }
     Ok(())
 }
 

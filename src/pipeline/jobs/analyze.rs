@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 use std::time::Instant;
 
-use super::{Handle, JobError, MISSING_LABELS, Step, obs_labels};
+use super::{Handle, JobError, MISSING_LABELS, Step, check_finite, obs_labels};
 use crate::analysis::leiden::{LeidenParams, leiden};
 use crate::analysis::metrics::{ClusterScores, cluster_scores, encode, silhouette};
 use crate::analysis::neighbors::{KnnParams, fuzzy_connectivities, knn_with};
@@ -431,6 +431,19 @@ pub fn run(a: &AnnData, job: &AnalyzeJob, h: &mut Handle<'_>) -> Result<AnalyzeO
             (std::sync::Arc::new(r), n)
         }
     };
+    check_finite(rep.view(), &a.source, &name)?;
+    if let Some(c) = &coords {
+        check_finite(c.view(), &a.source, "obsm['spatial']")?;
+    }
+    if let Some(k) = p.spatial_domains
+        && k > rep.nrows()
+    {
+        return Err(JobError::Input(format!(
+            "{}: {k} spatial domains asked for, but the dataset has {} cells",
+            a.source.display(),
+            rep.nrows()
+        )));
+    }
     let control = Control::with_cancel(h.cancel_flag().clone());
     let analysis = analyze(
         rep.view(),

@@ -173,6 +173,10 @@ pub fn run_side(
         }
     };
     let coords = data.spatial_f32()?;
+    super::check_finite(rep.view(), &data.source, &name)?;
+    if let Some(c) = &coords {
+        super::check_finite(c.view(), &data.source, "obsm['spatial']")?;
+    }
     let analysis = analyze(
         rep.view(),
         coords.as_ref().map(|c| c.view()),

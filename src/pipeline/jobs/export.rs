@@ -22,6 +22,19 @@ pub fn check_output(inputs: &[&Path], out: &Path) -> Result<(), JobError> {
     Ok(())
 }
 
+/// [`check_output`] for each output of a run, and no two outputs the same path (e.g.
+/// `--metrics-json` equal to `--out`).
+///
+/// # Errors
+/// [`JobError::Data`] naming the path.
+pub fn check_outputs(inputs: &[&Path], outputs: &[&Path]) -> Result<(), JobError> {
+    for (k, o) in outputs.iter().enumerate() {
+        check_output(inputs, o)?;
+        check_output(&outputs[..k], o)?;
+    }
+    Ok(())
+}
+
 /// Writes `adata` with `results` added to a new `.h5ad` at `out`.
 ///
 /// # Errors
@@ -67,6 +80,7 @@ pub struct PlotParams {
 /// # Errors
 /// [`JobError::Input`]: no such basis or colour key; [`JobError::Data`]; [`JobError::Export`].
 pub fn plot(data: &Path, p: &PlotParams, out: &Path) -> Result<(), JobError> {
+    p.size.check().map_err(JobError::Input)?;
     check_output(&[data], out)?;
     let a = crate::data::open(data)?;
     let (coords, y_down, units) = if p.basis == "spatial" {

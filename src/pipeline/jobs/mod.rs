@@ -229,6 +229,29 @@ impl From<crate::analysis::Cancelled> for JobError {
     }
 }
 
+/// `Err` naming the file, the element and the first row with a non-finite value (NaN, ±inf)
+/// in `m`, which neighbour searches, UMAP and clustering cannot use.
+///
+/// # Errors
+/// [`JobError::Input`].
+pub fn check_finite(
+    m: ndarray::ArrayView2<f32>,
+    file: &std::path::Path,
+    element: &str,
+) -> Result<(), JobError> {
+    match m
+        .outer_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
+        None => Ok(()),
+        Some(row) => Err(JobError::Input(format!(
+            "{}: {element}: row {row} holds a non-finite value (NaN or infinity); \
+             remove or fix those cells first",
+            file.display()
+        ))),
+    }
+}
+
 /// Labels treated as missing ground truth (left out of every metric): `NA`, `nan`, empty,
 /// `Ambiguous`.
 pub const MISSING_LABELS: [&str; 4] = ["NA", "nan", "", "Ambiguous"];

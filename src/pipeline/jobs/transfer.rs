@@ -247,6 +247,8 @@ pub fn run(
     h.step(Step::Transfer, 0.0);
     let (rr, qr, representation) = representations(reference, query, &job.representation, h)?;
     h.check()?;
+    super::check_finite(rr.view(), &reference.source, &representation)?;
+    super::check_finite(qr.view(), &query.source, &representation)?;
     let transfer = transfer_labels(rr.view(), &labels, qr.view(), job.label_map, job.k);
     h.step(Step::Transfer, 1.0);
     let scores = truth.map(|t| {

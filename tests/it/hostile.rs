@@ -1,0 +1,149 @@
+//! Hostile input (issue #21, first cases): non-finite coordinates or representations, training
+//! options, figure sizes and output paths out of range. Each is refused up front with exit code
+//! 2 and a message naming what is wrong; no panic, no output file, the input unchanged.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cellscope::data::write::{Additions, write_h5ad};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(args)
+        .output()
+        .expect("run cellscope")
+}
+
+/// Asserts exit code 2, no panic, and a message containing every one of `words`.
+fn refused(o: &Output, words: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for w in words {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+}
+
+/// her2st_A1 with a NaN in `obsm['spatial']` and an infinity in a new `obsm['X_emb']`.
+fn with_non_finite(dir: &Path) -> PathBuf {
+    let a = cellscope::data::open(&common::shared_data().join("her2st_A1.h5ad")).unwrap();
+    let n = a.n_obs();
+    let mut spatial = a.spatial_f32().unwrap().expect("spatial");
+    spatial[[3, 0]] = f32::NAN;
+    let mut emb = ndarray::Array2::from_shape_fn((n, 8), |(i, j)| (i * 8 + j) as f32 / 100.0);
+    emb[[5, 2]] = f32::INFINITY;
+    let out = dir.join("non_finite.h5ad");
+    let add = Additions {
+        obsm: vec![("spatial".into(), spatial), ("X_emb".into(), emb)],
+        ..Default::default()
+    };
+    write_h5ad(&a, &add, &out).unwrap();
+    out
+}
+
+#[test]
+fn non_finite_coordinates_and_representations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = with_non_finite(dir.path());
+    let bad_s = bad.to_str().unwrap();
+    let out = dir.path().join("out.h5ad");
+    let out_s = out.to_str().unwrap();
+    let o = run(&["analyze", bad_s, "--use-rep", "X_emb", "--out", out_s]);
+    refused(&o, &["non_finite.h5ad", "X_emb", "row 5", "non-finite"]);
+    let o = run(&[
+        "analyze",
+        bad_s,
+        "--use-rep",
+        "pca",
+        "--spatial-domains",
+        "3",
+        "--out",
+        out_s,
+    ]);
+    refused(&o, &["obsm['spatial']", "row 3"]);
+    let args = [
+        "transfer",
+        "--reference",
+        bad_s,
+        "--label-key",
+        "label",
+        "--query",
+        bad_s,
+    ];
+    let o = run(&[&args[..], &["--use-rep", "X_emb", "--out", out_s]].concat());
+    refused(&o, &["X_emb", "row 5"]);
+    let good = common::shared_data().join("her2st_A1.h5ad");
+    let good_s = good.to_str().unwrap();
+    let o = run(&["analyze", good_s, "--spatial-domains=10000", "--out", out_s]);
+    refused(&o, &["10000 spatial domains", "cells"]);
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn training_options_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::shared_data().join("hypothalamus_scrna_ref.h5ad");
+    let out = dir.path().join("model");
+    for (extra, words) in [
+        (["--hidden", "64,0"], ["--hidden", "at least 1"]),
+        (["--lr", "NaN"], ["--lr", "positive"]),
+    ] {
+        let o = run(&[
+            &[
+                "pretrain",
+                data.to_str().unwrap(),
+                "--objective",
+                "random-mask",
+            ][..],
+            &extra[..],
+            &["--backend", "cpu", "--out", out.to_str().unwrap()],
+        ]
+        .concat());
+        refused(&o, &words);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn figure_sizes_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::shared_data().join("her2st_A1.h5ad");
+    let out = dir.path().join("fig.png");
+    for size in [
+        ["--width=0", "--dpi=300"],
+        ["--width=inf", "--dpi=300"],
+        ["--width=6", "--dpi=0"],
+        ["--width=1000", "--dpi=300"],
+    ] {
+        let o = run(&[
+            &["plot", data.to_str().unwrap(), "--color", "label"][..],
+            &size[..],
+            &["--out", out.to_str().unwrap()],
+        ]
+        .concat());
+        refused(&o, &["figure size"]);
+        assert!(!out.exists(), "{size:?}");
+    }
+}
+
+#[test]
+fn metrics_json_onto_an_input_or_the_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("a1.h5ad");
+    std::fs::copy(common::shared_data().join("her2st_A1.h5ad"), &input).unwrap();
+    let before = cellscope::model::format::sha256_file(&input).unwrap();
+    let out = dir.path().join("out.h5ad");
+    let (i, o_) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let o = run(&["analyze", i, "--out", o_, "--metrics-json", i]);
+    refused(&o, &["a1.h5ad"]);
+    let o = run(&["analyze", i, "--out", o_, "--metrics-json", o_]);
+    refused(&o, &["out.h5ad"]);
+    assert_eq!(
+        cellscope::model::format::sha256_file(&input).unwrap(),
+        before,
+        "the input is unchanged"
+    );
+    assert!(!out.exists());
+}
