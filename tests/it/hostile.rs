@@ -147,3 +147,67 @@ fn metrics_json_onto_an_input_or_the_output_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn embed_with_a_zero_batch_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.h5ad");
+    let o = run(&[
+        "embed",
+        common::shared_data()
+            .join("kang_pbmc_ctrl.h5ad")
+            .to_str()
+            .unwrap(),
+        "--model",
+        common::fixture("models/random_mask.ckpt").to_str().unwrap(),
+        "--genes",
+        common::fixture("models/var.parquet").to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--batch-size",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    refused(&o, &["batch_size = 0", "at least 1"]);
+    assert!(!out.exists());
+}
+
+/// Identical cells leave no neighbour distances to lay out: the analysis either gives finite
+/// results or refuses with a message, never a file of NaN with exit code 0.
+#[test]
+fn identical_cells_give_finite_results_or_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = cellscope::data::open(&common::shared_data().join("her2st_A1.h5ad")).unwrap();
+    let same = ndarray::Array2::<f32>::zeros((a.n_obs(), 8));
+    let input = dir.path().join("same.h5ad");
+    let add = Additions {
+        obsm: vec![("X_same".into(), same)],
+        ..Default::default()
+    };
+    write_h5ad(&a, &add, &input).unwrap();
+    let out = dir.path().join("out.h5ad");
+    let o = run(&[
+        "analyze",
+        input.to_str().unwrap(),
+        "--use-rep",
+        "X_same",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    println!("identical cells: exit {:?}: {err}", o.status.code());
+    assert!(!err.contains("panicked"), "{err}");
+    match o.status.code() {
+        Some(0) => {
+            let r = cellscope::data::open(&out).unwrap();
+            let umap = &r.obsm["X_umap"];
+            assert!(umap.iter().all(|v| v.is_finite()), "NaN UMAP written");
+        }
+        code => {
+            assert_eq!(code, Some(2), "{err}");
+            assert!(err.contains("not finite"), "{err}");
+            assert!(!out.exists());
+        }
+    }
+}

@@ -452,6 +452,13 @@ pub fn run(a: &AnnData, job: &AnalyzeJob, h: &mut Handle<'_>) -> Result<AnalyzeO
         &control,
         &mut |s, f| h.step(s, f),
     )?;
+    if analysis.umap.iter().any(|v| !v.is_finite()) {
+        return Err(JobError::Input(format!(
+            "{}: the UMAP of {name} is not finite (identical or all-zero cells leave no \
+             neighbour distances to lay out); filter such cells first",
+            a.source.display()
+        )));
+    }
     let scores = match (&truth, &job.label_key) {
         (Some(t), Some(k)) => Some(label_scores(rep.view(), &analysis, t, k)),
         _ => None,

@@ -34,8 +34,8 @@ pub struct EmbedParams<'a> {
 /// [`Progress::Embed`] after every batch; cancelling stops between batches.
 ///
 /// # Errors
-/// [`JobError::Embed`] (unreadable data, no shared genes, values that are not counts),
-/// [`JobError::Data`], [`JobError::Cancelled`].
+/// [`JobError::Params`] for a batch size of 0; [`JobError::Embed`] (unreadable data, no shared
+/// genes, values that are not counts), [`JobError::Data`], [`JobError::Cancelled`].
 pub fn embed(
     model: &Model,
     engine: &Engine,
@@ -43,11 +43,13 @@ pub fn embed(
     p: &EmbedParams<'_>,
     h: &mut Handle<'_>,
 ) -> Result<Embedding, JobError> {
+    let batch_ok = p.batch_size != Some(0);
+    crate::analysis::ParamError::unless(batch_ok, "batch_size", 0, "at least 1")?;
     let base = Embedder::for_model(model, engine);
     let embedder = Embedder {
         homologs: p.homologs,
         opts: EmbedOptions {
-            batch_size: p.batch_size.unwrap_or(base.opts.batch_size).max(1),
+            batch_size: p.batch_size.unwrap_or(base.opts.batch_size),
             ..base.opts
         },
         ..base
