@@ -56,8 +56,10 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    /// The output path is the input path (inputs are never modified).
-    #[error("{file}: refusing to overwrite the input file; choose a new output path")]
+    /// The output path is an input, or inside an input folder (inputs are never modified).
+    #[error(
+        "{file}: refusing to overwrite an input or to write inside an input folder; choose a new output path"
+    )]
     WouldOverwriteInput {
         /// The path given for output.
         file: PathBuf,

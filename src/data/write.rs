@@ -183,13 +183,23 @@ pub fn copies_x_from(path: &Path) -> bool {
     current_spec_source(path).is_some_and(|f| f.link_exists("X"))
 }
 
-/// Refuses `out` when it names the same file as `input`.
+/// Refuses `out` when it names the same file as `input`, or lies inside `input` when that is
+/// a folder (a Visium folder's images are inputs too).
 ///
 /// # Errors
 /// [`DataError::WouldOverwriteInput`].
 pub fn check_not_input(input: &Path, out: &Path) -> Result<()> {
-    let same = match (input.canonicalize(), out.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
+    // The output may not exist yet: compare its folder, resolved, joined with its name.
+    let resolved = |p: &Path| {
+        p.canonicalize().ok().or_else(|| {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty())?;
+            Some(dir.canonicalize().ok()?.join(p.file_name()?))
+        })
+    };
+    let same = match (input.canonicalize(), resolved(out)) {
+        // An input folder (Visium, an instrument's output) holds inputs too: nothing is
+        // written inside it.
+        (Ok(a), Some(b)) => a == b || (a.is_dir() && b.starts_with(&a)),
         _ => input == out,
     };
     if same {

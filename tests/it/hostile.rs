@@ -211,3 +211,40 @@ fn identical_cells_give_finite_results_or_a_clear_error() {
         }
     }
 }
+
+/// Nothing is written inside an input folder: `plot --out` onto a Visium folder's own image is
+/// refused and the image is unchanged.
+#[test]
+fn outputs_inside_an_input_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let visium = dir.path().join("visium");
+    let src = common::shared_data().join("visium_scanpy_1.0.0");
+    for sub in ["", "spatial"] {
+        std::fs::create_dir_all(visium.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), visium.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let image = visium.join("spatial/tissue_hires_image.png");
+    assert!(image.exists(), "the fixture has a hires image");
+    let before = cellscope::model::format::sha256_file(&image).unwrap();
+    for out in [image.clone(), visium.join("spatial/new_figure.png")] {
+        let o = run(&[
+            "plot",
+            visium.to_str().unwrap(),
+            "--color",
+            "in_tissue",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        refused(&o, &["inside an input folder"]);
+    }
+    assert_eq!(
+        cellscope::model::format::sha256_file(&image).unwrap(),
+        before
+    );
+    assert!(!visium.join("spatial/new_figure.png").exists());
+}
