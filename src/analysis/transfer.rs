@@ -14,6 +14,7 @@ use std::path::Path;
 use super::Rng;
 use super::metrics::{Classification, classification};
 use super::neighbors::{HnswIndex, KnnParams, exact_knn_between};
+use crate::data::DataError;
 
 /// kNN classification of `query` rows (`m x d`) against labelled `reference` rows (`n x d`,
 /// codes `labels`, `n_classes` classes). Returns predicted codes and vote fractions.
@@ -95,24 +96,27 @@ impl LabelMap {
     /// Reads a label map CSV.
     ///
     /// # Errors
-    /// A message naming the file and line when it cannot be read or a row does not have two
-    /// fields.
-    pub fn read_csv(path: &Path) -> Result<Self, String> {
+    /// [`DataError`] naming the file and line when it cannot be read or a row does not have
+    /// two fields, or when it holds no pair.
+    pub fn read_csv(path: &Path) -> Result<Self, DataError> {
+        let line_err =
+            |line: usize, m: String| DataError::invalid(path, &format!("line {line}"), m);
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .comment(Some(b'#'))
             .from_path(path)
-            .map_err(|e| format!("{}: cannot read label map: {e}", path.display()))?;
+            .map_err(|e| DataError::invalid(path, "label map", format!("cannot read: {e}")))?;
         let mut map = LabelMap::default();
         for (line, rec) in rdr.records().enumerate() {
-            let rec = rec.map_err(|e| format!("{}: line {}: {e}", path.display(), line + 1))?;
+            let rec = rec.map_err(|e| line_err(line + 1, e.to_string()))?;
             if rec.len() != 2 {
-                return Err(format!(
-                    "{}: line {}: expected 2 fields (reference label, query label), found {}",
-                    path.display(),
+                return Err(line_err(
                     line + 1,
-                    rec.len()
+                    format!(
+                        "expected 2 fields (reference label, query label), found {}",
+                        rec.len()
+                    ),
                 ));
             }
             let (r, q) = (rec[0].trim().to_string(), rec[1].trim().to_string());
@@ -126,9 +130,10 @@ impl LabelMap {
             }
         }
         if map.pairs.is_empty() {
-            return Err(format!(
-                "{}: label map has no (reference, query) pairs",
-                path.display()
+            return Err(DataError::invalid(
+                path,
+                "label map",
+                "no (reference, query) pairs",
             ));
         }
         Ok(map)

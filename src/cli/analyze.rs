@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use super::with_handle;
 use crate::export::tables::Results;
 use crate::pipeline::jobs::analyze::{AnalyzeJob, AnalyzeOutput, AnalyzeParams};
-use crate::pipeline::jobs::export;
 
 /// Arguments of `cellscope analyze`.
 #[derive(Debug, clap::Args)]
@@ -32,12 +31,8 @@ pub struct Args {
     /// Seed for UMAP, Leiden, PCA and domains.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The new .h5ad to write (never the input).
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write the metrics as JSON here.
-    #[arg(long)]
-    metrics_json: Option<PathBuf>,
+    #[command(flatten)]
+    out: super::Outputs,
 }
 
 /// Runs `cellscope analyze`.
@@ -45,9 +40,7 @@ pub struct Args {
 /// # Errors
 /// The job's error.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let mut outputs = vec![a.out.as_path()];
-    outputs.extend(a.metrics_json.as_deref());
-    export::check_outputs(&[&a.data], &outputs)?;
+    a.out.check(&[&a.data])?;
     let params = AnalyzeParams {
         n_neighbors: a.n_neighbors,
         resolution: a.resolution,
@@ -83,8 +76,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         uns: vec![("cellscope_analysis".into(), report.clone())],
         ..Default::default()
     };
-    let metrics = a.metrics_json.as_deref().map(|m| (m, &report));
-    super::write_back(&data, &results, &a.out, metrics)
+    let metrics = a.out.metrics_json.as_deref().map(|m| (m, &report));
+    super::write_back(&data, &results, &a.out.out, metrics)
 }
 
 fn print_scores(o: &AnalyzeOutput) {

@@ -79,6 +79,27 @@ pub enum Command {
     },
 }
 
+/// The outputs of `analyze` and `transfer`: the new `.h5ad` and, when asked, the metrics as
+/// JSON.
+#[derive(Debug, clap::Args)]
+pub struct Outputs {
+    /// The new .h5ad to write (never an input).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the metrics as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// Refuses outputs that are inputs (or inside input folders), or the same path twice.
+    fn check(&self, inputs: &[&std::path::Path]) -> Result<(), JobError> {
+        let mut outputs = vec![self.out.as_path()];
+        outputs.extend(self.metrics_json.as_deref());
+        crate::pipeline::jobs::export::check_outputs(inputs, &outputs)
+    }
+}
+
 /// The compute backend (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendArg {

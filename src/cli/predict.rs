@@ -38,8 +38,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .label_map
         .as_deref()
         .map(crate::analysis::transfer::LabelMap::read_csv)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+        .transpose()?;
     let key = a.label_key.as_deref();
     let o =
         with_handle(|h| crate::pipeline::jobs::predict::run(&model, &adata, key, map.as_ref(), h))?;

@@ -7,7 +7,6 @@ use super::with_handle;
 use crate::analysis::transfer::LabelMap;
 use crate::export::tables::Results;
 use crate::model::BackendChoice;
-use crate::pipeline::jobs::export;
 use crate::pipeline::jobs::transfer::{TransferJob, TransferOutput, TransferRep};
 
 /// Arguments of `cellscope transfer`.
@@ -39,12 +38,8 @@ pub struct Args {
     /// Neighbours that vote.
     #[arg(long, default_value_t = 5)]
     k: usize,
-    /// The new .h5ad to write (never the query).
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write the metrics as JSON here.
-    #[arg(long)]
-    metrics_json: Option<PathBuf>,
+    #[command(flatten)]
+    out: super::Outputs,
 }
 
 /// Runs `cellscope transfer`.
@@ -52,15 +47,8 @@ pub struct Args {
 /// # Errors
 /// The job's error.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let mut outputs = vec![a.out.as_path()];
-    outputs.extend(a.metrics_json.as_deref());
-    export::check_outputs(&[&a.query, &a.reference], &outputs)?;
-    let map = a
-        .label_map
-        .as_deref()
-        .map(LabelMap::read_csv)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    a.out.check(&[&a.query, &a.reference])?;
+    let map = a.label_map.as_deref().map(LabelMap::read_csv).transpose()?;
     let reference = crate::data::open(&a.reference)?;
     let query = crate::data::open(&a.query)?;
     let loaded = (a.model.as_deref())
@@ -92,8 +80,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         uns: vec![("cellscope_transfer".into(), report.clone())],
         ..Default::default()
     };
-    let metrics = a.metrics_json.as_deref().map(|m| (m, &report));
-    super::write_back(&query, &results, &a.out, metrics)
+    let metrics = a.out.metrics_json.as_deref().map(|m| (m, &report));
+    super::write_back(&query, &results, &a.out.out, metrics)
 }
 
 fn print_scores(o: &TransferOutput) {

@@ -122,18 +122,33 @@ impl InputScale {
     }
 }
 
+/// A stored value that is not a count (negative or not finite), where [`check_counts`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "value {value} at row {row}, column {column} is not a count (counts must be finite and >= 0)"
+)]
+pub struct NotCounts {
+    /// The value.
+    pub value: f32,
+    /// Its row (cell), 0-based.
+    pub row: usize,
+    /// Its column (gene), 0-based.
+    pub column: u32,
+}
+
 /// The checks a counts matrix must pass before `normalize_total`: finite and non-negative.
 ///
 /// # Errors
-/// A message naming the first offending row and column.
-pub fn check_counts(m: &CsrMatrix) -> Result<(), String> {
-    for i in 0..m.n_rows {
-        let (idx, val) = m.row(i);
+/// [`NotCounts`] for the first offending value (row-major order).
+pub fn check_counts(m: &CsrMatrix) -> Result<(), NotCounts> {
+    for row in 0..m.n_rows {
+        let (idx, val) = m.row(row);
         if let Some(k) = val.iter().position(|v| !v.is_finite() || *v < 0.0) {
-            return Err(format!(
-                "value {} at row {i}, column {} is not a count (counts must be finite and >= 0)",
-                val[k], idx[k]
-            ));
+            return Err(NotCounts {
+                value: val[k],
+                row,
+                column: idx[k],
+            });
         }
     }
     Ok(())
@@ -354,6 +369,6 @@ mod tests {
         let mut m = small();
         m.data[3] = -1.0;
         let e = check_counts(&m).expect_err("negative");
-        assert!(e.contains("row 2"), "{e}");
+        assert!(e.to_string().contains("row 2"), "{e}");
     }
 }

@@ -68,26 +68,23 @@ impl FigureSize {
     /// [`Self::MAX_SIDE_PX`] a side.
     ///
     /// # Errors
-    /// A message naming the parameter and the accepted range.
-    pub fn check(&self) -> Result<(), String> {
+    /// [`ExportError::FigureSize`] saying what is accepted.
+    pub fn check(&self) -> Result<(), ExportError> {
         let ok = |v: f32| v.is_finite() && v > 0.0;
-        if !ok(self.width_in) || !ok(self.height_in) || self.dpi == 0 {
-            return Err(format!(
-                "figure size {} x {} in at {} dpi: width, height and dpi must be positive numbers",
-                self.width_in, self.height_in, self.dpi
-            ));
-        }
         let side = self.width_in.max(self.height_in) * self.dpi as f32;
-        if side > Self::MAX_SIDE_PX {
-            return Err(format!(
-                "figure size {} x {} in at {} dpi is {side:.0} px a side; at most {} px",
-                self.width_in,
-                self.height_in,
-                self.dpi,
-                Self::MAX_SIDE_PX
-            ));
-        }
-        Ok(())
+        let expected = if !ok(self.width_in) || !ok(self.height_in) || self.dpi == 0 {
+            "width, height and dpi must be positive numbers".to_string()
+        } else if side > Self::MAX_SIDE_PX {
+            format!("{side:.0} px a side; at most {} px", Self::MAX_SIDE_PX)
+        } else {
+            return Ok(());
+        };
+        Err(ExportError::FigureSize {
+            width_in: self.width_in,
+            height_in: self.height_in,
+            dpi: self.dpi,
+            expected,
+        })
     }
 
     /// Pixel size `(width, height)`.
@@ -295,7 +292,7 @@ fn draw<DB: DrawingBackend>(
 /// # Errors
 /// [`ExportError::Write`]: an extension other than png/svg, drawing or I/O failures.
 pub fn save_figure(fig: &Figure<'_>, size: &FigureSize, path: &Path) -> Result<(), ExportError> {
-    size.check().map_err(|e| ExportError::write(path, e))?;
+    size.check()?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

@@ -21,6 +21,21 @@ pub enum ExportError {
         /// What went wrong.
         message: String,
     },
+    /// A figure size out of range (see [`figure::FigureSize::check`]).
+    #[error("figure size {width_in} x {height_in} in at {dpi} dpi: {expected}")]
+    FigureSize {
+        /// Width in inches.
+        width_in: f32,
+        /// Height in inches.
+        height_in: f32,
+        /// Dots per inch.
+        dpi: u32,
+        /// What is accepted.
+        expected: String,
+    },
+    /// No dataset is open, so there is nothing to export.
+    #[error("open a dataset first")]
+    NothingOpen,
     /// A file could not be read back (session).
     #[error("{file}: {message}")]
     Read {

@@ -429,8 +429,9 @@ impl State {
             Command::Pretrain(data, job) => {
                 self.out
                     .send(Event::Started(JobKind::Pretrain(job.objective)));
+                let backend = job.backend;
                 let r = self.with_handle(|h| super::jobs::train::pretrain(data, job, h));
-                self.finish_training(r.map(|t| (t, None)))
+                self.finish_training(r.map(|t| (t, None)), backend)
             }
             Command::Finetune(data, job, use_loaded) => self.finetune(data, job, use_loaded),
             Command::Compare {
@@ -544,6 +545,7 @@ impl State {
     ) -> Result<(), JobError> {
         self.out
             .send(Event::Started(JobKind::Finetune(job.label_key.clone())));
+        let backend = job.backend;
         let init = if use_loaded {
             self.model.as_ref().map(|(m, _)| m.clone())
         } else {
@@ -555,16 +557,18 @@ impl State {
             let labels = p.labels(&t.model);
             Ok((t, Some((labels, p.confidence))))
         });
-        self.finish_training(r)
+        self.finish_training(r, backend)
     }
 
-    /// Makes a trained model the loaded one and reports it (the old one stays on failure).
+    /// Makes a trained model the loaded one, with its engine on the backend it was trained
+    /// on, and reports it (the old one stays on failure).
     fn finish_training(
         &mut self,
         r: Result<(Trained, Predictions), JobError>,
+        backend: BackendChoice,
     ) -> Result<(), JobError> {
         let (t, pred) = r?;
-        let engine = super::jobs::model::engine(&t.model, BackendChoice::Auto)?;
+        let engine = super::jobs::model::engine(&t.model, backend)?;
         let summary = t.summary();
         self.set_model(t.model, engine);
         if let Some((predicted, confidence)) = pred {

@@ -142,9 +142,14 @@ pub enum TrainLayers {
     All,
 }
 
+/// A `--train-layers` value that is not `head`, `last:K` or `all`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not head, last:K or all")]
+pub struct ParseLayersError(pub String);
+
 impl std::str::FromStr for TrainLayers {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseLayersError;
+    fn from_str(s: &str) -> Result<Self, ParseLayersError> {
         match s {
             "head" => Ok(TrainLayers::Head),
             "all" => Ok(TrainLayers::All),
@@ -152,7 +157,7 @@ impl std::str::FromStr for TrainLayers {
                 .strip_prefix("last:")
                 .and_then(|k| k.parse().ok())
                 .map(TrainLayers::Last)
-                .ok_or_else(|| format!("'{s}' is not head, last:K or all")),
+                .ok_or_else(|| ParseLayersError(s.to_string())),
         }
     }
 }

@@ -80,7 +80,7 @@ pub struct PlotParams {
 /// # Errors
 /// [`JobError::Input`]: no such basis or colour key; [`JobError::Data`]; [`JobError::Export`].
 pub fn plot(data: &Path, p: &PlotParams, out: &Path) -> Result<(), JobError> {
-    p.size.check().map_err(JobError::Input)?;
+    p.size.check()?;
     check_output(&[data], out)?;
     let a = crate::data::open(data)?;
     let (coords, y_down, units) = if p.basis == "spatial" {

@@ -79,11 +79,11 @@ impl CellscopeApp {
             Action::SetTruth(t) => self.x.truth_key = t,
             Action::SaveSession(p) => match self.save_session(&p) {
                 Ok(()) => self.x.status = format!("saved the session to {}", p.display()),
-                Err(e) => self.x.errors.push(e),
+                Err(e) => self.x.errors.push(e.to_string()),
             },
             Action::OpenSession(p) => {
                 if let Err(e) = self.open_session(&p) {
-                    self.x.errors.push(e);
+                    self.x.errors.push(e.to_string());
                 }
             }
             Action::Status(s) => self.x.status = s,

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CellscopeApp, LegendItem};
+use crate::export::ExportError;
 use crate::pipeline::jobs::compare::Comparison;
 use crate::ui::explorer::ModelInfo;
 use crate::ui::panels;
@@ -128,9 +129,8 @@ impl CellscopeApp {
     /// Saves the session (what the window shows) to `path`.
     ///
     /// # Errors
-    /// No dataset open; the file cannot be written.
-    pub fn save_session(&self, path: &Path) -> Result<(), String> {
-        let s = self.session().ok_or("open a dataset first")?;
-        s.save(path).map_err(|e| e.to_string())
+    /// [`ExportError::NothingOpen`]; [`ExportError::Write`] when the file cannot be written.
+    pub fn save_session(&self, path: &Path) -> Result<(), ExportError> {
+        self.session().ok_or(ExportError::NothingOpen)?.save(path)
     }
 }

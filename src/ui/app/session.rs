@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::CellscopeApp;
+use crate::export::ExportError;
 use crate::export::session::{FileRef, Session, SessionParams, VERSION};
 use crate::pipeline::jobs::coloring::ColorBy;
 
@@ -42,9 +43,9 @@ impl CellscopeApp {
     /// once the pipeline has finished.
     ///
     /// # Errors
-    /// An unreadable or invalid session file.
-    pub fn open_session(&mut self, path: &Path) -> Result<(), String> {
-        let s = Session::load(path).map_err(|e| e.to_string())?;
+    /// [`ExportError::Read`]: an unreadable or invalid session file.
+    pub fn open_session(&mut self, path: &Path) -> Result<(), ExportError> {
+        let s = Session::load(path)?;
         for f in std::iter::once(&s.data).chain(s.model.as_ref()) {
             if !f.unchanged() {
                 self.x.errors.push(format!(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Action, Picked, save_file, take};
+use crate::export::ExportError;
 use crate::export::figure::{Figure, FigureSize, save_figure};
 use crate::export::tables::{CsvColumn, Results, keys, write_results, write_selection_csv};
 use crate::pipeline::jobs::coloring::{ColorBy, Ramp};
@@ -23,7 +24,7 @@ enum ExportKind {
 }
 
 /// Result of an export job, shown in the status line.
-type Outcome = Arc<std::sync::Mutex<Option<Result<String, String>>>>;
+type Outcome = Arc<std::sync::Mutex<Option<Result<String, ExportError>>>>;
 
 /// Where an export goes and what it records: the window's context (to wake it), what it
 /// shows, the output path, the provenance.
@@ -69,7 +70,7 @@ fn run_export(
     ctx: &egui::Context,
     slot: &Outcome,
     what: &str,
-    job: impl FnOnce() -> Result<String, String> + Send + 'static,
+    job: impl FnOnce() -> Result<String, ExportError> + Send + 'static,
 ) -> Action {
     let (slot, ctx) = (slot.clone(), ctx.clone());
     let spawned = std::thread::Builder::new()
@@ -117,7 +118,7 @@ impl ExportPanel {
         let done = self.outcome.lock().ok().and_then(|mut s| s.take());
         match done {
             Some(Ok(msg)) => out.push(Action::Status(msg)),
-            Some(Err(e)) => out.push(Action::Error(e)),
+            Some(Err(e)) => out.push(Action::Error(e.to_string())),
             None => {}
         }
         out
@@ -168,7 +169,7 @@ impl ExportPanel {
                 y_down,
                 provenance,
             };
-            save_figure(&fig, &size, &path).map_err(|e| e.to_string())?;
+            save_figure(&fig, &size, &path)?;
             let (w, h) = size.pixels();
             Ok(format!("wrote {} ({w} x {h} px)", path.display()))
         }))
@@ -187,8 +188,7 @@ impl ExportPanel {
         let selected = x.selected();
         let columns = csv_columns(x);
         Some(run_export(ctx, &self.outcome, "selection", move || {
-            write_selection_csv(&ids, &selected, &columns, &provenance, &path)
-                .map_err(|e| e.to_string())?;
+            write_selection_csv(&ids, &selected, &columns, &provenance, &path)?;
             let n = selected.len();
             Ok(format!("wrote {n} cells to {}", path.display()))
         }))
@@ -308,7 +308,7 @@ fn results(slot: &Outcome, t: Target<'_>) -> Option<Action> {
             provenance,
             ..Default::default()
         };
-        write_results(&d, &r, &path).map_err(|e| e.to_string())?;
+        write_results(&d, &r, &path)?;
         Ok(format!("wrote {}", path.display()))
     }))
 }
