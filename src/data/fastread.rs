@@ -149,6 +149,9 @@ const BLOCK: usize = 1 << 20;
 struct Piece {
     start: usize,
     len: usize,
+    /// Elements the stored chunk holds (`len`, or the chunk length for a last chunk that
+    /// reaches past the array's end: HDF5 stores, shuffles and compresses whole chunks).
+    full: usize,
     addr: u64,
     stored: u64,
     compressed: bool,
@@ -224,6 +227,7 @@ fn contiguous_pieces(addr: u64, n: usize, es: usize) -> Vec<Piece> {
         pieces.push(Piece {
             start,
             len,
+            full: len,
             addr: addr + (start * es) as u64,
             stored: (len * es) as u64,
             compressed: false,
@@ -260,6 +264,7 @@ fn chunked_pieces(f: &std::fs::File, ds: &Dataset, n: usize, es: usize) -> Optio
         (start < n).then(|| Piece {
             start,
             len: clen.min(n - start),
+            full: clen,
             addr,
             stored,
             compressed,
@@ -331,13 +336,13 @@ fn read_piece<T: Elem>(
     ];
     f.read_exact_at(&mut raw, p.addr)
         .map_err(|e| FastReadError::Corrupt(format!("chunk at byte {}: {e}", p.addr)))?;
-    if p.compressed && !p.shuffled && T::same_bytes(kind) {
+    if p.compressed && !p.shuffled && p.full == p.len && T::same_bytes(kind) {
         // Inflated straight into the output.
         inflate_into(&raw, bytemuck::cast_slice_mut(dst), p.addr)?;
         return check_valid(dst, kind, p.start);
     }
     let mut bytes = if p.compressed {
-        let mut d = vec![0u8; p.len * es];
+        let mut d = vec![0u8; p.full * es];
         inflate_into(&raw, &mut d, p.addr)?;
         d
     } else {
@@ -388,21 +393,25 @@ fn check_valid<T: Elem>(dst: &[T], kind: Kind, start: usize) -> Result<(), FastR
     }
 }
 
-/// Inflates one zlib chunk into `out`, which it must fill exactly (the last chunk of an array
-/// may hold more, padding that is ignored).
+/// Inflates one zlib chunk into `out`, which it must fill exactly: the stream must end (its
+/// Adler-32 checksum verified, as HDF5's deflate filter does) with exactly `out.len()` bytes.
+/// A damaged chunk is an error, never garbage in X.
 fn inflate_into(raw: &[u8], out: &mut [u8], addr: u64) -> Result<(), FastReadError> {
     let mut z = flate2::Decompress::new(true);
     let status = z
         .decompress(raw, out, flate2::FlushDecompress::Finish)
         .map_err(|e| FastReadError::Corrupt(format!("chunk at byte {addr}: inflate: {e}")))?;
     let filled = usize::try_from(z.total_out()).unwrap_or(usize::MAX);
-    if filled < out.len() {
-        return Err(FastReadError::Corrupt(format!(
-            "chunk at byte {addr} holds {filled} bytes, expected {} ({status:?})",
-            out.len()
-        )));
-    }
-    Ok(())
+    let problem = match (status, filled == out.len()) {
+        (flate2::Status::StreamEnd, true) => return Ok(()),
+        (flate2::Status::StreamEnd, false) => format!("inflates to {filled} bytes"),
+        (_, true) => "inflates to more bytes".into(),
+        _ => format!("is damaged or truncated after {filled} inflated bytes"),
+    };
+    Err(FastReadError::Corrupt(format!(
+        "chunk at byte {addr} {problem}, expected exactly {} (its checksum unverified)",
+        out.len()
+    )))
 }
 
 /// Reads a whole dataset through the HDF5 library (any layout, serial) into a vector from

@@ -18,6 +18,8 @@ mod explorer_ui;
 mod explorer_window;
 mod exports;
 mod hostile;
+mod hostile_data;
+mod hostile_models;
 mod model_embed;
 mod model_hub;
 mod model_import;

@@ -741,8 +741,17 @@ pub fn read_torch_file(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Torch
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let mut pkl = Vec::new();
     zip.by_name(&pkl_name)
-        .and_then(|mut e| e.read_to_end(&mut pkl).map_err(Into::into))
+        .and_then(|e| {
+            e.take(MAX_PICKLE_BYTES + 1)
+                .read_to_end(&mut pkl)
+                .map_err(Into::into)
+        })
         .map_err(|e| arch_err(format!("{pkl_name}: {e}")))?;
+    if pkl.len() as u64 > MAX_PICKLE_BYTES {
+        return Err(arch_err(format!(
+            "{pkl_name} is larger than 1 GiB: not a model's pickle"
+        )));
+    }
 
     let mut m = Machine {
         data: &pkl,
@@ -835,29 +844,26 @@ impl Storages<'_> {
             return Err(self.error("tensor without storage".into()));
         };
         let name = format!("{}data/{key}", self.prefix);
-        let mut bytes = Vec::new();
-        let read = (self.zip.by_name(&name))
-            .and_then(|mut e| e.read_to_end(&mut bytes).map_err(Into::into));
-        read.map_err(|e| self.error(format!("storage {name}: {e}")))?;
         let es = dtype.size();
-        if bytes.len() < numel * es {
+        let expected = numel.checked_mul(es).ok_or_else(|| {
+            self.error(format!(
+                "storage {name} declares {numel} elements: more than memory can address"
+            ))
+        })?;
+        let n = view_len(shape, stride, offset, *numel)
+            .map_err(|m| self.error(format!("tensor in storage {key}: {m}")))?;
+        let mut bytes = Vec::new();
+        let read = (self.zip.by_name(&name)).and_then(|e| {
+            // Never read more than the storage declares: sizes come from the file.
+            let mut e = e.take(expected as u64);
+            e.read_to_end(&mut bytes).map_err(Into::into)
+        });
+        read.map_err(|e| self.error(format!("storage {name}: {e}")))?;
+        if bytes.len() < expected {
             return Err(self.error(format!(
-                "storage {name} holds {} bytes, expected {} ({numel} x {es} bytes)",
+                "storage {name} holds {} bytes, expected {expected} ({numel} x {es} bytes)",
                 bytes.len(),
-                numel * es,
             )));
-        }
-        let n: usize = shape.iter().product();
-        // Last element's position must lie inside the storage.
-        let last = offset
-            + shape
-                .iter()
-                .zip(stride)
-                .map(|(&s, &st)| s.saturating_sub(1) * st)
-                .sum::<usize>();
-        if n > 0 && last >= *numel {
-            let m = format!("tensor in storage {key} reaches outside it");
-            return Err(self.error(m));
         }
         let mut values = Vec::with_capacity(n);
         let mut idx = vec![0usize; shape.len()];
@@ -878,6 +884,56 @@ impl Storages<'_> {
             dtype: *dtype,
         })
     }
+}
+
+/// The largest `data.pkl` read (1 GiB; a model's pickle holds structure, not weights, and is
+/// kilobytes): a compressed entry cannot make the reader inflate without bound.
+const MAX_PICKLE_BYTES: u64 = 1 << 30;
+
+/// The most elements one tensor may hold (2^31, 8 GiB as `f32`): a file declaring more is
+/// refused before anything is allocated.
+const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
+
+/// The element count of a view (`shape`, `stride`, `offset` in elements) of a storage of
+/// `numel` elements, checked: no overflow, the last element inside the storage, and no more
+/// elements than [`MAX_TENSOR_ELEMENTS`] or than 16 times the storage (an expanded view with
+/// zero strides over a small storage would otherwise make a few bytes of file allocate
+/// terabytes).
+fn view_len(
+    shape: &[usize],
+    stride: &[usize],
+    offset: usize,
+    numel: usize,
+) -> Result<usize, String> {
+    if shape.len() != stride.len() {
+        return Err(format!(
+            "shape {shape:?} and stride {stride:?} differ in length"
+        ));
+    }
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .ok_or_else(|| format!("shape {shape:?} overflows"))?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let last = shape.iter().zip(stride).try_fold(offset, |a, (&s, &st)| {
+        (s - 1).checked_mul(st).and_then(|x| a.checked_add(x))
+    });
+    match last {
+        Some(last) if last < numel => {}
+        _ => {
+            return Err(format!(
+                "shape {shape:?} with stride {stride:?} reaches outside its {numel} elements"
+            ));
+        }
+    }
+    if n > MAX_TENSOR_ELEMENTS || n > numel.saturating_mul(16) {
+        return Err(format!(
+            "shape {shape:?} declares {n} elements over a storage of {numel}: refused"
+        ));
+    }
+    Ok(n)
 }
 
 fn simple(nodes: &[Node], id: usize, depth: usize) -> Simple {
