@@ -87,22 +87,25 @@ pub fn is_string_type(t: &TypeDescriptor) -> bool {
 /// Reads every element of a dataset or attribute of any string type as `String`s (row-major).
 ///
 /// # Errors
-/// When the element is not a string type or the read fails.
+/// When the element is not a string type, a string is not valid UTF-8 (h5py and anndata refuse
+/// to decode it too; it is never replaced by look-alike characters), or the read fails.
 pub fn container_strings(c: &Container) -> hdf5::Result<Vec<String>> {
     match c.dtype()?.to_descriptor()? {
-        TypeDescriptor::VarLenUnicode => Ok(c
+        TypeDescriptor::VarLenUnicode => c
             .read_raw::<VarLenUnicode>()?
-            .into_iter()
-            .map(|s| s.as_str().to_string())
-            .collect()),
-        TypeDescriptor::VarLenAscii => Ok(c
+            .iter()
+            .enumerate()
+            .map(|(i, s)| utf8(s.as_bytes(), i))
+            .collect(),
+        TypeDescriptor::VarLenAscii => c
             .read_raw::<VarLenAscii>()?
-            .into_iter()
-            .map(|s| s.as_str().to_string())
-            .collect()),
+            .iter()
+            .enumerate()
+            .map(|(i, s)| utf8(s.as_bytes(), i))
+            .collect(),
         TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) => {
             let (_, bytes) = raw::read_native_bytes(c)?;
-            Ok(split_fixed_strings(&bytes, n))
+            split_fixed_strings(&bytes, n)
         }
         other => Err(hdf5::Error::from(format!(
             "expected a string type, found {other:?}"
@@ -110,18 +113,36 @@ pub fn container_strings(c: &Container) -> hdf5::Result<Vec<String>> {
     }
 }
 
-/// Splits a buffer of fixed-width, NUL-padded strings.
-pub fn split_fixed_strings(bytes: &[u8], width: usize) -> Vec<String> {
-    if width == 0 {
-        return Vec::new();
-    }
-    bytes.chunks(width).map(fixed_string).collect()
+/// Decodes string number `i` of an element, refusing bytes that are not UTF-8.
+fn utf8(b: &[u8], i: usize) -> hdf5::Result<String> {
+    String::from_utf8(b.to_vec()).map_err(|e| {
+        hdf5::Error::from(format!(
+            "string {i} is not valid UTF-8 (byte {} of {:?})",
+            e.utf8_error().valid_up_to(),
+            String::from_utf8_lossy(b)
+        ))
+    })
 }
 
-/// One fixed-width, NUL-padded string.
-pub fn fixed_string(b: &[u8]) -> String {
+/// Splits a buffer of fixed-width, NUL-padded strings.
+///
+/// # Errors
+/// A string that is not valid UTF-8 (see [`container_strings`]).
+pub fn split_fixed_strings(bytes: &[u8], width: usize) -> hdf5::Result<Vec<String>> {
+    if width == 0 {
+        return Ok(Vec::new());
+    }
+    bytes
+        .chunks(width)
+        .enumerate()
+        .map(|(i, b)| fixed_string(b, i))
+        .collect()
+}
+
+/// String number `i`, fixed-width and NUL-padded.
+fn fixed_string(b: &[u8], i: usize) -> hdf5::Result<String> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    utf8(&b[..end], i)
 }
 
 /// Reads a string dataset.
@@ -319,7 +340,8 @@ pub fn read_compound(ds: &Dataset) -> hdf5::Result<Vec<(String, CompoundColumn)>
         let field = |i: usize| &bytes[i * stride + f.offset..];
         let col = match &f.ty {
             TypeDescriptor::FixedAscii(w) | TypeDescriptor::FixedUnicode(w) => {
-                CompoundColumn::Strings((0..n).map(|i| fixed_string(&field(i)[..*w])).collect())
+                let strings = (0..n).map(|i| fixed_string(&field(i)[..*w], i));
+                CompoundColumn::Strings(strings.collect::<hdf5::Result<_>>()?)
             }
             TypeDescriptor::Integer(s) => {
                 let w = *s as usize;

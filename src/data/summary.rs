@@ -1,6 +1,5 @@
-//! The `inspect` summary of an input: shape, X storage, obs columns, obsm, layers, raw, uns
-//! colours. Built from metadata (X's values are not read for `.h5ad`), so it is quick on files
-//! larger than memory.
+//! The `inspect` summary of an input: shape, X storage and what its values are (read and
+//! checked as every job reads them), obs columns, obsm, layers, raw, uns colours, images.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,8 +7,9 @@ use std::path::{Path, PathBuf};
 use super::anndata::{AnnData, MatrixInfo};
 use super::dataframe::{Column, DataFrame};
 use super::error::Result;
-use super::h5ad::H5adReader;
-use super::{InputKind, detect, tenx};
+use super::matrix::Matrix;
+use super::preprocess::{NotCounts, check_counts};
+use super::{InputKind, detect, h5ad, tenx};
 
 /// What `cellscope inspect` prints, also shown in the Data panel.
 #[derive(Debug, Clone)]
@@ -34,26 +34,34 @@ pub struct Summary {
     pub uns_colors: Vec<(String, usize)>,
     /// Visium images: `(name, width, height, scale factor)`.
     pub images: Vec<(String, u32, u32, f64)>,
+    /// Whether X holds raw counts (`Ok`) or the first value that is not one (log-normalised
+    /// data, for instance): what `analyze` and `pretrain` will say about it.
+    pub counts: std::result::Result<(), NotCounts>,
+    /// Duplicated var names: how many, and the first (kept, as anndata keeps them with a
+    /// warning; gene lookups use the first occurrence).
+    pub duplicate_var_names: Option<(usize, String)>,
 }
 
 impl Summary {
-    /// Summarises any supported input.
+    /// Reads any supported input whole, with every check a job makes (X's structure and
+    /// finite values; see [`super::open`]), and summarises it.
     ///
     /// # Errors
-    /// Any [`super::DataError`] from detecting or reading the metadata.
+    /// Any [`super::DataError`] from detecting or reading the input.
     pub fn of_path(path: &Path) -> Result<Self> {
+        Ok(Self::read(path)?.1)
+    }
+
+    /// Reads any supported input whole, as [`super::open`] does, and returns it with its
+    /// summary (one read for both).
+    ///
+    /// # Errors
+    /// Any [`super::DataError`] from detecting or reading the input.
+    pub fn read(path: &Path) -> Result<(AnnData, Self)> {
         let kind = detect(path)?;
-        match kind {
-            InputKind::H5ad => Ok(Self::of_anndata(
-                kind,
-                &H5adReader::open(path)?.read_metadata()?,
-                Vec::new(),
-            )),
-            InputKind::TenxH5 => Ok(Self::of_anndata(
-                kind,
-                &tenx::read_10x_h5(path, None)?,
-                Vec::new(),
-            )),
+        let (a, images) = match kind {
+            InputKind::H5ad => (h5ad::read_h5ad(path)?, Vec::new()),
+            InputKind::TenxH5 => (tenx::read_10x_h5(path, None)?, Vec::new()),
             InputKind::Visium => {
                 let v = tenx::read_visium(path)?;
                 let images = v
@@ -61,9 +69,11 @@ impl Summary {
                     .iter()
                     .map(|i| (i.name.clone(), i.size.0, i.size.1, i.scale))
                     .collect();
-                Ok(Self::of_anndata(kind, &v.adata, images))
+                (v.adata, images)
             }
-        }
+        };
+        let summary = Self::of_anndata(kind, &a, images);
+        Ok((a, summary))
     }
 
     fn of_anndata(kind: InputKind, a: &AnnData, images: Vec<(String, u32, u32, f64)>) -> Self {
@@ -82,8 +92,22 @@ impl Summary {
                 .map(|(k, v)| (k.clone(), v.len()))
                 .collect(),
             images,
+            counts: match &a.x {
+                Matrix::Csr(m) => check_counts(m),
+                Matrix::Dense(_) => check_counts(&a.x.to_csr()),
+            },
+            duplicate_var_names: duplicates(&a.var.index),
         }
     }
+}
+
+/// How many names repeat an earlier one, and the first that does.
+fn duplicates(names: &[String]) -> Option<(usize, String)> {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    let repeated: Vec<&String> = names.iter().filter(|n| !seen.insert(n.as_str())).collect();
+    repeated
+        .first()
+        .map(|first| (repeated.len(), (*first).clone()))
 }
 
 fn matrix_line(m: &MatrixInfo) -> String {
@@ -162,6 +186,18 @@ impl std::fmt::Display for Summary {
             self.n_vars
         );
         let _ = writeln!(s, "X: {}", matrix_line(&self.x));
+        let _ = match &self.counts {
+            Ok(()) => writeln!(s, "X values: finite, raw counts"),
+            Err(e) => writeln!(s, "X values: finite, not raw counts ({e})"),
+        };
+        if let Some((n, first)) = &self.duplicate_var_names {
+            let _ = writeln!(
+                s,
+                "warning: {n} var names repeat an earlier one (first {first:?}); kept as anndata \
+                 keeps them, gene lookups use the first occurrence (anndata: \
+                 var_names_make_unique())"
+            );
+        }
         let _ = writeln!(s, "obs: {} columns", self.obs.columns.len());
         for (n, c) in &self.obs.columns {
             let _ = writeln!(s, "  {}", column_line(n, c));

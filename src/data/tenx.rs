@@ -319,12 +319,23 @@ pub struct Visium {
     pub scalefactors: BTreeMap<String, f64>,
 }
 
+/// The header of Space Ranger 2.x's `tissue_positions.csv`.
+const POSITIONS_HEADER: [&str; 6] = [
+    "barcode",
+    "in_tissue",
+    "array_row",
+    "array_col",
+    "pxl_row_in_fullres",
+    "pxl_col_in_fullres",
+];
+
 /// Reads a Visium folder: `filtered_feature_bc_matrix.h5`, `spatial/tissue_positions_list.csv`
 /// (Space Ranger 1.x, no header) or `spatial/tissue_positions.csv` (2.x, header),
 /// `spatial/scalefactors_json.json`, and the image sizes of `tissue_{hires,lowres}_image.png`.
 ///
 /// # Errors
-/// A missing matrix, positions or scale-factor file; a spot without a position; malformed CSV.
+/// A missing matrix, positions or scale-factor file; a spot without a position; malformed CSV
+/// (a 2.x header other than Space Ranger's, a value that is not a finite number).
 pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
     let dir = dir.as_ref();
     let h5_path = dir.join("filtered_feature_bc_matrix.h5");
@@ -345,6 +356,22 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
         .has_headers(header)
         .from_path(&pos_path)
         .map_err(|e| DataError::invalid(&pos_path, "positions", e.to_string()))?;
+    if header {
+        let got = rdr
+            .headers()
+            .map_err(|e| DataError::invalid(&pos_path, "header", e.to_string()))?;
+        let got: Vec<&str> = got.iter().map(str::trim).collect();
+        if got != POSITIONS_HEADER {
+            return Err(DataError::invalid(
+                &pos_path,
+                "header",
+                format!(
+                    "columns are {got:?}, expected Space Ranger's {POSITIONS_HEADER:?} \
+                     (columns are read by position, as scanpy.read_visium does)"
+                ),
+            ));
+        }
+    }
     let mut pos: HashMap<String, [f64; 5]> = HashMap::new();
     for (k, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| {
@@ -359,11 +386,12 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
         }
         let mut v = [0f64; 5];
         for (c, slot) in v.iter_mut().enumerate() {
-            *slot = rec[c + 1].trim().parse().map_err(|_| {
+            let value = rec[c + 1].trim().parse::<f64>();
+            *slot = value.ok().filter(|v| v.is_finite()).ok_or_else(|| {
                 DataError::invalid(
                     &pos_path,
-                    &format!("line {}, column {}", k + 1, c + 2),
-                    format!("expected a number, found {:?}", &rec[c + 1]),
+                    &format!("line {}, column {}", k + 1 + usize::from(header), c + 2),
+                    format!("expected a finite number, found {:?}", &rec[c + 1]),
                 )
             })?;
         }

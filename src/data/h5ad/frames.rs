@@ -40,15 +40,7 @@ impl H5adReader {
 
     pub(super) fn read_group_dataframe(&self, path: &str) -> Result<DataFrame> {
         let g = self.group(path)?;
-        if let Some(enc) = attr_string(&g, "encoding-type")
-            && enc != "dataframe"
-        {
-            return Err(DataError::invalid(
-                &self.path,
-                path,
-                format!("encoding-type is {enc:?}, expected \"dataframe\""),
-            ));
-        }
+        self.check_spec(&g, path, &["dataframe"])?;
         let index_name = attr_string(&g, "_index").unwrap_or_else(|| "_index".to_string());
         let index_path = format!("{path}/{index_name}");
         let index_ds = self.dataset(&index_path)?;
@@ -123,10 +115,11 @@ impl H5adReader {
                 let enc = attr_string(&g, "encoding-type").unwrap_or_default();
                 match enc.as_str() {
                     "categorical" => {
-                        let codes = self.read_i32_codes(&format!("{path}/codes"))?;
+                        self.check_spec(&g, &path, &["categorical"])?;
+                        let codes = self.read_codes(&format!("{path}/codes"))?;
                         let categories = self.read_labels(&format!("{path}/categories"))?;
                         let ordered = attr_bool(&g, "ordered").unwrap_or(false);
-                        self.check_codes(&path, &codes, categories.len())?;
+                        let codes = self.checked_codes(&path, &codes, categories.len())?;
                         Ok(Column::Categorical {
                             codes,
                             categories,
@@ -178,9 +171,9 @@ impl H5adReader {
                 // anndata 0.7: codes dataset + `__categories/<name>` (referenced by an attribute).
                 let legacy_cats = format!("{frame_path}/__categories/{name}");
                 if self.kind(&legacy_cats).is_some() {
-                    let codes = self.read_i32_codes(&path)?;
+                    let codes = self.read_codes(&path)?;
                     let categories = self.read_labels(&legacy_cats)?;
-                    self.check_codes(&path, &codes, categories.len())?;
+                    let codes = self.checked_codes(&path, &codes, categories.len())?;
                     let ordered = attr_bool(&ds, "ordered").unwrap_or(false);
                     return Ok(Column::Categorical {
                         codes,
@@ -244,7 +237,9 @@ impl H5adReader {
         Ok(mask)
     }
 
-    pub(super) fn read_i32_codes(&self, path: &str) -> Result<Vec<i32>> {
+    /// Categorical codes at full width (checked by [`Self::checked_codes`] before narrowing, so
+    /// that a 64-bit code cannot wrap into range).
+    pub(super) fn read_codes(&self, path: &str) -> Result<Vec<i64>> {
         let ds = self.dataset(path)?;
         match ds.dtype().and_then(|t| t.to_descriptor()) {
             Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {}
@@ -256,12 +251,29 @@ impl H5adReader {
                 ));
             }
         }
-        ds.read_raw::<i32>().map_err(self.h5err(path))
+        if ds.ndim() != 1 {
+            return Err(DataError::invalid(
+                &self.path,
+                path,
+                format!(
+                    "categorical codes must be 1-D, found {} dimensions",
+                    ds.ndim()
+                ),
+            ));
+        }
+        ds.read_raw::<i64>().map_err(self.h5err(path))
     }
 
     /// Reads labels (category names): strings as they are, numbers printed as pandas prints them.
     pub(super) fn read_labels(&self, path: &str) -> Result<Vec<String>> {
         let ds = self.dataset(path)?;
+        if ds.ndim() != 1 {
+            return Err(DataError::invalid(
+                &self.path,
+                path,
+                format!("categories must be 1-D, found {} dimensions", ds.ndim()),
+            ));
+        }
         let t = ds
             .dtype()
             .and_then(|t| t.to_descriptor())
@@ -296,11 +308,16 @@ impl H5adReader {
         })
     }
 
-    pub(super) fn check_codes(&self, path: &str, codes: &[i32], n_categories: usize) -> Result<()> {
-        if let Some(bad) = codes
-            .iter()
-            .find(|&&c| c < -1 || (c >= 0 && c as usize >= n_categories))
-        {
+    /// The codes as pandas holds them (`i32`), once each is checked: `-1` (missing) or
+    /// `0..n_categories`.
+    pub(super) fn checked_codes(
+        &self,
+        path: &str,
+        codes: &[i64],
+        n_categories: usize,
+    ) -> Result<Vec<i32>> {
+        let ok = |c: i64| c == -1 || usize::try_from(c).is_ok_and(|c| c < n_categories);
+        if let Some(bad) = codes.iter().find(|&&c| !ok(c)) {
             return Err(DataError::invalid(
                 &self.path,
                 path,
@@ -310,7 +327,8 @@ impl H5adReader {
                 ),
             ));
         }
-        Ok(())
+        // In range, so each fits i32 (n_categories is a dataset length).
+        Ok(codes.iter().map(|&c| c as i32).collect())
     }
 
     /// The pre-0.7 layout: a compound dataset whose `index` field holds the names; a field is
@@ -340,8 +358,11 @@ impl H5adReader {
                 CompoundColumn::Ints(codes) if path == "obs" || path == "var" => {
                     if self.kind(&cats_path).is_some() {
                         let categories = self.read_labels(&cats_path)?;
-                        let codes: Vec<i32> = codes.iter().map(|&c| c as i32).collect();
-                        self.check_codes(&format!("{path}/{name}"), &codes, categories.len())?;
+                        let codes = self.checked_codes(
+                            &format!("{path}/{name}"),
+                            &codes,
+                            categories.len(),
+                        )?;
                         Column::Categorical {
                             codes,
                             categories,

@@ -19,6 +19,7 @@ impl H5adReader {
             )),
             Some(LocationType::Dataset) => {
                 let ds = self.dataset(path)?;
+                self.check_spec(&ds, path, &["array"])?;
                 let t = ds
                     .dtype()
                     .and_then(|t| t.to_descriptor())
@@ -48,6 +49,7 @@ impl H5adReader {
             }
             Some(_) => {
                 let g = self.group(path)?;
+                self.check_spec(&g, path, &["csr_matrix", "csc_matrix"])?;
                 let (encoding, shape_attr) = match (
                     attr_string(&g, "encoding-type").as_deref(),
                     attr_string(&g, "h5sparse_format").as_deref(),

@@ -139,7 +139,66 @@ impl H5adReader {
     }
 }
 
+/// The `encoding-version`s cellscope reads, per `encoding-type` (anndata's on-disk
+/// specification, <https://anndata.readthedocs.io/en/stable/fileformat-prose.html>; anndata 0.7
+/// wrote `dataframe` 0.1.0, anndata >= 0.8 the others). A version not listed is from a newer
+/// anndata whose layout may differ: anndata itself refuses an IOSpec it has no reader for.
+const KNOWN_VERSIONS: &[(&str, &[&str])] = &[
+    ("anndata", &["0.1.0"]),
+    ("dataframe", &["0.1.0", "0.2.0"]),
+    ("csr_matrix", &["0.1.0"]),
+    ("csc_matrix", &["0.1.0"]),
+    ("array", &["0.2.0"]),
+    ("categorical", &["0.2.0"]),
+];
+
 impl H5adReader {
+    /// Checks the `encoding-type` / `encoding-version` attributes of the element at `path`
+    /// (`"/"` for the root): absent attributes are the legacy layouts and pass; a type other
+    /// than `expected`, or a version of a known type that cellscope does not know, is refused.
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] naming the element, the attribute and what is read.
+    pub(super) fn check_spec(
+        &self,
+        loc: &hdf5::Location,
+        path: &str,
+        expected: &[&str],
+    ) -> Result<()> {
+        let Some(enc) = attr_string(loc, "encoding-type") else {
+            return Ok(());
+        };
+        if !expected.contains(&enc.as_str()) {
+            return Err(DataError::invalid(
+                &self.path,
+                path,
+                format!(
+                    "encoding-type is {enc:?}, expected {}",
+                    expected.join(" or ")
+                ),
+            ));
+        }
+        let version = attr_string(loc, "encoding-version");
+        let known = KNOWN_VERSIONS
+            .iter()
+            .find(|(t, _)| *t == enc)
+            .map(|(_, v)| *v);
+        if let (Some(v), Some(known)) = (version, known)
+            && !known.contains(&v.as_str())
+        {
+            return Err(DataError::invalid(
+                &self.path,
+                path,
+                format!(
+                    "{enc} encoding-version {v:?} is not one cellscope reads ({}): written by a \
+                     newer anndata? Re-save it with the anndata that reads it, or update cellscope",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `obsm`: every 2-D numeric array (group of datasets, or legacy compound dataset).
     /// Data-frame entries of obsm are skipped.
     ///
@@ -286,6 +345,7 @@ impl H5adReader {
     /// # Errors
     /// As [`Self::read`], without the checks on X's values.
     pub fn read_metadata(&self) -> Result<AnnData> {
+        self.check_spec(&self.file, "/", &["anndata"])?;
         let obs = self.read_obs()?;
         let var = self.read_var()?;
         let x_info = self.matrix_info("X")?;

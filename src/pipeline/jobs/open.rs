@@ -15,7 +15,7 @@ pub const MAX_IMAGE_SIDE: u32 = 4096;
 pub struct Opened {
     /// The dataset.
     pub data: AnnData,
-    /// Its `cellscope inspect` summary (empty when the summary could not be made).
+    /// Its `cellscope inspect` summary.
     pub summary: String,
     /// The image to show under its spatial view, with data units per image pixel
     /// ([`default_image`]).
@@ -28,14 +28,11 @@ pub struct Opened {
 /// [`JobError::Data`] naming the file and the element that could not be read.
 pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
     h.step(Step::Open, 0.0);
-    let data = crate::data::open(path)?;
-    let summary = crate::data::summary::Summary::of_path(path)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let (data, summary) = crate::data::summary::Summary::read(path)?;
     h.step(Step::Open, 1.0);
     Ok(Opened {
         data,
-        summary,
+        summary: summary.to_string(),
         image: default_image(path),
     })
 }
