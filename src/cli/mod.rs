@@ -157,15 +157,19 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// The cancel flag of this process's jobs, set by Ctrl-C (SIGINT) once installed. A second
-/// Ctrl-C while the job winds down exits at once.
+/// The cancel flag of this process's jobs, set by Ctrl-C (SIGINT), SIGTERM or SIGHUP once
+/// installed. A second signal while the job winds down exits at once (130), and so does a
+/// signal while an output is being written, after removing its part file
+/// ([`crate::data::part`]).
 fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
         let f = flag.clone();
         let installed = ctrlc::set_handler(move || {
-            if f.swap(true, Ordering::SeqCst) {
+            // An output half written is removed at once: the run stops without a file.
+            if f.swap(true, Ordering::SeqCst) || crate::data::part::any_live() {
+                crate::data::part::remove_live();
                 std::process::exit(130);
             }
             eprintln!("\ncancelling (Ctrl-C again to quit at once)");

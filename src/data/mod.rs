@@ -13,6 +13,7 @@ pub mod genes;
 pub mod h5ad;
 pub mod h5util;
 pub mod matrix;
+pub mod part;
 pub mod preprocess;
 pub mod rng;
 pub mod summary;

@@ -237,22 +237,14 @@ pub fn write_h5ad(adata: &AnnData, additions: &Additions, out: &Path) -> Result<
             ));
         }
     }
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".cellscope-")
-        .suffix(".h5ad.part")
-        .tempfile_in(&dir)
-        .map_err(|e| DataError::io(out, e))?;
+    let tmp = super::part::file(out, ".h5ad.part").map_err(|e| DataError::io(out, e))?;
     let tmp_path = tmp.path().to_path_buf();
     {
         let f = h5(out, "/", super::h5util::create_unlocked(&tmp_path))?;
         write_contents(&f, adata, additions, out)?;
         h5(out, "/", f.close())?;
     }
-    tmp.persist(out).map_err(|e| DataError::io(out, e.error))?;
+    super::part::persist(tmp, out).map_err(|e| DataError::io(out, e))?;
     Ok(())
 }
 

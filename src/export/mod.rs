@@ -10,6 +10,8 @@ pub mod tables;
 
 use std::path::Path;
 
+use crate::data::part;
+
 /// An export error, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -60,13 +62,9 @@ impl ExportError {
 /// # Errors
 /// [`ExportError::Write`] naming `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ExportError::write(path, e))?;
+    let mut tmp = part::file(path, ".part").map_err(|e| ExportError::write(path, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| ExportError::write(path, e))?;
-    tmp.persist(path).map_err(|e| ExportError::write(path, e))?;
+    part::persist(tmp, path).map_err(|e| ExportError::write(path, e))?;
     Ok(())
 }
 

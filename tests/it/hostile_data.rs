@@ -18,7 +18,10 @@ fn compressed_copy(dir: &Path, shuffle: bool) -> (PathBuf, Vec<f32>) {
     let f = hdf5::File::open_rw(&path).unwrap();
     let x = f.group("X").unwrap();
     let values: Vec<f32> = x.dataset("data").unwrap().read_raw().unwrap();
-    assert!(!values.len().is_multiple_of(1000), "the last chunk must be partial");
+    assert!(
+        !values.len().is_multiple_of(1000),
+        "the last chunk must be partial"
+    );
     x.unlink("data").unwrap();
     let b = x.new_dataset_builder().chunk(1000);
     let b = if shuffle { b.shuffle() } else { b };

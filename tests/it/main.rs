@@ -20,6 +20,7 @@ mod exports;
 mod hostile;
 mod hostile_data;
 mod hostile_models;
+mod hostile_outputs;
 mod model_embed;
 mod model_hub;
 mod model_import;

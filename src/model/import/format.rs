@@ -247,14 +247,7 @@ pub fn save_model(model: &Model, dir: &Path) -> Result<(), ModelError> {
             &"already exists; choose a new folder for the model",
         ));
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".cellscope-model-")
-        .tempdir_in(parent)
-        .map_err(|e| io(dir, &e))?;
+    let tmp = crate::data::part::dir(dir, ".model.part").map_err(|e| io(dir, &e))?;
     let w = &model.weights;
     let prefix = prefix_of(w.kind);
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -316,11 +309,7 @@ pub fn save_model(model: &Model, dir: &Path) -> Result<(), ModelError> {
         ..model.provenance.clone()
     };
     write_json("provenance.json", &provenance)?;
-    let kept = tmp.keep();
-    std::fs::rename(&kept, dir).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        io(dir, &e)
-    })
+    crate::data::part::persist_dir(tmp, dir).map_err(|e| io(dir, &e))
 }
 
 mod erased {

@@ -417,11 +417,8 @@ impl Hub {
             path: parent.clone(),
             source,
         })?;
-        let mut part = tempfile::Builder::new()
-            .prefix(".download-")
-            .suffix(".part")
-            .tempfile_in(&parent)
-            .map_err(|source| HubError::Io {
+        let mut part =
+            crate::data::part::file(target, ".download.part").map_err(|source| HubError::Io {
                 path: parent.clone(),
                 source,
             })?;
@@ -469,9 +466,9 @@ impl Hub {
             path: part.path().to_path_buf(),
             source,
         })?;
-        part.persist(target).map_err(|e| HubError::Io {
+        crate::data::part::persist(part, target).map_err(|source| HubError::Io {
             path: target.to_path_buf(),
-            source: e.error,
+            source,
         })?;
         // Without an ETag the next fetch cannot tell whether the hub's version moved and
         // keeps this copy.
