@@ -148,6 +148,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The one-line message for an error of [`run`]: the error and each cause that adds something
+/// (our errors already print their source, e.g. HDF5's or the operating system's message, so
+/// the chain would repeat it).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
+}
+
 /// The process exit code for an error of [`run`]: 130 (as a shell reports SIGINT) when the
 /// user cancelled with Ctrl-C, 2 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {

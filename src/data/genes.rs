@@ -9,6 +9,31 @@ use std::path::Path;
 use super::anndata::AnnData;
 use super::error::{DataError, Result};
 
+/// First values of a one-column gene list that are a header, not a gene (lower-cased): the
+/// column names of scanpy/anndata exports (`index`, `var_names`, `gene_ids`, `feature_name`)
+/// and the usual spreadsheet headers.
+pub const LIST_HEADERS: &[&str] = &[
+    "gene",
+    "genes",
+    "gene_name",
+    "gene_names",
+    "gene_symbol",
+    "gene_symbols",
+    "symbol",
+    "symbols",
+    "gene_id",
+    "gene_ids",
+    "feature",
+    "features",
+    "feature_name",
+    "feature_id",
+    "name",
+    "names",
+    "index",
+    "var_names",
+    "",
+];
+
 /// A model's input genes, in input order: Ensembl IDs (when known) and symbols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneList {
@@ -29,32 +54,39 @@ impl GeneList {
         self.symbols.is_empty()
     }
 
-    /// Reads a gene list from CSV or TSV (delimiter from the extension, `.tsv`/`.txt` = tab), or
-    /// from parquet (`.parquet`, see [`Self::read_parquet`]).
+    /// Reads a gene list from CSV or TSV (delimiter from the extension, `.tsv`/`.txt` = tab;
+    /// parsed by the `csv` crate, quotes included), or from parquet (`.parquet`, see
+    /// [`Self::read_parquet`]).
     /// With a header naming `feature_id` and/or `feature_name` (ssl_in_scg's `var.parquet`
-    /// columns), those columns are used; otherwise the first column holds one gene per line and a
-    /// value starting with `ENS` marks the list as IDs.
+    /// columns), those columns are used; otherwise the first column holds one gene per line
+    /// (after a header line when the first value is a column name such as `gene`, `symbol` or
+    /// `gene_ids`: [`LIST_HEADERS`]) and a value starting with `ENS` marks the list as IDs.
     ///
     /// # Errors
-    /// Unreadable file, empty list.
+    /// Unreadable file, malformed CSV, empty list.
     pub fn read_csv(path: &Path) -> Result<Self> {
         if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
             return Self::read_parquet(path);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let delim = match path.extension().and_then(|e| e.to_str()) {
-            Some("tsv" | "txt") => '\t',
-            _ => ',',
+            Some("tsv" | "txt") => b'\t',
+            _ => b',',
         };
-        let rows: Vec<Vec<String>> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                l.split(delim)
-                    .map(|s| s.trim().trim_matches('"').to_string())
-                    .collect()
-            })
-            .collect();
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| DataError::invalid(path, "genes", e.to_string()))?;
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for (k, rec) in rdr.records().enumerate() {
+            let rec = rec
+                .map_err(|e| DataError::invalid(path, &format!("line {}", k + 1), e.to_string()))?;
+            if rec.iter().any(|f| !f.is_empty()) {
+                rows.push(rec.iter().map(String::from).collect());
+            }
+        }
         let Some(header) = rows.first() else {
             return Err(DataError::invalid(path, "genes", "the gene list is empty"));
         };
@@ -75,8 +107,9 @@ impl GeneList {
             };
             Self { ids, symbols }
         } else {
-            let genes: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
-            Self::from_names(genes)
+            let first = header[0].to_ascii_lowercase();
+            let skip = usize::from(LIST_HEADERS.contains(&first.as_str()));
+            Self::from_names(rows[skip..].iter().map(|r| r[0].clone()).collect())
         };
         if list.is_empty() {
             return Err(DataError::invalid(

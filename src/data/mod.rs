@@ -39,7 +39,8 @@ pub enum InputKind {
 }
 
 /// Detects what `path` is: a folder with `filtered_feature_bc_matrix.h5` is Visium; an HDF5
-/// file with `obs` is AnnData; one with `matrix/` or a genome group is 10x.
+/// file with `matrix/` (and no AnnData root attributes) or a genome group is 10x; one with the
+/// AnnData root attributes, `obs` or `X` is AnnData.
 ///
 /// # Errors
 /// Missing path, a folder without a Visium matrix, an unreadable or unrecognised file.
@@ -55,16 +56,12 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         ));
     }
     let f = h5ad::open_hdf5(path)?;
-    if f.link_exists("obs") && (f.link_exists("X") || f.link_exists("var")) {
-        Ok(InputKind::H5ad)
-    } else if f.link_exists("matrix") {
+    let anndata_root = h5util::attr_string(&f, "encoding-type").as_deref() == Some("anndata");
+    if f.link_exists("matrix") && !anndata_root {
         Ok(InputKind::TenxH5)
-    } else if f.link_exists("obs") {
-        Err(DataError::missing(
-            path,
-            "X",
-            "the expression matrix X of an AnnData file",
-        ))
+    } else if anndata_root || f.link_exists("obs") || f.link_exists("X") {
+        // AnnData, even with obs or X missing: its reader names what is missing.
+        Ok(InputKind::H5ad)
     } else {
         let any_genome = f
             .member_names()

@@ -69,6 +69,30 @@ pub enum Command {
     SaveModel(PathBuf),
     /// Stop the threads.
     Shutdown,
+    /// A job that panics: for tests that a panicking job is reported as
+    /// [`JobError::Panicked`] and the worker goes on.
+    #[doc(hidden)]
+    InjectPanic,
+}
+
+impl Command {
+    /// The command's name, for messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Open(_) => "opening",
+            Self::LoadImage(..) => "loading an image",
+            Self::LoadModel(..) => "loading a model",
+            Self::Embed(_) => "embedding",
+            Self::Transfer { .. } => "label transfer",
+            Self::Analyze(..) => "the pipeline",
+            Self::Pretrain(..) => "pre-training",
+            Self::Finetune(..) => "fine-tuning",
+            Self::Compare { .. } => "the comparison",
+            Self::SaveModel(_) => "saving the model",
+            Self::Shutdown => "shutdown",
+            Self::InjectPanic => "an injected test job",
+        }
+    }
 }
 
 /// Which job started (the window's status line and progress bars key on it).
@@ -357,13 +381,23 @@ fn view_loop(rx: &Receiver<ViewRequest>, out: &Outbox) {
                 ViewRequest::Dashboard(n, x) => dash = Some((n, x)),
             }
         }
+        // A colouring or dashboard that panics (a bug) is reported; the thread goes on.
+        let caught = |job: &str, f: &mut dyn FnMut()| {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                out.send(Event::Failed(JobError::panicked(job, p.as_ref())));
+            }
+        };
         if let Some((request, by, inputs)) = color {
-            let coloring = Arc::new(super::jobs::coloring::color(&by, &inputs));
-            out.send(Event::Colored { request, coloring });
+            caught("colouring", &mut || {
+                let coloring = Arc::new(super::jobs::coloring::color(&by, &inputs));
+                out.send(Event::Colored { request, coloring });
+            });
         }
         if let Some((request, inputs)) = dash {
-            let dashboard = Arc::new(super::jobs::dashboard::dashboard(&inputs));
-            out.send(Event::Dashboard { request, dashboard });
+            caught("metrics dashboard", &mut || {
+                let dashboard = Arc::new(super::jobs::dashboard::dashboard(&inputs));
+                out.send(Event::Dashboard { request, dashboard });
+            });
         }
     }
 }
@@ -383,8 +417,13 @@ impl State {
                 break;
             }
             busy.store(true, Ordering::Relaxed);
-            if let Err(e) = self.dispatch(cmd) {
-                self.out.fail(e);
+            let name = cmd.name();
+            // A job that panics (a bug) is reported like any failure; the worker goes on.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(cmd)));
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.out.fail(e),
+                Err(p) => self.out.fail(JobError::panicked(name, p.as_ref())),
             }
             busy.store(false, Ordering::Relaxed);
         }
@@ -413,6 +452,7 @@ impl State {
     fn dispatch(&mut self, cmd: Command) -> Result<(), JobError> {
         match cmd {
             Command::Shutdown => Ok(()),
+            Command::InjectPanic => panic!("injected panic"),
             Command::Open(path) => self.open(path),
             Command::LoadImage(path, dpp) => {
                 load_in_background(path, dpp, &self.out);
@@ -591,7 +631,10 @@ fn load_in_background(path: PathBuf, dpp: f64, out: &Outbox) {
     let spawned = std::thread::Builder::new()
         .name("cellscope-image".into())
         .spawn(move || {
-            let e = match super::jobs::open::load_image(&path, dpp) {
+            let load = || super::jobs::open::load_image(&path, dpp);
+            let loaded = std::panic::catch_unwind(load)
+                .unwrap_or_else(|p| Err(JobError::panicked("loading an image", p.as_ref())));
+            let e = match loaded {
                 Ok(u) => {
                     let size = [u.image.width() as usize, u.image.height() as usize];
                     Event::Image {

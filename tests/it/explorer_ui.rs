@@ -958,3 +958,62 @@ fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
         "cameras synchronised: {cams:?}"
     );
 }
+
+#[test]
+fn hostile_files_and_a_panicking_job_leave_the_window_working() {
+    let mut h = harness();
+    assert!(h.state().summary().contains("621"));
+    let dir = tempfile::tempdir().unwrap();
+    let good = common::shared_data().join("hypothalamus_scrna_ref.h5ad");
+    let bytes = std::fs::read(&good).unwrap();
+    // Every truncation of a valid file, and two malformed ones: an error at the bottom, the
+    // dataset kept.
+    let mut files: Vec<std::path::PathBuf> = crate::hostile_corpus::mutants(&bytes, 1)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("trunc"))
+        .map(|(name, b)| {
+            let p = dir.path().join(format!("hyp_{name}.h5ad"));
+            std::fs::write(&p, b).unwrap();
+            p
+        })
+        .collect();
+    files.push(common::fixture("bad/missing_obs.h5ad"));
+    files.push(common::fixture("bad/indptr_not_monotonic.h5ad"));
+    for p in &files {
+        let n = h.state().errors().len();
+        h.state_mut().open(p.clone());
+        wait_until(&mut h, 60, |h| h.state().errors().len() > n);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let last = h.state().errors().last().cloned().unwrap_or_default();
+        assert!(last.contains(name), "{name}: {last}");
+        assert!(
+            h.state().summary().contains("621"),
+            "the open dataset is kept"
+        );
+    }
+    // Damaged session files: refused or opened, never a crash.
+    let session = dir.path().join("view.cellscope.json");
+    h.state().save_session(&session).unwrap();
+    let bytes = std::fs::read(&session).unwrap();
+    for (name, b) in crate::hostile_corpus::mutants(&bytes, 7) {
+        let p = dir.path().join(format!("session_{name}.json"));
+        std::fs::write(&p, b).unwrap();
+        let _ = h.state_mut().open_session(&p);
+        h.run_steps(2);
+    }
+    // A job that panics: its error is shown, the worker goes on.
+    let n = h.state().errors().len();
+    h.state().inject_panic();
+    wait_until(&mut h, 30, |h| h.state().errors().len() > n);
+    let last = h.state().errors().last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("internal error") && last.contains("injected panic"),
+        "{last}"
+    );
+    h.state_mut().open(good);
+    wait_until(&mut h, 60, |h| h.state().summary().contains("1308"));
+    assert!(
+        h.state().summary().contains("1308"),
+        "the worker still opens files"
+    );
+}

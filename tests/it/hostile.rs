@@ -248,3 +248,104 @@ fn outputs_inside_an_input_folder_are_refused() {
     );
     assert!(!visium.join("spatial/new_figure.png").exists());
 }
+
+/// A copy of `tests/fixtures/models`'s classifier as a cellscope folder, with `edit` applied to
+/// its config.json.
+fn classifier_folder(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let out = dir.join(name);
+    let o = run(&[
+        "finetune",
+        common::shared_data()
+            .join("hypothalamus_scrna_ref.h5ad")
+            .to_str()
+            .unwrap(),
+        "--label-key",
+        "cell_type",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = out.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    out
+}
+
+#[test]
+fn messages_say_the_real_problem_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = common::shared_data().join("hypothalamus_scrna_ref.h5ad");
+    let data_s = data.to_str().unwrap();
+    let out = d.join("o.h5ad");
+    let out_s = out.to_str().unwrap();
+    // An AnnData without obs is not taken for a 10x file.
+    let missing = common::fixture("bad/missing_obs.h5ad");
+    let o = run(&["inspect", missing.to_str().unwrap()]);
+    refused(&o, &["missing_obs.h5ad: missing obs"]);
+    // class_names that do not fit the head; a target_sum that is not positive.
+    let f = classifier_folder(d, "names", |v| {
+        v["class_names"].as_array_mut().unwrap().truncate(1)
+    });
+    let o = run(&[
+        "predict",
+        data_s,
+        "--model",
+        f.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    refused(
+        &o,
+        &["config.json", "class_names lists 1 classes", "outputs"],
+    );
+    let f = classifier_folder(d, "target", |v| {
+        v["preprocessing"]["target_sum"] = (-1.0).into()
+    });
+    let o = run(&[
+        "predict",
+        data_s,
+        "--model",
+        f.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    refused(&o, &["config.json", "target_sum is -1"]);
+    // A 1-D Linear weight is a layout problem, not a gene-list one.
+    let p = d.join("w1d.safetensors");
+    let one: Vec<u8> = [1f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![6], &one).unwrap();
+    safetensors::serialize_to_file([("encoder.0.weight", v)], None, &p).unwrap();
+    let genes = d.join("genes.txt");
+    std::fs::write(&genes, "gene\nA\nB\n").unwrap();
+    let args = ["embed", data_s, "--model", p.to_str().unwrap(), "--genes"];
+    let o = run(&[&args[..], &[genes.to_str().unwrap(), "--out", out_s]].concat());
+    refused(&o, &["encoder.0.weight has shape [6]", "2-D"]);
+    // A gene list's header is not a gene: 2 genes, not 3.
+    let f = classifier_folder(d, "ok", |_| {});
+    let args = ["embed", data_s, "--model", f.to_str().unwrap(), "--genes"];
+    let o = run(&[&args[..], &[genes.to_str().unwrap(), "--out", out_s]].concat());
+    refused(&o, &["the gene list has 2 genes"]);
+    // No "XDG_RUNTIME_DIR is invalid" line on a run that succeeds without one.
+    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args([
+            "embed",
+            data_s,
+            "--model",
+            f.to_str().unwrap(),
+            "--out",
+            out_s,
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+}

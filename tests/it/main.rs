@@ -18,6 +18,7 @@ mod explorer_ui;
 mod explorer_window;
 mod exports;
 mod hostile;
+mod hostile_corpus;
 mod hostile_data;
 mod hostile_models;
 mod hostile_outputs;

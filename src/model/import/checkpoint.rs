@@ -52,6 +52,9 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// The gene list (or another data file the model needs) cannot be read; the error names it.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 /// The model families of Richter et al. 2024 (and cellscope's own).
@@ -395,6 +398,21 @@ pub fn model_from_state_dict(sd: &StateDict, file: &Path) -> Result<ModelWeights
             head,
             decoder,
             n_params_total,
+        });
+    }
+    // Linear weights under a known prefix that are not 2-D: say so, not "unknown layout".
+    let prefixes = ["encoder.", "backbone.", "inner_model.", "classifier."];
+    if let Some((k, t)) = sd.tensors.iter().find(|(k, t)| {
+        k.ends_with(".weight") && t.shape.len() != 2 && prefixes.iter().any(|p| k.contains(p))
+    }) && !k.contains("bn")
+        && !k.contains("norm")
+    {
+        return Err(ModelError::Layout {
+            file: file.to_path_buf(),
+            message: format!(
+                "{k} has shape {:?}; a Linear weight is 2-D [out_features, in_features]",
+                t.shape
+            ),
         });
     }
     let some: Vec<&str> = sd.tensors.keys().take(8).map(String::as_str).collect();

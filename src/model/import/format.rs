@@ -153,10 +153,7 @@ pub fn load_model(path: &Path, genes: Option<&Path>) -> Result<Model, ModelError
 }
 
 fn read_genes(path: &Path, n_genes: usize) -> Result<GeneList, ModelError> {
-    let list = GeneList::read_csv(path).map_err(|e| ModelError::Genes {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let list = GeneList::read_csv(path)?;
     if list.len() != n_genes {
         return Err(ModelError::Genes {
             file: path.to_path_buf(),
@@ -206,6 +203,7 @@ fn load_folder(dir: &Path, genes: Option<&Path>) -> Result<Model, ModelError> {
             ),
         });
     }
+    check_config(&config, &weights, &cfg_path)?;
     let genes_path = genes.map_or_else(|| dir.join("genes.csv"), Path::to_path_buf);
     let gene_list = read_genes(&genes_path, weights.n_genes())?;
     let provenance: Provenance = std::fs::read_to_string(dir.join("provenance.json"))
@@ -220,6 +218,39 @@ fn load_folder(dir: &Path, genes: Option<&Path>) -> Result<Model, ModelError> {
         provenance,
         path: dir.to_path_buf(),
     })
+}
+
+/// The parts of `config.json` the weights do not check: one class name per output of the
+/// classifier head, and a positive, finite `target_sum`.
+fn check_config(config: &ModelConfig, w: &ModelWeights, file: &Path) -> Result<(), ModelError> {
+    let bad = |message: String| ModelError::Read {
+        file: file.to_path_buf(),
+        message,
+    };
+    match (&config.class_names, &w.head) {
+        (Some(names), Some(head)) if names.len() != head.n_out => {
+            return Err(bad(format!(
+                "class_names lists {} classes but the classifier head has {} outputs",
+                names.len(),
+                head.n_out
+            )));
+        }
+        (Some(_), None) => {
+            return Err(bad(
+                "class_names given but the model has no classifier head".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(t) = config.preprocessing.target_sum
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(bad(format!(
+            "preprocessing.target_sum is {t}; it must be a positive number of counts per cell \
+             (scanpy's normalize_total target_sum) or null for the median"
+        )));
+    }
+    Ok(())
 }
 
 fn prefix_of(kind: ModelKind) -> &'static str {

@@ -203,6 +203,31 @@ pub enum JobError {
     /// an output path that is the input. The message names the file and the element.
     #[error("{0}")]
     Input(String),
+    /// A bug: the job panicked. The message is the panic's; the worker lives on and what the
+    /// user had (dataset, model, views) is kept.
+    #[error("internal error in {job} (please report it): {message}")]
+    Panicked {
+        /// The job (its command).
+        job: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+impl JobError {
+    /// The error for a panic caught around `job` (its payload is a `&str` or a `String` for
+    /// `panic!` with a message).
+    pub fn panicked(job: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Self::Panicked {
+            job: job.into(),
+            message,
+        }
+    }
 }
 
 impl From<crate::model::embed::EmbedError> for JobError {

@@ -199,7 +199,7 @@ pub fn on_training_thread<T: Send + 'static>(
     }
     handle
         .join()
-        .map_err(|_| JobError::Input("the training thread panicked".into()))?
+        .map_err(|p| JobError::panicked("training", p.as_ref()))?
 }
 
 /// The pre-training job: [`run_pretrain`] on its own thread, events reported to `h`.

@@ -9,6 +9,19 @@ use crate::ui::explorer::ModelInfo;
 use crate::ui::panels;
 
 impl CellscopeApp {
+    /// The error messages shown at the bottom of the window, oldest first.
+    pub fn errors(&self) -> &[String] {
+        &self.x.errors
+    }
+
+    /// Queues a job that panics, to test that a panicking job is reported as an error and the
+    /// app goes on with what it had.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.worker
+            .send(crate::pipeline::worker::Command::InjectPanic);
+    }
+
     /// The Training panel's state (events of the last run, its summary).
     pub fn training(&self) -> &panels::training::TrainingPanel {
         &self.panels.training
