@@ -12,7 +12,7 @@ use super::anndata::{AnnData, MatrixEncoding, MatrixInfo};
 use super::dataframe::{Column, DataFrame};
 use super::error::{DataError, Result};
 use super::h5ad::open_hdf5;
-use super::h5util::read_strings;
+use super::h5util::{checked, read_strings};
 use super::matrix::{CsrMatrix, Matrix, validate_compressed};
 
 fn h5<T>(file: &Path, path: &str, r: hdf5::Result<T>) -> Result<T> {
@@ -24,6 +24,7 @@ fn strings(file: &Path, g: &Group, group_path: &str, name: &str) -> Result<Vec<S
     let ds = g
         .dataset(name)
         .map_err(|_| DataError::missing(file, &path, "a string dataset"))?;
+    let ds = h5(file, &path, checked(ds))?;
     h5(file, &path, read_strings(&ds))
 }
 
@@ -51,7 +52,9 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
     let shape: Vec<i64> = h5(
         path,
         &shape_path,
-        g.dataset("shape").and_then(|d| d.read_raw::<i64>()),
+        g.dataset("shape")
+            .and_then(checked)
+            .and_then(|d| d.read_raw::<i64>()),
     )?;
     if shape.len() != 2 || shape.iter().any(|&s| s < 0) {
         return Err(DataError::invalid(
@@ -62,7 +65,7 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
     }
     let (n_genes, n_cells) = (shape[0] as usize, shape[1] as usize);
     let indptr_path = format!("{gp}/indptr");
-    let ds = h5(path, &indptr_path, g.dataset("indptr"))?;
+    let ds = h5(path, &indptr_path, g.dataset("indptr").and_then(checked))?;
     if ds.size() != n_cells + 1 {
         return Err(DataError::invalid(
             path,
@@ -82,7 +85,9 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
     let raw_idx: Vec<i64> = h5(
         path,
         &idx_path,
-        g.dataset("indices").and_then(|d| d.read_raw()),
+        g.dataset("indices")
+            .and_then(checked)
+            .and_then(|d| d.read_raw()),
     )?;
     if let Some(k) = raw_idx.iter().position(|&i| i < 0 || i >= n_genes as i64) {
         return Err(DataError::invalid(
@@ -96,7 +101,9 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
     let data: Vec<f32> = h5(
         path,
         &data_path,
-        g.dataset("data").and_then(|d| d.read_raw()),
+        g.dataset("data")
+            .and_then(checked)
+            .and_then(|d| d.read_raw()),
     )?;
     // Stored as CSC of genes x cells = CSR of cells x genes.
     validate_compressed(n_cells, n_genes, &indptr, &indices, data.len())
@@ -404,10 +411,13 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
     let mut xy = Array2::<f64>::zeros((n, 2));
     for (i, bc) in adata.obs.index.iter().enumerate() {
         let p = pos.get(bc).ok_or_else(|| {
-            DataError::missing(
+            DataError::invalid(
                 &pos_path,
-                bc,
-                "a position row for this barcode of the matrix",
+                &format!("barcode {bc:?}"),
+                format!(
+                    "no position row for this barcode of {} (cell {i})",
+                    h5_path.display()
+                ),
             )
         })?;
         in_tissue.push(p[0] as i64);

@@ -99,7 +99,8 @@ impl Session {
     /// Reads a session.
     ///
     /// # Errors
-    /// [`ExportError::Read`]: unreadable, not JSON, another format, or a newer version.
+    /// [`ExportError::Read`]: unreadable, not JSON, another format, a newer version, or values
+    /// that are not a view (a camera that is not finite, a resolution that is not positive).
     pub fn load(path: &Path) -> Result<Self, ExportError> {
         let err = |message: String| ExportError::Read {
             file: path.display().to_string(),
@@ -117,6 +118,26 @@ impl Session {
                 "session version {version} is newer than this cellscope reads ({VERSION})"
             )));
         }
-        serde_json::from_value(v).map_err(|e| err(format!("malformed session: {e}")))
+        let s: Self =
+            serde_json::from_value(v).map_err(|e| err(format!("malformed session: {e}")))?;
+        for (k, c) in s.cameras.iter().enumerate() {
+            if let Some(c) = c
+                && !(c.center.iter().all(|v| v.is_finite())
+                    && c.units_per_point.is_finite()
+                    && c.units_per_point > 0.0)
+            {
+                return Err(err(format!(
+                    "cameras[{k}]: centre {:?} and zoom {} are not a view (finite, zoom > 0)",
+                    c.center, c.units_per_point
+                )));
+            }
+        }
+        if !(s.params.resolution.is_finite() && s.params.resolution > 0.0) {
+            return Err(err(format!(
+                "params.resolution is {}; it must be a positive number",
+                s.params.resolution
+            )));
+        }
+        Ok(s)
     }
 }

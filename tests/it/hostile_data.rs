@@ -10,8 +10,9 @@ use cellscope::data::h5util::{read_strings, to_varlen};
 use cellscope::data::write::{Additions, write_h5ad};
 
 /// her2st_A1 rewritten with `X/data` stored as chunks of 1,000 values (the last one partial),
-/// deflate-compressed, shuffled first when `shuffle`. Returns the file and X's values.
-fn compressed_copy(dir: &Path, shuffle: bool) -> (PathBuf, Vec<f32>) {
+/// deflate-compressed, shuffled first when `shuffle`. Returns the file, X's values and the
+/// positions of the first and the last chunk.
+fn compressed_copy(dir: &Path, shuffle: bool) -> (PathBuf, Vec<f32>, [(u64, u64); 2]) {
     let a = cellscope::data::open(&common::shared_data().join("her2st_A1.h5ad")).unwrap();
     let path = dir.join(format!("chunked_shuffle_{shuffle}.h5ad"));
     write_h5ad(&a, &Additions::default(), &path).unwrap();
@@ -25,30 +26,28 @@ fn compressed_copy(dir: &Path, shuffle: bool) -> (PathBuf, Vec<f32>) {
     x.unlink("data").unwrap();
     let b = x.new_dataset_builder().chunk(1000);
     let b = if shuffle { b.shuffle() } else { b };
-    b.deflate(6).with_data(&values).create("data").unwrap();
-    (path, values)
-}
-
-/// The file position and stored size of chunk `i` of `X/data`.
-fn chunk(path: &Path, i: usize) -> (u64, u64) {
-    let f = hdf5::File::open(path).unwrap();
-    let info = f.dataset("X/data").unwrap().chunk_info(i).unwrap();
-    (info.addr, info.size)
+    let ds = b.deflate(6).with_data(&values).create("data").unwrap();
+    f.flush().unwrap();
+    // The file position and stored size of the first and the last (partial) chunk.
+    let last = values.len().div_ceil(1000) - 1;
+    let chunks = [0, last].map(|i| {
+        let info = ds.chunk_info(i).expect("chunk info");
+        (info.addr, info.size)
+    });
+    (path, values, chunks)
 }
 
 #[test]
 fn compressed_chunks_read_exactly_or_fail_naming_the_dataset() {
     let dir = tempfile::tempdir().unwrap();
     for shuffle in [false, true] {
-        let (path, values) = compressed_copy(dir.path(), shuffle);
+        let (path, values, chunks) = compressed_copy(dir.path(), shuffle);
         let got = cellscope::data::open(&path).unwrap().x.to_csr();
         assert_eq!(got.data, values, "shuffle {shuffle}: values as written");
         let bytes = std::fs::read(&path).unwrap();
-        let n_chunks = values.len().div_ceil(1000);
         // A damaged byte in the middle and near the end (the checksum) of the first and the
         // last (partial) chunk.
-        for i in [0, n_chunks - 1] {
-            let (addr, size) = chunk(&path, i);
+        for (i, (addr, size)) in chunks.into_iter().enumerate() {
             for at in [addr + size / 2, addr + size - 2] {
                 let mut bad = bytes.clone();
                 bad[at as usize] ^= 0x5a;
@@ -307,4 +306,23 @@ fn visium_positions_are_checked() {
         m.contains("line 5, column 5") && m.contains("finite"),
         "{m}"
     );
+}
+
+#[test]
+fn a_dataset_declaring_terabytes_is_refused_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    // X/data declared as 2^40 float32 values (4 TiB) in chunks never written: a file of
+    // kilobytes.
+    let p = edited(dir.path(), "huge.h5ad", |f| {
+        let x = f.group("X").unwrap();
+        x.unlink("data").unwrap();
+        x.new_dataset::<f32>()
+            .chunk(1 << 20)
+            .shape(1usize << 40)
+            .create("data")
+            .unwrap();
+    });
+    assert!(std::fs::metadata(&p).unwrap().len() < 10 << 20);
+    let m = open_error(&p);
+    assert!(m.contains("X/data") && m.contains("declares"), "{m}");
 }

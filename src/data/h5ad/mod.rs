@@ -117,8 +117,11 @@ impl H5adReader {
         self.file.group(path).map_err(self.h5err(path))
     }
 
+    /// The dataset at `path`, its declared size checked ([`crate::data::h5util::checked`]).
     pub(super) fn dataset(&self, path: &str) -> Result<Dataset> {
-        self.file.dataset(path).map_err(self.h5err(path))
+        (self.file.dataset(path))
+            .and_then(crate::data::h5util::checked)
+            .map_err(self.h5err(path))
     }
 
     pub(super) fn kind(&self, path: &str) -> Option<LocationType> {
@@ -308,7 +311,7 @@ impl H5adReader {
             let Some(key) = name.strip_suffix("_colors") else {
                 continue;
             };
-            if let Ok(ds) = g.dataset(&name)
+            if let Ok(ds) = g.dataset(&name).and_then(crate::data::h5util::checked)
                 && let Ok(v) = read_strings(&ds)
             {
                 out.insert(key.to_string(), v);
