@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod neighbors;
 pub mod pca;
 pub mod spatial;
+pub mod split;
 pub mod transfer;
 pub mod umap;
 

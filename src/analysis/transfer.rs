@@ -11,7 +11,6 @@ use ndarray::ArrayView2;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::Rng;
 use super::metrics::{Classification, classification};
 use super::neighbors::{HnswIndex, KnnParams, exact_knn_between};
 use crate::data::DataError;
@@ -61,21 +60,6 @@ pub fn knn_classify(
         conf.push(count as f32 / nn.k as f32);
     }
     (pred, conf)
-}
-
-/// Row indices of a seeded 70/15/15 split: `(train, validation, test)`, each sorted.
-pub fn split_70_15_15(n: usize, seed: u64) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
-    let mut idx: Vec<usize> = (0..n).collect();
-    Rng::new(seed).shuffle(&mut idx);
-    let n_train = (n as f64 * 0.70).round() as usize;
-    let n_val = (n as f64 * 0.15).round() as usize;
-    let mut train = idx[..n_train].to_vec();
-    let mut val = idx[n_train..(n_train + n_val).min(n)].to_vec();
-    let mut test = idx[(n_train + n_val).min(n)..].to_vec();
-    train.sort_unstable();
-    val.sort_unstable();
-    test.sort_unstable();
-    (train, val, test)
 }
 
 /// A label map between reference and query class names, read from a CSV with two columns

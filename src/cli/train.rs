@@ -19,6 +19,9 @@ pub enum ObjectiveArg {
     GpMask,
     /// Masked autoencoder, isolated masking: one programme kept (needs --gmt).
     Isolated,
+    /// Masked autoencoder from one transcription factor's target programme to the other genes
+    /// (needs --gmt with MSigDB C3 TFT sets).
+    GpToTf,
     /// Barlow Twins (lambda 0.0051).
     BarlowTwins,
     /// BYOL (EMA 0.99).
@@ -31,6 +34,7 @@ impl From<ObjectiveArg> for ObjectiveKind {
             ObjectiveArg::RandomMask => ObjectiveKind::RandomMask,
             ObjectiveArg::GpMask => ObjectiveKind::GpMask,
             ObjectiveArg::Isolated => ObjectiveKind::Isolated,
+            ObjectiveArg::GpToTf => ObjectiveKind::GpToTf,
             ObjectiveArg::BarlowTwins => ObjectiveKind::BarlowTwins,
             ObjectiveArg::Byol => ObjectiveKind::Byol,
         }
@@ -59,7 +63,8 @@ pub struct PretrainArgs {
     /// The objective.
     #[arg(long, value_enum)]
     objective: ObjectiveArg,
-    /// MSigDB-style GMT file of gene programmes (gp-mask, isolated).
+    /// MSigDB-style GMT file of gene programmes (gp-mask, isolated: e.g. C8 cell-type
+    /// signatures; gp-to-tf: C3 TFT sets named <FACTOR>_TARGET_GENES).
     #[arg(long)]
     gmt: Option<PathBuf>,
     /// The model's genes: a CSV/TSV/parquet gene list or an .h5ad whose var to use; default:
@@ -75,9 +80,14 @@ pub struct PretrainArgs {
     /// Cells per step.
     #[arg(long, default_value_t = 8192)]
     batch_size: usize,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    /// AdamW learning rate; default: the objective's recipe (1e-3 masked autoencoders, 0.01
+    /// Barlow Twins and BYOL).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay; default: the objective's recipe (0.01 masked autoencoders, 1e-5
+    /// Barlow Twins and BYOL).
+    #[arg(long)]
+    weight_decay: Option<f64>,
     #[command(flatten)]
     model: NewModel,
 }
@@ -175,17 +185,20 @@ fn save_and_report(t: &Trained, out: &Path) -> anyhow::Result<()> {
 pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     let m = a.model;
     check_out(&m.out)?;
+    let kind: ObjectiveKind = a.objective.into();
+    let recipe = TrainOptions::pretrain_for(kind);
     let job = PretrainJob {
-        objective: a.objective.into(),
+        objective: kind,
         gmt: a.gmt,
         genes: a.genes,
         opts: TrainOptions {
             epochs: a.epochs,
             seed: a.seed,
             batch_size: a.batch_size,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(recipe.lr),
+            weight_decay: a.weight_decay.unwrap_or(recipe.weight_decay),
             hidden: m.hidden,
-            ..TrainOptions::pretrain_default()
+            ..recipe
         },
         backend: m.backend.into(),
     };

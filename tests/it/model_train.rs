@@ -13,8 +13,8 @@ use cellscope::model::BackendChoice;
 use cellscope::model::checkpoint::{Activation, Dense};
 use cellscope::model::nets::{AutoEncoder, Mlp};
 use cellscope::model::train::{
-    self, EventKind, Objective, ObjectiveKind, Programmes, TrainError, TrainEvent, TrainLayers,
-    TrainOptions,
+    self, EventKind, Mask, Objective, ObjectiveKind, Programmes, Scored, TrainError, TrainEvent,
+    TrainLayers, TrainOptions,
 };
 use cellscope::pipeline::jobs::train::{
     FinetuneJob, PretrainJob, model_input, predict_matrix, run_finetune, run_pretrain,
@@ -27,12 +27,12 @@ fn shared(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn reference() -> Value {
+pub(super) fn reference() -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train/train_reference.json");
     serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("json")
 }
 
-fn f32s(v: &Value) -> Vec<f32> {
+pub(super) fn f32s(v: &Value) -> Vec<f32> {
     v.as_array()
         .expect("array")
         .iter()
@@ -49,11 +49,11 @@ fn dense(v: &Value) -> Dense {
     }
 }
 
-fn layers(v: &Value) -> Vec<Dense> {
+pub(super) fn layers(v: &Value) -> Vec<Dense> {
     v.as_array().expect("layers").iter().map(dense).collect()
 }
 
-fn tensor(v: &Value, shape: &Value, device: &Device) -> Tensor<2> {
+pub(super) fn tensor(v: &Value, shape: &Value, device: &Device) -> Tensor<2> {
     let s: Vec<usize> = shape
         .as_array()
         .expect("shape")
@@ -63,11 +63,11 @@ fn tensor(v: &Value, shape: &Value, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(f32s(v), [s[0], s[1]]), device)
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
+pub(super) fn scalar(t: Tensor<1>) -> f64 {
     f64::from(t.into_scalar::<f32>())
 }
 
-fn close(a: f64, b: f64, tol: f64, what: &str) {
+pub(super) fn close(a: f64, b: f64, tol: f64, what: &str) {
     assert!(
         (a - b).abs() <= tol * b.abs().max(1.0),
         "{what}: cellscope {a} vs PyTorch {b}"
@@ -88,35 +88,19 @@ fn fused_cpu_loss_gives_pytorch_gradients() {
 fn adamw_step(fused: bool) {
     let r = reference();
     let device = Device::flex().autodiff();
-    let model = AutoEncoder {
-        encoder: Mlp::from_dense(
-            &layers(&r["initial"]["encoder"]),
-            Activation::Selu,
-            0.0,
-            false,
-            &device,
-        ),
-        decoder: Mlp::from_dense(
-            &layers(&r["initial"]["decoder"]),
-            Activation::Selu,
-            0.0,
-            true,
-            &device,
-        ),
-    };
+    let model = fixture_model(&r, &device);
     let rate = r["rate"].as_f64().expect("rate");
+    let keep = f32s(&r["keep"]);
     let loss = if fused {
         let rows = r["shape"][0].as_u64().expect("rows") as usize;
         let genes = r["shape"][1].as_u64().expect("genes") as usize;
-        let (surrogate, value) = train::masked_reconstruction_fused(
-            &model,
-            &f32s(&r["x"]),
-            &f32s(&r["keep"]),
-            rows,
-            genes,
-            1.0 / (1.0 - rate),
-            &device,
-        );
+        let mask = Mask {
+            keep,
+            scale: 1.0 / (1.0 - rate),
+            scored: Scored::Hidden,
+        };
+        let (surrogate, value) =
+            train::masked_reconstruction_fused(&model, &f32s(&r["x"]), &mask, rows, genes, &device);
         close(
             value,
             r["loss"].as_f64().expect("loss"),
@@ -126,8 +110,15 @@ fn adamw_step(fused: bool) {
         surrogate
     } else {
         let x = tensor(&r["x"], &r["shape"], &device);
-        let keep = tensor(&r["keep"], &r["shape"], &device.clone().inner());
-        let loss = train::masked_reconstruction_loss(&model, x, keep, 1.0 / (1.0 - rate));
+        let inner = device.clone().inner();
+        let weight: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
+        let shape = [
+            r["shape"][0].as_u64().expect("rows") as usize,
+            keep.len() / r["shape"][0].as_u64().expect("rows") as usize,
+        ];
+        let keep = Tensor::from_data(TensorData::new(keep, shape), &inner);
+        let weight = Tensor::from_data(TensorData::new(weight, shape), &inner);
+        let loss = train::masked_reconstruction_loss(&model, x, keep, weight, 1.0 / (1.0 - rate));
         close(
             scalar(loss.clone()),
             r["loss"].as_f64().expect("loss"),
@@ -219,6 +210,26 @@ fn losses_match_pytorch() {
     );
 }
 
+/// The fixture's SELU autoencoder with its initial weights.
+pub(super) fn fixture_model(r: &Value, device: &Device) -> AutoEncoder {
+    AutoEncoder {
+        encoder: Mlp::from_dense(
+            &layers(&r["initial"]["encoder"]),
+            Activation::Selu,
+            0.0,
+            false,
+            device,
+        ),
+        decoder: Mlp::from_dense(
+            &layers(&r["initial"]["decoder"]),
+            Activation::Selu,
+            0.0,
+            true,
+            device,
+        ),
+    }
+}
+
 /// The hypothalamus reference as the models see it: normalize_total(1e4) + log1p.
 fn hypothalamus() -> cellscope::data::CsrMatrix {
     let a = cellscope::data::open(&shared("hypothalamus_scrna_ref.h5ad")).expect("read");
@@ -260,8 +271,10 @@ fn every_objective_trains_on_real_data() {
     let gmt = dir.path().join("blocks.gmt");
     let mut text = String::new();
     for (i, c) in genes.symbols.chunks(10).enumerate() {
+        // Named after their first gene, as MSigDB C3 TFT names a factor's targets (gp-to-tf).
         text.push_str(&format!(
-            "BLOCK_{i}\thttp://example\t{}\n",
+            "{}_TARGET_GENES_{i}\thttp://example\t{}\n",
+            c[0],
             c.join("\t").to_lowercase()
         ));
     }

@@ -83,24 +83,43 @@ impl Net {
 
 /// The masked objectives' loss: fused on the CPU backend, all in burn elsewhere (on a GPU the
 /// logits never leave the device).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn masked_loss(
     m: &AutoEncoder,
     xv: &[f32],
-    keep: Vec<f32>,
+    mask: &Mask,
     rows: usize,
     genes: usize,
-    scale: f64,
     device: &Device,
 ) -> (Tensor<1>, Option<f64>) {
     if device.clone().inner() == Device::flex() {
-        let (s, l) = masked_reconstruction_fused(m, xv, &keep, rows, genes, scale, device);
+        let (s, l) = masked_reconstruction_fused(m, xv, mask, rows, genes, device);
         (s, Some(l))
     } else {
+        let inner = device.clone().inner();
         let x = to_tensor(xv.to_vec(), rows, genes, device);
-        let keep = to_tensor(keep, rows, genes, &device.clone().inner());
-        (masked_reconstruction_loss(m, x, keep, scale), None)
+        let keep = to_tensor(mask.keep.clone(), rows, genes, &inner);
+        let weight = to_tensor(mask.weights(genes), rows, genes, &inner);
+        (
+            masked_reconstruction_loss(m, x, keep, weight, mask.scale),
+            None,
+        )
     }
+}
+
+/// The mask of a masked objective for one batch.
+pub(super) fn objective_mask(
+    objective: &Objective,
+    rows: usize,
+    genes: usize,
+    seed: u64,
+) -> Option<Mask> {
+    Some(match objective {
+        Objective::RandomMask { rate } => random_mask(rows, genes, *rate, seed),
+        Objective::GpMask { programmes, rate } => gp_mask(rows, genes, programmes, *rate, seed),
+        Objective::Isolated { programmes } => isolated_mask(rows, genes, programmes, seed),
+        Objective::GpToTf { programmes } => gp_to_tf_mask(rows, genes, programmes, seed),
+        Objective::BarlowTwins { .. } | Objective::Byol { .. } => return None,
+    })
 }
 
 /// One batch's loss for the objective: the tensor to call `backward` on and, when that is a
@@ -114,21 +133,14 @@ pub(super) fn objective_loss(
     seed: u64,
     device: &Device,
 ) -> (Tensor<1>, Option<f64>) {
-    match (net, objective) {
-        (Net::Ae(m), Objective::RandomMask { rate }) => {
-            let keep = random_keep(rows, genes, 1.0 - rate, seed);
-            masked_loss(m, xv, keep, rows, genes, 1.0 / (1.0 - rate), device)
+    match net {
+        Net::Ae(m) => {
+            let mask = objective_mask(objective, rows, genes, seed)
+                .expect("an autoencoder is built for a masked objective");
+            masked_loss(m, xv, &mask, rows, genes, device)
         }
-        (Net::Ae(m), Objective::GpMask { programmes, rate }) => {
-            let keep = programme_keep(rows, genes, programmes, false, *rate, seed);
-            masked_loss(m, xv, keep, rows, genes, 1.0, device)
-        }
-        (Net::Ae(m), Objective::Isolated { programmes }) => {
-            let keep = programme_keep(rows, genes, programmes, true, 0.0, seed);
-            masked_loss(m, xv, keep, rows, genes, 1.0, device)
-        }
-        (Net::Bt(m, lambda), _) => {
-            let (v1, v2) = views(xv, genes, seed);
+        Net::Bt(m, lambda) => {
+            let (v1, v2) = contrastive_views(xv, genes, seed);
             let loss = barlow_twins_loss(
                 m.forward(to_tensor(v1, rows, genes, device)),
                 m.forward(to_tensor(v2, rows, genes, device)),
@@ -136,8 +148,8 @@ pub(super) fn objective_loss(
             );
             (loss, None)
         }
-        (Net::Byol(m, target, _), _) => {
-            let (v1, v2) = views(xv, genes, seed);
+        Net::Byol(m, target, _) => {
+            let (v1, v2) = contrastive_views(xv, genes, seed);
             let (t1, t2) = (
                 to_tensor(v1, rows, genes, device),
                 to_tensor(v2, rows, genes, device),
@@ -149,19 +161,7 @@ pub(super) fn objective_loss(
                 None,
             )
         }
-        _ => unreachable!("network built for another objective"),
     }
-}
-
-/// NB dispersion and dropout rate of the contrastive augmentation.
-pub(super) const AUG_THETA: f64 = 10.0;
-pub(super) const AUG_DROP: f64 = 0.2;
-
-pub(super) fn views(xv: &[f32], genes: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let (mut a, mut b) = (xv.to_vec(), xv.to_vec());
-    augment(&mut a, genes, AUG_THETA, AUG_DROP, seed);
-    augment(&mut b, genes, AUG_THETA, AUG_DROP, seed ^ 0x5eed);
-    (a, b)
 }
 
 pub(super) fn init_net(
@@ -179,7 +179,10 @@ pub(super) fn init_net(
     widths.extend(&opts.hidden);
     let emb = *widths.last().unwrap_or(&64);
     Ok(match objective {
-        Objective::RandomMask { .. } | Objective::GpMask { .. } | Objective::Isolated { .. } => {
+        Objective::RandomMask { .. }
+        | Objective::GpMask { .. }
+        | Objective::Isolated { .. }
+        | Objective::GpToTf { .. } => {
             let mut dec: Vec<usize> = widths.iter().rev().copied().collect();
             dec[0] = emb;
             Net::Ae(AutoEncoder {

@@ -5,64 +5,47 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-/// Masked-reconstruction loss: the autoencoder sees `x * keep * scale`; the loss is the mean
-/// squared error over the hidden entries (`keep == 0`). Shapes `[batch, genes]`; returns `[1]`.
+/// Masked-reconstruction loss as ssl_in_scg computes it: the autoencoder sees
+/// `x * keep * scale`; the loss is the mean over *all* entries of `weight * (recon - x)^2`
+/// (`(inv_mask * mse).mean()`; `weight` is `1 - keep` or gp_to_tf's output mask,
+/// [`Mask::weights`]). Shapes `[batch, genes]`; returns `[1]`.
 pub fn masked_reconstruction_loss(
     model: &AutoEncoder,
     x: Tensor<2>,
     keep: Tensor<2>,
+    weight: Tensor<2>,
     scale: f64,
 ) -> Tensor<1> {
-    let recon = model.forward((x.clone() * keep.clone()).mul_scalar(scale));
-    let hidden = keep.neg().add_scalar(1.0);
-    let n = hidden.clone().sum().clamp_min(1.0);
-    ((recon - x) * hidden).powi_scalar(2).sum() / n
-}
-
-/// Keep mask of the random-mask objective, row-major `[rows, genes]`: each entry visible (1)
-/// with probability `p_keep`, from a per-row seeded generator (reproducible whatever the
-/// thread count).
-pub fn random_keep(rows: usize, genes: usize, p_keep: f64, seed: u64) -> Vec<f32> {
-    let mut keep = vec![0f32; rows * genes];
-    keep.par_chunks_mut(genes.max(1))
-        .enumerate()
-        .for_each(|(r, row)| {
-            let mut rng = Rng::for_item(seed, r as u64, 0x726d);
-            for v in row.iter_mut() {
-                *v = f32::from(u8::from(rng.uniform() < p_keep));
-            }
-        });
-    keep
+    let recon = model.forward((x.clone() * keep).mul_scalar(scale));
+    ((recon - x).powi_scalar(2) * weight).mean()
 }
 
 /// The masked-reconstruction loss with the output end fused on the CPU: the network runs in
-/// burn up to the decoder's logits `z`; the Sigmoid, the masked squared error and its gradient
-/// `dL/dz = 2 (s - x) s (1 - s) / n_hidden` (on hidden entries) are computed in one parallel
-/// pass, and the returned surrogate `sum(z * dL/dz)` has exactly that gradient. Same loss and
-/// gradients as [`masked_reconstruction_loss`], about 20 fewer full-size tensor passes per
-/// step on burn's CPU backend. `xv`, `keep`: row-major `[rows, genes]`. Returns the surrogate
-/// (to call `backward` on) and the loss value.
-#[allow(clippy::too_many_arguments)]
+/// burn up to the decoder's logits `z`; the Sigmoid, the weighted squared error and its
+/// gradient `dL/dz = 2 (s - x) s (1 - s) / (rows * genes)` (on scored entries) are computed in
+/// one parallel pass, and the returned surrogate `sum(z * dL/dz)` has exactly that gradient.
+/// Same loss and gradients as [`masked_reconstruction_loss`], about 20 fewer full-size tensor
+/// passes per step on burn's CPU backend. `xv`: row-major `[rows, genes]`. Returns the
+/// surrogate (to call `backward` on) and the loss value.
 pub fn masked_reconstruction_fused(
     model: &AutoEncoder,
     xv: &[f32],
-    keep: &[f32],
+    mask: &Mask,
     rows: usize,
     genes: usize,
-    scale: f64,
     device: &Device,
 ) -> (Tensor<1>, f64) {
-    let scale = scale as f32;
+    let scale = mask.scale as f32;
     let x_in: Vec<f32> = xv
         .par_iter()
-        .zip(keep.par_iter())
+        .zip(mask.keep.par_iter())
         .map(|(&x, &k)| x * k * scale)
         .collect();
     let z = model
         .decoder
         .forward_linear(model.encoder.forward(to_tensor(x_in, rows, genes, device)));
     let zv = crate::model::nets::tensor_values(z.clone().inner());
-    let n_hidden = keep.par_iter().filter(|&&k| k == 0.0).count().max(1) as f32;
+    let n = (rows * genes).max(1) as f32;
     let mut grad = vec![0f32; rows * genes];
     let sum: f64 = grad
         .par_chunks_mut(genes.max(1))
@@ -71,18 +54,18 @@ pub fn masked_reconstruction_fused(
             let o = r * genes;
             let mut l = 0f64;
             for j in 0..genes {
-                if keep[o + j] == 0.0 {
+                if mask.scores(r, j, genes) {
                     let s = 1.0 / (1.0 + (-zv[o + j]).exp());
                     let d = s - xv[o + j];
                     l += f64::from(d * d);
-                    g[j] = 2.0 * d * s * (1.0 - s) / n_hidden;
+                    g[j] = 2.0 * d * s * (1.0 - s) / n;
                 }
             }
             l
         })
         .sum();
     let g = to_tensor(grad, rows, genes, &device.clone().inner());
-    ((z * g).sum(), sum / f64::from(n_hidden))
+    ((z * g).sum(), sum / f64::from(n))
 }
 
 /// Barlow Twins loss (Zbontar et al. 2021): each view's projections standardised over the

@@ -11,6 +11,9 @@ pub struct Programmes {
     pub names: Vec<String>,
     /// Gene indices (into the model's genes) per programme, non-empty, ascending.
     pub genes: Vec<Vec<u32>>,
+    /// Per programme, the model gene of the transcription factor its name starts with
+    /// (`ATF1_TARGET_GENES` -> ATF1, MSigDB C3 TFT naming), when the model has it.
+    pub regulators: Vec<Option<u32>>,
     /// The GMT file.
     pub source: String,
 }
@@ -31,7 +34,7 @@ impl Programmes {
             .enumerate()
             .map(|(i, s)| (s.to_uppercase(), i as u32))
             .collect();
-        let (mut names, mut matched) = (Vec::new(), Vec::new());
+        let (mut names, mut matched, mut regulators) = (Vec::new(), Vec::new(), Vec::new());
         for set in sets {
             let mut g: Vec<u32> = set
                 .genes
@@ -41,6 +44,13 @@ impl Programmes {
             g.sort_unstable();
             g.dedup();
             if !g.is_empty() {
+                let tf = set
+                    .name
+                    .split('_')
+                    .next()
+                    .unwrap_or_default()
+                    .to_uppercase();
+                regulators.push(index.get(&tf).copied());
                 names.push(set.name);
                 matched.push(g);
             }
@@ -57,7 +67,34 @@ impl Programmes {
         Ok(Programmes {
             names,
             genes: matched,
+            regulators,
             source: path.display().to_string(),
+        })
+    }
+
+    /// The programmes whose transcription factor is one of the model's genes (what gp_to_tf
+    /// trains on).
+    ///
+    /// # Errors
+    /// [`TrainError::Gmt`] when no programme name starts with a model gene's symbol.
+    pub fn with_regulators(&self) -> Result<Self, TrainError> {
+        let keep: Vec<usize> = (0..self.genes.len())
+            .filter(|&i| self.regulators[i].is_some())
+            .collect();
+        if keep.is_empty() {
+            return Err(TrainError::Gmt {
+                file: self.source.clone(),
+                message: "gp-to-tf needs transcription-factor programmes named \
+                          <FACTOR>_TARGET_GENES (MSigDB C3 TFT) whose factor is one of the \
+                          model's genes; none is"
+                    .into(),
+            });
+        }
+        Ok(Programmes {
+            names: keep.iter().map(|&i| self.names[i].clone()).collect(),
+            genes: keep.iter().map(|&i| self.genes[i].clone()).collect(),
+            regulators: keep.iter().map(|&i| self.regulators[i]).collect(),
+            source: self.source.clone(),
         })
     }
 }
@@ -70,17 +107,24 @@ pub enum Objective {
         /// Masking rate (0.5).
         rate: f64,
     },
-    /// Each programme hidden with probability `rate`, whole (genes in several programmes are
-    /// hidden when any of them is).
+    /// `floor(n_programmes * rate)` whole programmes hidden in the whole batch (genes in
+    /// several programmes are hidden when any of them is), [`gp_mask`].
     GpMask {
         /// The programmes.
         programmes: Programmes,
-        /// Probability of hiding a programme.
+        /// Fraction of the programmes hidden (0.5).
         rate: f64,
     },
-    /// One random programme kept visible per cell, every other gene reconstructed.
+    /// One programme, the same for the batch, is all the encoder sees; every other gene is
+    /// reconstructed ([`isolated_mask`]).
     Isolated {
         /// The programmes.
+        programmes: Programmes,
+    },
+    /// One transcription factor's target programme per cell as input, the loss on every other
+    /// output ([`gp_to_tf_mask`]).
+    GpToTf {
+        /// Programmes with their factor ([`Programmes::with_regulators`]).
         programmes: Programmes,
     },
     /// Barlow Twins on two augmented views.
@@ -110,6 +154,9 @@ pub enum ObjectiveKind {
     GpMask,
     /// Masked autoencoder, isolated masking: one programme kept (needs a GMT file).
     Isolated,
+    /// Masked autoencoder from a transcription factor's programme to the rest (needs a GMT
+    /// file of factor target sets, MSigDB C3 TFT).
+    GpToTf,
     /// Barlow Twins.
     BarlowTwins,
     /// BYOL.
@@ -118,10 +165,11 @@ pub enum ObjectiveKind {
 
 impl ObjectiveKind {
     /// Every objective, in the order menus list them.
-    pub const ALL: [ObjectiveKind; 5] = [
+    pub const ALL: [ObjectiveKind; 6] = [
         ObjectiveKind::RandomMask,
         ObjectiveKind::GpMask,
         ObjectiveKind::Isolated,
+        ObjectiveKind::GpToTf,
         ObjectiveKind::BarlowTwins,
         ObjectiveKind::Byol,
     ];
@@ -132,6 +180,7 @@ impl ObjectiveKind {
             ObjectiveKind::RandomMask => "random-mask",
             ObjectiveKind::GpMask => "gp-mask",
             ObjectiveKind::Isolated => "isolated",
+            ObjectiveKind::GpToTf => "gp-to-tf",
             ObjectiveKind::BarlowTwins => "barlow-twins",
             ObjectiveKind::Byol => "byol",
         }
@@ -139,7 +188,27 @@ impl ObjectiveKind {
 
     /// Whether the objective needs gene programmes (a GMT file).
     pub fn needs_programmes(self) -> bool {
-        matches!(self, ObjectiveKind::GpMask | ObjectiveKind::Isolated)
+        matches!(
+            self,
+            ObjectiveKind::GpMask | ObjectiveKind::Isolated | ObjectiveKind::GpToTf
+        )
+    }
+
+    /// Whether the objective trains a masked autoencoder (which has a reconstruction to
+    /// evaluate).
+    pub fn is_masked(self) -> bool {
+        !matches!(self, ObjectiveKind::BarlowTwins | ObjectiveKind::Byol)
+    }
+
+    /// The recipe's learning rate and weight decay: AdamW 1e-3 / 0.01 for the masked
+    /// autoencoders (SSL_MODELS.md), 0.01 / 1e-5 for Barlow Twins and BYOL
+    /// (`scripts/pretraining/contrastive/{BarlowTwins/BT.sh,BYOL/BYOL.sh}` of ssl_in_scg).
+    pub fn recipe(self) -> (f64, f64) {
+        if self.is_masked() {
+            (1e-3, 0.01)
+        } else {
+            (0.01, 1e-5)
+        }
     }
 }
 
@@ -156,6 +225,7 @@ impl Objective {
             Objective::RandomMask { .. } => ObjectiveKind::RandomMask,
             Objective::GpMask { .. } => ObjectiveKind::GpMask,
             Objective::Isolated { .. } => ObjectiveKind::Isolated,
+            Objective::GpToTf { .. } => ObjectiveKind::GpToTf,
             Objective::BarlowTwins { .. } => ObjectiveKind::BarlowTwins,
             Objective::Byol { .. } => ObjectiveKind::Byol,
         }
@@ -182,6 +252,9 @@ impl Objective {
             },
             ObjectiveKind::Isolated => Objective::Isolated {
                 programmes: need(programmes)?,
+            },
+            ObjectiveKind::GpToTf => Objective::GpToTf {
+                programmes: need(programmes)?.with_regulators()?,
             },
             ObjectiveKind::BarlowTwins => Objective::BarlowTwins {
                 lambda: 0.0051,

@@ -57,6 +57,17 @@ impl TrainOptions {
         }
     }
 
+    /// [`Self::pretrain_default`] with the objective's learning rate and weight decay
+    /// ([`ObjectiveKind::recipe`]: 0.01 and 1e-5 for Barlow Twins and BYOL).
+    pub fn pretrain_for(kind: ObjectiveKind) -> Self {
+        let (lr, weight_decay) = kind.recipe();
+        TrainOptions {
+            lr,
+            weight_decay,
+            ..Self::pretrain_default()
+        }
+    }
+
     /// The fine-tuning recipe of the reusability study: AdamW lr 9e-4, weight decay 0.05,
     /// batch 128, early stopping with patience 20.
     pub fn finetune_default() -> Self {

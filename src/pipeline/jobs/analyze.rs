@@ -285,15 +285,16 @@ pub fn label_silhouette(rep: ArrayView2<f32>, truth: &[String]) -> Option<(f64, 
 }
 
 /// The reusability study's zero-shot evaluation within one dataset: a kNN classifier (k = 5)
-/// trained on a seeded 70 % of the labelled cells, scored on the 15 % test split (the other
-/// 15 % is the validation split fine-tuning uses). Missing labels are left out first. Returns
-/// the test scores and the test-set size.
+/// trained on 70 % of the labelled cells, scored on the 15 % test split (the other 15 % is the
+/// validation split fine-tuning uses), the split made exactly as the study's scikit-learn calls
+/// with `random_state = seed` ([`crate::analysis::split`]). Missing labels are left out first.
+/// Returns the test scores and the test-set size.
 pub fn knn_protocol(
     rep: ArrayView2<f32>,
     truth: &[String],
-    seed: u64,
+    seed: u32,
 ) -> (crate::analysis::metrics::Classification, usize) {
-    use crate::analysis::transfer::{knn_classify, split_70_15_15};
+    use crate::analysis::{split::split_70_15_15, transfer::knn_classify};
     let keep: Vec<usize> = (0..truth.len())
         .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
         .collect();

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{Handle, JobError, MISSING_LABELS, Progress};
 
 use crate::analysis::metrics::{Classification, classification, encode};
-use crate::analysis::transfer::split_70_15_15;
+use crate::analysis::split::split_70_15_15;
 use crate::data::genes::{Coverage, GeneAlignment, GeneList, dataset_genes, genes_of};
 use crate::data::h5ad::H5adReader;
 use crate::data::preprocess::{InputScale, TargetSum, check_counts, log1p, normalize_total};
@@ -137,7 +137,7 @@ pub struct FinetuneJob {
     /// Backend.
     pub backend: BackendChoice,
     /// Seed of the 70/15/15 split (42 in the reusability study).
-    pub split_seed: u64,
+    pub split_seed: u32,
 }
 
 /// A finished job: the model, the run's outcome, test scores (fine-tuning).
