@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::{BackendArg, with_handle};
+use crate::data::preprocess::TargetSum;
 use crate::data::write::copies_x_from;
 use crate::export::tables::Results;
 use crate::pipeline::jobs::{embed, export};
@@ -33,9 +34,26 @@ pub struct Args {
     /// Cells per forward pass.
     #[arg(long, default_value_t = 1024)]
     batch_size: usize,
+    /// normalize_total target: counts per cell, or `median` (scanpy's default, as the
+    /// reusability study on spatial panels); default: the model's (1e4 for ssl_in_scg).
+    #[arg(long, value_parser = parse_target_sum)]
+    target_sum: Option<TargetSum>,
     /// The new .h5ad to write (never the input).
     #[arg(long)]
     out: PathBuf,
+}
+
+/// `median` or a positive number of counts.
+fn parse_target_sum(s: &str) -> Result<TargetSum, String> {
+    if s.eq_ignore_ascii_case("median") {
+        return Ok(TargetSum::Median);
+    }
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(TargetSum::Fixed(t)),
+        _ => Err(format!(
+            "{s}: expected `median` or a positive number of counts per cell"
+        )),
+    }
 }
 
 /// Runs `cellscope embed`.
@@ -56,6 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let params = embed::EmbedParams {
         batch_size: Some(a.batch_size),
         homologs: homologs.as_ref(),
+        target_sum: a.target_sum,
     };
     // An .h5ad is streamed in row blocks and its X copied as stored (when it can be) rather
     // than read; other formats are read whole once.

@@ -1017,3 +1017,72 @@ fn hostile_files_and_a_panicking_job_leave_the_window_working() {
         "the worker still opens files"
     );
 }
+
+#[test]
+fn training_panel_pretrains_gp_to_tf_with_a_gmt_file_chosen_there() {
+    use cellscope::model::train::EventKind;
+    // Programmes: blocks of 50 of the section's genes, each named after its first gene as
+    // MSigDB C3 TFT names a factor's targets.
+    let adata = cellscope::data::open(&cellscope::ui::default_dataset()).expect("default data");
+    let genes = cellscope::data::genes::dataset_genes(&adata);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gmt = dir.path().join("factors.gmt");
+    let text: String = genes
+        .symbols
+        .chunks(50)
+        .map(|c| format!("{}_TARGET_GENES\tx\t{}\n", c[0], c.join("\t")))
+        .collect();
+    std::fs::write(&gmt, text).expect("write gmt");
+
+    let mut h = harness();
+    h.get_by_label("Training").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Training").click();
+    settle(&mut h);
+    h.get_by_label("objective").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("objective").click();
+    h.run_steps(3);
+    h.get_by_label("gp-to-tf").click();
+    h.run_steps(3);
+    assert!(
+        h.query_by_label_contains("programmes: no GMT file")
+            .is_some(),
+        "the panel asks for a GMT file"
+    );
+    h.get_by_label("Pre-train").click();
+    h.run_steps(5);
+    assert!(
+        h.state().training().summary.is_none() && !h.state().busy(),
+        "Pre-train is disabled without a GMT file"
+    );
+    // What the file dialog does when the user picks the file.
+    *h.state().training().gmt_dialog_slot().lock().expect("slot") = Some(gmt);
+    h.run_steps(3);
+    assert!(
+        h.query_by_label_contains("programmes: factors.gmt")
+            .is_some()
+    );
+    h.get_by_label("Pre-train").click();
+    wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
+    let t = h.state().training();
+    let epochs: Vec<f64> = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Epoch)
+        .map(|e| e.train_loss)
+        .collect();
+    println!("gp-to-tf in the window: {epochs:?}; {:?}", t.summary);
+    assert_eq!(epochs.len(), 20, "{:?}", t.summary);
+    assert!(epochs[19] < epochs[0], "loss fell: {epochs:?}");
+    let m = h
+        .state()
+        .model_info()
+        .cloned()
+        .expect("the trained model is loaded");
+    assert!(m.summary.contains("masked autoencoder"), "{}", m.summary);
+    settle(&mut h);
+    let _ = h
+        .render()
+        .map(|img| img.save(std::env::temp_dir().join("cellscope_training_gp_to_tf.png")));
+}

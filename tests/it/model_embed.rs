@@ -224,3 +224,74 @@ fn homolog_table_maps_dataset_genes_before_alignment() {
     let a = cellscope::data::h5ad::read_h5ad(&out).expect("output");
     assert_eq!(a.obsm["X_cellscope"].dim(), (a.n_obs(), 64));
 }
+
+/// The provenance JSON `cellscope embed` wrote into `uns`.
+fn provenance(path: &std::path::Path) -> serde_json::Value {
+    let f = hdf5::File::open(path).expect("open output");
+    let s: hdf5::types::VarLenUnicode = f
+        .dataset("uns/cellscope_provenance")
+        .expect("provenance")
+        .read_scalar()
+        .expect("string");
+    serde_json::from_str(s.as_str()).expect("json")
+}
+
+#[test]
+fn target_sum_median_normalises_to_the_median_total() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = fixture("models/random_mask.ckpt");
+    let run = |args: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let a = common::embed_kang(&model, args, &[], &out);
+        (a.obsm["X_cellscope"].clone(), provenance(&out))
+    };
+    let (default, p_default) = run(&[], "default.h5ad");
+    let (median, p_median) = run(&["--target-sum", "median"], "median.h5ad");
+    // scanpy's normalize_total(target_sum=None): the median of the cells' totals (all cells).
+    let x = cellscope::data::open(&shared_data().join("kang_pbmc_ctrl.h5ad")).expect("read");
+    let x = x.x.to_csr();
+    let mut totals: Vec<f64> = (0..x.n_rows)
+        .map(|r| x.row(r).1.iter().map(|&v| f64::from(v)).sum())
+        .collect();
+    totals.sort_by(f64::total_cmp);
+    let n = totals.len();
+    let want = if n % 2 == 1 {
+        totals[n / 2]
+    } else {
+        (totals[n / 2 - 1] + totals[n / 2]) / 2.0
+    };
+    let got = p_median["target_sum"].as_f64().expect("target_sum");
+    println!(
+        "median total {want}, cellscope {got}; default {}",
+        p_default["target_sum"]
+    );
+    assert!(
+        (got - want).abs() <= 1e-6 * want,
+        "median target {got} vs {want}"
+    );
+    assert_eq!(p_default["target_sum"].as_f64(), Some(1e4));
+    assert!(
+        (&default - &median).iter().any(|d| d.abs() > 1e-3),
+        "the target changes the embedding"
+    );
+    // The median as a number gives the same embedding.
+    let (fixed, _) = run(&["--target-sum", &format!("{want}")], "fixed.h5ad");
+    let diff = (&fixed - &median).iter().fold(0f64, |m, d| m.max(d.abs()));
+    assert!(diff < 1e-4, "median vs its value: {diff}");
+    // A target that is no number of counts is refused before any work.
+    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("embed")
+        .arg(shared_data().join("kang_pbmc_ctrl.h5ad"))
+        .args([
+            "--model",
+            model.to_str().expect("utf-8"),
+            "--target-sum",
+            "0",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("never.h5ad"))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected `median` or a positive number"));
+}

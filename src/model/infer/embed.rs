@@ -115,6 +115,8 @@ pub struct Embedding {
     pub device: String,
     /// Cells per second over the whole run (reading included).
     pub cells_per_sec: f64,
+    /// The normalize_total target used, counts per cell (the median's value when asked).
+    pub target_sum: f64,
 }
 
 struct Runner<'a> {
@@ -182,6 +184,10 @@ impl Runner<'_> {
             coverage: self.alignment.coverage(),
             device: self.engine.description().to_string(),
             cells_per_sec: self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9),
+            target_sum: match self.target {
+                TargetSum::Fixed(t) => t,
+                TargetSum::Median => f64::NAN,
+            },
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::{Handle, JobError, Progress};
 use crate::data::anndata::AnnData;
 use crate::data::genes::Homologs;
+use crate::data::preprocess::TargetSum;
 use crate::model::embed::{EmbedOptions, Embedder, Embedding};
 use crate::model::{Engine, Model};
 
@@ -26,6 +27,9 @@ pub struct EmbedParams<'a> {
     /// Homolog table applied to the dataset's gene symbols before alignment (e.g. mouse to
     /// human).
     pub homologs: Option<&'a Homologs>,
+    /// normalize_total target overriding the model's (`Median`: scanpy's default, which the
+    /// reusability study used on spatial panels; `None`: the model's, 1e4 for ssl_in_scg).
+    pub target_sum: Option<TargetSum>,
 }
 
 /// Embeds every cell of `input` with `model` on `engine` (normalize_total + log1p as the model
@@ -46,10 +50,21 @@ pub fn embed(
     let batch_ok = p.batch_size != Some(0);
     crate::analysis::ParamError::unless(batch_ok, "batch_size", 0, "at least 1")?;
     let base = Embedder::for_model(model, engine);
+    let mut preprocessing = base.opts.preprocessing;
+    match p.target_sum {
+        Some(TargetSum::Fixed(t)) => {
+            let ok = t.is_finite() && t > 0.0;
+            crate::analysis::ParamError::unless(ok, "target_sum", t, "a positive number")?;
+            preprocessing.target_sum = Some(t);
+        }
+        Some(TargetSum::Median) => preprocessing.target_sum = None,
+        None => {}
+    }
     let embedder = Embedder {
         homologs: p.homologs,
         opts: EmbedOptions {
             batch_size: p.batch_size.unwrap_or(base.opts.batch_size),
+            preprocessing,
             ..base.opts
         },
         ..base
@@ -86,5 +101,6 @@ pub fn provenance(
         "device": e.device,
         "batch_size": batch_size,
         "preprocessing": model.preprocessing,
+        "target_sum": e.target_sum,
     })
 }

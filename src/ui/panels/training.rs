@@ -10,17 +10,16 @@ use crate::pipeline::jobs::train::{FinetuneJob, PretrainJob};
 
 use super::Action;
 
-/// Objectives offered in the window (the gene-programme ones need a GMT file: CLI).
-const OBJECTIVES: [ObjectiveKind; 3] = [
-    ObjectiveKind::RandomMask,
-    ObjectiveKind::BarlowTwins,
-    ObjectiveKind::Byol,
-];
+/// Objectives offered in the window: all of them (the gene-programme ones with a GMT file
+/// chosen in the panel).
+const OBJECTIVES: [ObjectiveKind; 6] = ObjectiveKind::ALL;
 
 /// The panel's state.
 #[derive(Debug)]
 pub struct TrainingPanel {
     objective: ObjectiveKind,
+    /// Gene programmes (GMT) for gp-mask, isolated and gp-to-tf.
+    gmt: Option<std::path::PathBuf>,
     epochs: usize,
     batch_size: usize,
     label_key: Option<String>,
@@ -32,12 +31,14 @@ pub struct TrainingPanel {
     /// How the last run ended.
     pub summary: Option<String>,
     picked_save: super::Picked,
+    picked_gmt: super::Picked,
 }
 
 impl Default for TrainingPanel {
     fn default() -> Self {
         TrainingPanel {
             objective: OBJECTIVES[0],
+            gmt: None,
             epochs: 20,
             batch_size: 256,
             label_key: None,
@@ -46,6 +47,7 @@ impl Default for TrainingPanel {
             history: Vec::new(),
             summary: None,
             picked_save: super::Picked::default(),
+            picked_gmt: super::Picked::default(),
         }
     }
 }
@@ -56,9 +58,20 @@ impl TrainingPanel {
         self.history.push(e);
     }
 
-    /// A folder chosen to save the model in since the last frame.
+    /// A folder chosen to save the model in since the last frame (a GMT file chosen since then
+    /// is kept for the next pre-training).
     pub fn poll(&mut self) -> Option<Action> {
+        if let Some(g) = super::take(&self.picked_gmt) {
+            self.gmt = Some(g);
+        }
         super::take(&self.picked_save).map(Action::SaveModel)
+    }
+
+    /// Where the GMT file dialog puts its choice (a test stands in for the dialog by writing
+    /// a path here).
+    #[doc(hidden)]
+    pub fn gmt_dialog_slot(&self) -> super::Picked {
+        self.picked_gmt.clone()
     }
 
     /// Forgets the last run (a new one starts).
@@ -95,20 +108,29 @@ impl TrainingPanel {
                 .response
                 .labelled_by(label.id);
         });
+        let needs_gmt = self.objective.needs_programmes();
+        if needs_gmt {
+            self.gmt_row(ui);
+        }
         ui.horizontal(|ui| {
+            let ready = !needs_gmt || self.gmt.is_some();
             if ui
-                .add_enabled(!busy && data.is_some(), egui::Button::new("Pre-train"))
+                .add_enabled(
+                    !busy && data.is_some() && ready,
+                    egui::Button::new("Pre-train"),
+                )
                 .on_hover_text("self-supervised pre-training on the open dataset (no labels)")
+                .on_disabled_hover_text("this objective needs a GMT file of gene programmes")
                 .clicked()
             {
                 action = Some(Action::Pretrain(PretrainJob {
                     objective: self.objective,
-                    gmt: None,
+                    gmt: needs_gmt.then(|| self.gmt.clone()).flatten(),
                     genes: None,
                     opts: TrainOptions {
                         epochs: self.epochs,
                         batch_size: self.batch_size,
-                        ..TrainOptions::pretrain_default()
+                        ..TrainOptions::pretrain_for(self.objective)
                     },
                     // The app sets the window's backend choice.
                     backend: crate::model::BackendChoice::Auto,
@@ -181,6 +203,28 @@ impl TrainingPanel {
             ui.label(s.as_str());
         }
         action
+    }
+
+    /// The GMT file row: the chosen file's name and a button to choose one.
+    fn gmt_row(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let name = self.gmt.as_ref().and_then(|p| p.file_name()).map_or_else(
+                || "no GMT file".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            ui.label(format!("programmes: {name}"));
+            if ui
+                .button("GMT…")
+                .on_hover_text(if self.objective == ObjectiveKind::GpToTf {
+                    "transcription-factor target sets (MSigDB C3 TFT, <FACTOR>_TARGET_GENES)"
+                } else {
+                    "gene programmes (MSigDB-style GMT, e.g. C8 cell-type signatures)"
+                })
+                .clicked()
+            {
+                super::pick_file(ui.ctx(), &self.picked_gmt, "gene sets", &["gmt", "txt"]);
+            }
+        });
     }
 
     /// Loss per step (grey), validation loss per epoch (orange) and validation macro-F1 (blue,
