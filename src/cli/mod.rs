@@ -14,6 +14,7 @@ use crate::pipeline::jobs::{Handle, JobError};
 
 mod analyze;
 mod embed;
+mod evaluate;
 mod plot;
 mod predict;
 mod progress;
@@ -46,6 +47,11 @@ pub enum Command {
     /// Embed every cell with a pretrained model and write a new .h5ad with
     /// obsm['X_cellscope'] (plus the gene coverage report and provenance in uns).
     Embed(embed::Args),
+    /// Score a model as Richter et al. and the reusability study did: the held-out cells'
+    /// reconstruction (variance-weighted explained variance, masked autoencoders) and the
+    /// zero-shot kNN classifier (k = 5, macro-F1 and accuracy) on scikit-learn's 70/15/15 split
+    /// (random_state 42).
+    Evaluate(evaluate::Args),
     /// Neighbours, UMAP, Leiden and (with coordinates) spatial domains on an embedding; writes a
     /// new .h5ad with obsm['X_umap'], obs['leiden'] (and obs['spatial_domain']) and prints the
     /// metrics against --label-key.
@@ -139,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Pretrain(a)) => train::pretrain(a),
         Some(Command::Finetune(a)) => train::finetune(a),
         Some(Command::Predict(a)) => predict::run(a),
+        Some(Command::Evaluate(a)) => evaluate::run(a),
         Some(Command::Plot(a)) => plot::run(a),
         Some(Command::Inspect { path }) => {
             println!("{}", crate::data::summary::Summary::of_path(&path)?);

@@ -292,6 +292,17 @@ fn every_subcommand_survives_the_hostile_corpus() {
             ),
             (
                 args(&[
+                    "evaluate",
+                    &ms,
+                    "--model",
+                    &ms_model,
+                    "--label-key",
+                    cell_type,
+                ]),
+                None,
+            ),
+            (
+                args(&[
                     "plot",
                     &ms,
                     "--basis",

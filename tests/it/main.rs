@@ -25,6 +25,7 @@ mod hostile_data;
 mod hostile_models;
 mod hostile_outputs;
 mod model_embed;
+mod model_evaluate;
 mod model_hub;
 mod model_import;
 mod model_objectives;

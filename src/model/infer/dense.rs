@@ -103,6 +103,41 @@ pub fn linear(h: &[f32], rows: usize, d: &Dense) -> Vec<f32> {
     out
 }
 
+/// A masked autoencoder's reconstruction of the embeddings `emb` (`[rows, d]` row-major): every
+/// decoder layer, the model's activation after each but the last, Sigmoid after the last
+/// (SSL_MODELS.md; eval mode, no dropout). Row blocks run in parallel. Returns `[rows,
+/// n_genes]`, or `None` when the model has no decoder.
+pub fn decode(
+    w: &crate::model::checkpoint::ModelWeights,
+    emb: &[f32],
+    rows: usize,
+) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    let last = w.decoder.last()?;
+    let d_in = w.decoder[0].n_in;
+    let block = 256;
+    let parts: Vec<Vec<f32>> = emb
+        .par_chunks(block * d_in.max(1))
+        .map(|h| {
+            let n = h.len() / d_in.max(1);
+            let mut h = h.to_vec();
+            for (i, layer) in w.decoder.iter().enumerate() {
+                h = linear(&h, n, layer);
+                if i + 1 < w.decoder.len() {
+                    activate(&mut h, w.activation);
+                }
+            }
+            for v in &mut h {
+                *v = 1.0 / (1.0 + (-*v).exp());
+            }
+            h
+        })
+        .collect();
+    let out: Vec<f32> = parts.concat();
+    debug_assert_eq!(out.len(), rows * last.n_out);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,41 +285,65 @@ pub fn label_silhouette(rep: ArrayView2<f32>, truth: &[String]) -> Option<(f64, 
 }
 
 /// The reusability study's zero-shot evaluation within one dataset: a kNN classifier (k = 5)
-/// trained on 70 % of the labelled cells, scored on the 15 % test split (the other 15 % is the
-/// validation split fine-tuning uses), the split made exactly as the study's scikit-learn calls
-/// with `random_state = seed` ([`crate::analysis::split`]). Missing labels are left out first.
+/// trained on the 70 % train part, scored on the 15 % test part (the other 15 % is the
+/// validation part fine-tuning uses), the split of all cells made exactly as the study's
+/// scikit-learn calls with `random_state = seed` ([`crate::analysis::split`]); cells with a
+/// missing label ([`MISSING_LABELS`]) are then left out of both parts.
 /// Returns the test scores and the test-set size.
 pub fn knn_protocol(
     rep: ArrayView2<f32>,
     truth: &[String],
     seed: u32,
 ) -> (crate::analysis::metrics::Classification, usize) {
+    let z = zero_shot_knn(rep, truth, seed);
+    (z.scores, z.test.len())
+}
+
+/// The test predictions of [`knn_protocol`].
+#[derive(Debug, Clone)]
+pub struct ZeroShotKnn {
+    /// Scores on the test cells.
+    pub scores: crate::analysis::metrics::Classification,
+    /// Class names (codes index them).
+    pub classes: Vec<String>,
+    /// Training cells (rows of the representation).
+    pub train: Vec<usize>,
+    /// Test cells (rows of the representation), in scikit-learn's order.
+    pub test: Vec<usize>,
+    /// True and predicted class codes of the test cells.
+    pub truth: Vec<u32>,
+    /// Predicted class codes of the test cells.
+    pub pred: Vec<u32>,
+}
+
+/// [`knn_protocol`] with its split and predictions.
+pub fn zero_shot_knn(rep: ArrayView2<f32>, truth: &[String], seed: u32) -> ZeroShotKnn {
     use crate::analysis::{split::split_70_15_15, transfer::knn_classify};
-    let keep: Vec<usize> = (0..truth.len())
-        .filter(|&i| !MISSING_LABELS.contains(&truth[i].as_str()))
-        .collect();
-    let labels: Vec<&String> = keep.iter().map(|&i| &truth[i]).collect();
-    let (codes, names) = encode(&labels);
-    let (train, _, test) = split_70_15_15(keep.len(), seed);
-    let rows = |idx: &[usize]| {
-        rep.select(
-            ndarray::Axis(0),
-            &idx.iter().map(|&j| keep[j]).collect::<Vec<_>>(),
-        )
-    };
-    let train_codes: Vec<u32> = train.iter().map(|&j| codes[j]).collect();
+    let labelled = |i: &usize| !MISSING_LABELS.contains(&truth[*i].as_str());
+    let (codes, classes) = encode(truth);
+    // The split is of all cells, as the study's code splits the AnnData; unlabelled cells are
+    // then left out of both parts.
+    let (train, _, test) = split_70_15_15(truth.len(), seed);
+    let train: Vec<usize> = train.into_iter().filter(labelled).collect();
+    let test: Vec<usize> = test.into_iter().filter(labelled).collect();
+    let train_codes: Vec<u32> = train.iter().map(|&i| codes[i]).collect();
+    let test_codes: Vec<u32> = test.iter().map(|&i| codes[i]).collect();
+    let rows = |idx: &[usize]| rep.select(ndarray::Axis(0), idx);
     let (pred, _) = knn_classify(
         rows(&train).view(),
         &train_codes,
-        names.len(),
+        classes.len(),
         rows(&test).view(),
         5,
     );
-    let test_codes: Vec<u32> = test.iter().map(|&j| codes[j]).collect();
-    (
-        crate::analysis::metrics::classification(&test_codes, &pred),
-        test.len(),
-    )
+    ZeroShotKnn {
+        scores: crate::analysis::metrics::classification(&test_codes, &pred),
+        classes,
+        train,
+        test,
+        truth: test_codes,
+        pred,
+    }
 }
 
 /// What [`run`] analyses and scores.

@@ -21,6 +21,7 @@ pub mod coloring;
 pub mod compare;
 pub mod dashboard;
 pub mod embed;
+pub mod evaluate;
 pub mod export;
 pub mod model;
 pub mod open;

@@ -1,0 +1,81 @@
+//! `cellscope evaluate`: the evaluate job (held-out reconstruction, zero-shot kNN on the
+//! study's split); prints the scores, optionally writes them as JSON.
+
+use std::path::PathBuf;
+
+use super::{BackendArg, with_handle};
+use crate::pipeline::jobs::evaluate::{EvaluateJob, Evaluation};
+
+/// Arguments of `cellscope evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The input (.h5ad, 10x .h5, or Visium folder); counts in X (or raw/X).
+    data: PathBuf,
+    /// The model: a cellscope model folder, a PyTorch / Lightning / safetensors file, or an
+    /// hf:// name.
+    #[arg(long)]
+    model: PathBuf,
+    /// The model's gene list (default: beside the checkpoint, or the hub's var.parquet).
+    #[arg(long)]
+    genes: Option<PathBuf>,
+    /// obs column of cell types for the zero-shot kNN classifier.
+    #[arg(long)]
+    label_key: Option<String>,
+    /// obs column of batches: also report the test cells' scores per batch.
+    #[arg(long)]
+    batch_key: Option<String>,
+    /// random_state of the 70/15/15 split (scikit-learn's train_test_split).
+    #[arg(long, default_value_t = 42)]
+    split_seed: u32,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Also write the scores as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs `cellscope evaluate`.
+///
+/// # Errors
+/// Unreadable data or model, a missing obs column, no shared genes.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let crate::pipeline::jobs::model::Loaded { model, engine } =
+        super::load(&a.model, a.genes.as_deref(), a.backend.into())?;
+    let adata = crate::data::open(&a.data)?;
+    let job = EvaluateJob {
+        label_key: a.label_key,
+        batch_key: a.batch_key,
+        split_seed: a.split_seed,
+    };
+    let e =
+        with_handle(|h| crate::pipeline::jobs::evaluate::run(&model, &engine, &adata, &job, h))?;
+    print_scores(&a.data, &e);
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&e)?;
+        crate::export::write_atomic(path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn print_scores(data: &std::path::Path, e: &Evaluation) {
+    let (tr, va, te) = e.split;
+    eprintln!("{}: genes {}", data.display(), e.coverage);
+    println!("split (train_test_split, 70/15/15): {tr} train, {va} validation, {te} test cells");
+    match &e.reconstruction {
+        Some(r) => println!(
+            "reconstruction of the {} test cells: explained variance (variance-weighted) {:.4}, MSE {:.4}",
+            r.n_cells, r.explained_variance_weighted, r.mse
+        ),
+        None => println!("reconstruction: the model has no decoder"),
+    }
+    if let Some(z) = &e.zero_shot {
+        println!(
+            "zero-shot kNN (k = 5) on obs['{}'], {} train / {} test cells: macro-F1 {:.4}, accuracy {:.4}",
+            z.label_key, z.n_train, z.n_test, z.macro_f1, z.accuracy
+        );
+        for (b, f1, acc, n) in &z.per_batch {
+            println!("  batch {b} ({n} test cells): macro-F1 {f1:.4}, accuracy {acc:.4}");
+        }
+    }
+}
