@@ -1,7 +1,8 @@
 //! Aligning a dataset's genes to a model's gene list (SSL_MODELS.md, "Preprocessing"): match by
 //! Ensembl ID when both sides have IDs, else by case-insensitive symbol; model genes absent from
 //! the dataset are zero-filled, dataset genes unknown to the model are dropped. An optional
-//! homolog table (two-column CSV, e.g. mouse -> human) maps dataset genes first.
+//! homolog table ([`Homologs`], e.g. mouse -> human) maps dataset genes first, by Ensembl ID
+//! where the table, the dataset and the model have IDs, by symbol for the rest.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -245,6 +246,8 @@ pub struct GeneAlignment {
     pub data_to_model: Vec<Option<u32>>,
     /// The key used.
     pub key: MatchKey,
+    /// With a homolog table: model genes matched through it by Ensembl ID and by symbol.
+    pub through_homologs: Option<(usize, usize)>,
 }
 
 /// The coverage report of an alignment.
@@ -256,6 +259,8 @@ pub struct Coverage {
     pub n_model: usize,
     /// Dataset genes.
     pub n_data: usize,
+    /// With a homolog table: model genes matched through it by Ensembl ID and by symbol.
+    pub through_homologs: Option<(usize, usize)>,
 }
 
 impl Coverage {
@@ -283,52 +288,18 @@ impl std::fmt::Display for Coverage {
             self.matched,
             self.n_data,
             100.0 * self.data_fraction()
-        )
-    }
-}
-
-/// A homolog table: dataset gene (e.g. mouse symbol or ID) -> model gene (e.g. human).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Homologs {
-    map: HashMap<String, String>,
-}
-
-impl Homologs {
-    /// Reads a two-column CSV (`source,target`, header optional, comparisons case-insensitive).
-    ///
-    /// # Errors
-    /// Unreadable file or a line without two columns.
-    pub fn read_csv(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let mut map = HashMap::new();
-        for (k, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let mut it = line.split(',').map(|s| s.trim().trim_matches('"'));
-            match (it.next(), it.next()) {
-                (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
-                    map.entry(a.to_uppercase()).or_insert_with(|| b.to_string());
-                }
-                _ => {
-                    return Err(DataError::invalid(
-                        path,
-                        &format!("line {}", k + 1),
-                        "expected two comma-separated columns: source gene, target gene",
-                    ));
-                }
-            }
+        )?;
+        if let Some((by_id, by_symbol)) = self.through_homologs {
+            write!(
+                f,
+                "; through the homolog table {by_id} by Ensembl ID, {by_symbol} by symbol"
+            )?;
         }
-        Ok(Self { map })
-    }
-
-    fn map_gene(&self, g: &str) -> String {
-        self.map
-            .get(&g.to_uppercase())
-            .cloned()
-            .unwrap_or_else(|| g.to_string())
+        Ok(())
     }
 }
+
+pub use super::homologs::Homologs;
 
 impl GeneAlignment {
     /// Aligns `data` (the dataset's genes) to `model` (the model's input genes).
@@ -336,7 +307,10 @@ impl GeneAlignment {
     /// Ensembl IDs are used when both lists have them (and no homolog table is given), else
     /// case-insensitive symbols. When several dataset genes match one model gene, the first wins.
     pub fn new(model: &GeneList, data: &GeneList, homologs: Option<&Homologs>) -> Self {
-        let use_ids = homologs.is_none() && model.ids.is_some() && data.ids.is_some();
+        if let Some(h) = homologs {
+            return Self::through(model, data, h);
+        }
+        let use_ids = model.ids.is_some() && data.ids.is_some();
         let (model_keys, data_keys, key): (Vec<String>, Vec<String>, MatchKey) = if use_ids {
             let norm =
                 |v: &Vec<String>| v.iter().map(|s| strip_version(s).to_uppercase()).collect();
@@ -346,13 +320,10 @@ impl GeneAlignment {
                 MatchKey::EnsemblId,
             )
         } else {
-            let data_names: Vec<String> = match homologs {
-                Some(h) => data.symbols.iter().map(|g| h.map_gene(g)).collect(),
-                None => data.symbols.clone(),
-            };
+            let upper = |v: &Vec<String>| v.iter().map(|s| s.to_uppercase()).collect();
             (
-                model.symbols.iter().map(|s| s.to_uppercase()).collect(),
-                data_names.iter().map(|s| s.to_uppercase()).collect(),
+                upper(&model.symbols),
+                upper(&data.symbols),
                 MatchKey::Symbol,
             )
         };
@@ -364,7 +335,66 @@ impl GeneAlignment {
             .iter()
             .map(|k| first.get(k.as_str()).copied())
             .collect();
-        let mut data_to_model = vec![None; data_keys.len()];
+        Self::from_model_side(model_to_data, data_keys.len(), key, None)
+    }
+
+    /// Alignment through a homolog table: a dataset gene whose Ensembl ID the table maps is
+    /// matched to the model gene with that ID (when the model has IDs); every other dataset
+    /// gene by its symbol mapped through the table (itself when absent), case-insensitively.
+    /// A dataset gene feeds at most one model gene; the first match wins.
+    fn through(model: &GeneList, data: &GeneList, h: &Homologs) -> Self {
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut by_symbol: HashMap<String, usize> = HashMap::new();
+        for j in 0..data.len() {
+            let mapped = match (&data.ids, model.ids.is_some()) {
+                (Some(ids), true) => h.map_id(&ids[j]),
+                _ => None,
+            };
+            match mapped {
+                Some(t) => by_id.entry(t.to_uppercase()).or_insert(j),
+                None => by_symbol
+                    .entry(h.map_symbol(&data.symbols[j]).to_uppercase())
+                    .or_insert(j),
+            };
+        }
+        let mut used = vec![false; data.len()];
+        let (mut n_id, mut n_symbol) = (0, 0);
+        let model_to_data: Vec<Option<usize>> = (0..model.len())
+            .map(|m| {
+                let id = model
+                    .ids
+                    .as_ref()
+                    .and_then(|ids| by_id.get(&strip_version(&ids[m]).to_uppercase()))
+                    .filter(|&&j| !used[j]);
+                let (j, counter) = match id {
+                    Some(&j) => (j, &mut n_id),
+                    None => (
+                        *by_symbol
+                            .get(&model.symbols[m].to_uppercase())
+                            .filter(|&&j| !used[j])?,
+                        &mut n_symbol,
+                    ),
+                };
+                used[j] = true;
+                *counter += 1;
+                Some(j)
+            })
+            .collect();
+        let key = if n_id > 0 {
+            MatchKey::EnsemblId
+        } else {
+            MatchKey::Symbol
+        };
+        Self::from_model_side(model_to_data, data.len(), key, Some((n_id, n_symbol)))
+    }
+
+    fn from_model_side(
+        model_to_data: Vec<Option<usize>>,
+        n_data: usize,
+        key: MatchKey,
+        through_homologs: Option<(usize, usize)>,
+    ) -> Self {
+        let mut data_to_model = vec![None; n_data];
         for (m, d) in model_to_data.iter().enumerate() {
             if let Some(d) = d {
                 data_to_model[*d] = Some(m as u32);
@@ -374,6 +404,7 @@ impl GeneAlignment {
             model_to_data,
             data_to_model,
             key,
+            through_homologs,
         }
     }
 
@@ -383,6 +414,7 @@ impl GeneAlignment {
             matched: self.model_to_data.iter().filter(|m| m.is_some()).count(),
             n_model: self.model_to_data.len(),
             n_data: self.data_to_model.len(),
+            through_homologs: self.through_homologs,
         }
     }
 
@@ -540,9 +572,10 @@ mod tests {
         assert_eq!(al.key, MatchKey::Symbol);
         assert_eq!(al.model_to_data, vec![Some(1), Some(0)]);
         let h = Homologs {
-            map: [("XIST".to_string(), "CD3E".to_string())]
+            symbols: [("XIST".to_string(), "CD3E".to_string())]
                 .into_iter()
                 .collect(),
+            ..Default::default()
         };
         let al = GeneAlignment::new(&model, &data, Some(&h));
         // Cd3e maps to itself (no homolog entry), Xist -> CD3E: the first match (Cd3e) wins.

@@ -12,6 +12,7 @@ pub mod gene_sets;
 pub mod genes;
 pub mod h5ad;
 pub mod h5util;
+pub mod homologs;
 pub mod matrix;
 pub mod part;
 pub mod preprocess;

@@ -11,6 +11,7 @@ mod analysis_reference;
 mod analysis_split;
 mod data_bad_inputs;
 mod data_chunkindex;
+mod data_homologs;
 mod data_preprocess;
 mod data_reference;
 mod data_stream;
