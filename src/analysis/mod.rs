@@ -6,6 +6,7 @@
 //! against fixtures those tools wrote.
 
 pub mod cluster;
+pub mod impute;
 pub mod leiden;
 pub mod metrics;
 pub mod neighbors;

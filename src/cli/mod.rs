@@ -15,6 +15,7 @@ use crate::pipeline::jobs::{Handle, JobError};
 mod analyze;
 mod embed;
 mod evaluate;
+mod impute;
 mod plot;
 mod predict;
 mod progress;
@@ -52,6 +53,10 @@ pub enum Command {
     /// zero-shot kNN classifier (k = 5, macro-F1 and accuracy) on scikit-learn's 70/15/15 split
     /// (random_state 42).
     Evaluate(evaluate::Args),
+    /// Predict genes a spatial panel lacks (or holds out) from a scRNA-seq reference,
+    /// SpaGE-style (shared-gene PCA, cosine kNN of reference cells); prints the held-out genes'
+    /// Pearson correlations and writes a copy of the query with obsm['cellscope_imputed'].
+    Impute(impute::Args),
     /// Neighbours, UMAP, Leiden and (with coordinates) spatial domains on an embedding; writes a
     /// new .h5ad with obsm['X_umap'], obs['leiden'] (and obs['spatial_domain']) and prints the
     /// metrics against --label-key.
@@ -146,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Finetune(a)) => train::finetune(a),
         Some(Command::Predict(a)) => predict::run(a),
         Some(Command::Evaluate(a)) => evaluate::run(a),
+        Some(Command::Impute(a)) => impute::run(a),
         Some(Command::Plot(a)) => plot::run(a),
         Some(Command::Inspect { path }) => {
             println!("{}", crate::data::summary::Summary::of_path(&path)?);

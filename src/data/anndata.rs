@@ -92,6 +92,10 @@ pub struct AnnData {
     pub raw: Option<RawInfo>,
     /// `uns['<key>_colors']`: colours per category of obs column `<key>`, as hex strings.
     pub uns_colors: BTreeMap<String, Vec<String>>,
+    /// Names of the columns of `obsm['cellscope_imputed']` (from
+    /// `uns['cellscope_imputed_genes']`, written by `cellscope impute`); empty when absent or
+    /// when they do not match its width.
+    pub imputed_genes: Vec<String>,
 }
 
 /// Where spatial coordinates come from.

@@ -266,6 +266,7 @@ fn finish(
         layers: Vec::new(),
         raw: None,
         uns_colors: BTreeMap::new(),
+        imputed_genes: Vec::new(),
     })
 }
 

@@ -38,6 +38,8 @@ pub mod keys {
     pub const PROBABILITIES: &str = "cellscope_probabilities";
     /// obs: the user's named selections.
     pub const ANNOTATION: &str = "cellscope_annotation";
+    /// obsm: imputed genes, `n_obs x genes` (their names in `uns['cellscope_imputed_genes']`).
+    pub const IMPUTED: &str = "cellscope_imputed";
     /// uns: provenance JSON.
     pub const PROVENANCE: &str = "cellscope_provenance";
 }
@@ -60,6 +62,8 @@ pub struct Results<'a> {
     pub predicted: Option<(&'a [String], &'a [f32])>,
     /// Class probabilities, `n_obs x n_types`.
     pub probabilities: Option<&'a Array2<f32>>,
+    /// Imputed genes, `n_obs x genes` (name them in `uns`).
+    pub imputed: Option<&'a Array2<f32>>,
     /// Named selections `(name, cell indices)`; a later one wins for cells in several.
     pub annotations: &'a [(String, Vec<usize>)],
     /// Provenance (see [`super::provenance`]), written to `uns['cellscope_provenance']`.
@@ -131,6 +135,7 @@ pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(),
         (keys::UMAP, r.umap),
         (keys::PCA, r.pca),
         (keys::PROBABILITIES, r.probabilities),
+        (keys::IMPUTED, r.imputed),
     ];
     for (key, m) in obsm {
         if let Some(m) = m {

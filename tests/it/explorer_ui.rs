@@ -1086,3 +1086,39 @@ fn training_panel_pretrains_gp_to_tf_with_a_gmt_file_chosen_there() {
         .render()
         .map(|img| img.save(std::env::temp_dir().join("cellscope_training_gp_to_tf.png")));
 }
+
+#[test]
+fn the_window_colours_by_an_imputed_gene() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("hyp_imputed.h5ad");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .arg("impute")
+        .arg("--reference")
+        .arg(data.join("merfish_hypothalamus_animal1.h5ad"))
+        .arg("--query")
+        .arg(data.join("hypothalamus_scrna_ref.h5ad"))
+        .args(["--genes", "Mbp", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut h = harness_for(out);
+    settle(&mut h);
+    let before = h.render().expect("render");
+    h.state_mut().set_color_by(ColorBy::Gene("Mbp".into()));
+    settle(&mut h);
+    let after = h.render().expect("render");
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+    let diff = before
+        .pixels()
+        .zip(after.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    println!("pixels changed by colouring by imputed Mbp: {diff}");
+    assert!(
+        diff > 2000,
+        "the imputed gene coloured the cells ({diff} pixels)"
+    );
+    let _ = after.save(std::env::temp_dir().join("cellscope_imputed_gene.png"));
+}

@@ -6,6 +6,7 @@
 mod common;
 
 mod analysis_cli;
+mod analysis_impute;
 mod analysis_real;
 mod analysis_reference;
 mod analysis_split;

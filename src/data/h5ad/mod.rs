@@ -320,6 +320,22 @@ impl H5adReader {
         out
     }
 
+    /// The names of `obsm['cellscope_imputed']`'s columns: `uns['cellscope_imputed_genes']`, a
+    /// JSON list of strings; empty when absent, unreadable or not as long as the matrix is wide.
+    fn imputed_genes(&self, obsm: &BTreeMap<String, ndarray::Array2<f64>>) -> Vec<String> {
+        let Some(m) = obsm.get("cellscope_imputed") else {
+            return Vec::new();
+        };
+        let names: Option<Vec<String>> = self
+            .file
+            .dataset("uns/cellscope_imputed_genes")
+            .and_then(crate::data::h5util::checked)
+            .and_then(|d| d.read_scalar::<hdf5::types::VarLenUnicode>())
+            .ok()
+            .and_then(|s| serde_json::from_str(s.as_str()).ok());
+        names.filter(|n| n.len() == m.ncols()).unwrap_or_default()
+    }
+
     /// Reads everything [`AnnData`] holds and checks it is consistent: X's shape equals
     /// `(len(obs), len(var))`, names are unique, values are finite, n_obs and n_vars > 0.
     ///
@@ -359,6 +375,7 @@ impl H5adReader {
             layers: self.layer_infos()?,
             raw: self.raw_info()?,
             uns_colors: self.uns_colors(),
+            imputed_genes: self.imputed_genes(&obsm),
             x: Matrix::Csr(CsrMatrix {
                 n_rows: 0,
                 n_cols: 0,

@@ -112,9 +112,14 @@ pub fn continuous_coloring(values: Vec<f32>, ramp: Ramp) -> Coloring {
 
 /// Expression of gene `g` per cell from X, as scanpy would colour it: log-normalised
 /// (`normalize_total` to the median total, then `log1p`) when X holds counts, X itself when it
-/// holds negative (scaled) values. `None` when there is no such gene.
+/// holds negative (scaled) values; an imputed gene (`obsm['cellscope_imputed']`, already
+/// log-normalised) when X lacks it. `None` when there is no such gene.
 pub fn gene_values(d: &AnnData, g: &str) -> Option<Vec<f32>> {
-    let j = d.var_names().iter().position(|v| v == g)?;
+    let Some(j) = d.var_names().iter().position(|v| v == g) else {
+        let k = d.imputed_genes.iter().position(|v| v == g)?;
+        let m = d.obsm.get(crate::export::tables::keys::IMPUTED)?;
+        return Some(m.column(k).iter().map(|&v| v as f32).collect());
+    };
     let x: std::borrow::Cow<'_, crate::data::matrix::CsrMatrix> = match &d.x {
         crate::data::matrix::Matrix::Csr(m) => std::borrow::Cow::Borrowed(m),
         dense => std::borrow::Cow::Owned(dense.to_csr()),

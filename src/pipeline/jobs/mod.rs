@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod embed;
 pub mod evaluate;
 pub mod export;
+pub mod impute;
 pub mod model;
 pub mod open;
 pub mod predict;

@@ -63,7 +63,7 @@ impl ColorPanel {
         });
         let mut error = None;
         if let Some(d) = &x.data {
-            error = self.gene_search(ui, d.var_names(), &mut choice);
+            error = self.gene_search(ui, &[d.var_names(), &d.imputed_genes], &mut choice);
             let names: Vec<String> = d.obs.column_names().iter().map(|s| s.to_string()).collect();
             self.agreement(ui, &names, &mut choice);
         }
@@ -73,14 +73,16 @@ impl ColorPanel {
         }
     }
 
-    /// The gene field: Enter colours by the gene named (case-insensitive), and up to six
-    /// completions are offered as buttons. Returns an error for an unknown gene.
+    /// The gene field: Enter colours by the gene named (case-insensitive; measured genes, then
+    /// imputed ones), and up to six completions are offered as buttons. Returns an error for an
+    /// unknown gene.
     fn gene_search(
         &mut self,
         ui: &mut egui::Ui,
-        genes: &[String],
+        lists: &[&[String]],
         choice: &mut ColorBy,
     ) -> Option<String> {
+        let genes = || lists.iter().flat_map(|l| l.iter());
         let mut error = None;
         ui.horizontal(|ui| {
             let label = ui.label("gene");
@@ -89,7 +91,7 @@ impl ColorPanel {
                 .labelled_by(label.id);
             if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                 let q = self.gene_query.trim();
-                match genes.iter().find(|g| g.eq_ignore_ascii_case(q)) {
+                match genes().find(|g| g.eq_ignore_ascii_case(q)) {
                     Some(g) => *choice = ColorBy::Gene(g.clone()),
                     None => error = Some(format!("no gene named '{q}'")),
                 }
@@ -97,8 +99,7 @@ impl ColorPanel {
         });
         if !self.gene_query.is_empty() {
             let q = self.gene_query.to_ascii_lowercase();
-            let hits = genes
-                .iter()
+            let hits = genes()
                 .filter(|g| g.to_ascii_lowercase().starts_with(&q))
                 .take(6);
             for g in hits {
