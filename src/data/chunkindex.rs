@@ -222,3 +222,16 @@ pub fn list_chunks(f: &File, base: u64, header_addr: u64) -> Option<Vec<ChunkLoc
     out.sort_by_key(|c| c.start);
     Some(out)
 }
+
+/// The element size a chunked dataset's layout message (version 3, class 2) stores as its last
+/// chunk dimension, for the object header at `header_addr` (relative to `base`). `None` when the
+/// header or layout is not one this reader knows.
+pub fn chunk_element_size(f: &File, base: u64, header_addr: u64) -> Option<u32> {
+    let messages = header_messages(f, base, header_addr)?;
+    let (_, layout) = messages.iter().find(|(t, _)| *t == MSG_LAYOUT)?;
+    if layout.first() != Some(&3) || layout.get(1) != Some(&2) {
+        return None;
+    }
+    let dimensionality = usize::from(*layout.get(2)?);
+    u32_at(layout, 11 + 4 * dimensionality.checked_sub(1)?)
+}

@@ -1,6 +1,7 @@
 //! Small helpers over `hdf5-metno`: strings of every HDF5 flavour, attributes, raw reads of
 //! compound datasets (the legacy AnnData layout stores `obs`/`var`/`obsm` as compound datasets).
 
+use hdf5::dataset::Layout;
 use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Container, Dataset, Group, Location, LocationType};
 
@@ -208,22 +209,72 @@ pub fn max_declared_bytes(file_len: u64) -> u64 {
 
 /// The dataset, once its declared size (elements times element size, from the file's
 /// dataspace) is checked against [`max_declared_bytes`] of the file holding it: a damaged or
-/// hostile header declaring petabytes is an error, never an allocation that aborts.
+/// hostile header declaring petabytes is an error, never an allocation that aborts. An
+/// unchunked dataset's stored bytes must also be exactly what its dataspace declares and lie
+/// inside the file, and a chunked dataset's layout must store the datatype's element size: the
+/// HDF5 library (1.10) copies by those sizes without comparing them, so a damaged layout
+/// message made it write past its buffer (a segmentation fault, found by `tests/it/fuzz.rs`).
 ///
 /// # Errors
-/// The sizes cannot be read, or the declared size is beyond the bound.
+/// The sizes cannot be read, or they disagree as above.
 pub fn checked(ds: Dataset) -> hdf5::Result<Dataset> {
     let elem = ds.dtype()?.size() as u64;
     let declared = (ds.size() as u64).saturating_mul(elem);
     let file_len = ds.file()?.size();
+    let damaged = |what: String| hdf5::Error::from(format!("{what}: damaged"));
     if declared > max_declared_bytes(file_len) {
-        return Err(hdf5::Error::from(format!(
-            "declares {} elements of {elem} bytes ({declared} bytes) in a file of {file_len} \
-             bytes: damaged",
+        return Err(damaged(format!(
+            "declares {} elements of {elem} bytes ({declared} bytes) in a file of {file_len} bytes",
             ds.size()
         )));
     }
+    // Variable-length elements are stored as heap references whose size is not the type's.
+    if raw_has_varlen(&ds) {
+        return Ok(ds);
+    }
+    let layout = ds.layout();
+    if layout == Layout::Chunked
+        && let Some(stored) = chunk_element_size(&ds)
+        && u64::from(stored) != elem
+    {
+        return Err(damaged(format!(
+            "its chunk layout stores elements of {stored} bytes for a type of {elem} bytes"
+        )));
+    }
+    if matches!(layout, Layout::Compact | Layout::Contiguous) {
+        let stored = ds.storage_size();
+        let allocated = stored > 0 || layout == Layout::Compact;
+        if allocated && stored != declared {
+            return Err(damaged(format!(
+                "stores {stored} bytes for {} elements of {elem} bytes ({declared} bytes)",
+                ds.size()
+            )));
+        }
+        if let Some(offset) = ds.offset()
+            && offset.saturating_add(declared) > file_len
+        {
+            return Err(damaged(format!(
+                "its {declared} bytes at offset {offset} run past the end of the {file_len}-byte file"
+            )));
+        }
+    }
     Ok(ds)
+}
+
+/// Whether the dataset's type has variable-length parts (or cannot be described).
+fn raw_has_varlen(ds: &Dataset) -> bool {
+    ds.dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_or(true, |d| raw::has_varlen(&d))
+}
+
+/// The element size stored in a chunked dataset's layout message, read from the file
+/// ([`super::chunkindex::chunk_element_size`]); `None` when it cannot be read that way. HDF5
+/// 1.10 does not compare it with the datatype and copies chunks by it.
+fn chunk_element_size(ds: &Dataset) -> Option<u32> {
+    let f = std::fs::File::open(ds.filename()).ok()?;
+    let base = super::chunkindex::base_address(&f)?;
+    super::chunkindex::chunk_element_size(&f, base, raw::object_header_addr(ds)?)
 }
 
 /// Raw reads through the C API, for the layouts the high-level crate cannot express.
@@ -324,7 +375,7 @@ pub mod raw {
         (rc >= 0 && addr != u64::MAX && size > 0).then_some((mask, addr, size))
     }
 
-    fn has_varlen(t: &TypeDescriptor) -> bool {
+    pub(super) fn has_varlen(t: &TypeDescriptor) -> bool {
         match t {
             TypeDescriptor::VarLenArray(_)
             | TypeDescriptor::VarLenAscii

@@ -13,7 +13,7 @@ use crate::common::{fixture, shared_data};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 
 fn config() -> Config {
     let cases = std::env::var("CELLSCOPE_FUZZ_CASES")
@@ -27,6 +27,17 @@ fn config() -> Config {
             "proptest-regressions",
         ))),
         ..Config::default()
+    }
+}
+
+/// A runner over [`config`]'s cases: the same cases every run (CI must be reproducible), or new
+/// random ones with `CELLSCOPE_FUZZ_RANDOM=1` (how the library's crash on a damaged chunk layout
+/// was found).
+fn runner() -> TestRunner {
+    if std::env::var_os("CELLSCOPE_FUZZ_RANDOM").is_some() {
+        TestRunner::new(config())
+    } else {
+        TestRunner::new_with_rng(config(), TestRng::deterministic_rng(RngAlgorithm::ChaCha))
     }
 }
 
@@ -111,7 +122,7 @@ fn pytorch_files_and_their_pickles() {
         .iter()
         .position(|(n, _)| n.ends_with("data.pkl"))
         .unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = runner();
     runner
         .run(&(edits(), any::<bool>()), |(e, whole)| {
             let p = dir.path().join("model.pt");
@@ -149,7 +160,7 @@ fn safetensors_and_model_folders() {
     let dir = tempfile::tempdir().unwrap();
     let st = std::fs::read(fixture("models/classifier.safetensors")).unwrap();
     let genes = std::fs::read(fixture("models/genes.csv")).unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = runner();
     runner
         .run(&(edits(), 0..2usize), |(e, which)| {
             let (st, g) = if which == 0 {
@@ -199,7 +210,7 @@ fn text_inputs_gene_lists_gmt_label_maps_sessions() {
         ("map.csv", b"T cell,T\nB cell,B\n\"NK, cell\",NK\n".to_vec()),
         ("session.json", session.into_bytes()),
     ];
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = runner();
     runner
         .run(&(edits(), 0..seeds.len()), |(e, k)| {
             let (name, seed) = &seeds[k];
@@ -233,7 +244,7 @@ fn tenx_and_visium_files() {
         .iter()
         .map(|f| std::fs::read(src.join(f)).unwrap())
         .collect();
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = runner();
     runner
         .run(&(edits(), 0..files.len()), |(e, k)| {
             for (j, f) in files.iter().enumerate() {
@@ -513,7 +524,7 @@ fn expected(r: &RandomH5ad) -> Option<Vec<Vec<f32>>> {
 #[test]
 fn anndata_structure_and_values() {
     let dir = tempfile::tempdir().unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = runner();
     let (opened, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     runner
         .run(&random_h5ad(), |r| {

@@ -326,3 +326,29 @@ fn a_dataset_declaring_terabytes_is_refused_before_allocation() {
     let m = open_error(&p);
     assert!(m.contains("X/data") && m.contains("declares"), "{m}");
 }
+
+#[test]
+fn a_datatype_disagreeing_with_its_chunk_layout_is_refused_not_a_crash() {
+    // Found by tests/it/fuzz.rs with random cases: one byte of the 10x file's
+    // matrix/barcodes datatype (size 19 -> 14611) made HDF5 1.10 write past its buffer.
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::shared_data().join("visium_scanpy_1.0.0/spatial/tissue_positions_list.csv");
+    let text = std::fs::read_to_string(src).unwrap();
+    let folder = visium_with_positions(dir.path(), "tissue_positions_list.csv", &text);
+    let h5 = folder.join("filtered_feature_bc_matrix.h5");
+    let mut bytes = std::fs::read(&h5).unwrap();
+    assert_eq!(
+        bytes[1893], 0,
+        "the shared file changed; find the datatype size again"
+    );
+    bytes[1893] = 0o71;
+    std::fs::write(&h5, bytes).unwrap();
+    let o = inspect(&folder);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("filtered_feature_bc_matrix.h5: matrix/barcodes")
+            && err.contains("chunk layout stores elements of 19 bytes"),
+        "{err}"
+    );
+}
