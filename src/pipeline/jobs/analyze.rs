@@ -310,7 +310,7 @@ pub struct ZeroShotKnn {
     pub train: Vec<usize>,
     /// Test cells (rows of the representation), in scikit-learn's order.
     pub test: Vec<usize>,
-    /// True and predicted class codes of the test cells.
+    /// True class codes of the test cells.
     pub truth: Vec<u32>,
     /// Predicted class codes of the test cells.
     pub pred: Vec<u32>,

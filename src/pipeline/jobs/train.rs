@@ -348,10 +348,15 @@ pub fn run_finetune(
         (None, None) => data_genes.clone(),
     };
     let (x, coverage) = align(&x, &data_genes, &model_genes, &adata.source)?;
-    let labelled_cells: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != u32::MAX).collect();
-    let (tr, va, te) = split_70_15_15(labelled_cells.len(), job.split_seed);
-    let pick = |v: &[usize]| v.iter().map(|&i| labelled_cells[i]).collect::<Vec<_>>();
-    let (train, val, test) = (pick(&tr), pick(&va), pick(&te));
+    // The study's split of all cells (scikit-learn's, `analysis::split`), unlabelled cells then
+    // left out of each part.
+    let (tr, va, te) = split_70_15_15(codes.len(), job.split_seed);
+    let pick = |v: Vec<usize>| {
+        v.into_iter()
+            .filter(|&i| codes[i] != u32::MAX)
+            .collect::<Vec<_>>()
+    };
+    let (train, val, test) = (pick(tr), pick(va), pick(te));
     let score = |t: &[u32], p: &[u32]| classification(t, p).macro_f1;
     let outcome = finetune_loop(
         &x,
