@@ -31,30 +31,6 @@ impl Default for ImputeParams {
     }
 }
 
-/// Columns z-scored with their own mean and (population) standard deviation, as
-/// `scipy.stats.zscore`; constant columns become 0.
-fn zscore(x: ArrayView2<f32>) -> Array2<f32> {
-    let n = x.nrows().max(1) as f64;
-    let mut out = x.to_owned();
-    out.axis_iter_mut(Axis(1)).for_each(|mut c| {
-        let mean = c.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = c
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let sd = var.sqrt();
-        c.mapv_inplace(|v| {
-            if sd > 0.0 {
-                ((f64::from(v) - mean) / sd) as f32
-            } else {
-                0.0
-            }
-        });
-    });
-    out
-}
-
 /// Predicts `targets` (`n_ref x t`, the reference's expression of the genes to impute) for
 /// every query cell from the shared genes (`reference_shared` `n_ref x s`, `query_shared`
 /// `n_query x s`, same gene order, log-normalised). Returns `n_query x t`.
@@ -88,8 +64,11 @@ pub fn impute(
         targets.nrows(),
         "one row per reference cell",
     )?;
-    let rz = zscore(reference_shared);
-    let qz = zscore(query_shared);
+    // scanpy's scale (ddof 1) where SpaGE uses scipy's zscore (ddof 0): a factor common to all
+    // of a dataset's genes, which neither the PCA's axes nor cosine distances see.
+    let (mut rz, mut qz) = (reference_shared.to_owned(), query_shared.to_owned());
+    super::pca::scale(&mut rz, None);
+    super::pca::scale(&mut qz, None);
     let pca = super::pca::pca(rz.view(), p.n_components.min(s), 0);
     let unit = |m: Array2<f32>| {
         let mut m = m;

@@ -192,7 +192,7 @@ fn looks_like_ensembl(names: &[String]) -> bool {
 }
 
 /// Ensembl ID without its version suffix (`ENSG00000141510.17` -> `ENSG00000141510`).
-fn strip_version(id: &str) -> &str {
+pub(super) fn strip_version(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::{DataError, Result};
+use super::genes::strip_version;
 
 /// A homolog table: dataset gene -> model gene, by Ensembl ID and by symbol.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,10 +73,6 @@ impl Columns {
 
 fn is_ensembl_id(s: &str) -> bool {
     s.len() > 4 && s.starts_with("ENS") && s.bytes().any(|b| b.is_ascii_digit())
-}
-
-fn strip_version(id: &str) -> &str {
-    id.split('.').next().unwrap_or(id)
 }
 
 impl Homologs {

@@ -207,6 +207,25 @@ impl CsrMatrix {
         self.data.len()
     }
 
+    /// Dense columns `cols` (indices into the columns, in that order), `n_rows x cols.len()`.
+    ///
+    /// # Panics
+    /// If a column index is `>= n_cols`.
+    pub fn dense_columns(&self, cols: &[usize]) -> Array2<f32> {
+        let mut pos = vec![usize::MAX; self.n_cols];
+        cols.iter().enumerate().for_each(|(k, &j)| pos[j] = k);
+        let mut out = Array2::<f32>::zeros((self.n_rows, cols.len()));
+        for i in 0..self.n_rows {
+            let (idx, val) = self.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                if pos[j as usize] != usize::MAX {
+                    out[(i, pos[j as usize])] = v;
+                }
+            }
+        }
+        out
+    }
+
     /// Column indices and values of row `i`.
     ///
     /// # Panics

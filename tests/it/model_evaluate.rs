@@ -7,31 +7,37 @@ use std::process::Command;
 
 use crate::common::{fixture, shared_data};
 
-#[test]
-fn evaluate_matches_the_python_protocol() {
-    let text = std::fs::read_to_string(fixture("models/eval_reference.json")).expect("reference");
-    let r: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let dir = tempfile::tempdir().expect("tmp");
-    let json = dir.path().join("scores.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
+/// `cellscope evaluate` of the hypothalamus reference with the fixture autoencoder, on the
+/// CPU, with further arguments.
+fn evaluate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cellscope"))
         .arg("evaluate")
         .arg(shared_data().join("hypothalamus_scrna_ref.h5ad"))
         .arg("--model")
         .arg(fixture("models/hypothalamus_mae.pt"))
         .arg("--genes")
         .arg(fixture("models/hypothalamus_genes.csv"))
-        .args([
-            "--label-key",
-            "cell_type",
-            "--batch-key",
-            "cell_type",
-            "--backend",
-            "cpu",
-        ])
-        .arg("--json")
-        .arg(&json)
+        .args(["--backend", "cpu"])
+        .args(args)
         .output()
-        .expect("run");
+        .expect("run")
+}
+
+#[test]
+fn evaluate_matches_the_python_protocol() {
+    let text = std::fs::read_to_string(fixture("models/eval_reference.json")).expect("reference");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("scores.json");
+    let json_arg = json.to_str().expect("utf-8 path");
+    let o = evaluate(&[
+        "--label-key",
+        "cell_type",
+        "--batch-key",
+        "cell_type",
+        "--json",
+        json_arg,
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     println!("{out}");
@@ -86,16 +92,7 @@ fn evaluate_matches_the_python_protocol() {
 
 #[test]
 fn evaluate_names_a_missing_label_column() {
-    let o = Command::new(env!("CARGO_BIN_EXE_cellscope"))
-        .arg("evaluate")
-        .arg(shared_data().join("hypothalamus_scrna_ref.h5ad"))
-        .arg("--model")
-        .arg(fixture("models/hypothalamus_mae.pt"))
-        .arg("--genes")
-        .arg(fixture("models/hypothalamus_genes.csv"))
-        .args(["--label-key", "no_such_column", "--backend", "cpu"])
-        .output()
-        .expect("run");
+    let o = evaluate(&["--label-key", "no_such_column"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("obs has no column 'no_such_column'"), "{err}");

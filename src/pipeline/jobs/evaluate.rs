@@ -7,7 +7,7 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 
 use super::analyze::{ZeroShotKnn, zero_shot_knn};
-use super::train::{align, model_input};
+use super::train::model_aligned_input;
 use super::{Handle, JobError, Step, obs_labels};
 use crate::analysis::metrics::{classification, explained_variance_weighted};
 use crate::analysis::split::split_70_15_15;
@@ -102,8 +102,7 @@ pub fn run(
         .map(|k| obs_labels(adata, k))
         .transpose()?;
     h.step(Step::Embed, 0.0);
-    let (x, genes, _) = model_input(adata, &model.preprocessing)?;
-    let (x, coverage) = align(&x, &genes, &model.genes, &adata.source)?;
+    let (x, coverage) = model_aligned_input(model, adata)?;
     h.check()?;
     let emb = engine.embed(&x);
     let d = emb.len() / x.n_rows.max(1);

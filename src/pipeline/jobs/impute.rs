@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::train::model_input;
 use super::{Handle, JobError, Step};
 use crate::analysis::impute::{ImputeParams, impute, pearson};
-use crate::data::CsrMatrix;
 use crate::data::anndata::AnnData;
 use crate::data::rng::Rng;
 use crate::model::embed::Preprocessing;
@@ -104,20 +103,25 @@ pub fn run(
     h.check()?;
     let qcols: Vec<usize> = shared.iter().map(|&j| q_index[rsym[j].as_str()]).collect();
     let values = impute(
-        columns(&rx, &shared).view(),
-        columns(&qx, &qcols).view(),
-        columns(&rx, &targets).view(),
+        rx.dense_columns(&shared).view(),
+        qx.dense_columns(&qcols).view(),
+        rx.dense_columns(&targets).view(),
         job.params,
     )?;
-    let held_out = targets
+    // Held-out genes: the predicted column `t` against the query's measured column, read once.
+    let (scored, qscored): (Vec<usize>, Vec<usize>) = targets
         .iter()
         .enumerate()
-        .filter_map(|(t, &j)| {
-            let qj = *q_index.get(rsym[j].as_str())?;
-            let measured = columns(&qx, &[qj]);
-            let predicted: Vec<f32> = values.column(t).to_vec();
-            let m = measured.as_slice().unwrap_or_default();
-            Some((rgenes.symbols[j].clone(), pearson(&predicted, m)))
+        .filter_map(|(t, &j)| Some((t, *q_index.get(rsym[j].as_str())?)))
+        .unzip();
+    let measured = qx.dense_columns(&qscored);
+    let held_out = scored
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| {
+            let p: Vec<f32> = values.column(t).to_vec();
+            let m: Vec<f32> = measured.column(k).to_vec();
+            (rgenes.symbols[targets[t]].clone(), pearson(&p, &m))
         })
         .collect();
     h.step(Step::Transfer, 1.0);
@@ -163,23 +167,4 @@ fn pick_hold_out(
         ));
     }
     Ok(())
-}
-
-/// Dense columns `cols` of a CSR matrix, `n_rows x cols.len()`.
-fn columns(x: &CsrMatrix, cols: &[usize]) -> Array2<f32> {
-    let mut pos = vec![usize::MAX; x.n_cols];
-    for (k, &c) in cols.iter().enumerate() {
-        pos[c] = k;
-    }
-    let mut out = Array2::<f32>::zeros((x.n_rows, cols.len()));
-    for (i, mut row) in out.rows_mut().into_iter().enumerate() {
-        let (idx, val) = x.row(i);
-        for (&j, &v) in idx.iter().zip(val) {
-            let k = pos[j as usize];
-            if k != usize::MAX {
-                row[k] = v;
-            }
-        }
-    }
-    out
 }

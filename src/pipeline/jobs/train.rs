@@ -491,7 +491,20 @@ pub fn predict_matrix(model: &Model, x: &CsrMatrix) -> Result<Prediction, JobErr
 /// # Errors
 /// As [`model_input`], [`align`] and [`predict_matrix`].
 pub fn predict(model: &Model, adata: &AnnData) -> Result<(Prediction, Coverage), JobError> {
-    let (x, genes, _) = model_input(adata, &model.preprocessing)?;
-    let (x, cov) = align(&x, &genes, &model.genes, &adata.source)?;
+    let (x, cov) = model_aligned_input(model, adata)?;
     Ok((predict_matrix(model, &x)?, cov))
+}
+
+/// `adata` as `model` sees it: preprocessed with the model's preprocessing
+/// ([`model_input`]) and aligned to its genes ([`align`]), `n_obs x model genes`, with the
+/// gene coverage.
+///
+/// # Errors
+/// As [`model_input`] and [`align`].
+pub fn model_aligned_input(
+    model: &Model,
+    adata: &AnnData,
+) -> Result<(CsrMatrix, Coverage), JobError> {
+    let (x, genes, _) = model_input(adata, &model.preprocessing)?;
+    align(&x, &genes, &model.genes, &adata.source)
 }

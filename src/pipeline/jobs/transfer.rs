@@ -14,26 +14,9 @@ use crate::analysis::metrics::Classification;
 use crate::analysis::pca::pca;
 use crate::analysis::transfer::{LabelMap, knn_classify};
 use crate::data::anndata::AnnData;
-use crate::data::matrix::CsrMatrix;
 
 /// Principal components of the default shared-gene representation.
 pub const INGEST_PCS: usize = 30;
-
-/// Dense columns `cols` (indices into `x`'s columns) of a CSR matrix, in that order.
-fn dense_columns(x: &CsrMatrix, cols: &[usize]) -> Array2<f32> {
-    let mut pos = vec![usize::MAX; x.n_cols];
-    cols.iter().enumerate().for_each(|(k, &j)| pos[j] = k);
-    let mut out = Array2::<f32>::zeros((x.n_rows, cols.len()));
-    for i in 0..x.n_rows {
-        let (idx, val) = x.row(i);
-        for (&j, &v) in idx.iter().zip(val) {
-            if pos[j as usize] != usize::MAX {
-                out[(i, pos[j as usize])] = v;
-            }
-        }
-    }
-    out
-}
 
 /// Shared-gene representations of reference and query: `(reference n x d, query m x d,
 /// number of shared genes)`.
@@ -64,8 +47,8 @@ pub fn shared_gene_representation(
             query.source.display()
         )));
     }
-    let r = dense_columns(&log_normalized(&reference.x.to_csr()), &rc);
-    let q = dense_columns(&log_normalized(&query.x.to_csr()), &qc);
+    let r = log_normalized(&reference.x.to_csr()).dense_columns(&rc);
+    let q = log_normalized(&query.x.to_csr()).dense_columns(&qc);
     let fit = pca(r.view(), INGEST_PCS.min(rc.len()), seed);
     let qp = fit.transform(q.view());
     Ok((fit.scores, qp, rc.len()))
