@@ -187,13 +187,18 @@ impl Mlp {
 
     /// Forward pass without the final Sigmoid (the decoder's logits).
     pub fn forward_linear(&self, x: Tensor<2>) -> Tensor<2> {
-        let n = self.layers.len();
-        let mut h = x;
-        for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(h);
-            if i + 1 < n {
-                h = self.dropout.forward(activate(h, self.activation));
-            }
+        match self.layers.first() {
+            Some(l) => self.forward_after_first(l.forward(x)),
+            None => x,
+        }
+    }
+
+    /// [`Mlp::forward_linear`] from the first layer's output `h1 = x W_0 + b_0` (computed
+    /// elsewhere: the sparse first layer of CPU training).
+    pub fn forward_after_first(&self, h1: Tensor<2>) -> Tensor<2> {
+        let mut h = h1;
+        for l in self.layers.iter().skip(1) {
+            h = l.forward(self.dropout.forward(activate(h, self.activation)));
         }
         h
     }

@@ -67,10 +67,10 @@ fn masked_objectives_match_pytorch_loss_and_every_gradient() {
             let device = Device::flex().autodiff();
             let model = fixture_model(&r, &device);
             let loss = if fused {
-                let (s, value) =
+                let loss =
                     train::masked_reconstruction_fused(&model, &xv, &mask, rows, genes, &device);
-                close(value, o["loss"].as_f64().expect("loss"), 1e-6, name);
-                s
+                close(loss.value(), o["loss"].as_f64().expect("loss"), 1e-6, name);
+                loss
             } else {
                 let inner = device.clone().inner();
                 let t = |v: Vec<f32>, d: &Device| {
@@ -85,19 +85,19 @@ fn masked_objectives_match_pytorch_loss_and_every_gradient() {
                 );
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 close(value, o["loss"].as_f64().expect("loss"), 1e-6, name);
-                loss
+                train::StepLoss::plain(loss)
             };
-            let grads = loss.backward();
+            let grads = loss.gradients(&model);
             let linears = model.encoder.layers.iter().chain(&model.decoder.layers);
             for (i, lin) in linears.enumerate() {
                 let want = &o["grads"][i];
                 // burn stores Linear weights [in, out]; PyTorch [out, in].
-                let gw = lin.weight.grad(&grads).expect("weight grad").transpose();
-                let gb = lin
-                    .bias
-                    .as_ref()
-                    .expect("bias")
-                    .grad(&grads)
+                let gw = grads
+                    .get::<2>(lin.weight.id)
+                    .expect("weight grad")
+                    .transpose();
+                let gb = grads
+                    .get::<1>(lin.bias.as_ref().expect("bias").id)
                     .expect("bias grad");
                 for (what, got, want) in [
                     (

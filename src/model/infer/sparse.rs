@@ -91,14 +91,9 @@ fn simd_chunk() -> usize {
 impl SparseWeights {
     /// Lays out a PyTorch `[n_out, n_in]` layer.
     pub fn new(d: &Dense) -> Self {
-        let chunk = simd_chunk();
-        let n_chunks = d.n_out.div_ceil(chunk);
-        let len = n_chunks * d.n_in * chunk;
-        // Huge pages: a super-block's weights span 1 MiB, 256 small pages.
-        let mut storage = zeroed_huge::<f32>(len + LINE - 1);
-        // `align_offset` may in principle decline (usize::MAX); the layout is then merely slower.
-        let offset = storage.as_ptr().align_offset(LINE * 4).min(LINE - 1);
-        let blocked = &mut storage[offset..offset + len];
+        let mut w = Self::zeroed(d.n_in, d.n_out, &d.bias);
+        let chunk = w.chunk;
+        let blocked = w.blocked_mut();
         for o in 0..d.n_out {
             let (c, i) = (o / chunk, o % chunk);
             let row = &d.weight[o * d.n_in..(o + 1) * d.n_in];
@@ -106,16 +101,64 @@ impl SparseWeights {
                 blocked[(c * d.n_in + g) * chunk + i] = v;
             }
         }
-        let mut bias = d.bias.clone();
+        w
+    }
+
+    /// Lays out a burn `Linear`'s weight, `[n_in, n_out]` row-major (`weight`), and its bias
+    /// (`n_out`, or empty for none): a copy of `chunk` floats per gene and chunk, chunks in
+    /// parallel. CPU training lays out the first layer this way at every step.
+    ///
+    /// # Panics
+    /// If `weight.len() != n_in * n_out` or a non-empty bias is not `n_out` long.
+    pub fn from_in_out(weight: &[f32], bias: &[f32], n_in: usize, n_out: usize) -> Self {
+        use rayon::prelude::*;
+        assert_eq!(weight.len(), n_in * n_out, "weight shape");
+        let zeros;
+        let bias = if bias.is_empty() {
+            zeros = vec![0f32; n_out];
+            &zeros
+        } else {
+            bias
+        };
+        let mut w = Self::zeroed(n_in, n_out, bias);
+        let chunk = w.chunk;
+        w.blocked_mut()
+            .par_chunks_mut((n_in * chunk).max(1))
+            .enumerate()
+            .for_each(|(c, dst)| {
+                let (o0, o1) = (c * chunk, ((c + 1) * chunk).min(n_out));
+                for (g, d) in dst.chunks_mut(chunk).enumerate() {
+                    d[..o1 - o0].copy_from_slice(&weight[g * n_out + o0..g * n_out + o1]);
+                }
+            });
+        w
+    }
+
+    /// Zero weights for `n_in -> n_out`, cache-line aligned, with `bias` (`n_out` long).
+    fn zeroed(n_in: usize, n_out: usize, bias: &[f32]) -> Self {
+        assert_eq!(bias.len(), n_out, "bias length");
+        let chunk = simd_chunk();
+        let n_chunks = n_out.div_ceil(chunk);
+        let len = n_chunks * n_in * chunk;
+        // Huge pages: a super-block's weights span 1 MiB, 256 small pages.
+        let storage = zeroed_huge::<f32>(len + LINE - 1);
+        // `align_offset` may in principle decline (usize::MAX); the layout is then merely slower.
+        let offset = storage.as_ptr().align_offset(LINE * 4).min(LINE - 1);
+        let mut bias = bias.to_vec();
         bias.resize(n_chunks * chunk, 0.0);
         Self {
             storage,
             offset,
             bias,
-            n_genes: d.n_in,
-            n_hidden: d.n_out,
+            n_genes: n_in,
+            n_hidden: n_out,
             chunk,
         }
+    }
+
+    fn blocked_mut(&mut self) -> &mut [f32] {
+        let len = self.bias.len() * self.n_genes;
+        &mut self.storage[self.offset..self.offset + len]
     }
 
     /// `[n_chunks][n_genes][chunk]`, zero-padded past `n_hidden`.
@@ -334,6 +377,35 @@ mod tests {
                 let e = (f64::from(got[r * n_out + o]) - want).abs();
                 assert!(e <= 1e-4 * want.abs().max(1.0), "row {r} unit {o}: {e}");
             }
+        }
+    }
+
+    /// burn's `[in, out]` layout gives the same blocked weights as PyTorch's `[out, in]`,
+    /// output widths that are and are not a multiple of the chunk.
+    #[test]
+    fn burn_layout_lays_out_as_the_pytorch_layout() {
+        for (n_in, n_out) in [(37, 300), (5, 256), (100, 1)] {
+            let mut s = 3u64;
+            let d = Dense {
+                weight: (0..n_in * n_out).map(|_| lcg(&mut s)).collect(),
+                bias: (0..n_out).map(|_| lcg(&mut s)).collect(),
+                n_in,
+                n_out,
+            };
+            let mut in_out = vec![0f32; n_in * n_out];
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    in_out[i * n_out + o] = d.weight[o * n_in + i];
+                }
+            }
+            let (a, b) = (
+                SparseWeights::new(&d),
+                SparseWeights::from_in_out(&in_out, &d.bias, n_in, n_out),
+            );
+            assert_eq!(a.blocked(), b.blocked(), "{n_in} x {n_out}");
+            assert_eq!(a.bias, b.bias);
+            let no_bias = SparseWeights::from_in_out(&in_out, &[], n_in, n_out);
+            assert!(no_bias.bias.iter().all(|&v| v == 0.0));
         }
     }
 }

@@ -41,26 +41,25 @@ impl Mask {
             }
         }
     }
-
-    /// Whether entry `j` of row `r` is scored.
-    pub(super) fn scores(&self, r: usize, j: usize, genes: usize) -> bool {
-        match &self.scored {
-            Scored::Hidden => self.keep[r * genes + j] == 0.0,
-            Scored::AllBut(tf) => tf[r] as usize != j,
-        }
-    }
 }
 
 /// Random masking: each entry hidden with probability `rate` (a per-row seeded generator, so
-/// the mask does not depend on the thread count), the visible input scaled by `1/(1-rate)`.
+/// the mask does not depend on the thread count; rates resolved to 1/65,536), the visible input scaled by `1/(1-rate)`.
 pub fn random_mask(rows: usize, genes: usize, rate: f64, seed: u64) -> Mask {
+    // Four 16-bit draws per 64 random bits: an entry is hidden when its draw is below
+    // `rate * 2^16` (rounded; the rate is honoured to 1/65,536).
+    let threshold = (rate.clamp(0.0, 1.0) * 65_536.0).round().min(65_535.0) as u16;
     let mut keep = vec![0f32; rows * genes];
     keep.par_chunks_mut(genes.max(1))
         .enumerate()
         .for_each(|(r, row)| {
             let mut rng = Rng::for_item(seed, r as u64, 0x726d);
-            for v in row.iter_mut() {
-                *v = f32::from(u8::from(rng.uniform() >= rate));
+            for four in row.chunks_mut(4) {
+                let mut bits = rng.next_u64();
+                for v in four {
+                    *v = f32::from(u8::from(bits as u16 >= threshold));
+                    bits >>= 16;
+                }
             }
         });
     Mask {

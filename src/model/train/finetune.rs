@@ -33,6 +33,7 @@ pub fn finetune(
         )));
     }
     let (device, device_name) = training_device(backend)?;
+    let _heap = super::heap::TrainingHeap::enter();
     device.seed(opts.seed);
     let mut model = build_classifier(x.n_cols, init, layers, opts, k, &device)?;
     let (mut two, mut one) = (Vec::new(), Vec::new());
@@ -69,7 +70,7 @@ pub fn finetune(
                 clip: opts.clip_norm,
                 ids: (&two, &one),
             }
-            .apply(model, loss.backward());
+            .apply(model, StepLoss::plain(loss));
             step += 1;
             tally.record(events, opts, step, value, batch.len());
         }

@@ -82,7 +82,7 @@ impl Net {
 }
 
 /// The masked objectives' loss: fused on the CPU backend, all in burn elsewhere (on a GPU the
-/// logits never leave the device).
+/// input and logits never leave the device).
 pub(super) fn masked_loss(
     m: &AutoEncoder,
     xv: &[f32],
@@ -90,19 +90,15 @@ pub(super) fn masked_loss(
     rows: usize,
     genes: usize,
     device: &Device,
-) -> (Tensor<1>, Option<f64>) {
+) -> StepLoss {
     if device.clone().inner() == Device::flex() {
-        let (s, l) = masked_reconstruction_fused(m, xv, mask, rows, genes, device);
-        (s, Some(l))
+        masked_reconstruction_fused(m, xv, mask, rows, genes, device)
     } else {
         let inner = device.clone().inner();
         let x = to_tensor(xv.to_vec(), rows, genes, device);
         let keep = to_tensor(mask.keep.clone(), rows, genes, &inner);
         let weight = to_tensor(mask.weights(genes), rows, genes, &inner);
-        (
-            masked_reconstruction_loss(m, x, keep, weight, mask.scale),
-            None,
-        )
+        StepLoss::plain(masked_reconstruction_loss(m, x, keep, weight, mask.scale))
     }
 }
 
@@ -122,8 +118,7 @@ pub(super) fn objective_mask(
     })
 }
 
-/// One batch's loss for the objective: the tensor to call `backward` on and, when that is a
-/// surrogate, the loss value.
+/// One batch's loss for the objective.
 pub(super) fn objective_loss(
     net: &Net,
     objective: &Objective,
@@ -132,7 +127,7 @@ pub(super) fn objective_loss(
     genes: usize,
     seed: u64,
     device: &Device,
-) -> (Tensor<1>, Option<f64>) {
+) -> StepLoss {
     match net {
         Net::Ae(m) => {
             let mask = objective_mask(objective, rows, genes, seed)
@@ -146,7 +141,7 @@ pub(super) fn objective_loss(
                 m.forward(to_tensor(v2, rows, genes, device)),
                 *lambda,
             );
-            (loss, None)
+            StepLoss::plain(loss)
         }
         Net::Byol(m, target, _) => {
             let (v1, v2) = contrastive_views(xv, genes, seed);
@@ -156,10 +151,7 @@ pub(super) fn objective_loss(
             );
             let z1 = target.forward(t1.clone().inner()).detach();
             let z2 = target.forward(t2.clone().inner()).detach();
-            (
-                byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1),
-                None,
-            )
+            StepLoss::plain(byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1))
         }
     }
 }
@@ -241,8 +233,8 @@ pub(super) struct Update<'a> {
 }
 
 impl Update<'_> {
-    pub(super) fn apply<M: Module>(&mut self, m: M, grads: burn::tensor::Gradients) -> M {
-        let mut g = GradientsParams::from_grads(grads, &m);
+    pub(super) fn apply<M: Module>(&mut self, m: M, loss: StepLoss) -> M {
+        let mut g = loss.gradients(&m);
         if let Some(c) = self.clip {
             clip_global_norm(&mut g, self.ids.0, self.ids.1, c);
         }
@@ -371,6 +363,7 @@ pub fn pretrain(
 ) -> Result<TrainOutcome, TrainError> {
     check_options(opts, x.n_rows)?;
     let (device, device_name) = training_device(backend)?;
+    let _heap = super::heap::TrainingHeap::enter();
     device.seed(opts.seed);
     let mut order: Vec<usize> = (0..x.n_rows).collect();
     Rng::new(opts.seed).shuffle(&mut order);
@@ -399,13 +392,11 @@ pub fn pretrain(
             }
             let xv = dense_rows(x, batch);
             let seed = opts.seed.wrapping_add(step as u64 * 7919);
-            let (loss, value) =
-                objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
-            let value = value.unwrap_or_else(|| f64::from(loss.clone().into_scalar::<f32>()));
+            let loss = objective_loss(&net, objective, &xv, batch.len(), x.n_cols, seed, &device);
+            let value = loss.value();
             if !value.is_finite() {
                 return finish(last_good, history, End::Diverged(step + 1), device_name);
             }
-            let grads = loss.backward();
             let mut update = Update {
                 optim: &mut optim,
                 lr,
@@ -413,10 +404,10 @@ pub fn pretrain(
                 ids: (&two, &one),
             };
             net = match net {
-                Net::Ae(m) => Net::Ae(update.apply(m, grads)),
-                Net::Bt(m, l) => Net::Bt(update.apply(m, grads), l),
+                Net::Ae(m) => Net::Ae(update.apply(m, loss)),
+                Net::Bt(m, l) => Net::Bt(update.apply(m, loss), l),
                 Net::Byol(m, t, tau) => {
-                    let m = update.apply(m, grads);
+                    let m = update.apply(m, loss);
                     let t = t.ema(&m, tau);
                     Net::Byol(m, t, tau)
                 }
@@ -481,7 +472,7 @@ pub(super) fn validation_loss(
     let (mut sum, mut n) = (0.0, 0usize);
     for (b, batch) in val.chunks(opts.batch_size).enumerate() {
         let xv = dense_rows(x, batch);
-        let (loss, value) = objective_loss(
+        let value = objective_loss(
             &valid,
             objective,
             &xv,
@@ -489,8 +480,8 @@ pub(super) fn validation_loss(
             x.n_cols,
             opts.seed ^ (b as u64 + 0x76),
             &device,
-        );
-        let value = value.unwrap_or_else(|| f64::from(loss.into_scalar::<f32>()));
+        )
+        .value();
         sum += value * batch.len() as f64;
         n += batch.len();
     }

@@ -43,10 +43,12 @@ use crate::model::nets::{
 
 mod augment;
 mod finetune;
+mod heap;
 mod loops;
 mod losses;
 mod objectives;
 mod options;
+mod sparse_input;
 
 pub use augment::*;
 pub use finetune::*;
@@ -54,6 +56,7 @@ pub use loops::*;
 pub use losses::*;
 pub use objectives::*;
 pub use options::*;
+pub use sparse_input::{FirstLayerGrads, SparseFirstLayer};
 
 /// A training error.
 #[derive(Debug, thiserror::Error)]
