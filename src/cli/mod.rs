@@ -13,6 +13,7 @@ use crate::model::BackendChoice;
 use crate::pipeline::jobs::{Handle, JobError};
 
 mod analyze;
+mod convert;
 mod embed;
 mod evaluate;
 mod impute;
@@ -81,13 +82,18 @@ pub enum Command {
     /// with legend or colour bar (and a scale bar for spatial), as PNG (300 dpi by default) or
     /// SVG, with provenance metadata.
     Plot(plot::Args),
-    /// Print a summary of an .h5ad file, a 10x .h5 matrix or a Visium folder: shape, X
+    /// Print a summary of an .h5ad file, a 10x .h5 matrix, a Visium, Xenium or MERSCOPE
+    /// folder: platform and run metadata, shape, X
     /// encoding and dtype, sparsity, obs columns with category counts, obsm, layers, raw, uns
     /// colours.
     Inspect {
-        /// The input (.h5ad, 10x .h5, or Visium Space Ranger folder).
+        /// The input (.h5ad, 10x .h5, a Visium, Xenium or MERSCOPE output folder).
         path: PathBuf,
     },
+    /// Write any input cellscope opens (a Xenium or MERSCOPE output folder, a Visium folder, a
+    /// 10x .h5) as a standard .h5ad: vendor cell ids as obs_names, obsm['spatial'] in µm, the
+    /// platform, run metadata and control features in uns['cellscope_source'].
+    Convert(convert::Args),
 }
 
 /// The outputs of `analyze` and `transfer`: the new `.h5ad` and, when asked, the metrics as
@@ -153,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Evaluate(a)) => evaluate::run(a),
         Some(Command::Impute(a)) => impute::run(a),
         Some(Command::Plot(a)) => plot::run(a),
+        Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Inspect { path }) => {
             println!("{}", crate::data::summary::Summary::of_path(&path)?);
             Ok(())

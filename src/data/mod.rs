@@ -19,6 +19,7 @@ pub mod preprocess;
 pub mod rng;
 pub mod summary;
 pub mod tenx;
+pub mod vendor;
 pub mod write;
 
 use std::path::Path;
@@ -37,9 +38,14 @@ pub enum InputKind {
     TenxH5,
     /// A Visium Space Ranger output folder.
     Visium,
+    /// A 10x Xenium Onboard Analysis output folder ([`vendor::xenium`]).
+    Xenium,
+    /// A Vizgen MERSCOPE output folder, either layout ([`vendor::merscope`]).
+    Merscope,
 }
 
-/// Detects what `path` is: a folder with `filtered_feature_bc_matrix.h5` is Visium; an HDF5
+/// Detects what `path` is: a folder with `filtered_feature_bc_matrix.h5` is Visium, one with
+/// `cell_feature_matrix.h5` and a cell table Xenium, one with a `*cell_by_gene.csv` MERSCOPE; an HDF5
 /// file with `matrix/` (and no AnnData root attributes) or a genome group is 10x; one with the
 /// AnnData root attributes, `obs` or `X` is AnnData.
 ///
@@ -50,10 +56,18 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         if path.join("filtered_feature_bc_matrix.h5").is_file() {
             return Ok(InputKind::Visium);
         }
+        if vendor::xenium::is_xenium(path) {
+            return Ok(InputKind::Xenium);
+        }
+        if vendor::merscope::is_merscope(path) {
+            return Ok(InputKind::Merscope);
+        }
         return Err(DataError::missing(
             path,
             "filtered_feature_bc_matrix.h5",
-            "a Visium folder holds filtered_feature_bc_matrix.h5 and spatial/",
+            "a folder cellscope opens is a Visium output (filtered_feature_bc_matrix.h5 and \
+             spatial/), a Xenium output (cell_feature_matrix.h5 and cells.parquet or \
+             cells.csv.gz) or a MERSCOPE output (*cell_by_gene.csv and *cell_metadata.csv)",
         ));
     }
     let f = h5ad::open_hdf5(path)?;
@@ -82,7 +96,8 @@ pub fn detect(path: &Path) -> Result<InputKind> {
 }
 
 /// Opens any supported input as [`AnnData`] (Visium: with obs `in_tissue`, `array_row`,
-/// `array_col` and `obsm['spatial']`).
+/// `array_col` and `obsm['spatial']`; Xenium and MERSCOPE: the cell table in obs, centroids in
+/// µm in `obsm['spatial']`).
 ///
 /// # Errors
 /// See [`detect`], [`h5ad::read_h5ad`], [`tenx::read_10x_h5`], [`tenx::read_visium`].
@@ -91,5 +106,7 @@ pub fn open(path: &Path) -> Result<AnnData> {
         InputKind::H5ad => h5ad::read_h5ad(path),
         InputKind::TenxH5 => tenx::read_10x_h5(path, None),
         InputKind::Visium => Ok(tenx::read_visium(path)?.adata),
+        InputKind::Xenium => Ok(vendor::xenium::read_xenium(path)?.0),
+        InputKind::Merscope => Ok(vendor::merscope::read_merscope(path)?.0),
     }
 }

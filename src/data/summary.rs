@@ -9,6 +9,7 @@ use super::dataframe::{Column, DataFrame};
 use super::error::Result;
 use super::matrix::Matrix;
 use super::preprocess::{NotCounts, check_counts};
+use super::vendor::{self, VendorInfo};
 use super::{InputKind, detect, h5ad, tenx};
 
 /// What `cellscope inspect` prints, also shown in the Data panel.
@@ -40,6 +41,9 @@ pub struct Summary {
     /// Duplicated var names: how many, and the first (kept, as anndata keeps them with a
     /// warning; gene lookups use the first occurrence).
     pub duplicate_var_names: Option<(usize, String)>,
+    /// What an instrument's output folder held besides the matrix (platform, run metadata,
+    /// control features kept out of X).
+    pub vendor: Option<VendorInfo>,
 }
 
 impl Summary {
@@ -71,6 +75,16 @@ impl Summary {
                     .collect();
                 (v.adata, images)
             }
+            InputKind::Xenium | InputKind::Merscope => {
+                let (a, info) = if kind == InputKind::Xenium {
+                    vendor::xenium::read_xenium(path)?
+                } else {
+                    vendor::merscope::read_merscope(path)?
+                };
+                let mut summary = Self::of_anndata(kind, &a, Vec::new());
+                summary.vendor = Some(info);
+                return Ok((a, summary));
+            }
         };
         let summary = Self::of_anndata(kind, &a, images);
         Ok((a, summary))
@@ -97,6 +111,7 @@ impl Summary {
                 Matrix::Dense(_) => check_counts(&a.x.to_csr()),
             },
             duplicate_var_names: duplicates(&a.var.index),
+            vendor: None,
         }
     }
 }
@@ -170,12 +185,40 @@ fn column_line(name: &str, c: &Column) -> String {
     }
 }
 
+/// Platform, files, the run metadata worth a line, and the features kept out of X.
+fn vendor_lines(s: &mut String, v: &VendorInfo) {
+    let _ = writeln!(s, "platform: {} (read {})", v.platform, v.files.join(", "));
+    for key in [
+        "layout",
+        "analysis_sw_version",
+        "instrument_sw_version",
+        "panel_name",
+        "panel_organism",
+        "pixel_size",
+        "run_name",
+        "region_name",
+    ] {
+        if let Some(value) = v.get(key) {
+            let unit = if key == "pixel_size" { " µm" } else { "" };
+            let _ = writeln!(s, "  {key}: {value}{unit}");
+        }
+    }
+    if v.controls.is_empty() {
+        let _ = writeln!(s, "  control features: none");
+    } else {
+        let kinds: Vec<String> = v.controls.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(s, "  control features kept out of X: {}", kinds.join(", "));
+    }
+}
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.kind {
             InputKind::H5ad => "AnnData .h5ad",
             InputKind::TenxH5 => "10x Cell Ranger HDF5",
             InputKind::Visium => "Visium Space Ranger folder",
+            InputKind::Xenium => "10x Xenium output folder",
+            InputKind::Merscope => "Vizgen MERSCOPE output folder",
         };
         let mut s = String::new();
         let _ = writeln!(s, "{} ({kind})", self.path.display());
@@ -186,6 +229,9 @@ impl std::fmt::Display for Summary {
             self.n_vars
         );
         let _ = writeln!(s, "X: {}", matrix_line(&self.x));
+        if let Some(v) = &self.vendor {
+            vendor_lines(&mut s, v);
+        }
         let _ = match &self.counts {
             Ok(()) => writeln!(s, "X values: finite, raw counts"),
             Err(e) => writeln!(s, "X values: finite, not raw counts ({e})"),

@@ -131,6 +131,20 @@ fn info(path: &str, m: &CsrMatrix) -> MatrixInfo {
     }
 }
 
+/// The `feature_type` of every feature of a 10x v3 matrix (`Gene Expression`, `Negative
+/// Control Probe`, `Unassigned Codeword`, ...), in file order; empty for a v2 matrix.
+///
+/// # Errors
+/// An unreadable file or `matrix/features/feature_type`.
+pub fn feature_types(path: &Path) -> Result<Vec<String>> {
+    let f = super::h5ad::open_hdf5(path)?;
+    if !f.link_exists("matrix") {
+        return Ok(Vec::new());
+    }
+    let fg = h5(path, "matrix/features", f.group("matrix/features"))?;
+    strings(path, &fg, "matrix/features", "feature_type")
+}
+
 fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
     let g = h5(path, "matrix", f.group("matrix"))?;
     let (_, n_genes, x) = read_csc_cells(path, &g, "matrix")?;

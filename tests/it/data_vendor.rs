@@ -1,0 +1,364 @@
+//! The instruments' output folders (`../shared/data/vendor`, real subsets in native layouts)
+//! read by cellscope against a committed Python reference that reads the same files with
+//! pandas, pyarrow and h5py (`tests/fixtures/vendor/make_vendor_reference.py`): cells in the
+//! matrix's order with the vendor's ids, genes only in X, controls counted, centroids, obs;
+//! `inspect` and `convert` on them (the converted file read back by Python anndata); and
+//! malformed folders refused with the file and what was expected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cellscope::data::vendor::{VendorInfo, merscope, xenium};
+use cellscope::data::{AnnData, InputKind};
+use serde_json::Value;
+
+use super::common::{close, fixture, python_anndata, shared_data};
+
+fn vendor(name: &str) -> PathBuf {
+    shared_data().join("vendor").join(name)
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(fixture("vendor/vendor_reference.json")).expect("reference");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+/// Everything the reference recorded, compared.
+fn check(name: &str, a: &AnnData, info: &VendorInfo) {
+    let r = &reference()[name];
+    let n = r["n_cells"].as_u64().expect("n") as usize;
+    assert_eq!(a.n_obs(), n, "{name}: cells");
+    assert_eq!(
+        a.var.index,
+        strs(&r["genes"]),
+        "{name}: genes (controls left out)"
+    );
+    let names = &a.obs.index;
+    assert_eq!(
+        names[..3].to_vec(),
+        strs(&r["cells_head"]),
+        "{name}: first cell ids"
+    );
+    assert_eq!(
+        names[n - 3..].to_vec(),
+        strs(&r["cells_tail"]),
+        "{name}: last cell ids"
+    );
+    let x = a.x.to_csr();
+    let c = a.x.checksum();
+    assert!(
+        close(c.sum, r["x_sum"].as_f64().expect("sum"), 1e-9),
+        "{name}: X sum"
+    );
+    assert_eq!(
+        c.nonzero,
+        r["x_nnz"].as_u64().expect("nnz"),
+        "{name}: X non-zeros"
+    );
+    let mut gene_sums = vec![0f64; x.n_cols];
+    for (&j, &v) in x.indices.iter().zip(&x.data) {
+        gene_sums[j as usize] += f64::from(v);
+    }
+    for (g, (got, want)) in gene_sums.iter().zip(f64s(&r["x_gene_sums"])).enumerate() {
+        assert!(
+            close(*got, want, 1e-9),
+            "{name}: gene {g} total {got} vs {want}"
+        );
+    }
+    for (i, want) in f64s(&r["x_cell_sums_head"]).iter().enumerate() {
+        let (_, v) = x.row(i);
+        let got: f64 = v.iter().map(|&v| f64::from(v)).sum();
+        assert!(close(got, *want, 1e-9), "{name}: cell {i} total");
+    }
+    let s = &a.obsm["spatial"];
+    let want = f64s(&r["spatial_sum"]);
+    for (k, want) in want.iter().enumerate() {
+        assert!(
+            close(s.column(k).sum(), *want, 1e-12),
+            "{name}: spatial column {k}"
+        );
+    }
+    // cells.csv.gz holds 15 significant digits, the parquet table all 17.
+    for (got, want) in s.row(0).iter().zip(f64s(&r["spatial_first"])) {
+        assert!(
+            close(*got, want, 1e-13),
+            "{name}: first centroid {got} vs {want} µm"
+        );
+    }
+    let obs = r["obs_sums"].as_object().expect("obs");
+    let mut got_obs: Vec<&str> = a.obs.columns.iter().map(|(n, _)| n.as_str()).collect();
+    got_obs.sort_unstable();
+    let want_obs: Vec<&str> = obs.keys().map(String::as_str).collect();
+    assert_eq!(got_obs, want_obs, "{name}: obs columns");
+    for (col, want) in obs {
+        let c = a.obs.column(col).expect("column");
+        let got: f64 = (0..c.len())
+            .map(|i| c.value_f64(i))
+            .filter(|v| !v.is_nan())
+            .sum();
+        assert!(
+            close(got, want.as_f64().expect("sum"), 1e-9),
+            "{name}: obs {col}"
+        );
+    }
+    let controls: Vec<(String, usize)> = r["controls"]
+        .as_object()
+        .expect("controls")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().expect("count") as usize))
+        .collect();
+    assert_eq!(info.controls, controls, "{name}: control features");
+}
+
+#[test]
+fn xenium_folder_matches_the_python_reference() {
+    let dir = vendor("xenium_sfe");
+    assert_eq!(
+        cellscope::data::detect(&dir).expect("detect"),
+        InputKind::Xenium
+    );
+    let (a, info) = xenium::read_xenium(&dir).expect("read");
+    check("xenium_sfe", &a, &info);
+    assert_eq!(info.platform, "10x Xenium");
+}
+
+#[test]
+fn xenium_csv_cell_table_reads_as_the_parquet_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for f in ["cell_feature_matrix.h5", "cells.csv.gz"] {
+        std::fs::copy(vendor("xenium_sfe").join(f), tmp.path().join(f)).expect("copy");
+    }
+    let (a, info) = xenium::read_xenium(tmp.path()).expect("read");
+    check("xenium_sfe", &a, &info);
+    assert_eq!(info.files[1], "cells.csv.gz");
+}
+
+#[test]
+fn xenium_run_metadata_is_read_from_experiment_xenium() {
+    let r = &reference()["experiment"];
+    let m = xenium::read_experiment(&vendor("xenium_experiment_file").join("experiment.xenium"))
+        .expect("experiment");
+    let get = |k: &str| {
+        m.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .expect(k)
+    };
+    assert_eq!(
+        get("pixel_size").parse::<f64>().ok(),
+        r["pixel_size"].as_f64()
+    );
+    assert_eq!(
+        get("analysis_sw_version"),
+        r["analysis_sw_version"].as_str().expect("v")
+    );
+    assert_eq!(get("panel_name"), r["panel_name"].as_str().expect("panel"));
+    assert_eq!(get("num_cells"), r["num_cells"].to_string());
+}
+
+#[test]
+fn merscope_both_layouts_match_the_python_reference() {
+    for (name, layout) in [
+        ("merscope_liver", "instrument (unnamed id column)"),
+        ("merscope_cellbound", "post-processing tool (EntityID)"),
+    ] {
+        let dir = vendor(name);
+        assert_eq!(
+            cellscope::data::detect(&dir).expect("detect"),
+            InputKind::Merscope
+        );
+        let (a, info) = merscope::read_merscope(&dir).expect("read");
+        check(name, &a, &info);
+        assert_eq!(info.get("layout"), Some(layout));
+        let blank = reference()[name]["blank_sum"].as_f64().expect("blank");
+        assert!(
+            close(a.obsm["blank"].sum(), blank, 1e-12),
+            "{name}: Blank counts kept apart"
+        );
+    }
+}
+
+fn cellscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(args)
+        .output()
+        .expect("run cellscope")
+}
+
+#[test]
+fn inspect_names_the_platform_and_the_controls() {
+    let o = cellscope(&["inspect", vendor("xenium_sfe").to_str().expect("path")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("10x Xenium output folder") && out.contains("shape: 526 x 27"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 Negative Control Probe, 2 Unassigned Codeword"),
+        "{out}"
+    );
+    let o = cellscope(&[
+        "inspect",
+        vendor("merscope_cellbound").to_str().expect("path"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("post-processing tool (EntityID)") && out.contains("39 Blank codeword"),
+        "{out}"
+    );
+}
+
+/// `convert` writes an .h5ad that Python anndata reads with the same cells, genes, counts and
+/// centroids, and the source description in uns.
+#[test]
+fn convert_writes_an_h5ad_anndata_reads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for name in ["xenium_sfe", "merscope_liver"] {
+        let out = tmp.path().join(format!("{name}.h5ad"));
+        let o = cellscope(&[
+            "convert",
+            vendor(name).to_str().expect("p"),
+            "--out",
+            out.to_str().expect("o"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let back = cellscope::data::open(&out).expect("read back");
+        let r = &reference()[name];
+        assert_eq!(back.var.index, strs(&r["genes"]), "{name}");
+        assert!(close(
+            back.x.checksum().sum,
+            r["x_sum"].as_f64().expect("sum"),
+            1e-9
+        ));
+        if !python_anndata("the converted vendor folders") {
+            continue;
+        }
+        let script = "import anndata, json, sys, numpy as np\n\
+             a = anndata.read_h5ad(sys.argv[1])\n\
+             s = json.loads(a.uns['cellscope_source'])\n\
+             print(json.dumps({'shape': list(a.shape), 'head': list(a.obs_names[:3]), \
+             'x_sum': float(a.X.sum()), 'spatial': [float(v) for v in a.obsm['spatial'].sum(axis=0)], \
+             'platform': s['platform']}))";
+        let py = Command::new("python3")
+            .args(["-c", script, out.to_str().expect("o")])
+            .output()
+            .expect("python");
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let v: Value = serde_json::from_slice(&py.stdout).expect("json");
+        assert_eq!(v["shape"][0].as_u64(), r["n_cells"].as_u64(), "{name}");
+        assert_eq!(
+            strs(&v["head"]),
+            strs(&r["cells_head"]),
+            "{name}: obs_names"
+        );
+        assert!(close(
+            v["x_sum"].as_f64().expect("x"),
+            r["x_sum"].as_f64().expect("x"),
+            1e-9
+        ));
+        let want = f64s(&r["spatial_sum"]);
+        for (k, got) in f64s(&v["spatial"]).iter().enumerate() {
+            assert!(close(*got, want[k], 1e-12), "{name}: spatial in anndata");
+        }
+        assert!(v["platform"].as_str().is_some_and(|p| !p.is_empty()));
+    }
+}
+
+/// A folder copied with one part damaged: the error names the file and what was expected.
+fn damaged(from: &str, edit: impl Fn(&Path)) -> String {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for e in std::fs::read_dir(vendor(from)).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_file() {
+            std::fs::copy(&p, tmp.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    edit(tmp.path());
+    match cellscope::data::open(tmp.path()) {
+        Ok(_) => panic!("{from}: a damaged folder was read"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn malformed_vendor_folders_are_refused_with_the_file_and_what_was_expected() {
+    // Cell ids that do not match the matrix.
+    let e = damaged("merscope_liver", |d| {
+        let p = d.join("Liver1Slice1_cell_metadata.csv");
+        let text = std::fs::read_to_string(&p).expect("read");
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(5);
+        std::fs::write(&p, lines.join("\n")).expect("write");
+    });
+    assert!(
+        e.contains("cell_metadata.csv") && e.contains("no row for cell"),
+        "{e}"
+    );
+    // A header that is neither layout's.
+    let e = damaged("merscope_cellbound", |d| {
+        let p = d.join("cell_by_gene.csv");
+        let text = std::fs::read_to_string(&p).expect("read");
+        std::fs::write(&p, text.replacen("cell,", "barcode,", 1)).expect("write");
+    });
+    assert!(
+        e.contains("cell_by_gene.csv") && e.contains("cell id column"),
+        "{e}"
+    );
+    // A count that is not a number.
+    let e = damaged("merscope_liver", |d| {
+        let p = d.join("Liver1Slice1_cell_by_gene.csv");
+        let text = std::fs::read_to_string(&p).expect("read");
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines[3] = lines[3].replacen(",0,", ",x,", 1);
+        std::fs::write(&p, lines.join("\n")).expect("write");
+    });
+    assert!(
+        e.contains("line 4") && e.contains("non-negative count"),
+        "{e}"
+    );
+    // A missing metadata file.
+    let e = damaged("merscope_liver", |d| {
+        std::fs::remove_file(d.join("Liver1Slice1_cell_metadata.csv")).expect("rm");
+    });
+    assert!(e.contains("cell_metadata.csv"), "{e}");
+    // A truncated parquet cell table.
+    let e = damaged("xenium_sfe", |d| {
+        let p = d.join("cells.parquet");
+        let bytes = std::fs::read(&p).expect("read");
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
+    });
+    assert!(e.contains("cells.parquet"), "{e}");
+    // A cell table without the centroid columns.
+    let e = damaged("xenium_sfe", |d| {
+        std::fs::remove_file(d.join("cells.parquet")).expect("rm");
+        let p = d.join("cells.csv.gz");
+        let raw = std::fs::read(&p).expect("read");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+            .expect("gz");
+        std::fs::remove_file(&p).expect("rm");
+        std::fs::write(d.join("cells.csv"), text.replacen("x_centroid", "x", 1)).expect("write");
+    });
+    assert!(e.contains("cells.csv") && e.contains("x_centroid"), "{e}");
+}
