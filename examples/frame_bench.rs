@@ -274,6 +274,7 @@ fn generated_h5ad(n: usize, dir: &std::path::Path) -> std::path::PathBuf {
         raw: None,
         uns_colors: Default::default(),
         imputed_genes: Vec::new(),
+        spatial_units: None,
     };
     let out = dir.join(format!("cells_{n}.h5ad"));
     cellscope::data::write::write_h5ad(&adata, &Default::default(), &out).unwrap();

@@ -96,6 +96,10 @@ pub struct AnnData {
     /// `uns['cellscope_imputed_genes']`, written by `cellscope impute`); empty when absent or
     /// when they do not match its width.
     pub imputed_genes: Vec<String>,
+    /// The unit of `obsm['spatial']` when the reader knows it (`µm` for Xenium and MERSCOPE,
+    /// `px` for Visium's full-resolution image and CosMx, `DNB` for Stereo-seq); the window's
+    /// scale bar shows it.
+    pub spatial_units: Option<String>,
 }
 
 /// Where spatial coordinates come from.

@@ -42,6 +42,19 @@ pub enum InputKind {
     Xenium,
     /// A Vizgen MERSCOPE output folder, either layout ([`vendor::merscope`]).
     Merscope,
+    /// A NanoString CosMx SMI flat-file folder ([`vendor::cosmx`]).
+    Cosmx,
+    /// A Slide-seq folder: counts and bead locations ([`vendor::slideseq`]).
+    SlideSeq,
+    /// A Stereo-seq GEM file, binned ([`vendor::stereoseq`]).
+    StereoSeq,
+}
+
+impl InputKind {
+    /// Whether this is an instrument's own output, read by [`vendor::read`].
+    pub fn is_vendor(self) -> bool {
+        !matches!(self, Self::H5ad | Self::TenxH5 | Self::Visium)
+    }
 }
 
 /// Detects what `path` is: a folder with `filtered_feature_bc_matrix.h5` is Visium, one with
@@ -62,13 +75,24 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         if vendor::merscope::is_merscope(path) {
             return Ok(InputKind::Merscope);
         }
+        if vendor::cosmx::is_cosmx(path) {
+            return Ok(InputKind::Cosmx);
+        }
+        if vendor::slideseq::is_slideseq(path) {
+            return Ok(InputKind::SlideSeq);
+        }
         return Err(DataError::missing(
             path,
             "filtered_feature_bc_matrix.h5",
             "a folder cellscope opens is a Visium output (filtered_feature_bc_matrix.h5 and \
              spatial/), a Xenium output (cell_feature_matrix.h5 and cells.parquet or \
-             cells.csv.gz) or a MERSCOPE output (*cell_by_gene.csv and *cell_metadata.csv)",
+             cells.csv.gz), a MERSCOPE output (*cell_by_gene.csv and *cell_metadata.csv), \
+             CosMx flat files (*_exprMat_file.csv) or Slide-seq (*DGE*.csv and \
+             *BeadLocations*.csv)",
         ));
+    }
+    if vendor::stereoseq::is_gem(path) {
+        return Ok(InputKind::StereoSeq);
     }
     let f = h5ad::open_hdf5(path)?;
     let anndata_root = h5util::attr_string(&f, "encoding-type").as_deref() == Some("anndata");
@@ -106,7 +130,6 @@ pub fn open(path: &Path) -> Result<AnnData> {
         InputKind::H5ad => h5ad::read_h5ad(path),
         InputKind::TenxH5 => tenx::read_10x_h5(path, None),
         InputKind::Visium => Ok(tenx::read_visium(path)?.adata),
-        InputKind::Xenium => Ok(vendor::xenium::read_xenium(path)?.0),
-        InputKind::Merscope => Ok(vendor::merscope::read_merscope(path)?.0),
+        kind => Ok(vendor::read(path, kind)?.0),
     }
 }

@@ -75,12 +75,8 @@ impl Summary {
                     .collect();
                 (v.adata, images)
             }
-            InputKind::Xenium | InputKind::Merscope => {
-                let (a, info) = if kind == InputKind::Xenium {
-                    vendor::xenium::read_xenium(path)?
-                } else {
-                    vendor::merscope::read_merscope(path)?
-                };
+            _ => {
+                let (a, info) = vendor::read(path, kind)?;
                 let mut summary = Self::of_anndata(kind, &a, Vec::new());
                 summary.vendor = Some(info);
                 return Ok((a, summary));
@@ -190,6 +186,8 @@ fn vendor_lines(s: &mut String, v: &VendorInfo) {
     let _ = writeln!(s, "platform: {} (read {})", v.platform, v.files.join(", "));
     for key in [
         "layout",
+        "spatial_units",
+        "bin_size",
         "analysis_sw_version",
         "instrument_sw_version",
         "panel_name",
@@ -219,6 +217,9 @@ impl std::fmt::Display for Summary {
             InputKind::Visium => "Visium Space Ranger folder",
             InputKind::Xenium => "10x Xenium output folder",
             InputKind::Merscope => "Vizgen MERSCOPE output folder",
+            InputKind::Cosmx => "NanoString CosMx flat files",
+            InputKind::SlideSeq => "Slide-seq counts and bead locations",
+            InputKind::StereoSeq => "Stereo-seq GEM, binned",
         };
         let mut s = String::new();
         let _ = writeln!(s, "{} ({kind})", self.path.display());

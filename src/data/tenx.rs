@@ -281,6 +281,7 @@ fn finish(
         raw: None,
         uns_colors: BTreeMap::new(),
         imputed_genes: Vec::new(),
+        spatial_units: None,
     })
 }
 
@@ -449,6 +450,7 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
         ("array_col".into(), Column::Int(acol)),
     ];
     adata.obsm.insert("spatial".into(), xy);
+    adata.spatial_units = Some("px".into());
 
     let sf_path = spatial.join("scalefactors_json.json");
     let text = std::fs::read_to_string(&sf_path).map_err(|e| DataError::io(&sf_path, e))?;

@@ -223,7 +223,8 @@ impl Explorer {
             && let Ok(c) = d.spatial_coords(&src)
         {
             let p = rows2(&c.mapv(|v| v as f32));
-            views.push(PointView::new(2, "Spatial", p, true, Some("units".into())));
+            let units = d.spatial_units.clone().unwrap_or_else(|| "units".into());
+            views.push(PointView::new(2, "Spatial", p, true, Some(units)));
         }
         self.views = views;
         self.dirty = true;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cellscope::data::vendor::{VendorInfo, merscope, xenium};
+use cellscope::data::vendor::{self, VendorInfo, merscope, xenium};
 use cellscope::data::{AnnData, InputKind};
 use serde_json::Value;
 
@@ -136,6 +136,11 @@ fn xenium_folder_matches_the_python_reference() {
     let (a, info) = xenium::read_xenium(&dir).expect("read");
     check("xenium_sfe", &a, &info);
     assert_eq!(info.platform, "10x Xenium");
+    assert_eq!(
+        a.spatial_units.as_deref(),
+        Some("µm"),
+        "the scale bar's unit"
+    );
 }
 
 #[test]
@@ -186,12 +191,63 @@ fn merscope_both_layouts_match_the_python_reference() {
         let (a, info) = merscope::read_merscope(&dir).expect("read");
         check(name, &a, &info);
         assert_eq!(info.get("layout"), Some(layout));
+        assert_eq!(a.spatial_units.as_deref(), Some("µm"));
         let blank = reference()[name]["blank_sum"].as_f64().expect("blank");
         assert!(
             close(a.obsm["blank"].sum(), blank, 1e-12),
             "{name}: Blank counts kept apart"
         );
     }
+}
+
+#[test]
+fn cosmx_slideseq_and_stereoseq_match_the_python_reference() {
+    for (name, path, kind) in [
+        (
+            "cosmx_mouse_brain",
+            vendor("cosmx_mouse_brain"),
+            InputKind::Cosmx,
+        ),
+        (
+            "slideseq_cerebellum",
+            vendor("slideseq_cerebellum"),
+            InputKind::SlideSeq,
+        ),
+        (
+            "stereoseq_gem",
+            vendor("stereoseq_gem").join("test10000.gem.gz"),
+            InputKind::StereoSeq,
+        ),
+    ] {
+        assert_eq!(
+            cellscope::data::detect(&path).expect("detect"),
+            kind,
+            "{name}"
+        );
+        let (a, info) = vendor::read(&path, kind).expect("read");
+        check(name, &a, &info);
+    }
+}
+
+/// RCTD's genes x beads and the transposed table give the same beads x genes data.
+#[test]
+fn slideseq_reads_either_orientation() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = vendor("slideseq_cerebellum");
+    std::fs::copy(
+        dir.join("BeadLocationsForR.csv"),
+        tmp.path().join("BeadLocationsForR.csv"),
+    )
+    .expect("copy");
+    let text = std::fs::read_to_string(dir.join("MappedDGEForR.csv")).expect("read");
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    let transposed: Vec<String> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c]).collect::<Vec<_>>().join(","))
+        .collect();
+    std::fs::write(tmp.path().join("beads_DGE.csv"), transposed.join("\n")).expect("write");
+    let (a, info) = vendor::slideseq::read_slideseq(tmp.path()).expect("read");
+    assert_eq!(info.get("layout"), Some("beads x genes"));
+    check("slideseq_cerebellum", &a, &info);
 }
 
 fn cellscope(args: &[&str]) -> std::process::Output {
@@ -361,4 +417,32 @@ fn malformed_vendor_folders_are_refused_with_the_file_and_what_was_expected() {
         std::fs::write(d.join("cells.csv"), text.replacen("x_centroid", "x", 1)).expect("write");
     });
     assert!(e.contains("cells.csv") && e.contains("x_centroid"), "{e}");
+    // CosMx: an expression matrix without its fov / cell_ID columns.
+    let e = damaged("cosmx_mouse_brain", |d| {
+        let p = d.join("Run5642_S3_Quarter_exprMat_file.csv");
+        let text = std::fs::read_to_string(&p).expect("read");
+        std::fs::write(&p, text.replacen("fov,cell_ID", "FOV,cell", 1)).expect("write");
+    });
+    assert!(
+        e.contains("exprMat_file.csv") && e.contains("cell_ID"),
+        "{e}"
+    );
+    // Stereo-seq: a GEM whose header lacks MIDCount.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let gem = tmp.path().join("bad.gem");
+    std::fs::write(
+        &gem,
+        "#FileFormat=GEMv0.2\ngeneID\tx\ty\tcount\nA\t1\t2\t3\n",
+    )
+    .expect("write");
+    let e = cellscope::data::open(&gem)
+        .expect_err("bad header")
+        .to_string();
+    assert!(e.contains("bad.gem") && e.contains("MIDCount"), "{e}");
+    std::fs::write(&gem, "geneID\tx\ty\tMIDCount\nA\t1\t-2\t3\n").expect("write");
+    let e = cellscope::data::open(&gem).expect_err("bad y").to_string();
+    assert!(
+        e.contains("line 2, y") && e.contains("non-negative integer"),
+        "{e}"
+    );
 }

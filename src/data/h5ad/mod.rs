@@ -376,6 +376,7 @@ impl H5adReader {
             raw: self.raw_info()?,
             uns_colors: self.uns_colors(),
             imputed_genes: self.imputed_genes(&obsm),
+            spatial_units: None,
             x: Matrix::Csr(CsrMatrix {
                 n_rows: 0,
                 n_cols: 0,

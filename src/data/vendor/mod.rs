@@ -1,21 +1,28 @@
-//! Readers of the instruments' own output folders: 10x Xenium and Vizgen MERSCOPE (both of
-//! its layouts). Each gives an [`AnnData`] as the Python readers do (spatialdata-io, squidpy):
+//! Readers of the instruments' own outputs: 10x Xenium, Vizgen MERSCOPE (both of its
+//! layouts), NanoString CosMx flat files, Slide-seq (RCTD's layout) and Stereo-seq GEM text. Each gives an [`AnnData`] as the Python readers do (spatialdata-io, squidpy):
 //! cells in the matrix's order named by the vendor's cell ids, genes only in `X` (control
 //! probes, codewords and blanks kept apart and counted), the cell table's numeric columns in
 //! obs and the centroids in µm in `obsm['spatial']`; plus a [`VendorInfo`] of what was found.
 
+pub mod cosmx;
+mod counts;
 pub mod merscope;
+pub mod slideseq;
+pub mod stereoseq;
 pub mod table;
 pub mod xenium;
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use ndarray::Array2;
 
-use super::anndata::AnnData;
-use super::dataframe::Column;
+use super::anndata::{AnnData, MatrixEncoding, MatrixInfo};
+use super::dataframe::{Column, DataFrame};
 use super::error::{DataError, Result};
+use super::matrix::{CsrMatrix, Matrix};
 use table::Table;
 
 /// What a vendor reader found beside the matrix: the platform, its run metadata and the
@@ -107,6 +114,26 @@ pub(crate) fn attach_cells(
     Ok(())
 }
 
+/// Reads an instrument's output of `kind` (a vendor kind of [`super::InputKind`]).
+///
+/// # Errors
+/// The reader's; `kind` not a vendor kind.
+pub fn read(path: &Path, kind: super::InputKind) -> Result<(AnnData, VendorInfo)> {
+    use super::InputKind as K;
+    match kind {
+        K::Xenium => xenium::read_xenium(path),
+        K::Merscope => merscope::read_merscope(path),
+        K::Cosmx => cosmx::read_cosmx(path),
+        K::SlideSeq => slideseq::read_slideseq(path),
+        K::StereoSeq => stereoseq::read_gem(path, stereoseq::DEFAULT_BIN),
+        K::H5ad | K::TenxH5 | K::Visium => Err(DataError::invalid(
+            path,
+            "/",
+            "not an instrument's output folder",
+        )),
+    }
+}
+
 /// The one file in `dir` whose name ends with `suffix`.
 ///
 /// # Errors
@@ -135,4 +162,47 @@ pub(crate) fn one_ending(dir: &Path, suffix: &str, what: &str) -> Result<std::pa
             format!("several files match ({found:?}); keep one run per folder"),
         )),
     }
+}
+
+/// An [`AnnData`] of counts `x` (`cells x genes`) read from `source`, with no obs columns yet.
+pub(crate) fn new_anndata(
+    source: &Path,
+    cells: Vec<String>,
+    genes: Vec<String>,
+    x: CsrMatrix,
+) -> AnnData {
+    let x_info = MatrixInfo {
+        path: "X".into(),
+        encoding: MatrixEncoding::Csr,
+        dtype: "float32".into(),
+        shape: (x.n_rows, x.n_cols),
+        stored: x.nnz() as u64,
+    };
+    AnnData {
+        source: source.to_path_buf(),
+        obs: DataFrame {
+            index: cells,
+            columns: Vec::new(),
+        },
+        var: DataFrame {
+            index: genes,
+            columns: Vec::new(),
+        },
+        x: Matrix::Csr(x),
+        x_loaded: true,
+        x_info,
+        obsm: BTreeMap::new(),
+        layers: Vec::new(),
+        raw: None,
+        uns_colors: BTreeMap::new(),
+        imputed_genes: Vec::new(),
+        spatial_units: None,
+    }
+}
+
+/// The file name of `p`, as text.
+pub(crate) fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

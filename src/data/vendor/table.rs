@@ -105,6 +105,21 @@ impl Table {
         })
     }
 
+    /// Adds (or replaces) column `name`.
+    ///
+    /// # Panics
+    /// If `values` does not have one value per row.
+    pub fn set_column(&mut self, name: &str, values: Vec<String>) {
+        assert_eq!(values.len(), self.n_rows(), "one value per row");
+        match self.names.iter().position(|n| n == name) {
+            Some(c) => self.columns[c] = values,
+            None => {
+                self.names.push(name.to_string());
+                self.columns.push(values);
+            }
+        }
+    }
+
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.columns.first().map_or(0, Vec::len)

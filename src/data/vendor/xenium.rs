@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::table::Table;
-use super::{VendorInfo, attach_cells};
+use super::{VendorInfo, attach_cells, file_name};
 use crate::data::anndata::AnnData;
 use crate::data::error::{DataError, Result};
 use crate::data::tenx;
@@ -78,6 +78,7 @@ pub fn read_xenium(dir: &Path) -> Result<(AnnData, VendorInfo)> {
         info.files.push("experiment.xenium".into());
     }
     adata.source = dir.to_path_buf();
+    adata.spatial_units = Some("µm".into());
     Ok((adata, info))
 }
 
@@ -109,10 +110,4 @@ pub fn read_experiment(path: &Path) -> Result<Vec<(String, String)>> {
             Some((k.clone(), text))
         })
         .collect())
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
