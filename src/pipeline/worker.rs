@@ -32,7 +32,7 @@ pub enum Command {
     Open(PathBuf),
     /// Load an image to show under the spatial view; the number converts its pixels to the
     /// data's coordinate units.
-    LoadImage(PathBuf, f64),
+    LoadImage(PathBuf, super::jobs::open::Placement),
     /// Load a model (cellscope folder, PyTorch / safetensors checkpoint with its gene list
     /// beside it, or an `hf://` file) and create its engine on the backend.
     LoadModel(PathBuf, BackendChoice),
@@ -154,8 +154,8 @@ pub enum Event {
     Image {
         /// RGBA pixels.
         image: Arc<egui::ColorImage>,
-        /// Data units per pixel of `image`.
-        data_per_pixel: f64,
+        /// Where `image` lies in the data's coordinates.
+        placement: super::jobs::open::Placement,
         /// Where it came from.
         path: PathBuf,
     },
@@ -454,8 +454,8 @@ impl State {
             Command::Shutdown => Ok(()),
             Command::InjectPanic => panic!("injected panic"),
             Command::Open(path) => self.open(path),
-            Command::LoadImage(path, dpp) => {
-                load_in_background(path, dpp, &self.out);
+            Command::LoadImage(path, placement) => {
+                load_in_background(path, placement, &self.out);
                 Ok(())
             }
             Command::LoadModel(path, backend) => self.load_model(path, backend),
@@ -500,8 +500,8 @@ impl State {
         self.out.send(Event::Started(JobKind::Open(path.clone())));
         let o = self.with_handle(|h| super::jobs::open::open(&path, h))?;
         self.out.send(Event::Opened(Arc::new(o.data), o.summary));
-        if let Some((img, dpp)) = o.image {
-            load_in_background(img, dpp, &self.out);
+        if let Some((img, placement)) = o.image {
+            load_in_background(img, placement, &self.out);
         }
         Ok(())
     }
@@ -626,12 +626,12 @@ type Predictions = Option<(Vec<String>, Vec<f32>)>;
 
 /// Decodes an image on its own thread (a 9k x 10k H&E takes seconds) so the pipeline does not
 /// wait; the result comes back as [`Event::Image`].
-fn load_in_background(path: PathBuf, dpp: f64, out: &Outbox) {
+fn load_in_background(path: PathBuf, placement: super::jobs::open::Placement, out: &Outbox) {
     let out2 = out.clone();
     let spawned = std::thread::Builder::new()
         .name("cellscope-image".into())
         .spawn(move || {
-            let load = || super::jobs::open::load_image(&path, dpp);
+            let load = || super::jobs::open::load_image(&path, placement);
             let loaded = std::panic::catch_unwind(load)
                 .unwrap_or_else(|p| Err(JobError::panicked("loading an image", p.as_ref())));
             let e = match loaded {
@@ -642,7 +642,7 @@ fn load_in_background(path: PathBuf, dpp: f64, out: &Outbox) {
                             size,
                             u.image.as_raw(),
                         )),
-                        data_per_pixel: u.data_per_pixel,
+                        placement: u.placement,
                         path: u.path,
                     }
                 }

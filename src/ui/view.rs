@@ -5,13 +5,14 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui};
 use crate::render::camera::Camera;
 use crate::render::points::{PointData, PointsCallback, ViewUniform, paint_callback};
 
-/// An image under the spatial view (H&E, Visium tissue image), its top-left corner at the
-/// origin of the data's coordinates.
+/// An image under the spatial view (H&E, Visium tissue image, a MERSCOPE mosaic).
 pub struct Underlay {
     /// The uploaded texture.
     pub texture: egui::TextureHandle,
     /// Its extent in data units (width, height).
     pub size: [f64; 2],
+    /// Data coordinates of its top-left corner.
+    pub origin: [f64; 2],
     /// 0 (hidden) to 1.
     pub opacity: f32,
     /// The file it came from.
@@ -188,8 +189,8 @@ impl PointView {
         if let Some(u) = underlay
             && u.opacity > 0.0
         {
-            let a = cam.to_screen(rect, [0.0, 0.0]);
-            let b = cam.to_screen(rect, [u.size[0], u.size[1]]);
+            let a = cam.to_screen(rect, u.origin);
+            let b = cam.to_screen(rect, [u.origin[0] + u.size[0], u.origin[1] + u.size[1]]);
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
             let tint = Color32::from_white_alpha((u.opacity * 255.0) as u8);
             painter.image(u.texture.id(), Rect::from_two_pos(a, b), uv, tint);

@@ -250,6 +250,89 @@ fn slideseq_reads_either_orientation() {
     check("slideseq_cerebellum", &a, &info);
 }
 
+/// The MERSCOPE mosaic decodes and lies under the cells: every centroid falls inside the
+/// image's extent in microns, by the manifest and by an equivalent micron-to-pixel transform.
+#[test]
+fn merscope_mosaic_lies_under_the_cells() {
+    use cellscope::pipeline::jobs::open::{Placement, default_image, load_image};
+    for name in ["merscope_liver", "merscope_cellbound"] {
+        let dir = vendor(name);
+        let (a, _) = merscope::read_merscope(&dir).expect("read");
+        let m = merscope::mosaic(&dir)
+            .expect("mosaic")
+            .expect("an images/ mosaic");
+        let (path, placement) = default_image(&dir).expect("default image");
+        assert_eq!(path, m.path);
+        let u = load_image(&path, placement).expect("decode the TIFF");
+        let (w, h) = (f64::from(u.image.width()), f64::from(u.image.height()));
+        let p = u.placement;
+        let (x1, y1) = (
+            p.origin[0] + w * p.data_per_pixel,
+            p.origin[1] + h * p.data_per_pixel,
+        );
+        let s = &a.obsm["spatial"];
+        let within = |margin: f64| {
+            s.rows()
+                .into_iter()
+                .filter(|c| {
+                    c[0] >= p.origin[0] - margin
+                        && c[0] <= x1 + margin
+                        && c[1] >= p.origin[1] - margin
+                        && c[1] <= y1 + margin
+                })
+                .count()
+        };
+        // The subsets keep the cells that touch the cropped region, so centres of cells cut by
+        // its edge lie up to a cell radius (10 µm) outside it.
+        assert_eq!(
+            within(10.0),
+            a.n_obs(),
+            "{name}: every cell within a radius of the image"
+        );
+        assert!(
+            within(0.0) * 100 >= 95 * a.n_obs(),
+            "{name}: most centres on the image"
+        );
+        let px = u.image.as_raw();
+        let (lo, hi) = px
+            .iter()
+            .step_by(4)
+            .fold((255u8, 0u8), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(hi > lo + 50, "{name}: the mosaic has contrast ({lo}..{hi})");
+        // The instrument's transform file says the same.
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(tmp.path().join("images")).expect("dir");
+        std::fs::copy(
+            &m.path,
+            tmp.path()
+                .join("images")
+                .join(m.path.file_name().expect("n")),
+        )
+        .expect("copy");
+        let sc = 1.0 / m.microns_per_pixel;
+        let t = format!(
+            "{sc} 0 {}\n0 {sc} {}\n0 0 1\n",
+            -m.origin[0] * sc,
+            -m.origin[1] * sc
+        );
+        std::fs::write(
+            tmp.path()
+                .join("images/micron_to_mosaic_pixel_transform.csv"),
+            t,
+        )
+        .expect("write");
+        let m2 = merscope::mosaic(tmp.path()).expect("mosaic").expect("some");
+        assert!(close(m2.microns_per_pixel, m.microns_per_pixel, 1e-12));
+        for k in 0..2 {
+            assert!(
+                close(m2.origin[k], m.origin[k], 1e-12),
+                "{name}: origin {k}"
+            );
+        }
+        let _ = Placement::scale(1.0);
+    }
+}
+
 fn cellscope(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_cellscope"))
         .args(args)

@@ -112,3 +112,100 @@ pub fn read_merscope(dir: &Path) -> Result<(AnnData, VendorInfo)> {
     };
     Ok((adata, info))
 }
+
+/// A mosaic image of a MERSCOPE run and where it lies in the cells' micron coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mosaic {
+    /// The TIFF (a DAPI mosaic when there is one).
+    pub path: std::path::PathBuf,
+    /// Microns per mosaic pixel.
+    pub microns_per_pixel: f64,
+    /// Micron coordinates of the mosaic's top-left corner.
+    pub origin: [f64; 2],
+}
+
+/// The mosaic to show under a MERSCOPE run's cells, from `images/`: placed by
+/// `micron_to_mosaic_pixel_transform.csv` (the instrument's affine `pixel = s * micron + t`)
+/// when present, else by `manifest.json` (`bbox_microns` over `mosaic_width_pixels`). `None`
+/// when the folder has no `images/` mosaic.
+///
+/// # Errors
+/// A transform or manifest that cannot be read or is not an axis-aligned scale and shift.
+pub fn mosaic(dir: &Path) -> Result<Option<Mosaic>> {
+    let images = dir.join("images");
+    let mut tifs: Vec<std::path::PathBuf> = match std::fs::read_dir(&images) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let n = file_name(p);
+                n.starts_with("mosaic_") && (n.ends_with(".tif") || n.ends_with(".tiff"))
+            })
+            .collect(),
+        Err(_) => return Ok(None),
+    };
+    tifs.sort();
+    let Some(path) = tifs
+        .iter()
+        .find(|p| file_name(p).starts_with("mosaic_DAPI"))
+        .or(tifs.first())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let transform = images.join("micron_to_mosaic_pixel_transform.csv");
+    let (microns_per_pixel, origin) = if transform.is_file() {
+        read_transform(&transform)?
+    } else {
+        read_manifest(&images.join("manifest.json"))?
+    };
+    Ok(Some(Mosaic {
+        path,
+        microns_per_pixel,
+        origin,
+    }))
+}
+
+/// `(microns per pixel, origin)` from the 3 x 3 micron-to-pixel affine (whitespace-separated).
+fn read_transform(path: &Path) -> Result<(f64, [f64; 2])> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let m: Vec<f64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| DataError::invalid(path, "transform", format!("not numbers: {e}")))?;
+    let ok = m.len() == 9
+        && m[0] > 0.0
+        && (m[0] - m[4]).abs() <= 1e-9 * m[0]
+        && m[1] == 0.0
+        && m[3] == 0.0;
+    if !ok {
+        return Err(DataError::invalid(
+            path,
+            "transform",
+            format!(
+                "expected a 3 x 3 scale-and-shift matrix (equal scales, no rotation), found {m:?}"
+            ),
+        ));
+    }
+    Ok((1.0 / m[0], [-m[2] / m[0], -m[5] / m[4]]))
+}
+
+/// `(microns per pixel, origin)` from `manifest.json`'s `bbox_microns` and mosaic size.
+fn read_manifest(path: &Path) -> Result<(f64, [f64; 2])> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| DataError::invalid(path, "manifest.json", format!("not JSON: {e}")))?;
+    let bbox: Option<Vec<f64>> = v["bbox_microns"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect());
+    match (bbox, v["mosaic_width_pixels"].as_f64()) {
+        (Some(b), Some(w)) if b.len() == 4 && w > 0.0 && b[2] > b[0] => {
+            Ok(((b[2] - b[0]) / w, [b[0], b[1]]))
+        }
+        _ => Err(DataError::invalid(
+            path,
+            "bbox_microns",
+            "expected bbox_microns [x0, y0, x1, y1] and mosaic_width_pixels",
+        )),
+    }
+}

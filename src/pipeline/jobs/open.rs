@@ -17,9 +17,29 @@ pub struct Opened {
     pub data: AnnData,
     /// Its `cellscope inspect` summary.
     pub summary: String,
-    /// The image to show under its spatial view, with data units per image pixel
-    /// ([`default_image`]).
-    pub image: Option<(PathBuf, f64)>,
+    /// The image to show under its spatial view, and where it goes ([`default_image`]).
+    pub image: Option<(PathBuf, Placement)>,
+}
+
+/// Where an image lies in the data's coordinates: its top-left pixel corner at `origin`, each
+/// pixel `data_per_pixel` data units wide and high (an axis-aligned affine, as Visium's scale
+/// factors and MERSCOPE's micron-to-mosaic transform are).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// Data units per image pixel.
+    pub data_per_pixel: f64,
+    /// Data coordinates of the image's top-left corner.
+    pub origin: [f64; 2],
+}
+
+impl Placement {
+    /// `data_per_pixel` units per pixel, the corner at the data's origin.
+    pub fn scale(data_per_pixel: f64) -> Self {
+        Self {
+            data_per_pixel,
+            origin: [0.0, 0.0],
+        }
+    }
 }
 
 /// Reads the dataset at `path` whole, its summary and its default underlay image.
@@ -42,18 +62,19 @@ pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
 pub struct Underlay {
     /// RGBA pixels, at most [`MAX_IMAGE_SIDE`] per side.
     pub image: image::RgbaImage,
-    /// Data units per pixel of `image` (the file's scale times the downscaling).
-    pub data_per_pixel: f64,
+    /// Where `image` lies (the file's placement, its scale times the downscaling).
+    pub placement: Placement,
     /// Where it came from.
     pub path: PathBuf,
 }
 
-/// Decodes the image at `path` (PNG, JPEG) and downscales it to at most [`MAX_IMAGE_SIDE`]
-/// pixels per side; `data_per_pixel` is the file's pixel size in data units.
+/// Decodes the image at `path` (PNG, JPEG, TIFF; 16-bit grey, as microscopes write, is
+/// contrast-stretched: [`stretch_grey16`]) and downscales it to at most [`MAX_IMAGE_SIDE`]
+/// pixels per side; `placement` is the file's.
 ///
 /// # Errors
 /// [`JobError::Input`] naming the file when it cannot be opened or decoded.
-pub fn load_image(path: &Path, data_per_pixel: f64) -> Result<Underlay, JobError> {
+pub fn load_image(path: &Path, placement: Placement) -> Result<Underlay, JobError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         JobError::Input(format!("{}: cannot {what} image: {e}", path.display()))
     };
@@ -62,6 +83,10 @@ pub fn load_image(path: &Path, data_per_pixel: f64) -> Result<Underlay, JobError
         .map_err(|e| bad("open", &e))?;
     reader.no_limits();
     let img = reader.decode().map_err(|e| bad("decode", &e))?;
+    let img = match img {
+        image::DynamicImage::ImageLuma16(g) => image::DynamicImage::ImageLuma8(stretch_grey16(&g)),
+        other => other,
+    };
     let (w, h) = (img.width(), img.height());
     let f = (f64::from(MAX_IMAGE_SIDE) / f64::from(w.max(h))).min(1.0);
     let img = if f < 1.0 {
@@ -77,29 +102,63 @@ pub fn load_image(path: &Path, data_per_pixel: f64) -> Result<Underlay, JobError
     let scale = f64::from(rgba.width()) / f64::from(w);
     Ok(Underlay {
         image: rgba,
-        data_per_pixel: data_per_pixel / scale,
+        placement: Placement {
+            data_per_pixel: placement.data_per_pixel / scale,
+            origin: placement.origin,
+        },
         path: path.to_path_buf(),
     })
 }
 
+/// 16-bit grey to 8-bit with the 0.5th and 99.5th percentiles of the non-zero pixels mapped to
+/// 0 and 255 (a fluorescence image's useful range is a small part of 0..65,535; the percentile
+/// stretch is what napari's and QuPath's auto-contrast do).
+pub fn stretch_grey16(g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>) -> image::GrayImage {
+    let mut values: Vec<u16> = g.as_raw().iter().copied().filter(|&v| v > 0).collect();
+    values.sort_unstable();
+    let at = |q: f64| {
+        values
+            .get(((values.len().saturating_sub(1)) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let (lo, hi) = (f64::from(at(0.005)), f64::from(at(0.995)));
+    let span = (hi - lo).max(1.0);
+    image::GrayImage::from_fn(g.width(), g.height(), |x, y| {
+        let v = (f64::from(g.get_pixel(x, y)[0]) - lo) / span;
+        image::Luma([(v.clamp(0.0, 1.0) * 255.0).round() as u8])
+    })
+}
+
 /// The image shown under a dataset's spatial view by default: the Visium hires (else lowres)
-/// image placed with its scale factor, or an H&E image beside an .h5ad named
-/// `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`. Returns the
-/// image and data units per image pixel.
-pub fn default_image(path: &Path) -> Option<(PathBuf, f64)> {
-    if crate::data::detect(path).ok()? == crate::data::InputKind::Visium {
+/// image placed with its scale factor, a MERSCOPE mosaic placed by its micron-to-pixel
+/// transform ([`crate::data::vendor::merscope::mosaic`]), or an H&E image beside an .h5ad named
+/// `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`.
+pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
+    let kind = crate::data::detect(path).ok()?;
+    if kind == crate::data::InputKind::Merscope {
+        let m = crate::data::vendor::merscope::mosaic(path).ok()??;
+        return Some((
+            m.path,
+            Placement {
+                data_per_pixel: m.microns_per_pixel,
+                origin: m.origin,
+            },
+        ));
+    }
+    if kind == crate::data::InputKind::Visium {
         let v = crate::data::tenx::read_visium(path).ok()?;
         let img = v
             .images
             .iter()
             .find(|i| i.name == "hires")
             .or(v.images.first())?;
-        return Some((img.path.clone(), 1.0 / img.scale));
+        return Some((img.path.clone(), Placement::scale(1.0 / img.scale)));
     }
     let stem = path.file_stem()?.to_string_lossy().to_string();
     ["jpg", "jpeg", "png"]
         .iter()
         .map(|e| path.with_file_name(format!("{stem}_HE.{e}")))
         .find(|p| p.exists())
-        .map(|p| (p, 1.0))
+        .map(|p| (p, Placement::scale(1.0)))
 }

@@ -21,7 +21,10 @@ impl CellscopeApp {
         match a {
             Action::Open(p) => self.open(p),
             // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
-            Action::LoadImage(p) => send(&self.worker, Command::LoadImage(p, 1.0)),
+            Action::LoadImage(p) => send(
+                &self.worker,
+                Command::LoadImage(p, crate::pipeline::jobs::open::Placement::scale(1.0)),
+            ),
             Action::LoadModel(p) => self.load_model(p),
             Action::Embed => self.embed(),
             Action::Transfer(reference, label_key) => {

@@ -63,7 +63,7 @@ impl CellscopeApp {
             }
             Event::Image {
                 image,
-                data_per_pixel,
+                placement,
                 path,
             } => {
                 let [w, h] = image.size;
@@ -72,7 +72,11 @@ impl CellscopeApp {
                 let opacity = x.underlay.as_ref().map_or(0.8, |u| u.opacity);
                 x.underlay = Some(crate::ui::view::Underlay {
                     texture,
-                    size: [w as f64 * data_per_pixel, h as f64 * data_per_pixel],
+                    size: [
+                        w as f64 * placement.data_per_pixel,
+                        h as f64 * placement.data_per_pixel,
+                    ],
+                    origin: placement.origin,
                     opacity,
                     path,
                 });
