@@ -162,3 +162,27 @@ pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
         .find(|p| p.exists())
         .map(|p| (p, Placement::scale(1.0)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stretch_grey16;
+
+    /// A dim 16-bit ramp (values 1,000..1,999, as a fluorescence channel uses a small part of
+    /// the range) spans 0..255 after the stretch, monotonically; zeros (no signal) stay black.
+    #[test]
+    fn grey16_is_stretched_to_its_percentiles() {
+        let g = image::ImageBuffer::from_fn(1000, 2, |x, y| {
+            image::Luma([if y == 0 { 1000 + x as u16 } else { 0 }])
+        });
+        let out = stretch_grey16(&g);
+        let row: Vec<u8> = (0..1000).map(|x| out.get_pixel(x, 0)[0]).collect();
+        assert_eq!((row[0], row[999]), (0, 255));
+        assert!(row.windows(2).all(|w| w[0] <= w[1]), "monotonic");
+        assert!(
+            row[500] > 100 && row[500] < 155,
+            "mid-grey in the middle: {}",
+            row[500]
+        );
+        assert_eq!(out.get_pixel(10, 1)[0], 0);
+    }
+}
