@@ -1,8 +1,10 @@
 //! Readers of the instruments' own outputs: 10x Xenium, Vizgen MERSCOPE (both of its
-//! layouts), NanoString CosMx flat files, Slide-seq (RCTD's layout) and Stereo-seq GEM text. Each gives an [`AnnData`] as the Python readers do (spatialdata-io, squidpy):
+//! layouts), NanoString CosMx flat files, Slide-seq (RCTD's layout) and Stereo-seq GEM text.
+//! Each gives an [`AnnData`] as the Python readers do (spatialdata-io, squidpy, stereopy):
 //! cells in the matrix's order named by the vendor's cell ids, genes only in `X` (control
 //! probes, codewords and blanks kept apart and counted), the cell table's numeric columns in
-//! obs and the centroids in µm in `obsm['spatial']`; plus a [`VendorInfo`] of what was found.
+//! obs and the centroids in `obsm['spatial']` (unit in [`AnnData::spatial_units`]); plus a
+//! [`VendorInfo`] of what was found.
 
 pub mod cosmx;
 mod counts;
