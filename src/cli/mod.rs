@@ -161,10 +161,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plot(a)) => plot::run(a),
         Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Inspect { path }) => {
-            println!("{}", crate::data::summary::Summary::of_path(&path)?);
-            Ok(())
+            print_to_pipe(&crate::data::summary::Summary::of_path(&path)?.to_string())
         }
         None => crate::ui::run(cli.path, cli.screenshot),
+    }
+}
+
+/// Prints `text` on stdout; a reader that went away (`cellscope inspect X | head`) ends the
+/// output quietly instead of the panic `println!` gives.
+fn print_to_pipe(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 
