@@ -333,6 +333,91 @@ fn merscope_mosaic_lies_under_the_cells() {
     }
 }
 
+/// Cell outlines against the reference (vertex counts, first vertex, coordinate sums), and
+/// placed on their cells: every centroid inside its outline's bounding box (give or take the
+/// tolerance) and the outline's area centroid (shoelace) within that tolerance of it.
+#[test]
+fn outlines_match_the_reference_and_surround_their_centroids() {
+    use cellscope::data::vendor::outlines::read_outlines;
+    for (name, kind, near) in [
+        // Largest centre-to-outline-centroid distance found with shapely: Xenium 0.36 µm,
+        // MERSCOPE 6.9 µm (centres from all z-planes, outline from one); CosMx in pixels.
+        ("xenium_sfe", InputKind::Xenium, 1.0),
+        ("merscope_liver", InputKind::Merscope, 10.0),
+        ("merscope_cellbound", InputKind::Merscope, 10.0),
+        ("cosmx_mouse_brain", InputKind::Cosmx, 30.0),
+    ] {
+        let dir = vendor(name);
+        let (a, _) = vendor::read(&dir, kind).expect("read");
+        let o = read_outlines(&dir, kind, &a.obs.index)
+            .expect("outlines")
+            .expect("a boundary file");
+        let r = &reference()[name]["outlines"];
+        assert_eq!(o.n_cells(), a.n_obs(), "{name}");
+        assert_eq!(
+            o.n_outlined() as u64,
+            r["n_outlined"].as_u64().expect("n"),
+            "{name}"
+        );
+        assert_eq!(
+            o.vertices.len() as u64,
+            r["n_vertices"].as_u64().expect("v"),
+            "{name}"
+        );
+        let head: Vec<u64> = (0..5).map(|i| o.ring(i).len() as u64).collect();
+        let want: Vec<u64> = r["counts_head"]
+            .as_array()
+            .expect("a")
+            .iter()
+            .map(|v| v.as_u64().expect("u"))
+            .collect();
+        assert_eq!(head, want, "{name}: vertices of the first cells");
+        let first = (0..o.n_cells())
+            .find(|&i| !o.ring(i).is_empty())
+            .expect("one");
+        for (k, want) in f64s(&r["first_vertex"]).iter().enumerate() {
+            assert!(
+                close(o.ring(first)[0][k], *want, 1e-12),
+                "{name}: first vertex"
+            );
+        }
+        for (k, want) in f64s(&r["sums"]).iter().enumerate() {
+            let got: f64 = o.vertices.iter().map(|v| v[k]).sum();
+            assert!(close(got, *want, 1e-9), "{name}: vertex sum {k}");
+        }
+        let s = &a.obsm["spatial"];
+        for i in (0..o.n_cells()).filter(|&i| !o.ring(i).is_empty()) {
+            let ring = o.ring(i);
+            let c = s.row(i);
+            let mean = area_centroid(ring);
+            for k in 0..2 {
+                let lo = ring.iter().map(|v| v[k]).fold(f64::INFINITY, f64::min);
+                let hi = ring.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max);
+                assert!(
+                    c[k] >= lo - near && c[k] <= hi + near,
+                    "{name}: cell {i}'s centre outside its outline"
+                );
+                assert!(
+                    (mean[k] - c[k]).abs() < near,
+                    "{name}: cell {i}'s outline off its centre"
+                );
+            }
+        }
+    }
+}
+
+/// The centroid of a polygon's area (shoelace formula).
+fn area_centroid(ring: &[[f64; 2]]) -> [f64; 2] {
+    let (mut a, mut cx, mut cy) = (0.0, 0.0, 0.0);
+    for (p, q) in ring.iter().zip(ring.iter().cycle().skip(1)) {
+        let cross = p[0] * q[1] - q[0] * p[1];
+        a += cross;
+        cx += (p[0] + q[0]) * cross;
+        cy += (p[1] + q[1]) * cross;
+    }
+    [cx / (3.0 * a), cy / (3.0 * a)]
+}
+
 fn cellscope(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_cellscope"))
         .args(args)

@@ -9,6 +9,7 @@
 pub mod cosmx;
 mod counts;
 pub mod merscope;
+pub mod outlines;
 pub mod slideseq;
 pub mod stereoseq;
 pub mod table;

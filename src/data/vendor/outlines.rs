@@ -1,0 +1,240 @@
+//! Cell outlines (segmentation boundaries) from the instruments' outputs, one closed ring per
+//! cell in the cells' order, in the coordinates of `obsm['spatial']`:
+//! - Xenium: `cell_boundaries.parquet` / `.csv.gz`, one row per vertex (`cell_id`,
+//!   `vertex_x`, `vertex_y` in µm), a cell's vertices consecutive;
+//! - MERSCOPE: `cell_boundaries.parquet` (post-processing tool) or `*_micron_space.parquet`
+//!   (instrument), one row per cell and z-plane, `Geometry` a WKB polygon or multipolygon in µm;
+//!   the first row of each cell is taken and, of a multipolygon, its first polygon's outer ring;
+//! - CosMx: `*-polygons.csv`, one row per vertex (`fov`, `cellID`, `x_global_px`,
+//!   `y_global_px`).
+//!
+//! The per-FOV MERSCOPE HDF5 boundaries are not read.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::one_ending;
+use super::table::Table;
+use crate::data::InputKind;
+use crate::data::error::{DataError, Result};
+
+/// One outline per cell: `vertices[offsets[i]..offsets[i + 1]]` is cell `i`'s ring (empty when
+/// the file has none for it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outlines {
+    /// `n_cells + 1` offsets into `vertices`.
+    pub offsets: Vec<usize>,
+    /// `(x, y)` vertices, in the coordinates of `obsm['spatial']`.
+    pub vertices: Vec<[f64; 2]>,
+}
+
+impl Outlines {
+    /// Cell `i`'s ring.
+    pub fn ring(&self, i: usize) -> &[[f64; 2]] {
+        &self.vertices[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Cells with an outline.
+    pub fn n_outlined(&self) -> usize {
+        self.offsets.windows(2).filter(|w| w[1] > w[0]).count()
+    }
+
+    /// Rings keyed by cell id, put in the order of `cells`.
+    fn from_map(mut rings: HashMap<String, Vec<[f64; 2]>>, cells: &[String]) -> Self {
+        let mut o = Self {
+            offsets: vec![0],
+            vertices: Vec::new(),
+        };
+        for c in cells {
+            if let Some(r) = rings.remove(c) {
+                o.vertices.extend(r);
+            }
+            o.offsets.push(o.vertices.len());
+        }
+        o
+    }
+}
+
+/// The outlines of an instrument's output of `kind`, for `cells` (the obs names), or `None`
+/// when it holds no boundary file this reader knows.
+///
+/// # Errors
+/// A boundary file that cannot be read: missing columns, non-numeric vertices, bad WKB.
+pub fn read_outlines(path: &Path, kind: InputKind, cells: &[String]) -> Result<Option<Outlines>> {
+    let found = |names: &[&str]| names.iter().map(|n| path.join(n)).find(|p| p.is_file());
+    let rings = match kind {
+        InputKind::Xenium => match found(&["cell_boundaries.parquet", "cell_boundaries.csv.gz"]) {
+            Some(f) => vertex_rows(
+                &Table::read(&f)?,
+                &|t, r| Ok(t.text("cell_id")?[r].clone()),
+                ["vertex_x", "vertex_y"],
+            )?,
+            None => return Ok(None),
+        },
+        InputKind::Merscope => {
+            let file = found(&["cell_boundaries.parquet"])
+                .or_else(|| one_ending(path, "_micron_space.parquet", "").ok());
+            match file {
+                Some(f) => wkb_rows(&f)?,
+                None => return Ok(None),
+            }
+        }
+        InputKind::Cosmx => match one_ending(path, "-polygons.csv", "").ok() {
+            Some(f) => {
+                let t = Table::read(&f)?;
+                let id = |t: &Table, r: usize| -> Result<String> {
+                    Ok(format!(
+                        "{}_{}",
+                        t.text("cellID")?[r].trim(),
+                        t.text("fov")?[r].trim()
+                    ))
+                };
+                vertex_rows(&t, &id, ["x_global_px", "y_global_px"])?
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(Outlines::from_map(rings, cells)))
+}
+
+type IdOf<'a> = &'a dyn Fn(&Table, usize) -> Result<String>;
+
+/// Rings from a table of one vertex per row, grouped by cell id.
+fn vertex_rows(t: &Table, id: IdOf<'_>, xy: [&str; 2]) -> Result<HashMap<String, Vec<[f64; 2]>>> {
+    let (x, y) = (t.floats(xy[0])?, t.floats(xy[1])?);
+    let mut rings: HashMap<String, Vec<[f64; 2]>> = HashMap::new();
+    for r in 0..t.n_rows() {
+        rings.entry(id(t, r)?).or_default().push([x[r], y[r]]);
+    }
+    Ok(rings)
+}
+
+/// Rings from MERSCOPE's parquet: `EntityID` and a WKB `Geometry` per row; the first row of
+/// each cell.
+fn wkb_rows(path: &Path) -> Result<HashMap<String, Vec<[f64; 2]>>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let bad = |m: String| DataError::invalid(path, "parquet", m);
+    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let reader =
+        SerializedFileReader::new(f).map_err(|e| bad(format!("not a parquet file: {e}")))?;
+    let mut rings = HashMap::new();
+    for (i, row) in reader
+        .get_row_iter(None)
+        .map_err(|e| bad(e.to_string()))?
+        .enumerate()
+    {
+        let row = row.map_err(|e| bad(format!("row {i}: {e}")))?;
+        let (mut id, mut geometry) = (None, None);
+        for (name, field) in row.get_column_iter() {
+            match (name.as_str(), field) {
+                ("EntityID", Field::Long(v)) => id = Some(v.to_string()),
+                ("EntityID", Field::Str(v)) => id = Some(v.clone()),
+                ("Geometry", Field::Bytes(b)) => geometry = Some(b.data().to_vec()),
+                _ => {}
+            }
+        }
+        let (Some(id), Some(g)) = (id, geometry) else {
+            return Err(DataError::missing(
+                path,
+                &format!("row {i}"),
+                "an EntityID and a WKB Geometry",
+            ));
+        };
+        if !rings.contains_key(&id) {
+            let ring = wkb_outer_ring(&g)
+                .map_err(|m| DataError::invalid(path, &format!("row {i}, Geometry"), m))?;
+            rings.insert(id, ring);
+        }
+    }
+    Ok(rings)
+}
+
+/// The outer ring of a WKB polygon (type 3), or of a multipolygon's (type 6) first polygon.
+fn wkb_outer_ring(b: &[u8]) -> std::result::Result<Vec<[f64; 2]>, String> {
+    let mut r = Wkb {
+        b,
+        at: 0,
+        little: true,
+    };
+    r.order()?;
+    match r.u32()? {
+        3 => r.polygon_ring(),
+        6 => {
+            if r.u32()? == 0 {
+                return Ok(Vec::new());
+            }
+            r.order()?;
+            match r.u32()? {
+                3 => r.polygon_ring(),
+                t => Err(format!("a multipolygon member of WKB type {t}, expected 3")),
+            }
+        }
+        t => Err(format!(
+            "WKB geometry type {t}; expected a polygon (3) or multipolygon (6)"
+        )),
+    }
+}
+
+/// A cursor over WKB bytes.
+struct Wkb<'a> {
+    b: &'a [u8],
+    at: usize,
+    little: bool,
+}
+
+impl Wkb<'_> {
+    fn take<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+        let s = self
+            .b
+            .get(self.at..self.at + N)
+            .ok_or_else(|| format!("WKB ends at byte {} of {}", self.at, self.b.len()))?;
+        self.at += N;
+        Ok(s.try_into().unwrap_or([0; N]))
+    }
+
+    fn order(&mut self) -> std::result::Result<(), String> {
+        self.little = match self.take::<1>()?[0] {
+            0 => false,
+            1 => true,
+            o => return Err(format!("WKB byte order {o}")),
+        };
+        Ok(())
+    }
+
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        let v = self.take::<4>()?;
+        Ok(if self.little {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        })
+    }
+
+    fn f64(&mut self) -> std::result::Result<f64, String> {
+        let v = self.take::<8>()?;
+        Ok(if self.little {
+            f64::from_le_bytes(v)
+        } else {
+            f64::from_be_bytes(v)
+        })
+    }
+
+    /// A polygon body (after its type): its first (outer) ring.
+    fn polygon_ring(&mut self) -> std::result::Result<Vec<[f64; 2]>, String> {
+        if self.u32()? == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.u32()? as usize;
+        if n > (self.b.len() - self.at) / 16 {
+            return Err(format!("a ring of {n} points in {} bytes", self.b.len()));
+        }
+        (0..n).map(|_| Ok([self.f64()?, self.f64()?])).collect()
+    }
+}
