@@ -147,10 +147,10 @@ fn wkb_rows(path: &Path) -> Result<HashMap<String, Vec<[f64; 2]>>> {
                 "an EntityID and a WKB Geometry",
             ));
         };
-        if !rings.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = rings.entry(id) {
             let ring = wkb_outer_ring(&g)
                 .map_err(|m| DataError::invalid(path, &format!("row {i}, Geometry"), m))?;
-            rings.insert(id, ring);
+            e.insert(ring);
         }
     }
     Ok(rings)
