@@ -71,7 +71,7 @@ fn pan(n: usize) {
             if let Some(c) = view.camera.as_mut() {
                 c.pan(egui::vec2(3.0, 1.0));
             }
-            view.show(ui, rect, &data, false, Some(format), None);
+            view.show(ui, rect, &data, false, Some(format), Default::default());
         });
     let _ = h.render(); // first frame uploads the buffers
     let mut times = Vec::new();

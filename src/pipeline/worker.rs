@@ -140,6 +140,8 @@ pub enum Event {
     Progress(Progress),
     /// A dataset finished opening, with its `cellscope inspect` summary.
     Opened(Arc<AnnData>, String),
+    /// The opened dataset's cell outlines (sent after [`Event::Opened`]).
+    Outlines(Arc<crate::data::vendor::outlines::Outlines>),
     /// The pipeline finished.
     Analyzed {
         /// Results.
@@ -500,6 +502,9 @@ impl State {
         self.out.send(Event::Started(JobKind::Open(path.clone())));
         let o = self.with_handle(|h| super::jobs::open::open(&path, h))?;
         self.out.send(Event::Opened(Arc::new(o.data), o.summary));
+        if let Some(outlines) = o.outlines {
+            self.out.send(Event::Outlines(Arc::new(outlines)));
+        }
         if let Some((img, placement)) = o.image {
             load_in_background(img, placement, &self.out);
         }

@@ -325,9 +325,19 @@ impl CellscopeApp {
             let (mut hovered, mut selected) = (None, None);
             let dim = x.n_selected > 0;
             for (k, v) in x.views.iter_mut().enumerate() {
-                let underlay = if v.y_down { x.underlay.as_ref() } else { None };
                 let rect = column_rect(full, k, n);
-                let r = v.show(ui, rect, &x.point_data[k.min(1)], dim, format, underlay);
+                let r = v.show(
+                    ui,
+                    rect,
+                    &x.point_data[k.min(1)],
+                    dim,
+                    format,
+                    crate::ui::view::Backdrop::of(
+                        v.y_down,
+                        x.underlay.as_ref(),
+                        x.outlines.as_deref(),
+                    ),
+                );
                 hovered = hovered.or(r.hovered);
                 selected = selected.or(r.selected);
             }

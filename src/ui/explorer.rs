@@ -66,6 +66,8 @@ pub struct Explorer {
     pub point_data: [PointData; 2],
     /// The image under the spatial view.
     pub underlay: Option<Underlay>,
+    /// The cells' outlines (instruments' segmentation), drawn over the spatial view when zoomed in.
+    pub outlines: Option<std::sync::Arc<crate::data::vendor::outlines::Outlines>>,
     /// The cell under the pointer.
     pub hovered: Option<usize>,
     /// The status line.
@@ -106,6 +108,7 @@ impl Default for Explorer {
             views: Vec::new(),
             point_data: Default::default(),
             underlay: None,
+            outlines: None,
             hovered: None,
             status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."
                 .into(),

@@ -5,6 +5,37 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui};
 use crate::render::camera::Camera;
 use crate::render::points::{PointData, PointsCallback, ViewUniform, paint_callback};
 
+use crate::data::vendor::outlines::Outlines;
+
+/// Most cell outlines drawn in one frame: beyond this many cells on screen they would be too
+/// small to read, and the points show the cells.
+pub const MAX_OUTLINES: usize = 20_000;
+
+/// What the spatial view draws besides the points: the image under them and the cells'
+/// outlines over them.
+#[derive(Clone, Copy, Default)]
+pub struct Backdrop<'a> {
+    /// The image under the points.
+    pub underlay: Option<&'a Underlay>,
+    /// One outline per point (cell segmentation), drawn when zoomed in.
+    pub outlines: Option<&'a Outlines>,
+}
+
+impl<'a> Backdrop<'a> {
+    /// The underlay and outlines for a spatial view (`y_down`), nothing for an embedding.
+    pub fn of(
+        y_down: bool,
+        underlay: Option<&'a Underlay>,
+        outlines: Option<&'a Outlines>,
+    ) -> Self {
+        if y_down {
+            Self { underlay, outlines }
+        } else {
+            Self::default()
+        }
+    }
+}
+
 /// An image under the spatial view (H&E, Visium tissue image, a MERSCOPE mosaic).
 pub struct Underlay {
     /// The uploaded texture.
@@ -172,7 +203,7 @@ impl PointView {
         data: &PointData,
         dim_unselected: bool,
         format: Option<eframe::wgpu::TextureFormat>,
-        underlay: Option<&Underlay>,
+        backdrop: Backdrop<'_>,
     ) -> ViewResponse {
         let mut out = ViewResponse::default();
         self.last_rect = Some(rect);
@@ -186,7 +217,7 @@ impl PointView {
         painter.rect_filled(rect, 0.0, Color32::from_gray(250));
         let mut cam = self.zoomed_camera(ui, &resp, rect);
         out.selected = self.select_or_pan(ui, &resp, &painter, &mut cam, rect);
-        if let Some(u) = underlay
+        if let Some(u) = backdrop.underlay
             && u.opacity > 0.0
         {
             let a = cam.to_screen(rect, u.origin);
@@ -212,6 +243,9 @@ impl PointView {
                 format,
             };
             painter.add(paint_callback(rect, cb));
+        }
+        if let Some(o) = backdrop.outlines {
+            draw_outlines(&painter, rect, &cam, data, o);
         }
         // Hover: the nearest drawn point within its radius (+4 points); hidden points are not in
         // `order`.
@@ -418,5 +452,61 @@ mod tests {
         ];
         assert!(point_in_polygon(Pos2::new(2.0, 8.0), &l));
         assert!(!point_in_polygon(Pos2::new(8.0, 8.0), &l));
+    }
+}
+
+/// Draws the outlines of the drawn cells whose centres are on screen, coloured like their
+/// points, when at most [`MAX_OUTLINES`] are and they are large enough to read (the first one's
+/// extent at least 6 points).
+fn draw_outlines(
+    painter: &egui::Painter,
+    rect: Rect,
+    cam: &Camera,
+    data: &PointData,
+    o: &Outlines,
+) {
+    let [x0, y0] = cam.to_data(rect, rect.min);
+    let [x1, y1] = cam.to_data(rect, rect.max);
+    let (lo, hi) = ([x0.min(x1), y0.min(y1)], [x0.max(x1), y0.max(y1)]);
+    let mut on_screen = Vec::new();
+    for &i in data.order.iter() {
+        let i = i as usize;
+        let Some(p) = data.positions.get(i) else {
+            continue;
+        };
+        let (x, y) = (f64::from(p[0]), f64::from(p[1]));
+        if x >= lo[0] && x <= hi[0] && y >= lo[1] && y <= hi[1] && i < o.n_cells() {
+            if on_screen.len() == MAX_OUTLINES {
+                return;
+            }
+            on_screen.push(i);
+        }
+    }
+    let extent = |ring: &[[f64; 2]]| {
+        let (a, b) = ring
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v[0]), b.max(v[0]))
+            });
+        (b - a) / cam.units_per_point
+    };
+    let Some(first) = on_screen.iter().map(|&i| o.ring(i)).find(|r| !r.is_empty()) else {
+        return;
+    };
+    if extent(first) < 6.0 {
+        return;
+    }
+    for i in on_screen {
+        let ring = o.ring(i);
+        if ring.len() < 3 {
+            continue;
+        }
+        let c = data.colors.get(i).copied().unwrap_or(0xff00_0000);
+        let [r, g, b, _] = c.to_le_bytes();
+        let points = ring.iter().map(|&v| cam.to_screen(rect, v)).collect();
+        painter.add(egui::Shape::closed_line(
+            points,
+            Stroke::new(1.5, Color32::from_rgb(r, g, b)),
+        ));
     }
 }

@@ -406,6 +406,39 @@ fn outlines_match_the_reference_and_surround_their_centroids() {
     }
 }
 
+/// Opening an instrument's folder (the window's job) brings its outlines; a damaged boundary
+/// file costs the outlines, not the dataset, and the summary says why.
+#[test]
+fn opening_a_folder_brings_its_outlines_and_survives_a_damaged_boundary_file() {
+    use cellscope::pipeline::jobs::{Handle, open::open};
+    let run = |dir: &Path| {
+        let mut report = |_| {};
+        let mut h = Handle::new(&mut report, std::sync::Arc::default());
+        open(dir, &mut h).expect("open")
+    };
+    let o = run(&vendor("xenium_sfe"));
+    assert_eq!(o.outlines.expect("outlines").n_outlined(), 526);
+    let tmp = tempfile::tempdir().expect("tmp");
+    for f in [
+        "cell_feature_matrix.h5",
+        "cells.parquet",
+        "cell_boundaries.parquet",
+    ] {
+        std::fs::copy(vendor("xenium_sfe").join(f), tmp.path().join(f)).expect("copy");
+    }
+    let b = tmp.path().join("cell_boundaries.parquet");
+    let bytes = std::fs::read(&b).expect("read");
+    std::fs::write(&b, &bytes[..bytes.len() / 3]).expect("truncate");
+    let o = run(tmp.path());
+    assert_eq!(o.data.n_obs(), 526, "the cells still open");
+    assert!(o.outlines.is_none());
+    assert!(
+        o.summary.contains("outlines: not read") && o.summary.contains("cell_boundaries.parquet"),
+        "{}",
+        o.summary
+    );
+}
+
 /// The centroid of a polygon's area (shoelace formula).
 fn area_centroid(ring: &[[f64; 2]]) -> [f64; 2] {
     let (mut a, mut cx, mut cy) = (0.0, 0.0, 0.0);

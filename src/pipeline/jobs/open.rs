@@ -19,6 +19,8 @@ pub struct Opened {
     pub summary: String,
     /// The image to show under its spatial view, and where it goes ([`default_image`]).
     pub image: Option<(PathBuf, Placement)>,
+    /// The cells' outlines, when the instrument's output has them.
+    pub outlines: Option<crate::data::vendor::outlines::Outlines>,
 }
 
 /// Where an image lies in the data's coordinates: its top-left pixel corner at `origin`, each
@@ -49,12 +51,32 @@ impl Placement {
 pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
     h.step(Step::Open, 0.0);
     let (data, summary) = crate::data::summary::Summary::read(path)?;
+    let mut summary = summary.to_string();
+    // A damaged boundary file costs the outlines, not the dataset.
+    let outlines = match summary_kind(path) {
+        Some(kind) => {
+            match crate::data::vendor::outlines::read_outlines(path, kind, &data.obs.index) {
+                Ok(o) => o,
+                Err(e) => {
+                    summary.push_str(&format!("outlines: not read: {e}\n"));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     h.step(Step::Open, 1.0);
     Ok(Opened {
         data,
-        summary: summary.to_string(),
+        summary,
         image: default_image(path),
+        outlines,
     })
+}
+
+/// The input's kind when it is an instrument's output.
+fn summary_kind(path: &Path) -> Option<crate::data::InputKind> {
+    crate::data::detect(path).ok().filter(|k| k.is_vendor())
 }
 
 /// A decoded underlay image.

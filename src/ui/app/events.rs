@@ -47,6 +47,7 @@ impl CellscopeApp {
                 return self.panels.metrics.take(request, dashboard);
             }
             Event::Opened(a, summary) => self.opened(a, summary),
+            Event::Outlines(o) => self.x.outlines = Some(o),
             Event::Analyzed { analysis, name, .. } => {
                 self.panels.pipeline.finished(analysis.domains.is_some());
                 x.status = format!("pipeline done on {name}");
@@ -192,6 +193,7 @@ impl CellscopeApp {
         let x = &mut self.x;
         x.summary = summary;
         x.underlay = None;
+        x.outlines = None;
         x.prediction = None;
         x.embedding = None;
         x.analysis = None;

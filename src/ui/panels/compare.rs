@@ -200,9 +200,19 @@ impl ComparePanel {
                 v.camera = before;
             }
             let rect = crate::ui::app::column_rect(full, k, n);
-            let underlay = if v.y_down { x.underlay.as_ref() } else { None };
             if let Some(d) = cs.data.get(k) {
-                let r = v.show(ui, rect, d, dim, format, underlay);
+                let r = v.show(
+                    ui,
+                    rect,
+                    d,
+                    dim,
+                    format,
+                    crate::ui::view::Backdrop::of(
+                        v.y_down,
+                        x.underlay.as_ref(),
+                        x.outlines.as_deref(),
+                    ),
+                );
                 hovered = hovered.or(r.hovered);
                 selected = selected.or(r.selected);
             }
