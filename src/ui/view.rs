@@ -427,34 +427,6 @@ pub fn point_in_polygon(p: Pos2, poly: &[Pos2]) -> bool {
     inside
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn polygon_membership() {
-        let sq = [
-            Pos2::new(0.0, 0.0),
-            Pos2::new(10.0, 0.0),
-            Pos2::new(10.0, 10.0),
-            Pos2::new(0.0, 10.0),
-        ];
-        assert!(point_in_polygon(Pos2::new(5.0, 5.0), &sq));
-        assert!(!point_in_polygon(Pos2::new(15.0, 5.0), &sq));
-        // a concave "L"
-        let l = [
-            Pos2::new(0.0, 0.0),
-            Pos2::new(10.0, 0.0),
-            Pos2::new(10.0, 4.0),
-            Pos2::new(4.0, 4.0),
-            Pos2::new(4.0, 10.0),
-            Pos2::new(0.0, 10.0),
-        ];
-        assert!(point_in_polygon(Pos2::new(2.0, 8.0), &l));
-        assert!(!point_in_polygon(Pos2::new(8.0, 8.0), &l));
-    }
-}
-
 /// Draws the outlines of the drawn cells whose centres are on screen, coloured like their
 /// points, when at most [`MAX_OUTLINES`] are and they are large enough to read (the first one's
 /// extent at least 6 points).
@@ -508,5 +480,33 @@ fn draw_outlines(
             points,
             Stroke::new(1.5, Color32::from_rgb(r, g, b)),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygon_membership() {
+        let sq = [
+            Pos2::new(0.0, 0.0),
+            Pos2::new(10.0, 0.0),
+            Pos2::new(10.0, 10.0),
+            Pos2::new(0.0, 10.0),
+        ];
+        assert!(point_in_polygon(Pos2::new(5.0, 5.0), &sq));
+        assert!(!point_in_polygon(Pos2::new(15.0, 5.0), &sq));
+        // a concave "L"
+        let l = [
+            Pos2::new(0.0, 0.0),
+            Pos2::new(10.0, 0.0),
+            Pos2::new(10.0, 4.0),
+            Pos2::new(4.0, 4.0),
+            Pos2::new(4.0, 10.0),
+            Pos2::new(0.0, 10.0),
+        ];
+        assert!(point_in_polygon(Pos2::new(2.0, 8.0), &l));
+        assert!(!point_in_polygon(Pos2::new(8.0, 8.0), &l));
     }
 }
