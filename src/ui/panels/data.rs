@@ -1,9 +1,10 @@
-//! The Data panel: open a dataset (dialog, drag and drop, recent files), load an image under
-//! the spatial view with its opacity, and the `cellscope inspect` summary of the open one.
+//! The Data panel: open a dataset or an instrument's folder (dialogs, drag and drop, recent
+//! files), load an image under the spatial view with its opacity (or pick one of the run's
+//! mosaics), and the `cellscope inspect` summary of the open one.
 
 use egui::RichText;
 
-use super::{Action, Picked, pick_file, take};
+use super::{Action, Picked, pick_file, pick_folder, take};
 use crate::ui::explorer::Explorer;
 
 /// The Data panel's state.
@@ -37,7 +38,18 @@ impl DataPanel {
         ui.label(RichText::new("Data").strong());
         ui.horizontal(|ui| {
             if ui.button("Open…").clicked() {
-                pick_file(ui.ctx(), &self.picked, "single-cell data", &["h5ad", "h5"]);
+                let kinds = &["h5ad", "h5", "gem", "gz"];
+                pick_file(ui.ctx(), &self.picked, "single-cell data", kinds);
+            }
+            if ui
+                .button("Folder…")
+                .on_hover_text(
+                    "an instrument's output folder (Xenium, MERSCOPE, CosMx, Slide-seq) or a \
+                     Visium folder",
+                )
+                .clicked()
+            {
+                pick_folder(ui.ctx(), &self.picked);
             }
             if ui
                 .add_enabled(x.data.is_some(), egui::Button::new("Image…"))

@@ -94,6 +94,20 @@ pub fn pick_file(
         });
 }
 
+/// Opens a folder dialog (rfd) on its own thread, as [`pick_file`] does.
+pub fn pick_folder(ctx: &egui::Context, slot: &Picked) {
+    let (slot, ctx) = (slot.clone(), ctx.clone());
+    let _ = std::thread::Builder::new()
+        .name("cellscope-file-dialog".into())
+        .spawn(move || {
+            let picked = rfd::FileDialog::new().pick_folder();
+            if let Ok(mut s) = slot.lock() {
+                *s = picked;
+            }
+            ctx.request_repaint();
+        });
+}
+
 /// Asks (rfd, own thread) for a file to save to (`open`: an existing file to open); the path
 /// lands in `slot` and the UI is woken.
 pub fn save_file(ctx: &egui::Context, slot: &Picked, name: &str, open: bool) {
