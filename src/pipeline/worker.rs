@@ -140,6 +140,8 @@ pub enum Event {
     Progress(Progress),
     /// A dataset finished opening, with its `cellscope inspect` summary.
     Opened(Arc<AnnData>, String),
+    /// The images the opened dataset offers for the underlay (sent after [`Event::Opened`]).
+    Images(Vec<(String, PathBuf, super::jobs::open::Placement)>),
     /// The opened dataset's cell outlines (sent after [`Event::Opened`]).
     Outlines(Arc<crate::data::vendor::outlines::Outlines>),
     /// The pipeline finished.
@@ -502,6 +504,9 @@ impl State {
         self.out.send(Event::Started(JobKind::Open(path.clone())));
         let o = self.with_handle(|h| super::jobs::open::open(&path, h))?;
         self.out.send(Event::Opened(Arc::new(o.data), o.summary));
+        if !o.images.is_empty() {
+            self.out.send(Event::Images(o.images));
+        }
         if let Some(outlines) = o.outlines {
             self.out.send(Event::Outlines(Arc::new(outlines)));
         }

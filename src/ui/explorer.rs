@@ -68,6 +68,12 @@ pub struct Explorer {
     pub underlay: Option<Underlay>,
     /// The cells' outlines (instruments' segmentation), drawn over the spatial view when zoomed in.
     pub outlines: Option<std::sync::Arc<crate::data::vendor::outlines::Outlines>>,
+    /// The images the dataset offers for the underlay: name, file, placement.
+    pub images: Vec<(
+        String,
+        std::path::PathBuf,
+        crate::pipeline::jobs::open::Placement,
+    )>,
     /// The cell under the pointer.
     pub hovered: Option<usize>,
     /// The status line.
@@ -109,6 +115,7 @@ impl Default for Explorer {
             point_data: Default::default(),
             underlay: None,
             outlines: None,
+            images: Vec::new(),
             hovered: None,
             status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."
                 .into(),

@@ -337,6 +337,61 @@ fn he_image_underlay_is_drawn_under_the_spatial_view() {
     );
 }
 
+/// A MERSCOPE folder: its DAPI mosaic comes up under the cells, another stain is chosen from
+/// the Data panel's list; a Xenium folder: outlines are read and drawn over the spatial view
+/// (the picture changes when they are dropped).
+#[test]
+fn instrument_folders_bring_mosaics_to_choose_and_outlines() {
+    let vendor = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vendor");
+    let mut h = harness_for(vendor.join("merscope_cellbound"));
+    wait_until(&mut h, 120, |h| h.state().underlay_path().is_some());
+    let name = |h: &Harness<'static, CellscopeApp>| {
+        h.state()
+            .underlay_path()
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+    };
+    assert_eq!(
+        name(&h).as_deref(),
+        Some("mosaic_DAPI_z1.tif"),
+        "DAPI first"
+    );
+    h.get_by_label("mosaic").click();
+    h.run_steps(3);
+    h.get_by_label("PolyT z2").click();
+    wait_until(&mut h, 60, |h| {
+        name(h).as_deref() == Some("mosaic_PolyT_z2.tif")
+    });
+    assert_eq!(
+        name(&h).as_deref(),
+        Some("mosaic_PolyT_z2.tif"),
+        "the chosen stain"
+    );
+
+    let mut h = harness_for(vendor.join("xenium_sfe"));
+    wait_until(&mut h, 60, |h| h.state().n_outlined().is_some());
+    assert_eq!(h.state().n_outlined(), Some(526));
+    h.run_steps(3);
+    let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
+    let with = h.render().expect("render");
+    h.state_mut().drop_outlines();
+    h.run_steps(3);
+    let without = h.render().expect("render");
+    let changed = (spa.min.y as u32..spa.max.y as u32)
+        .flat_map(|y| (spa.min.x as u32..spa.max.x as u32).map(move |x| (x, y)))
+        .filter(|&(x, y)| with.get_pixel(x, y) != without.get_pixel(x, y))
+        .count();
+    let area = spa.width() * spa.height();
+    println!(
+        "outlines changed {:.3} of the spatial view",
+        changed as f32 / area
+    );
+    assert!(
+        changed as f32 > 0.02 * area,
+        "outlines drawn over the spatial view"
+    );
+}
+
 #[test]
 fn confusion_matrix_cell_selects_those_cells_and_agreement_colouring() {
     let mut h = harness();

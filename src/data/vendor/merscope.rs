@@ -116,7 +116,9 @@ pub fn read_merscope(dir: &Path) -> Result<(AnnData, VendorInfo)> {
 /// A mosaic image of a MERSCOPE run and where it lies in the cells' micron coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mosaic {
-    /// The TIFF (a DAPI mosaic when there is one).
+    /// Stain and plane from the file name, e.g. `DAPI z3`.
+    pub name: String,
+    /// The TIFF.
     pub path: std::path::PathBuf,
     /// Microns per mosaic pixel.
     pub microns_per_pixel: f64,
@@ -124,45 +126,62 @@ pub struct Mosaic {
     pub origin: [f64; 2],
 }
 
-/// The mosaic to show under a MERSCOPE run's cells, from `images/`: placed by
+/// The mosaic to show under a MERSCOPE run's cells by default: of [`mosaics`], the first
+/// DAPI one, else the first. `None` when the folder has no `images/` mosaic.
+///
+/// # Errors
+/// See [`mosaics`].
+pub fn mosaic(dir: &Path) -> Result<Option<Mosaic>> {
+    let all = mosaics(dir)?;
+    let dapi = all.iter().position(|m| m.name.starts_with("DAPI"));
+    Ok(all.into_iter().nth(dapi.unwrap_or(0)))
+}
+
+/// Every mosaic in `images/` (`mosaic_<stain>_z<plane>.tif`, by file name), each placed by
 /// `micron_to_mosaic_pixel_transform.csv` (the instrument's affine `pixel = s * micron + t`)
-/// when present, else by `manifest.json` (`bbox_microns` over `mosaic_width_pixels`). `None`
-/// when the folder has no `images/` mosaic.
+/// when present, else by `manifest.json` (`bbox_microns` over `mosaic_width_pixels`).
 ///
 /// # Errors
 /// A transform or manifest that cannot be read or is not an axis-aligned scale and shift.
-pub fn mosaic(dir: &Path) -> Result<Option<Mosaic>> {
+pub fn mosaics(dir: &Path) -> Result<Vec<Mosaic>> {
     let images = dir.join("images");
-    let mut tifs: Vec<std::path::PathBuf> = match std::fs::read_dir(&images) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let n = file_name(p);
-                n.starts_with("mosaic_") && (n.ends_with(".tif") || n.ends_with(".tiff"))
-            })
-            .collect(),
-        Err(_) => return Ok(None),
+    let Ok(entries) = std::fs::read_dir(&images) else {
+        return Ok(Vec::new());
     };
+    let mut tifs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = file_name(p);
+            n.starts_with("mosaic_") && (n.ends_with(".tif") || n.ends_with(".tiff"))
+        })
+        .collect();
+    if tifs.is_empty() {
+        return Ok(Vec::new());
+    }
     tifs.sort();
-    let Some(path) = tifs
-        .iter()
-        .find(|p| file_name(p).starts_with("mosaic_DAPI"))
-        .or(tifs.first())
-        .cloned()
-    else {
-        return Ok(None);
-    };
     let transform = images.join("micron_to_mosaic_pixel_transform.csv");
     let (microns_per_pixel, origin) = if transform.is_file() {
         read_transform(&transform)?
     } else {
         read_manifest(&images.join("manifest.json"))?
     };
-    Ok(Some(Mosaic {
-        path,
-        microns_per_pixel,
-        origin,
-    }))
+    Ok(tifs
+        .into_iter()
+        .map(|path| {
+            let n = file_name(&path);
+            let stem = n
+                .trim_start_matches("mosaic_")
+                .split('.')
+                .next()
+                .unwrap_or_default();
+            Mosaic {
+                name: stem.replace('_', " "),
+                path,
+                microns_per_pixel,
+                origin,
+            }
+        })
+        .collect())
 }
 
 /// `(microns per pixel, origin)` from the 3 x 3 micron-to-pixel affine (whitespace-separated).

@@ -19,6 +19,9 @@ pub struct Opened {
     pub summary: String,
     /// The image to show under its spatial view, and where it goes ([`default_image`]).
     pub image: Option<(PathBuf, Placement)>,
+    /// Every image the dataset offers for the underlay (name, file, placement): a MERSCOPE
+    /// run's mosaics, one per stain and plane; empty otherwise.
+    pub images: Vec<(String, PathBuf, Placement)>,
     /// The cells' outlines, when the instrument's output has them.
     pub outlines: Option<crate::data::vendor::outlines::Outlines>,
 }
@@ -70,8 +73,26 @@ pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
         data,
         summary,
         image: default_image(path),
+        images: offered_images(path),
         outlines,
     })
+}
+
+/// A MERSCOPE run's mosaics with their placement (see [`Opened::images`]).
+fn offered_images(path: &Path) -> Vec<(String, PathBuf, Placement)> {
+    if crate::data::detect(path).ok() != Some(crate::data::InputKind::Merscope) {
+        return Vec::new();
+    }
+    let all = crate::data::vendor::merscope::mosaics(path).unwrap_or_default();
+    all.into_iter()
+        .map(|m| {
+            let p = Placement {
+                data_per_pixel: m.microns_per_pixel,
+                origin: m.origin,
+            };
+            (m.name, m.path, p)
+        })
+        .collect()
 }
 
 /// The input's kind when it is an instrument's output.

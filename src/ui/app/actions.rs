@@ -21,6 +21,9 @@ impl CellscopeApp {
         match a {
             Action::Open(p) => self.open(p),
             // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
+            Action::LoadPlacedImage(p, placement) => {
+                send(&self.worker, Command::LoadImage(p, placement));
+            }
             Action::LoadImage(p) => send(
                 &self.worker,
                 Command::LoadImage(p, crate::pipeline::jobs::open::Placement::scale(1.0)),

@@ -9,6 +9,22 @@ use crate::ui::explorer::ModelInfo;
 use crate::ui::panels;
 
 impl CellscopeApp {
+    /// The file of the image under the spatial view, once decoded.
+    pub fn underlay_path(&self) -> Option<&Path> {
+        self.x.underlay.as_ref().map(|u| u.path.as_path())
+    }
+
+    /// Cells with an outline (an instrument's segmentation), once read.
+    pub fn n_outlined(&self) -> Option<usize> {
+        self.x.outlines.as_ref().map(|o| o.n_outlined())
+    }
+
+    /// Forgets the cell outlines (before/after pictures in tests).
+    #[doc(hidden)]
+    pub fn drop_outlines(&mut self) {
+        self.x.outlines = None;
+    }
+
     /// The error messages shown at the bottom of the window, oldest first.
     pub fn errors(&self) -> &[String] {
         &self.x.errors

@@ -48,6 +48,7 @@ impl CellscopeApp {
             }
             Event::Opened(a, summary) => self.opened(a, summary),
             Event::Outlines(o) => self.x.outlines = Some(o),
+            Event::Images(i) => self.x.images = i,
             Event::Analyzed { analysis, name, .. } => {
                 self.panels.pipeline.finished(analysis.domains.is_some());
                 x.status = format!("pipeline done on {name}");
@@ -194,6 +195,7 @@ impl CellscopeApp {
         x.summary = summary;
         x.underlay = None;
         x.outlines = None;
+        x.images.clear();
         x.prediction = None;
         x.embedding = None;
         x.analysis = None;

@@ -65,7 +65,24 @@ impl DataPanel {
             }
         });
         ui.label(&x.status);
-        if let Some(u) = &x.underlay {
+        if x.images.len() > 1 {
+            let current = x.underlay.as_ref().map(|u| u.path.clone());
+            let shown = x
+                .images
+                .iter()
+                .find(|(_, p, _)| Some(p) == current.as_ref());
+            let text = shown.map_or("…", |(n, _, _)| n.as_str());
+            egui::ComboBox::from_label("mosaic")
+                .selected_text(text)
+                .show_ui(ui, |ui| {
+                    for (name, path, placement) in &x.images {
+                        let on = Some(path) == current.as_ref();
+                        if ui.selectable_label(on, name).clicked() && !on {
+                            out.push(Action::LoadPlacedImage(path.clone(), *placement));
+                        }
+                    }
+                });
+        } else if let Some(u) = &x.underlay {
             let name = u.path.file_name().map(|f| f.to_string_lossy());
             ui.label(format!("image: {}", name.unwrap_or_default()));
         }

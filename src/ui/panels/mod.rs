@@ -29,6 +29,8 @@ pub enum Action {
     Open(PathBuf),
     /// Load an image under the spatial view (in the pixel frame of `obsm['spatial']`).
     LoadImage(PathBuf),
+    /// Load an image placed in the data's coordinates (one of a run's mosaics).
+    LoadPlacedImage(PathBuf, crate::pipeline::jobs::open::Placement),
     /// Load a model (file, folder or `hf://` name).
     LoadModel(PathBuf),
     /// Embed the open dataset with the loaded model.
