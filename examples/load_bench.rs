@@ -1,12 +1,14 @@
-//! Load benchmark: time and peak memory to read a whole `.h5ad` with cellscope and with Python
-//! `anndata.read_h5ad` on the same file in the same run, each in a fresh process (best of 3).
+//! Load benchmark: time and peak memory to read a whole `.h5ad` (or a Xenium output folder)
+//! with cellscope and with Python on the same input in the same run, each in a fresh process
+//! (best of 3): `anndata.read_h5ad`, or for a folder the table part of spatialdata-io's Xenium
+//! reader (`examples/load_bench.py`).
 //!
 //! ```text
-//! cargo run --release --example load_bench -- FILE.h5ad [FILE.h5ad ...]
+//! cargo run --release --example load_bench -- FILE.h5ad|XENIUM_DIR [...]
 //! ```
-//! Prints a table with the speed ratio (anndata time / cellscope time) and cellscope's peak
+//! Prints a table with the speed ratio (Python time / cellscope time) and cellscope's peak
 //! added resident memory relative to the in-memory size of X. `examples/make_big_csr.py`
-//! generates the 200k x 20k file.
+//! generates the 200k x 20k file, `examples/make_xenium_bench.py` a Xenium folder.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,7 +86,7 @@ fn main() {
         return;
     }
     println!(
-        "| file | X in memory (MB) | cellscope (s) | anndata (s) | speed-up | cellscope peak / X | anndata peak / X |"
+        "| file | X in memory (MB) | cellscope (s) | Python (s) | speed-up | cellscope peak / X | Python peak / X |"
     );
     println!("|---|---|---|---|---|---|---|");
     for f in &args {

@@ -17,6 +17,10 @@ pub struct Args {
     /// The new .h5ad to write (never an input).
     #[arg(long)]
     out: PathBuf,
+    /// Stereo-seq GEM input: the spot side in DNBs (stereopy's bin_size; 50 = 25 µm spots,
+    /// the default).
+    #[arg(long)]
+    bin_size: Option<u32>,
 }
 
 /// Runs `cellscope convert`.
@@ -25,7 +29,19 @@ pub struct Args {
 /// An unreadable input, an output that is an input, a failed write.
 pub fn run(a: Args) -> anyhow::Result<()> {
     export::check_output(&[&a.path], &a.out)?;
-    let (adata, summary) = Summary::read(&a.path)?;
+    let (adata, summary) = match a.bin_size {
+        None => Summary::read(&a.path)?,
+        Some(bin) => {
+            let kind = crate::data::detect(&a.path)?;
+            if kind != crate::data::InputKind::StereoSeq {
+                anyhow::bail!(
+                    "{}: --bin-size applies to Stereo-seq GEM files; this input is {kind:?}",
+                    a.path.display()
+                );
+            }
+            Summary::read_gem_binned(&a.path, bin)?
+        }
+    };
     eprintln!(
         "read {}: {} cells x {} genes{}",
         a.path.display(),

@@ -14,6 +14,8 @@ pub mod h5ad;
 pub mod h5util;
 pub mod homologs;
 pub mod matrix;
+pub mod mex;
+pub mod ometiff;
 pub mod part;
 pub mod preprocess;
 pub mod rng;
@@ -66,7 +68,7 @@ impl InputKind {
 /// Missing path, a folder without a Visium matrix, an unreadable or unrecognised file.
 pub fn detect(path: &Path) -> Result<InputKind> {
     if path.is_dir() {
-        if path.join("filtered_feature_bc_matrix.h5").is_file() {
+        if path.join("filtered_feature_bc_matrix.h5").is_file() || tenx::hd_bins(path).is_some() {
             return Ok(InputKind::Visium);
         }
         if vendor::xenium::is_xenium(path) {

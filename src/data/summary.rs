@@ -86,6 +86,18 @@ impl Summary {
         Ok((a, summary))
     }
 
+    /// Reads a Stereo-seq GEM file binned at `bin` DNBs per spot side (stereopy's `bin_size`;
+    /// [`Self::read`] uses bin50), with its summary.
+    ///
+    /// # Errors
+    /// See [`vendor::stereoseq::read_gem`].
+    pub fn read_gem_binned(path: &Path, bin: u32) -> Result<(AnnData, Self)> {
+        let (a, info) = vendor::stereoseq::read_gem(path, bin)?;
+        let mut summary = Self::of_anndata(InputKind::StereoSeq, &a, Vec::new());
+        summary.vendor = Some(info);
+        Ok((a, summary))
+    }
+
     fn of_anndata(kind: InputKind, a: &AnnData, images: Vec<(String, u32, u32, f64)>) -> Self {
         Self {
             path: a.source.clone(),
@@ -200,6 +212,9 @@ fn vendor_lines(s: &mut String, v: &VendorInfo) {
             let unit = if key == "pixel_size" { " µm" } else { "" };
             let _ = writeln!(s, "  {key}: {value}{unit}");
         }
+    }
+    for line in &v.images {
+        let _ = writeln!(s, "  image {line}");
     }
     if v.controls.is_empty() {
         let _ = writeln!(s, "  control features: none");

@@ -247,7 +247,7 @@ fn read_v2(path: &Path, f: &File, genome: Option<&str>) -> Result<AnnData> {
     finish(path, barcodes, var, x, &chosen)
 }
 
-fn finish(
+pub(crate) fn finish(
     path: &Path,
     barcodes: Vec<String>,
     var: DataFrame,
@@ -353,73 +353,21 @@ const POSITIONS_HEADER: [&str; 6] = [
 ];
 
 /// Reads a Visium folder: `filtered_feature_bc_matrix.h5`, `spatial/tissue_positions_list.csv`
-/// (Space Ranger 1.x, no header) or `spatial/tissue_positions.csv` (2.x, header),
+/// (Space Ranger 1.x, no header), `spatial/tissue_positions.csv` (2.x, header) or
+/// `spatial/tissue_positions.parquet` (Visium HD; a run's `binned_outputs/` folder, or the
+/// folder holding it, reads its bins as [`hd_bins`] chooses),
 /// `spatial/scalefactors_json.json`, and the image sizes of `tissue_{hires,lowres}_image.png`.
 ///
 /// # Errors
 /// A missing matrix, positions or scale-factor file; a spot without a position; malformed CSV
 /// (a 2.x header other than Space Ranger's, a value that is not a finite number).
 pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
-    let dir = dir.as_ref();
+    let bins = hd_bins(dir.as_ref());
+    let dir = bins.as_deref().unwrap_or(dir.as_ref());
     let h5_path = dir.join("filtered_feature_bc_matrix.h5");
     let mut adata = read_10x_h5(&h5_path, None)?;
     let spatial = dir.join("spatial");
-    let (pos_path, header) = if spatial.join("tissue_positions.csv").is_file() {
-        (spatial.join("tissue_positions.csv"), true)
-    } else if spatial.join("tissue_positions_list.csv").is_file() {
-        (spatial.join("tissue_positions_list.csv"), false)
-    } else {
-        return Err(DataError::missing(
-            dir,
-            "spatial/tissue_positions_list.csv",
-            "spot positions (tissue_positions_list.csv or tissue_positions.csv)",
-        ));
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(header)
-        .from_path(&pos_path)
-        .map_err(|e| DataError::invalid(&pos_path, "positions", e.to_string()))?;
-    if header {
-        let got = rdr
-            .headers()
-            .map_err(|e| DataError::invalid(&pos_path, "header", e.to_string()))?;
-        let got: Vec<&str> = got.iter().map(str::trim).collect();
-        if got != POSITIONS_HEADER {
-            return Err(DataError::invalid(
-                &pos_path,
-                "header",
-                format!(
-                    "columns are {got:?}, expected Space Ranger's {POSITIONS_HEADER:?} \
-                     (columns are read by position, as scanpy.read_visium does)"
-                ),
-            ));
-        }
-    }
-    let mut pos: HashMap<String, [f64; 5]> = HashMap::new();
-    for (k, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| {
-            DataError::invalid(&pos_path, &format!("line {}", k + 1), e.to_string())
-        })?;
-        if rec.len() < 6 {
-            return Err(DataError::invalid(
-                &pos_path,
-                &format!("line {}", k + 1),
-                "expected 6 columns: barcode, in_tissue, array_row, array_col, pxl_row, pxl_col",
-            ));
-        }
-        let mut v = [0f64; 5];
-        for (c, slot) in v.iter_mut().enumerate() {
-            let value = rec[c + 1].trim().parse::<f64>();
-            *slot = value.ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                DataError::invalid(
-                    &pos_path,
-                    &format!("line {}, column {}", k + 1 + usize::from(header), c + 2),
-                    format!("expected a finite number, found {:?}", &rec[c + 1]),
-                )
-            })?;
-        }
-        pos.insert(rec[0].to_string(), v);
-    }
+    let (pos_path, pos) = positions(dir, &spatial)?;
     let n = adata.n_obs();
     let mut in_tissue = Vec::with_capacity(n);
     let mut arow = Vec::with_capacity(n);
@@ -482,4 +430,113 @@ pub fn read_visium(dir: impl AsRef<Path>) -> Result<Visium> {
         images,
         scalefactors,
     })
+}
+
+/// The bins of a Visium HD run to read when `dir` is its `binned_outputs/` folder or the
+/// folder holding one: `square_008um` (the resolution 10x recommends and spatialdata-io's
+/// `visium_hd` reads by default), else the first `square_*um` there. `None` otherwise.
+pub fn hd_bins(dir: &Path) -> Option<PathBuf> {
+    let outputs = if dir.join("binned_outputs").is_dir() {
+        dir.join("binned_outputs")
+    } else {
+        dir.to_path_buf()
+    };
+    let preferred = outputs.join("square_008um");
+    if preferred.join("filtered_feature_bc_matrix.h5").is_file() {
+        return Some(preferred);
+    }
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&outputs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("square_"))
+                && p.join("filtered_feature_bc_matrix.h5").is_file()
+        })
+        .collect();
+    all.sort();
+    all.into_iter().next()
+}
+
+/// Spot positions by barcode (`in_tissue`, `array_row`, `array_col`, `pxl_row_in_fullres`,
+/// `pxl_col_in_fullres`) from Visium HD's `tissue_positions.parquet`, else Space Ranger 2.x's
+/// `tissue_positions.csv` (header), else 1.x's `tissue_positions_list.csv` (no header).
+fn positions(dir: &Path, spatial: &Path) -> Result<(PathBuf, HashMap<String, [f64; 5]>)> {
+    let parquet = spatial.join("tissue_positions.parquet");
+    if parquet.is_file() {
+        let t = super::vendor::table::Table::read(&parquet)?;
+        let barcodes = t.text("barcode")?;
+        let cols: Vec<Vec<f64>> = POSITIONS_HEADER[1..]
+            .iter()
+            .map(|c| t.floats(c))
+            .collect::<Result<_>>()?;
+        if let Some((c, i)) = (0..cols.len())
+            .flat_map(|c| (0..t.n_rows()).map(move |i| (c, i)))
+            .find(|&(c, i)| !cols[c][i].is_finite())
+        {
+            let m = format!("row {i}: expected a finite number, found {}", cols[c][i]);
+            return Err(DataError::invalid(&parquet, POSITIONS_HEADER[c + 1], m));
+        }
+        let pos = (0..t.n_rows())
+            .map(|i| (barcodes[i].clone(), std::array::from_fn(|c| cols[c][i])))
+            .collect();
+        return Ok((parquet, pos));
+    }
+    let (pos_path, header) = if spatial.join("tissue_positions.csv").is_file() {
+        (spatial.join("tissue_positions.csv"), true)
+    } else if spatial.join("tissue_positions_list.csv").is_file() {
+        (spatial.join("tissue_positions_list.csv"), false)
+    } else {
+        return Err(DataError::missing(
+            dir,
+            "spatial/tissue_positions_list.csv",
+            "spot positions (tissue_positions_list.csv or tissue_positions.csv)",
+        ));
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(header)
+        .from_path(&pos_path)
+        .map_err(|e| DataError::invalid(&pos_path, "positions", e.to_string()))?;
+    if header {
+        let got = rdr
+            .headers()
+            .map_err(|e| DataError::invalid(&pos_path, "header", e.to_string()))?;
+        let got: Vec<&str> = got.iter().map(str::trim).collect();
+        if got != POSITIONS_HEADER {
+            return Err(DataError::invalid(
+                &pos_path,
+                "header",
+                format!(
+                    "columns are {got:?}, expected Space Ranger's {POSITIONS_HEADER:?} \
+                     (columns are read by position, as scanpy.read_visium does)"
+                ),
+            ));
+        }
+    }
+    let mut pos: HashMap<String, [f64; 5]> = HashMap::new();
+    for (k, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| {
+            DataError::invalid(&pos_path, &format!("line {}", k + 1), e.to_string())
+        })?;
+        if rec.len() < 6 {
+            return Err(DataError::invalid(
+                &pos_path,
+                &format!("line {}", k + 1),
+                "expected 6 columns: barcode, in_tissue, array_row, array_col, pxl_row, pxl_col",
+            ));
+        }
+        let mut v = [0f64; 5];
+        for (c, slot) in v.iter_mut().enumerate() {
+            let value = rec[c + 1].trim().parse::<f64>();
+            *slot = value.ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                DataError::invalid(
+                    &pos_path,
+                    &format!("line {}, column {}", k + 1 + usize::from(header), c + 2),
+                    format!("expected a finite number, found {:?}", &rec[c + 1]),
+                )
+            })?;
+        }
+        pos.insert(rec[0].to_string(), v);
+    }
+    Ok((pos_path, pos))
 }

@@ -30,9 +30,8 @@ use crate::model::{BackendChoice, Engine, Model};
 pub enum Command {
     /// Open a dataset (.h5ad, 10x .h5, Visium folder).
     Open(PathBuf),
-    /// Load an image to show under the spatial view; the number converts its pixels to the
-    /// data's coordinate units.
-    LoadImage(PathBuf, super::jobs::open::Placement),
+    /// Load an image to show under the spatial view, placed and contrast-stretched as asked.
+    LoadImage(super::jobs::open::ImageRequest),
     /// Load a model (cellscope folder, PyTorch / safetensors checkpoint with its gene list
     /// beside it, or an `hf://` file) and create its engine on the backend.
     LoadModel(PathBuf, BackendChoice),
@@ -160,8 +159,10 @@ pub enum Event {
         image: Arc<egui::ColorImage>,
         /// Where `image` lies in the data's coordinates.
         placement: super::jobs::open::Placement,
-        /// Where it came from.
-        path: PathBuf,
+        /// What was asked for (file, its placement, contrast).
+        request: super::jobs::open::ImageRequest,
+        /// Whether the contrast limits applied (a grey image).
+        stretched: bool,
     },
     /// A model is ready.
     ModelLoaded {
@@ -458,8 +459,8 @@ impl State {
             Command::Shutdown => Ok(()),
             Command::InjectPanic => panic!("injected panic"),
             Command::Open(path) => self.open(path),
-            Command::LoadImage(path, placement) => {
-                load_in_background(path, placement, &self.out);
+            Command::LoadImage(request) => {
+                load_in_background(request, &self.out);
                 Ok(())
             }
             Command::LoadModel(path, backend) => self.load_model(path, backend),
@@ -511,7 +512,8 @@ impl State {
             self.out.send(Event::Outlines(Arc::new(outlines)));
         }
         if let Some((img, placement)) = o.image {
-            load_in_background(img, placement, &self.out);
+            let request = super::jobs::open::ImageRequest::new(img, placement);
+            load_in_background(request, &self.out);
         }
         Ok(())
     }
@@ -636,12 +638,12 @@ type Predictions = Option<(Vec<String>, Vec<f32>)>;
 
 /// Decodes an image on its own thread (a 9k x 10k H&E takes seconds) so the pipeline does not
 /// wait; the result comes back as [`Event::Image`].
-fn load_in_background(path: PathBuf, placement: super::jobs::open::Placement, out: &Outbox) {
+fn load_in_background(request: super::jobs::open::ImageRequest, out: &Outbox) {
     let out2 = out.clone();
     let spawned = std::thread::Builder::new()
         .name("cellscope-image".into())
         .spawn(move || {
-            let load = || super::jobs::open::load_image(&path, placement);
+            let load = || super::jobs::open::load_image(&request);
             let loaded = std::panic::catch_unwind(load)
                 .unwrap_or_else(|p| Err(JobError::panicked("loading an image", p.as_ref())));
             let e = match loaded {
@@ -653,7 +655,8 @@ fn load_in_background(path: PathBuf, placement: super::jobs::open::Placement, ou
                             u.image.as_raw(),
                         )),
                         placement: u.placement,
-                        path: u.path,
+                        request: u.request,
+                        stretched: u.stretched,
                     }
                 }
                 Err(e) => Event::Failed(e),

@@ -46,8 +46,10 @@ pub struct Underlay {
     pub origin: [f64; 2],
     /// 0 (hidden) to 1.
     pub opacity: f32,
-    /// The file it came from.
-    pub path: std::path::PathBuf,
+    /// What was decoded: the file, its full-resolution placement and the contrast limits.
+    pub request: crate::pipeline::jobs::open::ImageRequest,
+    /// Whether the contrast limits apply to it (a grey image).
+    pub stretched: bool,
 }
 
 /// What a view reports back to the app after a frame.

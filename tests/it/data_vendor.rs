@@ -143,6 +143,85 @@ fn xenium_folder_matches_the_python_reference() {
     );
 }
 
+/// The real subset's matrix written as Xenium's `cell_feature_matrix/` MEX folder (gzipped
+/// MatrixMarket, features and barcodes, from the HDF5 arrays with every feature): read as the
+/// HDF5 one, against the same Python reference; a MatrixMarket entry outside the shape is an
+/// error naming the file and line.
+#[test]
+fn xenium_mex_folder_reads_as_the_h5() {
+    use std::io::Write;
+    let src = vendor("xenium_sfe");
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::copy(src.join("cells.parquet"), tmp.path().join("cells.parquet")).expect("copy");
+    let mex = tmp.path().join("cell_feature_matrix");
+    std::fs::create_dir(&mex).expect("dir");
+    let f = hdf5::File::open(src.join("cell_feature_matrix.h5")).expect("h5");
+    let strings = |p: &str| -> Vec<String> {
+        let ds = f.dataset(p).expect("dataset");
+        cellscope::data::h5util::read_strings(&ds).expect("strings")
+    };
+    let gz = |name: &str, text: String| {
+        let file = std::fs::File::create(mex.join(name)).expect("create");
+        let mut w = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        w.write_all(text.as_bytes()).expect("write");
+        w.finish().expect("finish");
+    };
+    let ids = strings("matrix/features/id");
+    let names = strings("matrix/features/name");
+    let types = strings("matrix/features/feature_type");
+    let barcodes = strings("matrix/barcodes");
+    let feats: String = (0..ids.len())
+        .map(|i| format!("{}\t{}\t{}\n", ids[i], names[i], types[i]))
+        .collect();
+    gz("features.tsv.gz", feats);
+    gz(
+        "barcodes.tsv.gz",
+        barcodes.iter().map(|b| format!("{b}\n")).collect(),
+    );
+    let data: Vec<f64> = f
+        .dataset("matrix/data")
+        .and_then(|d| d.read_raw())
+        .expect("data");
+    let indices: Vec<i64> = f
+        .dataset("matrix/indices")
+        .and_then(|d| d.read_raw())
+        .expect("i");
+    let indptr: Vec<i64> = f
+        .dataset("matrix/indptr")
+        .and_then(|d| d.read_raw())
+        .expect("p");
+    let mut mtx = format!(
+        "%%MatrixMarket matrix coordinate integer general\n% written by the test\n{} {} {}\n",
+        ids.len(),
+        barcodes.len(),
+        data.len()
+    );
+    for j in 0..barcodes.len() {
+        for k in indptr[j] as usize..indptr[j + 1] as usize {
+            mtx.push_str(&format!("{} {} {}\n", indices[k] + 1, j + 1, data[k]));
+        }
+    }
+    gz("matrix.mtx.gz", mtx.clone());
+    assert_eq!(
+        cellscope::data::detect(tmp.path()).expect("detect"),
+        InputKind::Xenium
+    );
+    let (a, info) = xenium::read_xenium(tmp.path()).expect("read the MEX folder");
+    check("xenium_sfe", &a, &info);
+    assert_eq!(info.files[0], "cell_feature_matrix/");
+
+    let broken = mtx.replacen(
+        &format!("\n{} 1 ", indices[0] + 1),
+        &format!("\n{} 1 ", ids.len() + 5),
+        1,
+    );
+    gz("matrix.mtx.gz", broken);
+    let e = xenium::read_xenium(tmp.path())
+        .expect_err("an entry outside the shape")
+        .to_string();
+    assert!(e.contains("matrix.mtx.gz") && e.contains("line 4"), "{e}");
+}
+
 #[test]
 fn xenium_csv_cell_table_reads_as_the_parquet_one() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -254,7 +333,7 @@ fn slideseq_reads_either_orientation() {
 /// image's extent in microns, by the manifest and by an equivalent micron-to-pixel transform.
 #[test]
 fn merscope_mosaic_lies_under_the_cells() {
-    use cellscope::pipeline::jobs::open::{Placement, default_image, load_image};
+    use cellscope::pipeline::jobs::open::{ImageRequest, Placement, default_image, load_image};
     for name in ["merscope_liver", "merscope_cellbound"] {
         let dir = vendor(name);
         let (a, _) = merscope::read_merscope(&dir).expect("read");
@@ -263,7 +342,7 @@ fn merscope_mosaic_lies_under_the_cells() {
             .expect("an images/ mosaic");
         let (path, placement) = default_image(&dir).expect("default image");
         assert_eq!(path, m.path);
-        let u = load_image(&path, placement).expect("decode the TIFF");
+        let u = load_image(&ImageRequest::new(path, placement)).expect("decode the TIFF");
         let (w, h) = (f64::from(u.image.width()), f64::from(u.image.height()));
         let p = u.placement;
         let (x1, y1) = (
@@ -352,39 +431,7 @@ fn outlines_match_the_reference_and_surround_their_centroids() {
         let o = read_outlines(&dir, kind, &a.obs.index)
             .expect("outlines")
             .expect("a boundary file");
-        let r = &reference()[name]["outlines"];
-        assert_eq!(o.n_cells(), a.n_obs(), "{name}");
-        assert_eq!(
-            o.n_outlined() as u64,
-            r["n_outlined"].as_u64().expect("n"),
-            "{name}"
-        );
-        assert_eq!(
-            o.vertices.len() as u64,
-            r["n_vertices"].as_u64().expect("v"),
-            "{name}"
-        );
-        let head: Vec<u64> = (0..5).map(|i| o.ring(i).len() as u64).collect();
-        let want: Vec<u64> = r["counts_head"]
-            .as_array()
-            .expect("a")
-            .iter()
-            .map(|v| v.as_u64().expect("u"))
-            .collect();
-        assert_eq!(head, want, "{name}: vertices of the first cells");
-        let first = (0..o.n_cells())
-            .find(|&i| !o.ring(i).is_empty())
-            .expect("one");
-        for (k, want) in f64s(&r["first_vertex"]).iter().enumerate() {
-            assert!(
-                close(o.ring(first)[0][k], *want, 1e-12),
-                "{name}: first vertex"
-            );
-        }
-        for (k, want) in f64s(&r["sums"]).iter().enumerate() {
-            let got: f64 = o.vertices.iter().map(|v| v[k]).sum();
-            assert!(close(got, *want, 1e-9), "{name}: vertex sum {k}");
-        }
+        check_outlines(name, &o, a.n_obs(), &reference()[name]["outlines"]);
         let s = &a.obsm["spatial"];
         for i in (0..o.n_cells()).filter(|&i| !o.ring(i).is_empty()) {
             let ring = o.ring(i);
@@ -403,6 +450,72 @@ fn outlines_match_the_reference_and_surround_their_centroids() {
                 );
             }
         }
+    }
+}
+
+/// Outlines against a reference summary: cells outlined, vertices, the first cells' vertex
+/// counts, the first vertex and the coordinate sums.
+fn check_outlines(name: &str, o: &vendor::outlines::Outlines, n_obs: usize, r: &Value) {
+    assert_eq!(o.n_cells(), n_obs, "{name}");
+    assert_eq!(
+        o.n_outlined() as u64,
+        r["n_outlined"].as_u64().expect("n"),
+        "{name}"
+    );
+    assert_eq!(
+        o.vertices.len() as u64,
+        r["n_vertices"].as_u64().expect("v"),
+        "{name}"
+    );
+    let head: Vec<u64> = (0..5).map(|i| o.ring(i).len() as u64).collect();
+    let want: Vec<u64> = r["counts_head"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .map(|v| v.as_u64().expect("u"))
+        .collect();
+    assert_eq!(head, want, "{name}: vertices of the first cells");
+    let first = (0..o.n_cells())
+        .find(|&i| !o.ring(i).is_empty())
+        .expect("one");
+    for (k, want) in f64s(&r["first_vertex"]).iter().enumerate() {
+        assert!(
+            close(o.ring(first)[0][k], *want, 1e-12),
+            "{name}: first vertex"
+        );
+    }
+    for (k, want) in f64s(&r["sums"]).iter().enumerate() {
+        let got: f64 = o.vertices.iter().map(|v| v[k]).sum();
+        assert!(close(got, *want, 1e-9), "{name}: vertex sum {k}");
+    }
+}
+
+/// MERSCOPE's per-FOV HDF5 boundaries, read when no boundary parquet is there, against h5py.
+#[test]
+fn merscope_hdf5_boundaries_match_h5py() {
+    use cellscope::data::vendor::outlines::read_outlines;
+    for (name, parquet) in [
+        ("merscope_liver", "cellpose_micron_space.parquet"),
+        ("merscope_cellbound", "cell_boundaries.parquet"),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let src = vendor(name);
+        std::fs::create_dir(tmp.path().join("cell_boundaries")).expect("dir");
+        for e in std::fs::read_dir(&src)
+            .expect("dir")
+            .chain(std::fs::read_dir(src.join("cell_boundaries")).expect("dir"))
+        {
+            let p = e.expect("entry").path();
+            let rel = p.strip_prefix(&src).expect("inside");
+            if p.is_file() && !rel.ends_with(parquet) {
+                std::fs::copy(&p, tmp.path().join(rel)).expect("copy");
+            }
+        }
+        let (a, _) = merscope::read_merscope(tmp.path()).expect("read");
+        let o = read_outlines(tmp.path(), InputKind::Merscope, &a.obs.index)
+            .expect("outlines")
+            .expect("the HDF5 boundaries");
+        check_outlines(name, &o, a.n_obs(), &reference()[name]["outlines_hdf5"]);
     }
 }
 
@@ -484,6 +597,44 @@ fn inspect_names_the_platform_and_the_controls() {
 
 /// `convert` writes an .h5ad that Python anndata reads with the same cells, genes, counts and
 /// centroids, and the source description in uns.
+/// `convert --bin-size 100` bins a GEM file at 100 DNBs (stereopy's bin100), as the pandas
+/// reference does; `--bin-size` on another input is refused naming it.
+#[test]
+fn convert_bins_a_gem_file_at_the_chosen_size() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let gem = vendor("stereoseq_gem").join("test10000.gem.gz");
+    let out = tmp.path().join("bin100.h5ad");
+    let args = [
+        "convert",
+        gem.to_str().expect("p"),
+        "--out",
+        out.to_str().expect("o"),
+    ];
+    let o = cellscope(&[&args[..], &["--bin-size", "100"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = cellscope::data::open(&out).expect("read back");
+    let r = &reference()["stereoseq_gem_bin100"];
+    assert_eq!(back.n_obs() as u64, r["n_cells"].as_u64().expect("n"));
+    assert_eq!(back.obs.index[..3].to_vec(), strs(&r["cells_head"]));
+    assert!(close(
+        back.x.checksum().sum,
+        r["x_sum"].as_f64().expect("sum"),
+        1e-9
+    ));
+    let xen = vendor("xenium_sfe");
+    let o = cellscope(&[
+        "convert",
+        xen.to_str().expect("p"),
+        "--out",
+        out.to_str().expect("o"),
+        "--bin-size",
+        "100",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--bin-size applies to Stereo-seq"), "{err}");
+}
+
 #[test]
 fn convert_writes_an_h5ad_anndata_reads() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -645,5 +796,67 @@ fn malformed_vendor_folders_are_refused_with_the_file_and_what_was_expected() {
     assert!(
         e.contains("line 2, y") && e.contains("non-negative integer"),
         "{e}"
+    );
+}
+
+/// Visium HD (a synthetic run: no real output is in `../shared`;
+/// `tests/fixtures/vendor/make_visium_hd_fixture.py`): the run folder and its `binned_outputs/`
+/// open the 8 µm bins, a `square_016um` folder its own; cells in the matrix's order joined to
+/// `tissue_positions.parquet` on the barcode, as the pandas reference; the hires image placed
+/// by its scale factor.
+#[test]
+fn visium_hd_bins_match_the_pandas_reference() {
+    let root = fixture("vendor/visium_hd");
+    let text = std::fs::read_to_string(fixture("vendor/visium_hd_reference.json")).expect("ref");
+    let refs: Value = serde_json::from_str(&text).expect("json");
+    let outputs = root.join("binned_outputs");
+    for (dir, key) in [
+        (root.clone(), "square_008um"),
+        (outputs.clone(), "square_008um"),
+        (outputs.join("square_016um"), "square_016um"),
+    ] {
+        let r = &refs[key];
+        assert_eq!(
+            cellscope::data::detect(&dir).expect("detect"),
+            InputKind::Visium
+        );
+        let a = cellscope::data::open(&dir).expect("read");
+        assert_eq!(a.n_obs() as u64, r["n_cells"].as_u64().expect("n"), "{key}");
+        assert_eq!(
+            a.obs.index[..3].to_vec(),
+            strs(&r["cells_head"]),
+            "{key}: matrix order"
+        );
+        assert_eq!(a.var.index, strs(&r["genes"]));
+        assert!(close(
+            a.x.checksum().sum,
+            r["x_sum"].as_f64().expect("sum"),
+            1e-12
+        ));
+        let s = &a.obsm["spatial"];
+        let want = f64s(&r["spatial_sum"]);
+        for (k, want) in want.iter().enumerate() {
+            assert!(close(s.column(k).sum(), *want, 1e-12), "{key}: spatial {k}");
+        }
+        let first = f64s(&r["spatial_first"]);
+        assert_eq!(
+            [s[[0, 0]], s[[0, 1]]],
+            [first[0], first[1]],
+            "{key}: (col, row) pixels"
+        );
+        let rows = match a.obs.column("array_row") {
+            Some(cellscope::data::dataframe::Column::Int(v)) => v.iter().sum::<i64>(),
+            other => panic!("array_row: {other:?}"),
+        };
+        assert_eq!(rows as u64, r["array_row_sum"].as_u64().expect("rows"));
+    }
+    let (img, placement) = cellscope::pipeline::jobs::open::default_image(&root).expect("image");
+    assert!(
+        img.ends_with("square_008um/spatial/tissue_hires_image.png"),
+        "{img:?}"
+    );
+    assert!(
+        close(placement.data_per_pixel, 4.0, 1e-12),
+        "1 / tissue_hires_scalef"
     );
 }

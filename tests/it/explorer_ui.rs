@@ -367,6 +367,18 @@ fn instrument_folders_bring_mosaics_to_choose_and_outlines() {
         Some("mosaic_PolyT_z2.tif"),
         "the chosen stain"
     );
+    // A 16-bit mosaic has contrast limits; new ones decode the image again, the stain kept.
+    h.get_by_label("white");
+    let narrow = cellscope::pipeline::jobs::open::Contrast {
+        low: 0.01,
+        high: 0.6,
+    };
+    assert_ne!(h.state().underlay_contrast(), Some(narrow));
+    h.state_mut().set_contrast(narrow);
+    wait_until(&mut h, 60, |h| {
+        h.state().underlay_contrast() == Some(narrow)
+    });
+    assert_eq!(name(&h).as_deref(), Some("mosaic_PolyT_z2.tif"));
 
     let mut h = harness_for(vendor.join("xenium_sfe"));
     wait_until(&mut h, 60, |h| h.state().n_outlined().is_some());

@@ -13,6 +13,7 @@ mod analysis_split;
 mod data_bad_inputs;
 mod data_chunkindex;
 mod data_homologs;
+mod data_morphology;
 mod data_preprocess;
 mod data_reference;
 mod data_stream;

@@ -98,6 +98,7 @@ pub fn read_cosmx(dir: &Path) -> Result<(AnnData, VendorInfo)> {
         } else {
             Vec::new()
         },
+        images: Vec::new(),
     };
     Ok((adata, info))
 }

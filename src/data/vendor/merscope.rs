@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::counts::{Layout, read_counts};
 use super::table::Table;
-use super::{VendorInfo, attach_cells, file_name, new_anndata, one_ending};
+use super::{VendorImage, VendorInfo, attach_cells, file_name, new_anndata, one_ending};
 use crate::data::anndata::AnnData;
 use crate::data::dataframe::Column;
 use crate::data::error::{DataError, Result};
@@ -109,21 +109,12 @@ pub fn read_merscope(dir: &Path) -> Result<(AnnData, VendorInfo)> {
         } else {
             Vec::new()
         },
+        images: match mosaics(dir) {
+            Ok(m) => super::image_lines(dir, &m),
+            Err(e) => vec![format!("not placed: {e}")],
+        },
     };
     Ok((adata, info))
-}
-
-/// A mosaic image of a MERSCOPE run and where it lies in the cells' micron coordinates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mosaic {
-    /// Stain and plane from the file name, e.g. `DAPI z3`.
-    pub name: String,
-    /// The TIFF.
-    pub path: std::path::PathBuf,
-    /// Microns per mosaic pixel.
-    pub microns_per_pixel: f64,
-    /// Micron coordinates of the mosaic's top-left corner.
-    pub origin: [f64; 2],
 }
 
 /// The mosaic to show under a MERSCOPE run's cells by default: of [`mosaics`], the first
@@ -131,7 +122,7 @@ pub struct Mosaic {
 ///
 /// # Errors
 /// See [`mosaics`].
-pub fn mosaic(dir: &Path) -> Result<Option<Mosaic>> {
+pub fn mosaic(dir: &Path) -> Result<Option<VendorImage>> {
     let all = mosaics(dir)?;
     let dapi = all.iter().position(|m| m.name.starts_with("DAPI"));
     Ok(all.into_iter().nth(dapi.unwrap_or(0)))
@@ -143,7 +134,7 @@ pub fn mosaic(dir: &Path) -> Result<Option<Mosaic>> {
 ///
 /// # Errors
 /// A transform or manifest that cannot be read or is not an axis-aligned scale and shift.
-pub fn mosaics(dir: &Path) -> Result<Vec<Mosaic>> {
+pub fn mosaics(dir: &Path) -> Result<Vec<VendorImage>> {
     let images = dir.join("images");
     let Ok(entries) = std::fs::read_dir(&images) else {
         return Ok(Vec::new());
@@ -174,7 +165,7 @@ pub fn mosaics(dir: &Path) -> Result<Vec<Mosaic>> {
                 .split('.')
                 .next()
                 .unwrap_or_default();
-            Mosaic {
+            VendorImage {
                 name: stem.replace('_', " "),
                 path,
                 microns_per_pixel,

@@ -28,6 +28,20 @@ use super::error::{DataError, Result};
 use super::matrix::{CsrMatrix, Matrix};
 use table::Table;
 
+/// An image an instrument wrote (a MERSCOPE mosaic, a Xenium morphology image) and where it
+/// lies in the cells' micron coordinates: an axis-aligned scale and offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorImage {
+    /// What to call it in a list: stain and plane (`DAPI z3`), or the image's name.
+    pub name: String,
+    /// The TIFF.
+    pub path: std::path::PathBuf,
+    /// Microns per pixel of the full-resolution image.
+    pub microns_per_pixel: f64,
+    /// Micron coordinates of the image's top-left corner.
+    pub origin: [f64; 2],
+}
+
 /// What a vendor reader found beside the matrix: the platform, its run metadata and the
 /// features kept out of `X`.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -40,6 +54,9 @@ pub struct VendorInfo {
     pub metadata: Vec<(String, String)>,
     /// Feature kinds kept out of `X`, with how many features of each.
     pub controls: Vec<(String, usize)>,
+    /// The images the folder holds for under the cells, one line each (name, file, size,
+    /// pyramid levels, µm per pixel), or why one cannot be placed.
+    pub images: Vec<String>,
 }
 
 impl VendorInfo {
@@ -50,6 +67,34 @@ impl VendorInfo {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// One line per placed image: name, file (relative to `dir`), size and levels when it is an
+/// OME-TIFF, µm per pixel.
+pub(crate) fn image_lines(dir: &Path, images: &[VendorImage]) -> Vec<String> {
+    images
+        .iter()
+        .map(|m| {
+            let file = m
+                .path
+                .strip_prefix(dir)
+                .unwrap_or(&m.path)
+                .display()
+                .to_string();
+            let size = crate::data::ometiff::OmeTiff::open(&m.path)
+                .map(|t| {
+                    let l = &t.levels[0];
+                    format!(
+                        ", {} x {} px, {} level(s)",
+                        l.width,
+                        l.height,
+                        t.levels.len()
+                    )
+                })
+                .unwrap_or_default();
+            format!("{}: {file}{size}, {} µm/px", m.name, m.microns_per_pixel)
+        })
+        .collect()
 }
 
 /// Puts the cell table's numeric columns into obs (except `skip` and columns with no value,

@@ -5,10 +5,11 @@
 //! - MERSCOPE: `cell_boundaries.parquet` (post-processing tool) or `*_micron_space.parquet`
 //!   (instrument), one row per cell and z-plane, `Geometry` a WKB polygon or multipolygon in µm;
 //!   the first row of each cell is taken and, of a multipolygon, its first polygon's outer ring;
+//!   without either, the instrument's per-FOV `cell_boundaries/*.hdf5`
+//!   (`featuredata/<cell>/zIndex_<z>/p_0/coordinates`, `1 x n x 2` µm), the lowest plane of
+//!   each cell;
 //! - CosMx: `*-polygons.csv`, one row per vertex (`fov`, `cellID`, `x_global_px`,
 //!   `y_global_px`).
-//!
-//! The per-FOV MERSCOPE HDF5 boundaries are not read.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -81,7 +82,10 @@ pub fn read_outlines(path: &Path, kind: InputKind, cells: &[String]) -> Result<O
                 .or_else(|| one_ending(path, "_micron_space.parquet", "").ok());
             match file {
                 Some(f) => wkb_rows(&f)?,
-                None => return Ok(None),
+                None => match hdf5_rings(&path.join("cell_boundaries"))? {
+                    Some(r) => r,
+                    None => return Ok(None),
+                },
             }
         }
         InputKind::Cosmx => match one_ending(path, "-polygons.csv", "").ok() {
@@ -154,6 +158,58 @@ fn wkb_rows(path: &Path) -> Result<HashMap<String, Vec<[f64; 2]>>> {
         }
     }
     Ok(rings)
+}
+
+/// Rings from MERSCOPE's per-FOV HDF5 files in `dir` (`None` without any): each cell's
+/// lowest `zIndex_<z>`, its `p_0/coordinates` (`1 x n x 2`).
+fn hdf5_rings(dir: &Path) -> Result<Option<HashMap<String, Vec<[f64; 2]>>>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "hdf5"))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    let mut rings = HashMap::new();
+    for f in files {
+        let h = crate::data::h5ad::open_hdf5(&f)?;
+        let err = |p: &str, e: hdf5::Error| DataError::hdf5(&f, p, e);
+        let g = h.group("featuredata").map_err(|e| err("featuredata", e))?;
+        for cell in g.member_names().map_err(|e| err("featuredata", e))? {
+            let c = g.group(&cell).map_err(|e| err(&cell, e))?;
+            let mut planes: Vec<(u32, String)> = c
+                .member_names()
+                .map_err(|e| err(&cell, e))?
+                .into_iter()
+                .filter_map(|n| Some((n.strip_prefix("zIndex_")?.parse().ok()?, n)))
+                .collect();
+            planes.sort();
+            let Some((_, plane)) = planes.first() else {
+                continue;
+            };
+            let path = format!("featuredata/{cell}/{plane}/p_0/coordinates");
+            let ds = g
+                .dataset(&format!("{cell}/{plane}/p_0/coordinates"))
+                .and_then(crate::data::h5util::checked)
+                .map_err(|e| err(&path, e))?;
+            let v: Vec<f64> = ds.read_raw().map_err(|e| err(&path, e))?;
+            if ds.shape().last() != Some(&2) {
+                return Err(DataError::invalid(
+                    &f,
+                    &path,
+                    format!("shape {:?}; expected (1, n, 2)", ds.shape()),
+                ));
+            }
+            rings
+                .entry(cell)
+                .or_insert_with(|| v.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+        }
+    }
+    Ok(Some(rings))
 }
 
 /// The outer ring of a WKB polygon (type 3), or of a multipolygon's (type 6) first polygon.

@@ -102,6 +102,7 @@ pub fn read_slideseq(dir: &Path) -> Result<(AnnData, VendorInfo)> {
         files: vec![file_name(&dge), file_name(&beads_path)],
         metadata: vec![("layout".into(), layout.into())],
         controls: Vec::new(),
+        images: Vec::new(),
     };
     Ok((adata, info))
 }

@@ -146,6 +146,7 @@ pub fn read_gem(path: &Path, bin: u32) -> Result<(AnnData, VendorInfo)> {
         files: vec![file_name(path)],
         metadata,
         controls: Vec::new(),
+        images: Vec::new(),
     };
     Ok((adata, info))
 }

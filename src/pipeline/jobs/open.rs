@@ -20,7 +20,8 @@ pub struct Opened {
     /// The image to show under its spatial view, and where it goes ([`default_image`]).
     pub image: Option<(PathBuf, Placement)>,
     /// Every image the dataset offers for the underlay (name, file, placement): a MERSCOPE
-    /// run's mosaics, one per stain and plane; empty otherwise.
+    /// run's mosaics, one per stain and plane, or a Xenium run's morphology images, one per
+    /// stain; empty otherwise.
     pub images: Vec<(String, PathBuf, Placement)>,
     /// The cells' outlines, when the instrument's output has them.
     pub outlines: Option<crate::data::vendor::outlines::Outlines>,
@@ -68,23 +69,35 @@ pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
         }
         None => None,
     };
+    let images = offered_images(path).unwrap_or_else(|e| {
+        summary.push_str(&format!("image: not placed: {e}\n"));
+        Vec::new()
+    });
+    let image = default_image(path);
     h.step(Step::Open, 1.0);
     Ok(Opened {
         data,
         summary,
-        image: default_image(path),
-        images: offered_images(path),
+        image,
+        images,
         outlines,
     })
 }
 
-/// A MERSCOPE run's mosaics with their placement (see [`Opened::images`]).
-fn offered_images(path: &Path) -> Vec<(String, PathBuf, Placement)> {
-    if crate::data::detect(path).ok() != Some(crate::data::InputKind::Merscope) {
-        return Vec::new();
-    }
-    let all = crate::data::vendor::merscope::mosaics(path).unwrap_or_default();
-    all.into_iter()
+/// The images an instrument's folder offers with their placement (see [`Opened::images`]),
+/// or why they cannot be placed.
+fn offered_images(path: &Path) -> Result<Vec<(String, PathBuf, Placement)>, String> {
+    use crate::data::InputKind;
+    let all = match crate::data::detect(path).ok() {
+        Some(InputKind::Merscope) => crate::data::vendor::merscope::mosaics(path),
+        Some(InputKind::Xenium) => crate::data::vendor::xenium::morphology(path),
+        _ => return Ok(Vec::new()),
+    };
+    let mut all = all.map_err(|e| e.to_string())?;
+    // DAPI first: the stain every run has and the one a viewer opens with.
+    all.sort_by_key(|m| !m.name.starts_with("DAPI"));
+    Ok(all
+        .into_iter()
         .map(|m| {
             let p = Placement {
                 data_per_pixel: m.microns_per_pixel,
@@ -92,12 +105,35 @@ fn offered_images(path: &Path) -> Vec<(String, PathBuf, Placement)> {
             };
             (m.name, m.path, p)
         })
-        .collect()
+        .collect())
 }
 
 /// The input's kind when it is an instrument's output.
 fn summary_kind(path: &Path) -> Option<crate::data::InputKind> {
     crate::data::detect(path).ok().filter(|k| k.is_vendor())
+}
+
+/// An image to decode for the underlay: the file, where its full-resolution pixels lie, and the
+/// contrast limits for grey images of more than 8 bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRequest {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its full-resolution placement in the data's coordinates.
+    pub placement: Placement,
+    /// Contrast limits (used for grey images only: stains, not H&E).
+    pub contrast: Contrast,
+}
+
+impl ImageRequest {
+    /// `path` at `placement` with the default contrast.
+    pub fn new(path: PathBuf, placement: Placement) -> Self {
+        Self {
+            path,
+            placement,
+            contrast: Contrast::default(),
+        }
+    }
 }
 
 /// A decoded underlay image.
@@ -107,28 +143,81 @@ pub struct Underlay {
     pub image: image::RgbaImage,
     /// Where `image` lies (the file's placement, its scale times the downscaling).
     pub placement: Placement,
-    /// Where it came from.
-    pub path: PathBuf,
+    /// What was asked for.
+    pub request: ImageRequest,
+    /// Whether the contrast limits were applied (a grey image).
+    pub stretched: bool,
 }
 
-/// Decodes the image at `path` (PNG, JPEG, TIFF; 16-bit grey, as microscopes write, is
-/// contrast-stretched: [`stretch_grey16`]) and downscales it to at most [`MAX_IMAGE_SIDE`]
-/// pixels per side; `placement` is the file's.
+/// Contrast limits of a grey image (a fluorescence stain): the quantiles of its non-zero pixels
+/// shown as black and as white (napari's and QuPath's auto-contrast use the same percentile
+/// stretch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contrast {
+    /// Quantile shown black, in [0, 1).
+    pub low: f64,
+    /// Quantile shown white, in (low, 1].
+    pub high: f64,
+}
+
+impl Default for Contrast {
+    /// The 0.5th and 99.5th percentiles.
+    fn default() -> Self {
+        Self {
+            low: 0.005,
+            high: 0.995,
+        }
+    }
+}
+
+/// Decodes the image at `path` (PNG, JPEG, TIFF, and OME-TIFF pyramids: the finest level that
+/// fits, read through [`crate::data::ometiff`]; grey images, as microscopes write them,
+/// are stretched to `contrast`: [`stretch_grey16`]) and downscales it to at most
+/// [`MAX_IMAGE_SIDE`] pixels per side.
 ///
 /// # Errors
 /// [`JobError::Input`] naming the file when it cannot be opened or decoded.
-pub fn load_image(path: &Path, placement: Placement) -> Result<Underlay, JobError> {
+pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
+    let (path, placement, contrast) = (&request.path, request.placement, request.contrast);
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         JobError::Input(format!("{}: cannot {what} image: {e}", path.display()))
     };
-    let mut reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| bad("open", &e))?;
-    reader.no_limits();
-    let img = reader.decode().map_err(|e| bad("decode", &e))?;
-    let img = match img {
-        image::DynamicImage::ImageLuma16(g) => image::DynamicImage::ImageLuma8(stretch_grey16(&g)),
-        other => other,
+    let name = path.to_string_lossy().to_lowercase();
+    let mut stretched = false;
+    let (img, full_width) = if name.ends_with(".ome.tif") || name.ends_with(".ome.tiff") {
+        let t = crate::data::ometiff::OmeTiff::open(path).map_err(|e| bad("open", &e))?;
+        let lv = t.level_fitting(MAX_IMAGE_SIDE);
+        let l = &t.levels[lv];
+        let px = t
+            .read_region(lv, [0, 0, l.width, l.height])
+            .map_err(|e| bad("decode", &e))?;
+        let g = image::ImageBuffer::from_raw(l.width, l.height, px)
+            .ok_or_else(|| bad("decode", &"the level's pixel count"))?;
+        stretched = true;
+        let grey = image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast));
+        (grey, t.levels[0].width)
+    } else {
+        let mut reader = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| bad("open", &e))?;
+        reader.no_limits();
+        let img = reader.decode().map_err(|e| bad("decode", &e))?;
+        let img = match img {
+            image::DynamicImage::ImageLuma16(g) => {
+                stretched = true;
+                image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast))
+            }
+            image::DynamicImage::ImageLuma8(g) => {
+                stretched = true;
+                let wide = g.as_raw().iter().map(|&v| u16::from(v)).collect();
+                let g = image::ImageBuffer::from_raw(g.width(), g.height(), wide)
+                    .expect("one value per pixel");
+                image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast))
+            }
+            other => other,
+        };
+        let w = img.width();
+        (img, w)
     };
     let (w, h) = (img.width(), img.height());
     let f = (f64::from(MAX_IMAGE_SIDE) / f64::from(w.max(h))).min(1.0);
@@ -142,53 +231,62 @@ pub fn load_image(path: &Path, placement: Placement) -> Result<Underlay, JobErro
         img
     };
     let rgba = img.to_rgba8();
-    let scale = f64::from(rgba.width()) / f64::from(w);
+    let scale = f64::from(rgba.width()) / f64::from(full_width);
     Ok(Underlay {
         image: rgba,
         placement: Placement {
             data_per_pixel: placement.data_per_pixel / scale,
             origin: placement.origin,
         },
-        path: path.to_path_buf(),
+        request: request.clone(),
+        stretched,
     })
 }
 
-/// 16-bit grey to 8-bit with the 0.5th and 99.5th percentiles of the non-zero pixels mapped to
-/// 0 and 255 (a fluorescence image's useful range is a small part of 0..65,535; the percentile
-/// stretch is what napari's and QuPath's auto-contrast do).
-pub fn stretch_grey16(g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>) -> image::GrayImage {
-    let mut values: Vec<u16> = g.as_raw().iter().copied().filter(|&v| v > 0).collect();
-    values.sort_unstable();
+/// 16-bit grey to 8-bit with the `contrast` quantiles of the non-zero pixels mapped to 0 and 255
+/// (a fluorescence image's useful range is a small part of 0..65,535).
+pub fn stretch_grey16(
+    g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>,
+    contrast: Contrast,
+) -> image::GrayImage {
+    // Quantiles from a histogram (the same as indexing the sorted non-zero values), then one
+    // lookup per pixel.
+    let mut hist = vec![0u64; 65_536];
+    for &v in g.as_raw() {
+        hist[usize::from(v)] += 1;
+    }
+    hist[0] = 0;
+    let n: u64 = hist.iter().sum();
     let at = |q: f64| {
-        values
-            .get(((values.len().saturating_sub(1)) as f64 * q) as usize)
-            .copied()
+        let k = (n.saturating_sub(1) as f64 * q.clamp(0.0, 1.0)) as u64;
+        let mut seen = 0;
+        hist.iter()
+            .position(|&c| {
+                seen += c;
+                seen > k
+            })
             .unwrap_or(0)
     };
-    let (lo, hi) = (f64::from(at(0.005)), f64::from(at(0.995)));
+    let (lo, hi) = (at(contrast.low) as f64, at(contrast.high) as f64);
     let span = (hi - lo).max(1.0);
-    image::GrayImage::from_fn(g.width(), g.height(), |x, y| {
-        let v = (f64::from(g.get_pixel(x, y)[0]) - lo) / span;
-        image::Luma([(v.clamp(0.0, 1.0) * 255.0).round() as u8])
-    })
+    let lut: Vec<u8> = (0..65_536)
+        .map(|v| ((f64::from(v) - lo) / span).clamp(0.0, 1.0))
+        .map(|v| (v * 255.0).round() as u8)
+        .collect();
+    let px = g.as_raw().iter().map(|&v| lut[usize::from(v)]).collect();
+    image::GrayImage::from_raw(g.width(), g.height(), px).expect("one byte per pixel")
 }
 
-/// The image shown under a dataset's spatial view by default: the Visium hires (else lowres)
-/// image placed with its scale factor, a MERSCOPE mosaic placed by its micron-to-pixel
-/// transform ([`crate::data::vendor::merscope::mosaic`]), or an H&E image beside an .h5ad named
+/// The image shown under a dataset's spatial view by default: the first image an instrument's
+/// folder offers (a MERSCOPE DAPI mosaic placed by its micron-to-pixel transform, a Xenium
+/// morphology image by its pixel size), the Visium hires (else lowres) image placed with its
+/// scale factor, or an H&E image beside an .h5ad named
 /// `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`.
 pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
-    let kind = crate::data::detect(path).ok()?;
-    if kind == crate::data::InputKind::Merscope {
-        let m = crate::data::vendor::merscope::mosaic(path).ok()??;
-        return Some((
-            m.path,
-            Placement {
-                data_per_pixel: m.microns_per_pixel,
-                origin: m.origin,
-            },
-        ));
+    if let Some((_, p, placement)) = offered_images(path).ok()?.into_iter().next() {
+        return Some((p, placement));
     }
+    let kind = crate::data::detect(path).ok()?;
     if kind == crate::data::InputKind::Visium {
         let v = crate::data::tenx::read_visium(path).ok()?;
         let img = v
@@ -208,7 +306,7 @@ pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
 
 #[cfg(test)]
 mod tests {
-    use super::stretch_grey16;
+    use super::{Contrast, stretch_grey16};
 
     /// A dim 16-bit ramp (values 1,000..1,999, as a fluorescence channel uses a small part of
     /// the range) spans 0..255 after the stretch, monotonically; zeros (no signal) stay black.
@@ -217,7 +315,7 @@ mod tests {
         let g = image::ImageBuffer::from_fn(1000, 2, |x, y| {
             image::Luma([if y == 0 { 1000 + x as u16 } else { 0 }])
         });
-        let out = stretch_grey16(&g);
+        let out = stretch_grey16(&g, Contrast::default());
         let row: Vec<u8> = (0..1000).map(|x| out.get_pixel(x, 0)[0]).collect();
         assert_eq!((row[0], row[999]), (0, 255));
         assert!(row.windows(2).all(|w| w[0] <= w[1]), "monotonic");

@@ -2,6 +2,7 @@
 //! that answer between frames.
 
 use super::{CellscopeApp, provenance};
+use crate::pipeline::jobs::open::{ImageRequest, Placement};
 use crate::pipeline::worker::{Command, Worker};
 use crate::ui::panels::Action;
 
@@ -21,13 +22,27 @@ impl CellscopeApp {
         match a {
             Action::Open(p) => self.open(p),
             // An image chosen by hand is taken to be in the pixel frame of obsm['spatial'].
+            // Another of the run's images keeps the contrast limits the user set.
             Action::LoadPlacedImage(p, placement) => {
-                send(&self.worker, Command::LoadImage(p, placement));
+                let mut r = ImageRequest::new(p, placement);
+                if let Some(u) = &self.x.underlay {
+                    r.contrast = u.request.contrast;
+                }
+                send(&self.worker, Command::LoadImage(r));
             }
             Action::LoadImage(p) => send(
                 &self.worker,
-                Command::LoadImage(p, crate::pipeline::jobs::open::Placement::scale(1.0)),
+                Command::LoadImage(ImageRequest::new(p, Placement::scale(1.0))),
             ),
+            Action::SetContrast(contrast) => {
+                if let Some(u) = &self.x.underlay {
+                    let r = ImageRequest {
+                        contrast,
+                        ..u.request.clone()
+                    };
+                    send(&self.worker, Command::LoadImage(r));
+                }
+            }
             Action::LoadModel(p) => self.load_model(p),
             Action::Embed => self.embed(),
             Action::Transfer(reference, label_key) => {

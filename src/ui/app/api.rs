@@ -11,7 +11,20 @@ use crate::ui::panels;
 impl CellscopeApp {
     /// The file of the image under the spatial view, once decoded.
     pub fn underlay_path(&self) -> Option<&Path> {
-        self.x.underlay.as_ref().map(|u| u.path.as_path())
+        self.x.underlay.as_ref().map(|u| u.request.path.as_path())
+    }
+
+    /// The contrast limits of the image under the spatial view, when they apply to it (a grey
+    /// image).
+    pub fn underlay_contrast(&self) -> Option<crate::pipeline::jobs::open::Contrast> {
+        let u = self.x.underlay.as_ref().filter(|u| u.stretched)?;
+        Some(u.request.contrast)
+    }
+
+    /// Asks for the image under the spatial view again with new contrast limits, as the Data
+    /// panel's black and white values do when let go.
+    pub fn set_contrast(&mut self, c: crate::pipeline::jobs::open::Contrast) {
+        self.apply(panels::Action::SetContrast(c));
     }
 
     /// Cells with an outline (an instrument's segmentation), once read.

@@ -66,7 +66,8 @@ impl CellscopeApp {
             Event::Image {
                 image,
                 placement,
-                path,
+                request,
+                stretched,
             } => {
                 let [w, h] = image.size;
                 let texture =
@@ -80,7 +81,8 @@ impl CellscopeApp {
                     ],
                     origin: placement.origin,
                     opacity,
-                    path,
+                    request,
+                    stretched,
                 });
             }
             Event::ModelLoaded {

@@ -2,6 +2,7 @@
 //! files), load an image under the spatial view with its opacity (or pick one of the run's
 //! mosaics), and the `cellscope inspect` summary of the open one.
 
+use crate::pipeline::jobs::open::Contrast;
 use egui::RichText;
 
 use super::{Action, Picked, pick_file, pick_folder, take};
@@ -12,6 +13,8 @@ use crate::ui::explorer::Explorer;
 pub struct DataPanel {
     picked: Picked,
     picked_image: Picked,
+    /// The contrast limits being edited (percent), kept while a value is dragged.
+    contrast: Option<[f64; 2]>,
 }
 
 impl DataPanel {
@@ -64,9 +67,13 @@ impl DataPanel {
                     .labelled_by(label.id);
             }
         });
+        match x.underlay.as_ref().filter(|u| u.stretched) {
+            Some(u) => self.contrast_limits(ui, u.request.contrast, &mut out),
+            None => self.contrast = None,
+        }
         ui.label(&x.status);
         if x.images.len() > 1 {
-            let current = x.underlay.as_ref().map(|u| u.path.clone());
+            let current = x.underlay.as_ref().map(|u| u.request.path.clone());
             let shown = x
                 .images
                 .iter()
@@ -83,7 +90,7 @@ impl DataPanel {
                     }
                 });
         } else if let Some(u) = &x.underlay {
-            let name = u.path.file_name().map(|f| f.to_string_lossy());
+            let name = u.request.path.file_name().map(|f| f.to_string_lossy());
             ui.label(format!("image: {}", name.unwrap_or_default()));
         }
         if let Some(d) = &x.data {
@@ -109,5 +116,44 @@ impl DataPanel {
             });
         }
         out
+    }
+}
+
+impl DataPanel {
+    /// The contrast limits of a fluorescence image (percentiles of its non-zero pixels shown
+    /// black and white); the image is decoded again when a value is let go, not while it is
+    /// dragged.
+    fn contrast_limits(&mut self, ui: &mut egui::Ui, c: Contrast, out: &mut Vec<Action>) {
+        let [low, high] = self.contrast.get_or_insert([c.low * 100.0, c.high * 100.0]);
+        ui.horizontal(|ui| {
+            ui.label("contrast")
+                .on_hover_text("percentiles of the image's non-zero pixels shown black and white");
+            let speed = 0.1;
+            let l = ui.label("black");
+            let a = ui
+                .add(
+                    egui::DragValue::new(low)
+                        .range(0.0..=50.0)
+                        .speed(speed)
+                        .suffix(" %"),
+                )
+                .labelled_by(l.id);
+            let l = ui.label("white");
+            let b = ui
+                .add(
+                    egui::DragValue::new(high)
+                        .range(50.0..=100.0)
+                        .speed(speed)
+                        .suffix(" %"),
+                )
+                .labelled_by(l.id);
+            let done = |r: &egui::Response| r.drag_stopped() || (r.changed() && !r.dragged());
+            if (done(&a) || done(&b)) && *low < *high {
+                out.push(Action::SetContrast(Contrast {
+                    low: *low / 100.0,
+                    high: *high / 100.0,
+                }));
+            }
+        });
     }
 }

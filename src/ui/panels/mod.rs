@@ -31,6 +31,8 @@ pub enum Action {
     LoadImage(PathBuf),
     /// Load an image placed in the data's coordinates (one of a run's mosaics).
     LoadPlacedImage(PathBuf, crate::pipeline::jobs::open::Placement),
+    /// Decode the shown image again with these contrast limits.
+    SetContrast(crate::pipeline::jobs::open::Contrast),
     /// Load a model (file, folder or `hf://` name).
     LoadModel(PathBuf),
     /// Embed the open dataset with the loaded model.
