@@ -32,6 +32,9 @@ pub enum Command {
     Open(PathBuf),
     /// Load an image to show under the spatial view, placed and contrast-stretched as asked.
     LoadImage(super::jobs::open::ImageRequest),
+    /// Read a finer window of a pyramidal underlay for a zoomed-in view; the number is the
+    /// data units per pixel below which it is worth reading (the whole image's texture).
+    LoadDetail(super::jobs::detail::DetailRequest, f64),
     /// Load a model (cellscope folder, PyTorch / safetensors checkpoint with its gene list
     /// beside it, or an `hf://` file) and create its engine on the backend.
     LoadModel(PathBuf, BackendChoice),
@@ -80,6 +83,7 @@ impl Command {
         match self {
             Self::Open(_) => "opening",
             Self::LoadImage(..) => "loading an image",
+            Self::LoadDetail(..) => "reading a window of the image",
             Self::LoadModel(..) => "loading a model",
             Self::Embed(_) => "embedding",
             Self::Transfer { .. } => "label transfer",
@@ -161,8 +165,21 @@ pub enum Event {
         placement: super::jobs::open::Placement,
         /// What was asked for (file, its placement, contrast).
         request: super::jobs::open::ImageRequest,
-        /// Whether the contrast limits applied (a grey image).
-        stretched: bool,
+        /// The grey values shown black and white (a grey image).
+        grey_range: Option<[u16; 2]>,
+        /// Whether finer pyramid levels can be read for a zoomed-in view.
+        pyramid: bool,
+    },
+    /// A finer window of the underlay was read ([`Command::LoadDetail`]).
+    Detail {
+        /// RGBA pixels.
+        image: Arc<egui::ColorImage>,
+        /// Where `image` lies in the data's coordinates.
+        placement: super::jobs::open::Placement,
+        /// The pyramid level read.
+        level: usize,
+        /// What was asked for.
+        request: super::jobs::detail::DetailRequest,
     },
     /// A model is ready.
     ModelLoaded {
@@ -329,7 +346,10 @@ impl Worker {
     pub fn send(&self, c: Command) -> bool {
         if !matches!(
             c,
-            Command::LoadImage(..) | Command::SaveModel(_) | Command::Shutdown
+            Command::LoadImage(..)
+                | Command::LoadDetail(..)
+                | Command::SaveModel(_)
+                | Command::Shutdown
         ) {
             self.cancel.store(false, Ordering::Relaxed);
         }
@@ -459,6 +479,10 @@ impl State {
             Command::Shutdown => Ok(()),
             Command::InjectPanic => panic!("injected panic"),
             Command::Open(path) => self.open(path),
+            Command::LoadDetail(request, coarsest) => {
+                detail_in_background(request, coarsest, &self.out);
+                Ok(())
+            }
             Command::LoadImage(request) => {
                 load_in_background(request, &self.out);
                 Ok(())
@@ -656,12 +680,48 @@ fn load_in_background(request: super::jobs::open::ImageRequest, out: &Outbox) {
                         )),
                         placement: u.placement,
                         request: u.request,
-                        stretched: u.stretched,
+                        grey_range: u.grey_range,
+                        pyramid: u.pyramid,
                     }
                 }
                 Err(e) => Event::Failed(e),
             };
             out2.send(e);
+        });
+    if let Err(e) = spawned {
+        out.fail(JobError::Input(format!(
+            "cannot start the image thread: {e}"
+        )));
+    }
+}
+
+/// Reads a window of a pyramidal underlay on its own thread ([`super::jobs::detail`]); the
+/// result comes back as [`Event::Detail`], nothing when no level is finer than the texture, a
+/// failure as [`Event::Failed`].
+fn detail_in_background(request: super::jobs::detail::DetailRequest, coarsest: f64, out: &Outbox) {
+    let out2 = out.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cellscope-image".into())
+        .spawn(move || {
+            let load = || super::jobs::detail::load_detail(&request, coarsest);
+            let loaded = std::panic::catch_unwind(load)
+                .unwrap_or_else(|p| Err(JobError::panicked("reading an image window", p.as_ref())));
+            match loaded {
+                Ok(Some(d)) => {
+                    let size = [d.image.width() as usize, d.image.height() as usize];
+                    out2.send(Event::Detail {
+                        image: Arc::new(egui::ColorImage::from_rgba_unmultiplied(
+                            size,
+                            d.image.as_raw(),
+                        )),
+                        placement: d.placement,
+                        level: d.level,
+                        request,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => out2.send(Event::Failed(e)),
+            }
         });
     if let Err(e) = spawned {
         out.fail(JobError::Input(format!(

@@ -19,6 +19,7 @@ use crate::pipeline::worker::{Command, Worker};
 
 mod actions;
 mod api;
+mod detail;
 mod events;
 mod session;
 
@@ -91,6 +92,8 @@ pub struct CellscopeApp {
     screenshot_frames: u32,
     /// A reopened session, applied once its pipeline has run.
     pending_session: Option<Session>,
+    /// Finer windows of a pyramidal underlay for the zoomed-in spatial view.
+    detail: detail::DetailState,
 }
 
 impl CellscopeApp {
@@ -114,6 +117,7 @@ impl CellscopeApp {
             screenshot_to: None,
             screenshot_frames: 0,
             pending_session: None,
+            detail: Default::default(),
         };
         if let Some(p) = path {
             app.open(p);
@@ -392,6 +396,7 @@ impl CellscopeApp {
             .show(ui, |ui| self.right_panel(ui));
         self.errors_panel(ui);
         egui::CentralPanel::default().show(ui, |ui| self.central_panel(ui, format));
+        self.request_detail(&ctx);
         if let Some(i) = self.x.hovered {
             let text = self.x.hover_text(i);
             egui::Tooltip::always_open(

@@ -48,8 +48,24 @@ pub struct Underlay {
     pub opacity: f32,
     /// What was decoded: the file, its full-resolution placement and the contrast limits.
     pub request: crate::pipeline::jobs::open::ImageRequest,
-    /// Whether the contrast limits apply to it (a grey image).
-    pub stretched: bool,
+    /// The grey values shown black and white, when it is a grey image (contrast limits apply).
+    pub grey_range: Option<[u16; 2]>,
+    /// Whether finer levels of its pyramid can be read for a zoomed-in view.
+    pub pyramid: bool,
+    /// A finer window of it over the zoomed-in view, when one has been read.
+    pub detail: Option<Detail>,
+}
+
+/// A window of an underlay read at a finer pyramid level than the whole image's texture.
+pub struct Detail {
+    /// The uploaded texture.
+    pub texture: egui::TextureHandle,
+    /// Data coordinates of its top-left corner.
+    pub origin: [f64; 2],
+    /// Its extent in data units (width, height).
+    pub size: [f64; 2],
+    /// The pyramid level it was read from (0 = full resolution).
+    pub level: usize,
 }
 
 /// What a view reports back to the app after a frame.
@@ -222,11 +238,24 @@ impl PointView {
         if let Some(u) = backdrop.underlay
             && u.opacity > 0.0
         {
-            let a = cam.to_screen(rect, u.origin);
-            let b = cam.to_screen(rect, [u.origin[0] + u.size[0], u.origin[1] + u.size[1]]);
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
             let tint = Color32::from_white_alpha((u.opacity * 255.0) as u8);
-            painter.image(u.texture.id(), Rect::from_two_pos(a, b), uv, tint);
+            let place = |origin: [f64; 2], size: [f64; 2]| {
+                let a = cam.to_screen(rect, origin);
+                Rect::from_two_pos(
+                    a,
+                    cam.to_screen(rect, [origin[0] + size[0], origin[1] + size[1]]),
+                )
+            };
+            // A finer window read for the zoomed-in view replaces the coarse texture where it
+            // covers the whole view (drawing both would darken the window by blending twice).
+            let detail = u.detail.as_ref().map(|d| (d, place(d.origin, d.size)));
+            if detail.is_none_or(|(_, r)| !r.contains_rect(rect)) {
+                painter.image(u.texture.id(), place(u.origin, u.size), uv, tint);
+            }
+            if let Some((d, r)) = detail {
+                painter.image(d.texture.id(), r, uv, tint);
+            }
         }
         let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
         if let Some(format) = format {

@@ -126,7 +126,10 @@ fn morphology_nuclei_land_at_their_microns() {
         "DAPI by default"
     );
     let under = load_image(&ImageRequest::new(path, placement)).expect("decode");
-    assert!(under.stretched, "16-bit grey gets contrast limits");
+    assert!(
+        under.grey_range.is_some(),
+        "16-bit grey gets contrast limits"
+    );
     let p = under.placement;
     let img = &under.image;
     let at = |um: [f64; 2]| {
@@ -232,4 +235,72 @@ fn truncated_morphology_is_refused_naming_the_chunk() {
     }
     let e = OmeTiff::open(&tmp.path().join("none.ome.tif")).expect_err("missing");
     assert!(e.to_string().contains("none.ome.tif"));
+}
+
+/// A zoomed-in window is read at the finest level whose pixels fit, placed on the micron grid
+/// of that level, stretched like the whole image; a window no finer than the whole image's
+/// texture is not read.
+#[test]
+fn detail_windows_read_the_finest_level_that_fits() {
+    use cellscope::pipeline::jobs::detail::{DetailRequest, load_detail};
+    use cellscope::pipeline::jobs::open::{Placement, grey_range};
+    let path = focus_dir().join("morphology_focus_0000.ome.tif");
+    let image = ImageRequest::new(path.clone(), Placement::scale(0.2125));
+    let whole = OmeTiff::open(&path).expect("open");
+    let l0 = &whole.levels[0];
+    let px = whole
+        .read_region(0, [0, 0, l0.width, l0.height])
+        .expect("read");
+    let g = image::ImageBuffer::from_raw(l0.width, l0.height, px).expect("image");
+    let range = grey_range(&g, Contrast::default());
+    let nucleus = &reference()["nuclei_um"][0];
+    let (nx, ny) = (
+        nucleus[0].as_f64().expect("x"),
+        nucleus[1].as_f64().expect("y"),
+    );
+    let window = [nx - 15.0, ny - 15.0, nx + 15.0, ny + 15.0];
+    let ask = |max_side: u32, coarsest: f64| {
+        let r = DetailRequest {
+            image: image.clone(),
+            window,
+            max_side,
+            grey_range: range,
+        };
+        load_detail(&r, coarsest).expect("read a window")
+    };
+    // 30 µm at 0.2125 µm per pixel is 142 pixels: level 0 fits 1,000.
+    let d = ask(1000, 1.0).expect("a finer window");
+    assert_eq!(d.level, 0);
+    assert_eq!(d.placement.data_per_pixel, 0.2125);
+    let (ox, oy) = (d.placement.origin[0], d.placement.origin[1]);
+    assert!(
+        ox <= window[0] && ox > window[0] - 0.2125,
+        "on the pixel grid: {ox}"
+    );
+    // The saturated pixels (the nucleus's top) centre on the nucleus.
+    let white: Vec<(f64, f64)> = d
+        .image
+        .enumerate_pixels()
+        .filter(|(_, _, p)| p[0] == 255)
+        .map(|(x, y, _)| {
+            (
+                ox + (f64::from(x) + 0.5) * 0.2125,
+                oy + (f64::from(y) + 0.5) * 0.2125,
+            )
+        })
+        .collect();
+    let n = white.len() as f64;
+    let centre = (
+        white.iter().map(|p| p.0).sum::<f64>() / n,
+        white.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    assert!(
+        n > 0.0 && (centre.0 - nx).abs() < 0.5 && (centre.1 - ny).abs() < 0.5,
+        "the nucleus at {nx},{ny} µm is where the window is white: {centre:?}"
+    );
+    // 50 pixels a side: level 2 (0.85 µm per pixel, 36 pixels) is the finest that fits.
+    let d = ask(50, 1.0).expect("a coarser window");
+    assert_eq!((d.level, d.placement.data_per_pixel), (2, 0.85));
+    // No level finer than the texture's 0.8 µm per pixel fits 50 pixels: nothing is read.
+    assert!(ask(50, 0.8).is_none());
 }

@@ -1189,3 +1189,101 @@ fn the_window_colours_by_an_imputed_gene() {
     );
     let _ = after.save(std::env::temp_dir().join("cellscope_imputed_gene.png"));
 }
+
+/// Writes a grey 16-bit OME-TIFF whose full-resolution image is `levels[0]` and whose SubIFDs
+/// hold the others (uncompressed strips), with `xml` as its ImageDescription.
+fn write_pyramid(path: &std::path::Path, levels: &[(u32, u32, Vec<u16>)], xml: &str) {
+    use tiff::encoder::{TiffEncoder, colortype::Gray16};
+    use tiff::tags::Tag;
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = TiffEncoder::new(file).unwrap();
+    let mut subs = Vec::new();
+    for (w, h, px) in &levels[1..] {
+        let mut d = enc.extra_directory().unwrap();
+        let at = d.write_data(&px[..]).unwrap() as u32;
+        d.write_tag(Tag::NewSubfileType, 1u32).unwrap();
+        d.write_tag(Tag::ImageWidth, *w).unwrap();
+        d.write_tag(Tag::ImageLength, *h).unwrap();
+        d.write_tag(Tag::BitsPerSample, 16u16).unwrap();
+        d.write_tag(Tag::Compression, 1u16).unwrap();
+        d.write_tag(Tag::PhotometricInterpretation, 1u16).unwrap();
+        d.write_tag(Tag::SamplesPerPixel, 1u16).unwrap();
+        d.write_tag(Tag::RowsPerStrip, *h).unwrap();
+        d.write_tag(Tag::StripOffsets, at).unwrap();
+        d.write_tag(Tag::StripByteCounts, w * h * 2).unwrap();
+        subs.push(d.finish_with_offsets().unwrap().offset);
+    }
+    let (w, h, px) = &levels[0];
+    let mut img = enc.new_image::<Gray16>(*w, *h).unwrap();
+    img.encoder().write_tag(Tag::ImageDescription, xml).unwrap();
+    img.encoder().write_tag(Tag::SubIfd, &subs[..]).unwrap();
+    img.write_data(px).unwrap();
+}
+
+/// A Xenium folder whose morphology image is larger than one texture: zoomed in on the cells,
+/// the window under the view is read from the full-resolution level and drawn over the coarse
+/// texture (the DAPI-like blobs sit on the real cells' centroids).
+#[test]
+fn zooming_into_a_morphology_pyramid_reads_its_full_resolution() {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vendor/xenium_sfe");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["cell_feature_matrix.h5", "cells.parquet"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let cells = cellscope::data::open(tmp.path()).unwrap();
+    // 0.3 µm per pixel over 0..1,500 µm: 5,000 pixels, more than one 4,096 texture.
+    let (dpp, side) = (0.3, 5000u32);
+    let mut full = vec![300u16; (side * side) as usize];
+    for c in cells.obsm["spatial"].rows() {
+        let (cx, cy) = (c[0] / dpp, c[1] / dpp);
+        for y in (cy as i64 - 12).max(0)..(cy as i64 + 12).min(i64::from(side)) {
+            for x in (cx as i64 - 12).max(0)..(cx as i64 + 12).min(i64::from(side)) {
+                let r2 = (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2);
+                let v = 300.0 + 8000.0 * (-r2 / 18.0).exp();
+                let p = &mut full[(y as u32 * side + x as u32) as usize];
+                *p = (*p).max(v as u16);
+            }
+        }
+    }
+    let half: Vec<u16> = (0..side / 2)
+        .flat_map(|y| (0..side / 2).map(move |x| (x, y)))
+        .map(|(x, y)| full[(2 * y * side + 2 * x) as usize])
+        .collect();
+    let xml = format!(
+        r#"<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" Type="uint16" SizeX="{side}" SizeY="{side}" PhysicalSizeX="{dpp}" PhysicalSizeY="{dpp}"><Channel ID="Channel:0:0" Name="DAPI"/></Pixels></Image></OME>"#
+    );
+    let levels = [(side, side, full), (side / 2, side / 2, half)];
+    write_pyramid(&tmp.path().join("morphology_focus.ome.tif"), &levels, &xml);
+
+    let mut h = harness_for(tmp.path().to_path_buf());
+    wait_until(&mut h, 60, |h| h.state().underlay_path().is_some());
+    assert_eq!(
+        h.state().underlay_detail_level(),
+        None,
+        "the whole cells fit the texture"
+    );
+    // Zoom in on a cell until a screen pixel is under 0.3 µm (the texture's is 0.6 µm).
+    let (_, _, pos) = h.state().view_geometry(1).expect("spatial view");
+    let cell = pos[0];
+    for _ in 0..10 {
+        let (spa, cam, _) = h.state().view_geometry(1).expect("spatial view");
+        if cam.units_per_point < 0.3 {
+            break;
+        }
+        let at = cam.to_screen(spa, [f64::from(cell[0]), f64::from(cell[1])]);
+        wheel_zoom(&mut h, if spa.contains(at) { at } else { spa.center() });
+    }
+    let (_, cam, _) = h.state().view_geometry(1).expect("spatial view");
+    assert!(
+        cam.units_per_point < 0.3,
+        "zoomed in: {} µm a point",
+        cam.units_per_point
+    );
+    wait_until(&mut h, 60, |h| h.state().underlay_detail_level().is_some());
+    assert_eq!(
+        h.state().underlay_detail_level(),
+        Some(0),
+        "full resolution under the view"
+    );
+}

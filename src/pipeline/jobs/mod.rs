@@ -20,6 +20,7 @@ pub mod analyze;
 pub mod coloring;
 pub mod compare;
 pub mod dashboard;
+pub mod detail;
 pub mod embed;
 pub mod evaluate;
 pub mod export;

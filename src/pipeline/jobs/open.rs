@@ -145,8 +145,10 @@ pub struct Underlay {
     pub placement: Placement,
     /// What was asked for.
     pub request: ImageRequest,
-    /// Whether the contrast limits were applied (a grey image).
-    pub stretched: bool,
+    /// The grey values shown black and white (a grey image), for detail windows to match.
+    pub grey_range: Option<[u16; 2]>,
+    /// Whether the file is an OME-TIFF pyramid whose finer levels [`super::detail`] can read.
+    pub pyramid: bool,
 }
 
 /// Contrast limits of a grey image (a fluorescence stain): the quantiles of its non-zero pixels
@@ -183,7 +185,8 @@ pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
         JobError::Input(format!("{}: cannot {what} image: {e}", path.display()))
     };
     let name = path.to_string_lossy().to_lowercase();
-    let mut stretched = false;
+    let mut range = None;
+    let mut pyramid = false;
     let (img, full_width) = if name.ends_with(".ome.tif") || name.ends_with(".ome.tiff") {
         let t = crate::data::ometiff::OmeTiff::open(path).map_err(|e| bad("open", &e))?;
         let lv = t.level_fitting(MAX_IMAGE_SIDE);
@@ -193,8 +196,10 @@ pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
             .map_err(|e| bad("decode", &e))?;
         let g = image::ImageBuffer::from_raw(l.width, l.height, px)
             .ok_or_else(|| bad("decode", &"the level's pixel count"))?;
-        stretched = true;
-        let grey = image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast));
+        let r = grey_range(&g, contrast);
+        range = Some(r);
+        pyramid = lv > 0;
+        let grey = image::DynamicImage::ImageLuma8(stretch_between(&g, r));
         (grey, t.levels[0].width)
     } else {
         let mut reader = image::ImageReader::open(path)
@@ -204,14 +209,14 @@ pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
         let img = reader.decode().map_err(|e| bad("decode", &e))?;
         let img = match img {
             image::DynamicImage::ImageLuma16(g) => {
-                stretched = true;
+                range = Some(grey_range(&g, contrast));
                 image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast))
             }
             image::DynamicImage::ImageLuma8(g) => {
-                stretched = true;
                 let wide = g.as_raw().iter().map(|&v| u16::from(v)).collect();
                 let g = image::ImageBuffer::from_raw(g.width(), g.height(), wide)
                     .expect("one value per pixel");
+                range = Some(grey_range(&g, contrast));
                 image::DynamicImage::ImageLuma8(stretch_grey16(&g, contrast))
             }
             other => other,
@@ -239,7 +244,8 @@ pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
             origin: placement.origin,
         },
         request: request.clone(),
-        stretched,
+        grey_range: range,
+        pyramid,
     })
 }
 
@@ -249,8 +255,15 @@ pub fn stretch_grey16(
     g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>,
     contrast: Contrast,
 ) -> image::GrayImage {
-    // Quantiles from a histogram (the same as indexing the sorted non-zero values), then one
-    // lookup per pixel.
+    stretch_between(g, grey_range(g, contrast))
+}
+
+/// The grey values at the `contrast` quantiles of the non-zero pixels (black, white), from a
+/// histogram: the same as indexing the sorted non-zero values.
+pub fn grey_range(
+    g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>,
+    contrast: Contrast,
+) -> [u16; 2] {
     let mut hist = vec![0u64; 65_536];
     for &v in g.as_raw() {
         hist[usize::from(v)] += 1;
@@ -265,9 +278,17 @@ pub fn stretch_grey16(
                 seen += c;
                 seen > k
             })
-            .unwrap_or(0)
+            .unwrap_or(0) as u16
     };
-    let (lo, hi) = (at(contrast.low) as f64, at(contrast.high) as f64);
+    [at(contrast.low), at(contrast.high)]
+}
+
+/// 16-bit grey to 8-bit with `range` (black, white) mapped to 0 and 255, one lookup per pixel.
+pub fn stretch_between(
+    g: &image::ImageBuffer<image::Luma<u16>, Vec<u16>>,
+    range: [u16; 2],
+) -> image::GrayImage {
+    let (lo, hi) = (f64::from(range[0]), f64::from(range[1]));
     let span = (hi - lo).max(1.0);
     let lut: Vec<u8> = (0..65_536)
         .map(|v| ((f64::from(v) - lo) / span).clamp(0.0, 1.0))

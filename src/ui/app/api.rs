@@ -17,7 +17,11 @@ impl CellscopeApp {
     /// The contrast limits of the image under the spatial view, when they apply to it (a grey
     /// image).
     pub fn underlay_contrast(&self) -> Option<crate::pipeline::jobs::open::Contrast> {
-        let u = self.x.underlay.as_ref().filter(|u| u.stretched)?;
+        let u = self
+            .x
+            .underlay
+            .as_ref()
+            .filter(|u| u.grey_range.is_some())?;
         Some(u.request.contrast)
     }
 
@@ -25,6 +29,12 @@ impl CellscopeApp {
     /// panel's black and white values do when let go.
     pub fn set_contrast(&mut self, c: crate::pipeline::jobs::open::Contrast) {
         self.apply(panels::Action::SetContrast(c));
+    }
+
+    /// The pyramid level of the finer window drawn over the underlay for the zoomed-in view, if
+    /// one is.
+    pub fn underlay_detail_level(&self) -> Option<usize> {
+        self.x.underlay.as_ref()?.detail.as_ref().map(|d| d.level)
     }
 
     /// Cells with an outline (an instrument's segmentation), once read.

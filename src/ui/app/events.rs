@@ -49,6 +49,28 @@ impl CellscopeApp {
             Event::Opened(a, summary) => self.opened(a, summary),
             Event::Outlines(o) => self.x.outlines = Some(o),
             Event::Images(i) => self.x.images = i,
+            Event::Detail {
+                image,
+                placement,
+                level,
+                request,
+            } => {
+                if let Some(u) = &mut x.underlay
+                    && u.request == request.image
+                {
+                    let [w, h] = image.size;
+                    let options = egui::TextureOptions::LINEAR;
+                    let texture = ctx.load_texture("underlay-detail", (*image).clone(), options);
+                    let dpp = placement.data_per_pixel;
+                    u.detail = Some(crate::ui::view::Detail {
+                        texture,
+                        origin: placement.origin,
+                        size: [w as f64 * dpp, h as f64 * dpp],
+                        level,
+                    });
+                }
+                return;
+            }
             Event::Analyzed { analysis, name, .. } => {
                 self.panels.pipeline.finished(analysis.domains.is_some());
                 x.status = format!("pipeline done on {name}");
@@ -67,8 +89,11 @@ impl CellscopeApp {
                 image,
                 placement,
                 request,
-                stretched,
+                grey_range,
+                pyramid,
             } => {
+                // A new image (or new contrast): windows of the old one no longer apply.
+                self.detail = Default::default();
                 let [w, h] = image.size;
                 let texture =
                     ctx.load_texture("underlay", (*image).clone(), egui::TextureOptions::LINEAR);
@@ -82,7 +107,9 @@ impl CellscopeApp {
                     origin: placement.origin,
                     opacity,
                     request,
-                    stretched,
+                    grey_range,
+                    pyramid,
+                    detail: None,
                 });
             }
             Event::ModelLoaded {

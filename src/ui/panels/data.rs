@@ -67,7 +67,7 @@ impl DataPanel {
                     .labelled_by(label.id);
             }
         });
-        match x.underlay.as_ref().filter(|u| u.stretched) {
+        match x.underlay.as_ref().filter(|u| u.grey_range.is_some()) {
             Some(u) => self.contrast_limits(ui, u.request.contrast, &mut out),
             None => self.contrast = None,
         }
