@@ -67,9 +67,16 @@ impl Kind {
     }
 
     fn float(self, b: &[u8]) -> f64 {
+        let b4 = || [b[0], b[1], b[2], b[3]];
+        let b8 = || [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+        // The common integer widths directly: through i128 they cost a library call each.
         match self {
-            Self::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            Self::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            Self::F32 => f64::from(f32::from_le_bytes(b4())),
+            Self::F64 => f64::from_le_bytes(b8()),
+            Self::Int(4) => f64::from(i32::from_le_bytes(b4())),
+            Self::Uint(4) => f64::from(u32::from_le_bytes(b4())),
+            Self::Int(8) => i64::from_le_bytes(b8()) as f64,
+            Self::Uint(8) => u64::from_le_bytes(b8()) as f64,
             _ => self.int(b) as f64,
         }
     }
@@ -141,6 +148,19 @@ pub enum FastReadError {
     },
     /// A chunk could not be read or inflated.
     Corrupt(String),
+}
+
+impl FastReadError {
+    /// The data-layer error for dataset `path` of `file`.
+    pub fn at(self, file: &Path, path: &str) -> super::error::DataError {
+        let m = match self {
+            Self::OutOfRange { at } => {
+                format!("value at position {at} is negative or out of range for its kind")
+            }
+            Self::Corrupt(m) => m,
+        };
+        super::error::DataError::invalid(file, path, m)
+    }
 }
 
 /// Elements decoded per task for contiguous storage.

@@ -11,6 +11,7 @@ use ndarray::Array2;
 use super::anndata::{AnnData, MatrixEncoding, MatrixInfo};
 use super::dataframe::{Column, DataFrame};
 use super::error::{DataError, Result};
+use super::fastread;
 use super::h5ad::open_hdf5;
 use super::h5util::{checked, read_strings};
 use super::matrix::{CsrMatrix, Matrix, validate_compressed};
@@ -81,30 +82,41 @@ fn read_csc_cells(path: &Path, g: &Group, gp: &str) -> Result<(usize, usize, Csr
         .into_iter()
         .map(|p| p.max(0) as u64)
         .collect();
+    // The two big arrays on all cores (pread and inflate per chunk, `fastread`), side by side;
+    // the library reads them when their layout needs it.
     let idx_path = format!("{gp}/indices");
-    let raw_idx: Vec<i64> = h5(
-        path,
-        &idx_path,
-        g.dataset("indices")
-            .and_then(checked)
-            .and_then(|d| d.read_raw()),
-    )?;
-    if let Some(k) = raw_idx.iter().position(|&i| i < 0 || i >= n_genes as i64) {
+    let data_path = format!("{gp}/data");
+    let (indices, data) = rayon::join(
+        || -> Result<Vec<u32>> {
+            let ds = h5(path, &idx_path, g.dataset("indices").and_then(checked))?;
+            let fast = fastread::read_all::<u32>(path, &ds);
+            let raw: Vec<i64> = match fast {
+                Some(Ok(v)) => return Ok(v),
+                Some(Err(e)) => return Err(e.at(path, &idx_path)),
+                None => h5(path, &idx_path, ds.read_raw())?,
+            };
+            if let Some(k) = raw.iter().position(|&i| i < 0 || i > i64::from(u32::MAX)) {
+                let m = format!("gene index {} at {k} is negative or too large", raw[k]);
+                return Err(DataError::invalid(path, &idx_path, m));
+            }
+            Ok(raw.into_iter().map(|i| i as u32).collect())
+        },
+        || -> Result<Vec<f32>> {
+            let ds = h5(path, &data_path, g.dataset("data").and_then(checked))?;
+            match fastread::read_all::<f32>(path, &ds) {
+                Some(v) => v.map_err(|e| e.at(path, &data_path)),
+                None => h5(path, &data_path, ds.read_raw()),
+            }
+        },
+    );
+    let (indices, data) = (indices?, data?);
+    if let Some(k) = crate::data::matrix::position_bad(&indices, |&i| i as usize >= n_genes) {
         return Err(DataError::invalid(
             path,
             &idx_path,
-            format!("gene index {} at {k} out of range 0..{n_genes}", raw_idx[k]),
+            format!("gene index {} at {k} out of range 0..{n_genes}", indices[k]),
         ));
     }
-    let indices: Vec<u32> = raw_idx.into_iter().map(|i| i as u32).collect();
-    let data_path = format!("{gp}/data");
-    let data: Vec<f32> = h5(
-        path,
-        &data_path,
-        g.dataset("data")
-            .and_then(checked)
-            .and_then(|d| d.read_raw()),
-    )?;
     // Stored as CSC of genes x cells = CSR of cells x genes.
     validate_compressed(n_cells, n_genes, &indptr, &indices, data.len())
         .map_err(|p| DataError::invalid(path, gp, p.to_string()))?;

@@ -103,14 +103,7 @@ impl H5adReader {
     }
 
     pub(super) fn fast_err(&self, path: &str, e: fastread::FastReadError) -> DataError {
-        match e {
-            fastread::FastReadError::OutOfRange { at } => DataError::invalid(
-                &self.path,
-                path,
-                format!("value at position {at} is negative or out of range for its kind"),
-            ),
-            fastread::FastReadError::Corrupt(m) => DataError::invalid(&self.path, path, m),
-        }
+        e.at(&self.path, path)
     }
 
     pub(super) fn group(&self, path: &str) -> Result<Group> {
