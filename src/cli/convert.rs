@@ -1,7 +1,8 @@
 //! `cellscope convert`: any input cellscope opens (an instrument's output folder, a 10x
 //! matrix, a Visium folder) written as a standard `.h5ad` that scanpy and squidpy read:
 //! cells in the matrix's order named by the vendor's ids, `obsm['spatial']` in µm, what the
-//! reader found (platform, run metadata, control features) in `uns['cellscope_source']`.
+//! reader found (platform, run metadata, control features) in `uns['cellscope_source']`, and
+//! the tissue or morphology image with its scale factor in `uns['spatial']` as squidpy expects.
 
 use std::path::PathBuf;
 
@@ -53,6 +54,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .map(|v| format!(" ({})", v.platform))
             .unwrap_or_default()
     );
+    // The image under the cells, for squidpy's plots (`uns['spatial'][<folder name>]`).
+    let library = a
+        .path
+        .file_stem()
+        .map_or("sample".into(), |s| s.to_string_lossy().into_owned());
+    let images = crate::pipeline::jobs::open::spatial_images(&a.path, &library)?;
     let results = Results {
         provenance: serde_json::json!({
             "cellscope_version": env!("CARGO_PKG_VERSION"),
@@ -63,6 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .iter()
             .map(|v| ("cellscope_source".to_string(), serde_json::json!(v)))
             .collect(),
+        spatial: images,
         ..Default::default()
     };
     super::write_back(&adata, &results, &a.out, None)

@@ -28,6 +28,22 @@ pub struct Additions {
     pub obs: Vec<(String, Column)>,
     /// Scalar string entries of uns (e.g. JSON provenance, the gene coverage report).
     pub uns: Vec<(String, String)>,
+    /// The tissue image for squidpy and scanpy's spatial plots (`uns['spatial']`); replaces
+    /// what the source had there.
+    pub spatial: Option<SpatialImages>,
+}
+
+/// `uns['spatial'][library_id]` as scanpy's `read_visium` writes it and squidpy reads it:
+/// `images/<name>` (height x width x 3, uint8) and `scalefactors` (`tissue_<name>_scalef`:
+/// image pixels per unit of `obsm['spatial']`; `spot_diameter_fullres` in those units).
+#[derive(Debug, Clone)]
+pub struct SpatialImages {
+    /// The section's key (scanpy: the library id).
+    pub library_id: String,
+    /// Named images (`hires`, `lowres`).
+    pub images: Vec<(String, image::RgbImage)>,
+    /// Scale factors by name.
+    pub scalefactors: Vec<(String, f64)>,
 }
 
 fn h5<T>(file: &Path, path: &str, r: hdf5::Result<T>) -> Result<T> {
@@ -167,6 +183,28 @@ fn dict_group(root: &Group, name: &str) -> hdf5::Result<Group> {
     let g = root.create_group(name)?;
     set_encoding(&g, "dict", "0.1.0")?;
     Ok(g)
+}
+
+/// Writes `uns['spatial'][library_id]` (see [`SpatialImages`]) under `uns`.
+fn write_spatial(uns: &Group, s: &SpatialImages) -> hdf5::Result<()> {
+    let lib = dict_group(&dict_group(uns, "spatial")?, &s.library_id)?;
+    let images = dict_group(&lib, "images")?;
+    for (name, img) in &s.images {
+        let (w, h) = img.dimensions();
+        let ds = images
+            .new_dataset::<u8>()
+            .shape([h as usize, w as usize, 3])
+            .create(name.as_str())?;
+        ds.write_raw(img.as_raw())?;
+        set_encoding(&ds, "array", "0.2.0")?;
+    }
+    let sf = dict_group(&lib, "scalefactors")?;
+    for (k, v) in &s.scalefactors {
+        let ds = sf.new_dataset::<f64>().shape(()).create(k.as_str())?;
+        ds.write_scalar(v)?;
+        set_encoding(&ds, "numeric-scalar", "0.2.0")?;
+    }
+    Ok(())
 }
 
 /// True when the file at `path` is an `.h5ad` in the current specification (root `obs` is a group
@@ -333,6 +371,12 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
             g
         }
     };
+    if let Some(s) = &additions.spatial {
+        if uns.link_exists("spatial") {
+            h5(out, "uns/spatial", uns.unlink("spatial"))?;
+        }
+        h5(out, "uns/spatial", write_spatial(&uns, s))?;
+    }
     for (k, v) in &additions.uns {
         let path = format!("uns/{k}");
         if uns.link_exists(k) {

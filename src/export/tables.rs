@@ -70,6 +70,8 @@ pub struct Results<'a> {
     pub provenance: serde_json::Value,
     /// Further uns entries as JSON text (e.g. `cellscope_analysis`: parameters and metrics).
     pub uns: Vec<(String, serde_json::Value)>,
+    /// The tissue image for squidpy (`uns['spatial']`).
+    pub spatial: Option<crate::data::write::SpatialImages>,
 }
 
 /// Cluster ids as a categorical column with string categories `"0"`, `"1"`, ... (scanpy's
@@ -164,6 +166,7 @@ pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(),
         .push((keys::PROVENANCE.into(), r.provenance.to_string()));
     add.uns
         .extend(r.uns.iter().map(|(k, v)| (k.clone(), v.to_string())));
+    add.spatial = r.spatial.clone();
     write_h5ad(adata, &add, out).map_err(|e| ExportError::write(out, e))
 }
 

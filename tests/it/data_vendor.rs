@@ -635,6 +635,98 @@ fn convert_bins_a_gem_file_at_the_chosen_size() {
     assert!(err.contains("--bin-size applies to Stereo-seq"), "{err}");
 }
 
+/// `convert` keeps the image under the cells where squidpy looks for it: a Xenium morphology
+/// image (synthetic pyramid beside the real subset) at 1 / 0.2125 pixels per µm, Visium HD's
+/// hires image at its scale factor with the spot diameter; a MERSCOPE mosaic, whose corner is
+/// not the origin, is left out (squidpy places images by scale alone). Read back with h5py
+/// through Python anndata where it is installed, and through HDF5 always.
+#[test]
+fn convert_keeps_the_image_for_squidpy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let xen = tmp.path().join("xenium_run");
+    std::fs::create_dir(&xen).expect("dir");
+    for f in ["cell_feature_matrix.h5", "cells.parquet"] {
+        std::fs::copy(vendor("xenium_sfe").join(f), xen.join(f)).expect("copy");
+    }
+    let focus = fixture("vendor/morphology_fixture/morphology_focus");
+    std::fs::create_dir(xen.join("morphology_focus")).expect("dir");
+    for e in std::fs::read_dir(&focus).expect("list") {
+        let p = e.expect("entry").path();
+        std::fs::copy(
+            &p,
+            xen.join("morphology_focus").join(p.file_name().expect("n")),
+        )
+        .expect("copy");
+    }
+    let hd = fixture("vendor/visium_hd");
+    for (input, lib, shape, scalef, spot) in [
+        (
+            xen.clone(),
+            "xenium_run",
+            [448u64, 640, 3],
+            1.0 / 0.2125,
+            false,
+        ),
+        (hd.clone(), "visium_hd", [325, 400, 3], 0.25, true),
+    ] {
+        let out = tmp.path().join(format!("{lib}.h5ad"));
+        let o = cellscope(&[
+            "convert",
+            input.to_str().expect("p"),
+            "--out",
+            out.to_str().expect("o"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let f = hdf5::File::open(&out).expect("h5");
+        let img = f
+            .dataset(&format!("uns/spatial/{lib}/images/hires"))
+            .expect("image");
+        assert_eq!(
+            img.shape().iter().map(|&v| v as u64).collect::<Vec<_>>(),
+            shape
+        );
+        let sf = format!("uns/spatial/{lib}/scalefactors");
+        let s: f64 = f
+            .dataset(&format!("{sf}/tissue_hires_scalef"))
+            .and_then(|d| d.read_scalar())
+            .expect("scalef");
+        assert!(close(s, scalef, 1e-9), "{lib}: {s}");
+        assert_eq!(f.link_exists(&format!("{sf}/spot_diameter_fullres")), spot);
+        if python_anndata("the image kept for squidpy") {
+            let script = "import anndata, sys\n\
+                 a = anndata.read_h5ad(sys.argv[1])\n\
+                 s = a.uns['spatial'][sys.argv[2]]\n\
+                 print(list(s['images']['hires'].shape), float(s['scalefactors']['tissue_hires_scalef']))";
+            let py = Command::new("python3")
+                .args(["-c", script, out.to_str().expect("o"), lib])
+                .output()
+                .expect("python");
+            assert!(
+                py.status.success(),
+                "{}",
+                String::from_utf8_lossy(&py.stderr)
+            );
+            let text = String::from_utf8_lossy(&py.stdout);
+            let want = format!("[{}, {}, {}]", shape[0], shape[1], shape[2]);
+            assert!(text.starts_with(&want), "{lib}: {text}");
+        }
+    }
+    let out = tmp.path().join("merscope.h5ad");
+    let m = vendor("merscope_cellbound");
+    let o = cellscope(&[
+        "convert",
+        m.to_str().expect("p"),
+        "--out",
+        out.to_str().expect("o"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = hdf5::File::open(&out).expect("h5");
+    assert!(
+        !f.link_exists("uns/spatial"),
+        "a mosaic off the origin is not written"
+    );
+}
+
 #[test]
 fn convert_writes_an_h5ad_anndata_reads() {
     let tmp = tempfile::tempdir().expect("tmp");

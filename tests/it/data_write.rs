@@ -27,6 +27,7 @@ fn roundtrip(name: &str, kept: &[&str]) {
             ("cellscope_confidence".into(), Column::Float(conf.clone())),
         ],
         uns: vec![("cellscope_provenance".into(), "{\"seed\": 42}".into())],
+        spatial: None,
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.h5ad");

@@ -325,6 +325,48 @@ pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
         .map(|p| (p, Placement::scale(1.0)))
 }
 
+/// The dataset's default image ([`default_image`]) as scanpy and squidpy keep it in
+/// `uns['spatial'][library_id]`: at most 2,000 pixels a side (Visium's hires size) as `hires`,
+/// `tissue_hires_scalef` its pixels per `obsm['spatial']` unit, and for Visium the spot
+/// diameter. `None` when there is no image, or when the image's corner is not the coordinates'
+/// origin (a MERSCOPE mosaic): squidpy places images by scale alone.
+///
+/// # Errors
+/// [`JobError::Input`] when the image cannot be decoded.
+pub fn spatial_images(
+    path: &Path,
+    library_id: &str,
+) -> Result<Option<crate::data::write::SpatialImages>, JobError> {
+    let Some((file, placement)) = default_image(path) else {
+        return Ok(None);
+    };
+    if placement.origin != [0.0, 0.0] {
+        return Ok(None);
+    }
+    let u = load_image(&ImageRequest::new(file, placement))?;
+    let (w, h) = u.image.dimensions();
+    let f = (2000.0 / f64::from(w.max(h))).min(1.0);
+    let rgb = image::DynamicImage::ImageRgba8(u.image)
+        .resize(
+            ((f64::from(w) * f) as u32).max(1),
+            ((f64::from(h) * f) as u32).max(1),
+            image::imageops::FilterType::Triangle,
+        )
+        .to_rgb8();
+    let dpp = u.placement.data_per_pixel * f64::from(w) / f64::from(rgb.width());
+    let mut scalefactors = vec![("tissue_hires_scalef".to_string(), 1.0 / dpp)];
+    if crate::data::detect(path).ok() == Some(crate::data::InputKind::Visium)
+        && let Ok(v) = crate::data::tenx::read_visium(path)
+    {
+        scalefactors.push(("spot_diameter_fullres".into(), v.spot_diameter_fullres));
+    }
+    Ok(Some(crate::data::write::SpatialImages {
+        library_id: library_id.to_string(),
+        images: vec![("hires".into(), rgb)],
+        scalefactors,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Contrast, stretch_grey16};
