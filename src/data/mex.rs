@@ -108,7 +108,7 @@ pub fn read_10x_mex(dir: &Path) -> Result<AnnData> {
     let x = if keep.len() == names.len() {
         x
     } else {
-        super::tenx::subset_columns(&x, &keep)
+        super::tenx::subset_columns(x, &keep)
     };
     let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
     let var = DataFrame {

@@ -188,7 +188,7 @@ fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
     let x = if keep.len() == n_genes {
         x
     } else {
-        subset_columns(&x, &keep)
+        subset_columns(x, &keep)
     };
     let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
     let var = DataFrame {
@@ -297,33 +297,31 @@ pub(crate) fn finish(
     })
 }
 
-/// Keeps the listed columns of a CSR matrix, in the given order.
-pub fn subset_columns(m: &CsrMatrix, keep: &[usize]) -> CsrMatrix {
+/// Keeps the listed columns of a CSR matrix (renumbered in the given order), compacting its
+/// arrays in place: no second copy of a large matrix.
+pub fn subset_columns(mut m: CsrMatrix, keep: &[usize]) -> CsrMatrix {
     let mut map = vec![u32::MAX; m.n_cols];
     for (new, &old) in keep.iter().enumerate() {
         map[old] = new as u32;
     }
-    let mut indptr = Vec::with_capacity(m.n_rows + 1);
-    indptr.push(0u64);
-    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    let (mut w, mut start) = (0usize, 0usize);
     for i in 0..m.n_rows {
-        let (idx, val) = m.row(i);
-        for (&j, &v) in idx.iter().zip(val) {
-            let nj = map[j as usize];
+        let end = m.indptr[i + 1] as usize;
+        for k in start..end {
+            let nj = map[m.indices[k] as usize];
             if nj != u32::MAX {
-                indices.push(nj);
-                data.push(v);
+                m.indices[w] = nj;
+                m.data[w] = m.data[k];
+                w += 1;
             }
         }
-        indptr.push(indices.len() as u64);
+        start = end;
+        m.indptr[i + 1] = w as u64;
     }
-    CsrMatrix {
-        n_rows: m.n_rows,
-        n_cols: keep.len(),
-        indptr,
-        indices,
-        data,
-    }
+    m.indices.truncate(w);
+    m.data.truncate(w);
+    m.n_cols = keep.len();
+    m
 }
 
 /// A tissue image of a Visium folder.

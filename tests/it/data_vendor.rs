@@ -155,7 +155,7 @@ fn xenium_mex_folder_reads_as_the_h5() {
     std::fs::copy(src.join("cells.parquet"), tmp.path().join("cells.parquet")).expect("copy");
     let mex = tmp.path().join("cell_feature_matrix");
     std::fs::create_dir(&mex).expect("dir");
-    let f = hdf5::File::open(src.join("cell_feature_matrix.h5")).expect("h5");
+    let f = cellscope::data::h5util::open_read(&src.join("cell_feature_matrix.h5")).expect("h5");
     let strings = |p: &str| -> Vec<String> {
         let ds = f.dataset(p).expect("dataset");
         cellscope::data::h5util::read_strings(&ds).expect("strings")

@@ -60,7 +60,7 @@ pub fn read_cosmx(dir: &Path) -> Result<(AnnData, VendorInfo)> {
     let ids: Vec<String> = meta
         .text("cell_ID")?
         .iter()
-        .zip(meta.text("fov")?)
+        .zip(meta.text("fov")?.iter())
         .map(|(c, f)| format!("{}_{}", c.trim(), f.trim()))
         .collect();
     meta.set_column("cellscope_cell", ids);

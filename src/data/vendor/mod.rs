@@ -143,7 +143,7 @@ pub(crate) fn attach_cells(
     }
     adata.obsm.insert("spatial".into(), spatial);
     for name in &cells.names {
-        let empty = cells.text(name)?.iter().all(|v| v.trim().is_empty());
+        let empty = cells.is_empty_column(name);
         if name == id || skip.contains(&name.as_str()) || empty || !cells.is_numeric(name) {
             continue;
         }

@@ -70,11 +70,11 @@ pub fn read_outlines(path: &Path, kind: InputKind, cells: &[String]) -> Result<O
     let found = |names: &[&str]| names.iter().map(|n| path.join(n)).find(|p| p.is_file());
     let rings = match kind {
         InputKind::Xenium => match found(&["cell_boundaries.parquet", "cell_boundaries.csv.gz"]) {
-            Some(f) => vertex_rows(
-                &Table::read(&f)?,
-                &|t, r| Ok(t.text("cell_id")?[r].clone()),
-                ["vertex_x", "vertex_y"],
-            )?,
+            Some(f) => {
+                let t = Table::read(&f)?;
+                let ids = t.text("cell_id")?.into_owned();
+                vertex_rows(&t, ids, ["vertex_x", "vertex_y"])?
+            }
             None => return Ok(None),
         },
         InputKind::Merscope => {
@@ -91,14 +91,11 @@ pub fn read_outlines(path: &Path, kind: InputKind, cells: &[String]) -> Result<O
         InputKind::Cosmx => match one_ending(path, "-polygons.csv", "").ok() {
             Some(f) => {
                 let t = Table::read(&f)?;
-                let id = |t: &Table, r: usize| -> Result<String> {
-                    Ok(format!(
-                        "{}_{}",
-                        t.text("cellID")?[r].trim(),
-                        t.text("fov")?[r].trim()
-                    ))
-                };
-                vertex_rows(&t, &id, ["x_global_px", "y_global_px"])?
+                let (cell, fov) = (t.text("cellID")?, t.text("fov")?);
+                let ids = (cell.iter().zip(fov.iter()))
+                    .map(|(c, f)| format!("{}_{}", c.trim(), f.trim()))
+                    .collect();
+                vertex_rows(&t, ids, ["x_global_px", "y_global_px"])?
             }
             None => return Ok(None),
         },
@@ -107,14 +104,16 @@ pub fn read_outlines(path: &Path, kind: InputKind, cells: &[String]) -> Result<O
     Ok(Some(Outlines::from_map(rings, cells)))
 }
 
-type IdOf<'a> = &'a dyn Fn(&Table, usize) -> Result<String>;
-
-/// Rings from a table of one vertex per row, grouped by cell id.
-fn vertex_rows(t: &Table, id: IdOf<'_>, xy: [&str; 2]) -> Result<HashMap<String, Vec<[f64; 2]>>> {
+/// Rings from a table of one vertex per row, grouped by the rows' cell `ids`.
+fn vertex_rows(
+    t: &Table,
+    ids: Vec<String>,
+    xy: [&str; 2],
+) -> Result<HashMap<String, Vec<[f64; 2]>>> {
     let (x, y) = (t.floats(xy[0])?, t.floats(xy[1])?);
     let mut rings: HashMap<String, Vec<[f64; 2]>> = HashMap::new();
-    for r in 0..t.n_rows() {
-        rings.entry(id(t, r)?).or_default().push([x[r], y[r]]);
+    for (r, id) in ids.into_iter().enumerate() {
+        rings.entry(id).or_default().push([x[r], y[r]]);
     }
     Ok(rings)
 }

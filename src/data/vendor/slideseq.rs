@@ -44,8 +44,8 @@ pub fn read_slideseq(dir: &Path) -> Result<(AnnData, VendorInfo)> {
     let beads_path = find(dir, "beadlocations")
         .ok_or_else(|| DataError::missing(dir, "*BeadLocations*.csv", "one bead-location table"))?;
     let beads = Table::read(&beads_path)?;
-    let barcodes: std::collections::HashSet<&str> =
-        beads.text("barcodes")?.iter().map(String::as_str).collect();
+    let bead_ids = beads.text("barcodes")?;
+    let barcodes: std::collections::HashSet<&str> = bead_ids.iter().map(String::as_str).collect();
     let t = read_counts(
         &dge,
         &Layout {
