@@ -340,6 +340,7 @@ impl CellscopeApp {
                         v.y_down,
                         x.underlay.as_ref(),
                         x.outlines.as_deref(),
+                        x.fill_outlines,
                     ),
                 );
                 hovered = hovered.or(r.hovered);

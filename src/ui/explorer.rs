@@ -68,6 +68,8 @@ pub struct Explorer {
     pub underlay: Option<Underlay>,
     /// The cells' outlines (instruments' segmentation), drawn over the spatial view when zoomed in.
     pub outlines: Option<std::sync::Arc<crate::data::vendor::outlines::Outlines>>,
+    /// Whether the outlines are filled as well as stroked (Data panel).
+    pub fill_outlines: bool,
     /// The images the dataset offers for the underlay: name, file, placement.
     pub images: Vec<(
         String,
@@ -115,6 +117,7 @@ impl Default for Explorer {
             point_data: Default::default(),
             underlay: None,
             outlines: None,
+            fill_outlines: false,
             images: Vec::new(),
             hovered: None,
             status: "No data. Open an .h5ad, a 10x .h5 or a Visium folder (or drop it here)."

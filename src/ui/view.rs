@@ -19,6 +19,8 @@ pub struct Backdrop<'a> {
     pub underlay: Option<&'a Underlay>,
     /// One outline per point (cell segmentation), drawn when zoomed in.
     pub outlines: Option<&'a Outlines>,
+    /// Whether the outlines are filled (translucent, in the cell's colour) as well as stroked.
+    pub fill: bool,
 }
 
 impl<'a> Backdrop<'a> {
@@ -27,9 +29,14 @@ impl<'a> Backdrop<'a> {
         y_down: bool,
         underlay: Option<&'a Underlay>,
         outlines: Option<&'a Outlines>,
+        fill: bool,
     ) -> Self {
         if y_down {
-            Self { underlay, outlines }
+            Self {
+                underlay,
+                outlines,
+                fill,
+            }
         } else {
             Self::default()
         }
@@ -276,7 +283,7 @@ impl PointView {
             painter.add(paint_callback(rect, cb));
         }
         if let Some(o) = backdrop.outlines {
-            draw_outlines(&painter, rect, &cam, data, o);
+            draw_outlines(&painter, rect, &cam, data, o, backdrop.fill);
         }
         // Hover: the nearest drawn point within its radius (+4 points); hidden points are not in
         // `order`.
@@ -467,6 +474,7 @@ fn draw_outlines(
     cam: &Camera,
     data: &PointData,
     o: &Outlines,
+    fill: bool,
 ) {
     let [x0, y0] = cam.to_data(rect, rect.min);
     let [x1, y1] = cam.to_data(rect, rect.max);
@@ -499,6 +507,10 @@ fn draw_outlines(
     if extent(first) < 6.0 {
         return;
     }
+    let mut fills = egui::Mesh::default();
+    let mut earcut = earcut::Earcut::<f32>::new();
+    let mut triangles: Vec<u32> = Vec::new();
+    let mut lines = Vec::new();
     for i in on_screen {
         let ring = o.ring(i);
         if ring.len() < 3 {
@@ -506,12 +518,31 @@ fn draw_outlines(
         }
         let c = data.colors.get(i).copied().unwrap_or(0xff00_0000);
         let [r, g, b, _] = c.to_le_bytes();
-        let points = ring.iter().map(|&v| cam.to_screen(rect, v)).collect();
-        painter.add(egui::Shape::closed_line(
+        let points: Vec<Pos2> = ring.iter().map(|&v| cam.to_screen(rect, v)).collect();
+        if fill {
+            // Cell outlines are often not convex: ear clipping (mapbox's earcut) triangulates
+            // them.
+            earcut.earcut(
+                points.iter().map(|p| [p.x, p.y]),
+                &[] as &[u32],
+                &mut triangles,
+            );
+            let base = fills.vertices.len() as u32;
+            let tint = Color32::from_rgba_unmultiplied(r, g, b, 90);
+            for p in &points {
+                fills.colored_vertex(*p, tint);
+            }
+            fills.indices.extend(triangles.iter().map(|t| base + t));
+        }
+        lines.push(egui::Shape::closed_line(
             points,
             Stroke::new(1.5, Color32::from_rgb(r, g, b)),
         ));
     }
+    if !fills.is_empty() {
+        painter.add(egui::Shape::mesh(fills));
+    }
+    painter.extend(lines);
 }
 
 #[cfg(test)]

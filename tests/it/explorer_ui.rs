@@ -386,6 +386,22 @@ fn instrument_folders_bring_mosaics_to_choose_and_outlines() {
     h.run_steps(3);
     let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
     let with = h.render().expect("render");
+    // Filled, the cells' insides are tinted too.
+    h.get_by_label("fill cell outlines").click();
+    h.run_steps(3);
+    let filled = h.render().expect("render");
+    let tinted = (spa.min.y as u32..spa.max.y as u32)
+        .flat_map(|y| (spa.min.x as u32..spa.max.x as u32).map(move |x| (x, y)))
+        .filter(|&(x, y)| with.get_pixel(x, y) != filled.get_pixel(x, y))
+        .count();
+    let area = spa.width() * spa.height();
+    println!(
+        "filling changed {:.3} of the spatial view",
+        tinted as f32 / area
+    );
+    assert!(tinted as f32 > 0.05 * area, "outlines filled");
+    h.get_by_label("fill cell outlines").click();
+    h.run_steps(3);
     h.state_mut().drop_outlines();
     h.run_steps(3);
     let without = h.render().expect("render");
@@ -393,7 +409,6 @@ fn instrument_folders_bring_mosaics_to_choose_and_outlines() {
         .flat_map(|y| (spa.min.x as u32..spa.max.x as u32).map(move |x| (x, y)))
         .filter(|&(x, y)| with.get_pixel(x, y) != without.get_pixel(x, y))
         .count();
-    let area = spa.width() * spa.height();
     println!(
         "outlines changed {:.3} of the spatial view",
         changed as f32 / area

@@ -211,6 +211,7 @@ impl ComparePanel {
                         v.y_down,
                         x.underlay.as_ref(),
                         x.outlines.as_deref(),
+                        x.fill_outlines,
                     ),
                 );
                 hovered = hovered.or(r.hovered);

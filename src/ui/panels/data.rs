@@ -67,6 +67,10 @@ impl DataPanel {
                     .labelled_by(label.id);
             }
         });
+        if x.outlines.is_some() {
+            ui.checkbox(&mut x.fill_outlines, "fill cell outlines")
+                .on_hover_text("outlines are drawn once cells are large enough on screen");
+        }
         match x.underlay.as_ref().filter(|u| u.grey_range.is_some()) {
             Some(u) => self.contrast_limits(ui, u.request.contrast, &mut out),
             None => self.contrast = None,
