@@ -6,7 +6,6 @@
 //! logarithms throughout, as in `sklearn.metrics`.
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -303,30 +302,8 @@ pub fn silhouette(
     if n_clusters < 2 || n_clusters >= rows.len() {
         return None;
     }
-    let pts: Vec<Vec<f64>> = rows
-        .iter()
-        .map(|&r| x.row(r).iter().map(|&v| v as f64).collect())
-        .collect();
-    let scores: Vec<f64> = (0..rows.len())
-        .into_par_iter()
-        .map(|i| {
-            let mut sums = vec![0f64; k];
-            for (j, p) in pts.iter().enumerate() {
-                let d2: f64 = pts[i].iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
-                sums[lab[j] as usize] += d2.sqrt();
-            }
-            let own = lab[i] as usize;
-            if sizes[own] <= 1 {
-                return 0.0;
-            }
-            let a = sums[own] / (sizes[own] - 1) as f64;
-            let b = (0..k)
-                .filter(|&c| c != own && sizes[c] > 0)
-                .map(|c| sums[c] / sizes[c] as f64)
-                .fold(f64::INFINITY, f64::min);
-            (b - a) / a.max(b)
-        })
-        .collect();
+    let sub = x.select(ndarray::Axis(0), &rows);
+    let scores = super::scib::silhouette_samples(sub.view(), &lab);
     Some((scores.iter().sum::<f64>() / scores.len() as f64, rows.len()))
 }
 

@@ -11,6 +11,7 @@ pub mod leiden;
 pub mod metrics;
 pub mod neighbors;
 pub mod pca;
+pub mod scib;
 pub mod spatial;
 pub mod split;
 pub mod transfer;

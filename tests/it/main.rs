@@ -9,6 +9,7 @@ mod analysis_cli;
 mod analysis_impute;
 mod analysis_real;
 mod analysis_reference;
+mod analysis_scib;
 mod analysis_split;
 mod data_bad_inputs;
 mod data_chunkindex;

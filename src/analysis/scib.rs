@@ -1,0 +1,217 @@
+//! Batch-integration and conservation metrics as scib-metrics defines them (Luecken et al.
+//! 2022, the scores scSSL-Bench reports): silhouette of labels, silhouette of batches within
+//! each label, isolated labels and kNN-graph connectivity. Every formula follows scib-metrics
+//! 0.5's public code (`scib_metrics.metrics`), checked against it in
+//! `tests/it/analysis_scib.rs`. Distances are Euclidean, in `f64`.
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use super::neighbors::Knn;
+
+/// Silhouette of each row of `x` with respect to `labels` (codes `0..k`), as
+/// `sklearn.metrics.silhouette_samples` and scib-metrics' `silhouette_samples`: `(b - a) /
+/// max(a, b)` with `a` the mean distance to the rest of its group and `b` the smallest mean
+/// distance to another group; 0 for a cell alone in its group. `O(n^2 d)`, parallel over rows.
+pub fn silhouette_samples(x: ArrayView2<f32>, labels: &[u32]) -> Vec<f64> {
+    let k = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut sizes = vec![0usize; k];
+    labels.iter().for_each(|&l| sizes[l as usize] += 1);
+    let rows: Vec<Vec<f64>> = x
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    (0..rows.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut sums = vec![0f64; k];
+            for (j, p) in rows.iter().enumerate() {
+                let d2: f64 = rows[i].iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
+                sums[labels[j] as usize] += d2.sqrt();
+            }
+            let own = labels[i] as usize;
+            if sizes[own] <= 1 {
+                return 0.0;
+            }
+            let a = sums[own] / (sizes[own] - 1) as f64;
+            let b = (0..k)
+                .filter(|&c| c != own && sizes[c] > 0)
+                .map(|c| sums[c] / sizes[c] as f64)
+                .fold(f64::INFINITY, f64::min);
+            let s = (b - a) / a.max(b);
+            if s.is_finite() { s } else { 0.0 }
+        })
+        .collect()
+}
+
+/// `silhouette_label`: the mean silhouette of the labels, rescaled to `[0, 1]` as `(s + 1) / 2`
+/// (higher: labels better separated).
+pub fn silhouette_label(x: ArrayView2<f32>, labels: &[u32]) -> f64 {
+    let s = silhouette_samples(x, labels);
+    (s.iter().sum::<f64>() / s.len().max(1) as f64 + 1.0) / 2.0
+}
+
+/// Rows of `x` whose label is `l`, with their batches renumbered `0..`.
+fn group(
+    x: ArrayView2<f32>,
+    labels: &[u32],
+    batch: &[u32],
+    l: u32,
+) -> (ndarray::Array2<f32>, Vec<u32>) {
+    let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == l).collect();
+    let sub = x.select(ndarray::Axis(0), &rows);
+    let mut codes: Vec<u32> = Vec::new();
+    let b = rows
+        .iter()
+        .map(|&i| match codes.iter().position(|&c| c == batch[i]) {
+            Some(p) => p as u32,
+            None => {
+                codes.push(batch[i]);
+                (codes.len() - 1) as u32
+            }
+        })
+        .collect();
+    (sub, b)
+}
+
+/// `silhouette_batch`: within each label, the silhouette of the batches, `1 - |s|` per cell,
+/// averaged per label, then over labels (a label with one batch, or one cell per batch, is left
+/// out). Higher: batches better mixed. `None` when no label qualifies.
+pub fn silhouette_batch(x: ArrayView2<f32>, labels: &[u32], batch: &[u32]) -> Option<f64> {
+    let k = labels.iter().max().map_or(0, |&m| m + 1);
+    let per_label: Vec<f64> = (0..k)
+        .filter_map(|l| {
+            let (sub, b) = group(x, labels, batch, l);
+            let n_batches = b.iter().max().map_or(0, |&m| m as usize + 1);
+            if sub.nrows() == 0 || n_batches == 1 || n_batches == sub.nrows() {
+                return None;
+            }
+            let s = silhouette_samples(sub.view(), &b);
+            Some(s.iter().map(|v| 1.0 - v.abs()).sum::<f64>() / s.len() as f64)
+        })
+        .collect();
+    (!per_label.is_empty()).then(|| per_label.iter().sum::<f64>() / per_label.len() as f64)
+}
+
+/// `isolated_labels`: the labels present in the fewest batches, scored by the mean rescaled
+/// silhouette (`(s + 1) / 2`, silhouette of all labels) of their cells, averaged over those
+/// labels. Higher: the rare labels stay separate.
+pub fn isolated_labels(x: ArrayView2<f32>, labels: &[u32], batch: &[u32]) -> f64 {
+    let k = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut batches: Vec<Vec<u32>> = vec![Vec::new(); k];
+    for (&l, &b) in labels.iter().zip(batch) {
+        if !batches[l as usize].contains(&b) {
+            batches[l as usize].push(b);
+        }
+    }
+    let present: Vec<usize> = (0..k).filter(|&l| !batches[l].is_empty()).collect();
+    let fewest = present.iter().map(|&l| batches[l].len()).min().unwrap_or(0);
+    let s = silhouette_samples(x, labels);
+    let scores: Vec<f64> = present
+        .iter()
+        .filter(|&&l| batches[l].len() <= fewest)
+        .map(|&l| {
+            let cells: Vec<f64> = (0..labels.len())
+                .filter(|&i| labels[i] as usize == l)
+                .map(|i| (s[i] + 1.0) / 2.0)
+                .collect();
+            cells.iter().sum::<f64>() / cells.len() as f64
+        })
+        .collect();
+    scores.iter().sum::<f64>() / scores.len().max(1) as f64
+}
+
+/// `graph_connectivity`: for each label, the share of its cells in the largest strongly
+/// connected component of the kNN graph (edges from each cell to its neighbours) restricted to
+/// the label's cells; averaged over labels. 1 when every label is one connected piece.
+pub fn graph_connectivity(knn: &Knn, labels: &[u32]) -> f64 {
+    let k = labels.iter().max().map_or(0, |&m| m + 1);
+    let shares: Vec<f64> = (0..k)
+        .filter_map(|l| {
+            let cells: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == l).collect();
+            if cells.is_empty() {
+                return None;
+            }
+            let mut local = vec![usize::MAX; labels.len()];
+            cells.iter().enumerate().for_each(|(p, &c)| local[c] = p);
+            let edges: Vec<Vec<usize>> = cells
+                .iter()
+                .map(|&c| {
+                    let n = knn.neighbors(c).iter().map(|&j| local[j as usize]);
+                    n.filter(|&p| p != usize::MAX).collect()
+                })
+                .collect();
+            let largest = largest_scc(&edges);
+            Some(largest as f64 / cells.len() as f64)
+        })
+        .collect();
+    shares.iter().sum::<f64>() / shares.len().max(1) as f64
+}
+
+/// Size of the largest strongly connected component of a directed graph (adjacency lists), by
+/// Tarjan's algorithm without recursion.
+fn largest_scc(edges: &[Vec<usize>]) -> usize {
+    let n = edges.len();
+    let (mut index, mut low) = (vec![usize::MAX; n], vec![0usize; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut next, mut best) = (Vec::new(), 0usize, 0usize);
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        // (node, next edge to look at)
+        let mut call = vec![(root, 0usize)];
+        while let Some(top) = call.last_mut() {
+            let (v, e) = *top;
+            if e == 0 && index[v] == usize::MAX {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(e) {
+                top.1 += 1;
+                if index[w] == usize::MAX {
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(parent, _)) = call.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut size = 0;
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    size += 1;
+                    if w == v {
+                        break;
+                    }
+                }
+                best = best.max(size);
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_scc;
+
+    /// A 3-cycle and a 2-cycle joined one way: the largest strongly connected piece has 3
+    /// nodes; a chain has only singletons.
+    #[test]
+    fn strongly_connected_components() {
+        let g = vec![vec![1], vec![2], vec![0, 3], vec![4], vec![3]];
+        assert_eq!(largest_scc(&g), 3);
+        let chain = vec![vec![1], vec![2], vec![]];
+        assert_eq!(largest_scc(&chain), 1);
+        assert_eq!(largest_scc(&[]), 0);
+    }
+}

@@ -1,0 +1,52 @@
+//! scib metrics against scib-metrics (PyPI, jax in float64) on scanpy's pbmc68k_reduced: its
+//! stored `X_pca`, `bulk_labels` as labels and the cell-cycle `phase` as batches
+//! (`tests/fixtures/analysis/make_scib_reference.py`). Deterministic metrics agree to 1e-9.
+
+use cellscope::analysis::metrics::encode;
+use cellscope::analysis::neighbors::exact_knn;
+use cellscope::analysis::scib;
+use cellscope::data::AnnData;
+
+use super::common::{fixture, shared_data};
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("analysis/scib_reference.json")).expect("ref");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn codes(a: &AnnData, key: &str) -> Vec<u32> {
+    let c = a.obs.column(key).expect("column");
+    let values: Vec<String> = (0..c.len()).map(|i| c.value_string(i)).collect();
+    encode(&values).0
+}
+
+#[test]
+fn scib_metrics_match_the_reference_on_pbmc68k() {
+    let a = cellscope::data::open(&shared_data().join("pbmc68k_reduced.h5ad")).expect("read");
+    let x = a.obsm["X_pca"].mapv(|v| v as f32);
+    let (labels, batch) = (codes(&a, "bulk_labels"), codes(&a, "phase"));
+    let r = reference();
+    let want = |k: &str| r[k].as_f64().expect("number");
+    let check = |name: &str, got: f64| {
+        assert!(
+            (got - want(name)).abs() < 1e-9,
+            "{name}: {got} vs {}",
+            want(name)
+        );
+    };
+    check(
+        "silhouette_label",
+        scib::silhouette_label(x.view(), &labels),
+    );
+    let sb = scib::silhouette_batch(x.view(), &labels, &batch).expect("labels with batches");
+    check("silhouette_batch", sb);
+    check(
+        "isolated_labels",
+        scib::isolated_labels(x.view(), &labels, &batch),
+    );
+    for k in [15, 90] {
+        let knn = exact_knn(x.view(), k);
+        let got = scib::graph_connectivity(&knn, &labels);
+        check(&format!("graph_connectivity_{k}"), got);
+    }
+}
