@@ -149,6 +149,109 @@ pub fn graph_connectivity(knn: &Knn, labels: &[u32]) -> f64 {
     shares.iter().sum::<f64>() / shares.len().max(1) as f64
 }
 
+/// The local inverse Simpson index of each cell (Korsunsky et al. 2019, scib-metrics'
+/// `lisi_knn`): over the cell's neighbours (itself left out), Gaussian weights `exp(-d * beta)`
+/// with `beta` found by bisection so the weights' entropy is `ln(perplexity)` (within 1e-5, at
+/// most 50 steps, from `beta = 1`), then `1 / sum_label (weight of the label)^2`; -1 where the
+/// weights vanish. `indices` and `distances` are `n * k`, row-major, Euclidean distances;
+/// `perplexity` is `floor(k / 3)` as scib-metrics defaults.
+pub fn lisi(indices: &[u32], distances: &[f64], k: usize, labels: &[u32]) -> Vec<f64> {
+    let n_labels = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let perplexity = (k / 3) as f64;
+    (0..indices.len() / k.max(1))
+        .into_par_iter()
+        .map(|i| {
+            let idx = &indices[i * k..(i + 1) * k];
+            let d = &distances[i * k..(i + 1) * k];
+            let keep: Vec<bool> = idx.iter().map(|&j| j as usize != i).collect();
+            let (h, p) = neighbour_probabilities(d, &keep, perplexity);
+            if h == 0.0 {
+                return -1.0;
+            }
+            let mut per_label = vec![0f64; n_labels];
+            for (&j, &pj) in idx.iter().zip(&p) {
+                per_label[labels[j as usize] as usize] += pj;
+            }
+            1.0 / per_label.iter().map(|v| v * v).sum::<f64>()
+        })
+        .collect()
+}
+
+/// Entropy and weights of one cell's neighbours at `beta` (scib-metrics' `_Hbeta`).
+fn h_beta(d: &[f64], keep: &[bool], beta: f64) -> (f64, Vec<f64>) {
+    let p: Vec<f64> = d
+        .iter()
+        .zip(keep)
+        .map(|(&x, &k)| if k { (-x * beta).exp() } else { 0.0 })
+        .collect();
+    let sum: f64 = p.iter().sum();
+    if sum == 0.0 {
+        return (0.0, vec![0.0; d.len()]);
+    }
+    let h = sum.ln() + beta * d.iter().zip(&p).map(|(x, q)| x * q).sum::<f64>() / sum;
+    (h, p.into_iter().map(|q| q / sum).collect())
+}
+
+/// The bisection on `beta` of scib-metrics' `_get_neighbor_probability`.
+fn neighbour_probabilities(d: &[f64], keep: &[bool], perplexity: f64) -> (f64, Vec<f64>) {
+    let target = perplexity.ln();
+    let (mut beta, mut lo, mut hi) = (1.0f64, f64::NEG_INFINITY, f64::INFINITY);
+    let (mut h, mut p) = h_beta(d, keep, beta);
+    let mut tries = 0;
+    while (h - target).abs() >= 1e-5 && tries < 50 {
+        let above = h - target > 0.0;
+        let next = if above {
+            if hi == f64::INFINITY {
+                beta * 2.0
+            } else {
+                (beta + hi) / 2.0
+            }
+        } else if lo == f64::NEG_INFINITY {
+            beta / 2.0
+        } else {
+            (beta + lo) / 2.0
+        };
+        if above {
+            lo = beta;
+        } else {
+            hi = beta;
+        }
+        beta = next;
+        (h, p) = h_beta(d, keep, beta);
+        tries += 1;
+    }
+    (h, p)
+}
+
+/// The median of the values that are not NaN (numpy's `nanmedian`).
+fn nan_median(v: &[f64]) -> f64 {
+    let mut x: Vec<f64> = v.iter().copied().filter(|f| !f.is_nan()).collect();
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    x.sort_by(f64::total_cmp);
+    let m = x.len() / 2;
+    if x.len() % 2 == 1 {
+        x[m]
+    } else {
+        (x[m - 1] + x[m]) / 2.0
+    }
+}
+
+/// `ilisi_knn`: the median LISI of the batches, scaled as `(median - 1) / (batches - 1)`
+/// (higher: batches better mixed). Arguments as [`lisi`].
+pub fn ilisi(indices: &[u32], distances: &[f64], k: usize, batch: &[u32]) -> f64 {
+    let n = batch.iter().max().map_or(0, |&m| m + 1) as f64;
+    (nan_median(&lisi(indices, distances, k, batch)) - 1.0) / (n - 1.0)
+}
+
+/// `clisi_knn`: the median LISI of the labels, scaled as `(labels - median) / (labels - 1)`
+/// (higher: neighbourhoods purer in label). Arguments as [`lisi`].
+pub fn clisi(indices: &[u32], distances: &[f64], k: usize, labels: &[u32]) -> f64 {
+    let n = labels.iter().max().map_or(0, |&m| m + 1) as f64;
+    (n - nan_median(&lisi(indices, distances, k, labels))) / (n - 1.0)
+}
+
 /// Size of the largest strongly connected component of a directed graph (adjacency lists), by
 /// Tarjan's algorithm without recursion.
 fn largest_scc(edges: &[Vec<usize>]) -> usize {

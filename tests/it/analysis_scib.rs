@@ -48,5 +48,26 @@ fn scib_metrics_match_the_reference_on_pbmc68k() {
         let knn = exact_knn(x.view(), k);
         let got = scib::graph_connectivity(&knn, &labels);
         check(&format!("graph_connectivity_{k}"), got);
+        // LISI weighs distances: recomputed in f64 for the same neighbours, as the reference.
+        let d: Vec<f64> = (0..knn.n())
+            .flat_map(|i| knn.neighbors(i).iter().map(move |&j| (i, j as usize)))
+            .map(|(i, j)| {
+                let (a, b) = (x.row(i), x.row(j));
+                let s: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
+                    .sum();
+                s.sqrt()
+            })
+            .collect();
+        check(
+            &format!("ilisi_knn_{k}"),
+            scib::ilisi(&knn.indices, &d, k, &batch),
+        );
+        check(
+            &format!("clisi_knn_{k}"),
+            scib::clisi(&knn.indices, &d, k, &labels),
+        );
     }
 }
