@@ -1,6 +1,7 @@
 //! Batch-integration and conservation metrics as scib-metrics defines them (Luecken et al.
 //! 2022, the scores scSSL-Bench reports): silhouette of labels, silhouette of batches within
-//! each label, isolated labels and kNN-graph connectivity. Every formula follows scib-metrics
+//! each label, isolated labels, kNN-graph connectivity, iLISI/cLISI and principal component
+//! regression. Every formula follows scib-metrics
 //! 0.5's public code (`scib_metrics.metrics`), checked against it in
 //! `tests/it/analysis_scib.rs`. Distances are Euclidean, in `f64`.
 
@@ -250,6 +251,59 @@ pub fn ilisi(indices: &[u32], distances: &[f64], k: usize, batch: &[u32]) -> f64
 pub fn clisi(indices: &[u32], distances: &[f64], k: usize, labels: &[u32]) -> f64 {
     let n = labels.iter().max().map_or(0, |&m| m + 1) as f64;
     (n - nan_median(&lisi(indices, distances, k, labels))) / (n - 1.0)
+}
+
+/// Principal component regression (Büttner et al. 2018; scib-metrics'
+/// `principal_component_regression(..., categorical=True)`): the PCA of `x` with every
+/// component (exact thin SVD of the centred matrix), each component's R² on the one-hot
+/// `covariate` (the share of its variance between the covariate's groups), averaged with the
+/// components' variances as weights. In `[0, 1]`: how much of the variance the covariate
+/// explains.
+pub fn pcr(x: ArrayView2<f32>, covariate: &[u32]) -> f64 {
+    let (n, p) = x.dim();
+    if n < 2 || p == 0 {
+        return 0.0;
+    }
+    let mean: Vec<f64> = (0..p)
+        .map(|j| x.column(j).iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64)
+        .collect();
+    let a = faer::Mat::<f64>::from_fn(n, p, |i, j| f64::from(x[(i, j)]) - mean[j]);
+    let svd = a.thin_svd().expect("SVD of the centred matrix");
+    let (u, s) = (svd.U(), svd.S().column_vector());
+    let groups = covariate.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut sizes = vec![0f64; groups];
+    covariate.iter().for_each(|&g| sizes[g as usize] += 1.0);
+    let (mut weighted, mut total) = (0.0, 0.0);
+    for c in 0..n.min(p) {
+        let score = |i: usize| u[(i, c)] * s[c];
+        let m = (0..n).map(score).sum::<f64>() / n as f64;
+        let ss: f64 = (0..n).map(|i| (score(i) - m).powi(2)).sum();
+        let mut sums = vec![0f64; groups];
+        (0..n).for_each(|i| sums[covariate[i] as usize] += score(i));
+        let between: f64 = (0..groups)
+            .filter(|&g| sizes[g] > 0.0)
+            .map(|g| sizes[g] * (sums[g] / sizes[g] - m).powi(2))
+            .sum();
+        let r2 = if ss > 0.0 {
+            (between / ss).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let var = s[c] * s[c] / (n - 1) as f64;
+        weighted += r2 * var;
+        total += var;
+    }
+    if total > 0.0 { weighted / total } else { 0.0 }
+}
+
+/// `pcr_comparison`: how much less of the variance the batch explains after integration,
+/// `(pcr(pre) - pcr(post)) / pcr(pre)`, 0 when it explains more (scib-metrics' scaling).
+pub fn pcr_comparison(pre: ArrayView2<f32>, post: ArrayView2<f32>, batch: &[u32]) -> f64 {
+    let before = pcr(pre, batch);
+    if before <= 0.0 {
+        return 0.0;
+    }
+    ((before - pcr(post, batch)) / before).max(0.0)
 }
 
 /// Size of the largest strongly connected component of a directed graph (adjacency lists), by

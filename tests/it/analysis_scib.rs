@@ -44,6 +44,13 @@ fn scib_metrics_match_the_reference_on_pbmc68k() {
         "isolated_labels",
         scib::isolated_labels(x.view(), &labels, &batch),
     );
+    let pre = a.x.to_csr().to_dense();
+    check("pcr_x_pca", scib::pcr(x.view(), &batch));
+    check("pcr_x", scib::pcr(pre.view(), &batch));
+    check(
+        "pcr_comparison",
+        scib::pcr_comparison(pre.view(), x.view(), &batch),
+    );
     for k in [15, 90] {
         let knn = exact_knn(x.view(), k);
         let got = scib::graph_connectivity(&knn, &labels);
