@@ -1,5 +1,6 @@
-//! `cellscope evaluate`: the evaluate job (held-out reconstruction, zero-shot kNN on the
-//! study's split); prints the scores, optionally writes them as JSON.
+//! `cellscope evaluate`: the evaluate job (a model's held-out reconstruction and zero-shot kNN
+//! on the study's split), or with `--use-rep` the integration job (an embedding's scib
+//! metrics); prints the scores, optionally writes them as JSON.
 
 use std::path::PathBuf;
 
@@ -13,8 +14,15 @@ pub struct Args {
     data: PathBuf,
     /// The model: a cellscope model folder, a PyTorch / Lightning / safetensors file, or an
     /// hf:// name.
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "use_rep", conflicts_with = "use_rep")]
+    model: Option<PathBuf>,
+    /// Score this obsm embedding's batch correction and label conservation as scib-metrics
+    /// does (needs --label-key and --batch-key) instead of evaluating a model.
+    #[arg(long, requires_all = ["label_key", "batch_key"])]
+    use_rep: Option<String>,
+    /// The unintegrated representation for the PCR comparison (skipped when absent).
+    #[arg(long, default_value = "X_pca")]
+    pre_rep: String,
     /// The model's gene list (default: beside the checkpoint, or the hub's var.parquet).
     #[arg(long)]
     genes: Option<PathBuf>,
@@ -40,8 +48,25 @@ pub struct Args {
 /// # Errors
 /// Unreadable data or model, a missing obs column, no shared genes.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(rep) = a.use_rep {
+        let adata = crate::data::open(&a.data)?;
+        let job = crate::pipeline::jobs::integration::IntegrationJob {
+            use_rep: rep,
+            label_key: a.label_key.unwrap_or_default(),
+            batch_key: a.batch_key.unwrap_or_default(),
+            pre_rep: Some(a.pre_rep),
+        };
+        let s = with_handle(|h| crate::pipeline::jobs::integration::run(&adata, &job, h))?;
+        print_integration(&job, &s);
+        if let Some(path) = &a.json {
+            let text = serde_json::to_string_pretty(&s)?;
+            crate::export::write_atomic(path, text.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let model_path = a.model.unwrap_or_default();
     let crate::pipeline::jobs::model::Loaded { model, engine } =
-        super::load(&a.model, a.genes.as_deref(), a.backend.into())?;
+        super::load(&model_path, a.genes.as_deref(), a.backend.into())?;
     let adata = crate::data::open(&a.data)?;
     let job = EvaluateJob {
         label_key: a.label_key,
@@ -78,4 +103,26 @@ fn print_scores(data: &std::path::Path, e: &Evaluation) {
             println!("  batch {b} ({n} test cells): macro-F1 {f1:.4}, accuracy {acc:.4}");
         }
     }
+}
+
+fn print_integration(
+    job: &crate::pipeline::jobs::integration::IntegrationJob,
+    s: &crate::pipeline::jobs::integration::IntegrationScores,
+) {
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "obsm['{}'], {} cells, labels obs['{}'], batches obs['{}'] (scib-metrics' definitions, 90-NN graph)",
+        job.use_rep, s.n_cells, job.label_key, job.batch_key
+    );
+    println!(
+        "bio conservation: silhouette_label {:.4}, isolated_labels {:.4}, clisi_knn {:.4}",
+        s.silhouette_label, s.isolated_labels, s.clisi_knn
+    );
+    println!(
+        "batch correction: silhouette_batch {}, ilisi_knn {:.4}, graph_connectivity {:.4}, pcr_comparison {}",
+        opt(s.silhouette_batch),
+        s.ilisi_knn,
+        s.graph_connectivity,
+        opt(s.pcr_comparison)
+    );
 }

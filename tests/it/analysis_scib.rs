@@ -78,3 +78,43 @@ fn scib_metrics_match_the_reference_on_pbmc68k() {
         );
     }
 }
+
+/// `cellscope evaluate --use-rep` scores an obsm embedding with the same metrics (the 90-NN
+/// graph's distances in f32, hence 1e-6) and writes them as JSON named as scib-metrics' functions;
+/// a missing obsm key is refused naming the keys there are.
+#[test]
+fn evaluate_use_rep_prints_and_writes_the_scores() {
+    let data = shared_data().join("pbmc68k_reduced.h5ad");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let json = tmp.path().join("scores.json");
+    let run = |rep: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+            .args(["evaluate", data.to_str().expect("p"), "--use-rep", rep])
+            .args(["--label-key", "bulk_labels", "--batch-key", "phase"])
+            .args(["--json", json.to_str().expect("j")])
+            .output()
+            .expect("run cellscope")
+    };
+    let o = run("X_pca");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let r = reference();
+    for (name, key) in [
+        ("silhouette_label", "silhouette_label"),
+        ("isolated_labels", "isolated_labels"),
+        ("silhouette_batch", "silhouette_batch"),
+        ("graph_connectivity", "graph_connectivity_90"),
+        ("ilisi_knn", "ilisi_knn_90"),
+        ("clisi_knn", "clisi_knn_90"),
+    ] {
+        let (g, w) = (got[name].as_f64().expect("g"), r[key].as_f64().expect("w"));
+        assert!((g - w).abs() < 1e-6, "{name}: {g} vs {w}");
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("silhouette_label 0.5503"), "{text}");
+    let o = run("X_nothing");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("X_nothing") && err.contains("X_pca"), "{err}");
+}

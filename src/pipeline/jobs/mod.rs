@@ -25,6 +25,7 @@ pub mod embed;
 pub mod evaluate;
 pub mod export;
 pub mod impute;
+pub mod integration;
 pub mod model;
 pub mod open;
 pub mod predict;

@@ -1,0 +1,104 @@
+//! Scoring an embedding's batch correction and label conservation as scib-metrics does
+//! (scSSL-Bench's scoreboard): the metrics of [`crate::analysis::scib`] on `obsm[use_rep]`, with
+//! the kNN graph of 90 neighbours the scib-metrics `Benchmarker` builds (exact up to 4,096
+//! cells, HNSW beyond) and `obsm[pre_rep]` (the unintegrated PCA) for the PCR comparison.
+
+use serde::Serialize;
+
+use super::{Handle, JobError, Step, obs_labels};
+use crate::analysis::metrics::encode;
+use crate::analysis::neighbors::knn;
+use crate::analysis::scib;
+use crate::data::anndata::AnnData;
+
+/// Neighbours of the kNN graph (scib-metrics' `Benchmarker` default).
+pub const N_NEIGHBORS: usize = 90;
+
+/// What [`run`] scores.
+#[derive(Debug, Clone)]
+pub struct IntegrationJob {
+    /// obsm key of the embedding to score (e.g. `X_cellscope`).
+    pub use_rep: String,
+    /// obs column of cell types.
+    pub label_key: String,
+    /// obs column of batches.
+    pub batch_key: String,
+    /// obsm key of the unintegrated representation for `pcr_comparison` (`X_pca`); skipped
+    /// when absent.
+    pub pre_rep: Option<String>,
+}
+
+/// The scores, named as scib-metrics names its functions (higher is better for each).
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrationScores {
+    /// Bio conservation: silhouette of the labels, rescaled to `[0, 1]`.
+    pub silhouette_label: f64,
+    /// Bio conservation: the labels present in the fewest batches, their silhouette.
+    pub isolated_labels: f64,
+    /// Bio conservation: cLISI on the 90-NN graph.
+    pub clisi_knn: f64,
+    /// Batch correction: silhouette of the batches within labels, `1 - |s|`.
+    pub silhouette_batch: Option<f64>,
+    /// Batch correction: iLISI on the 90-NN graph.
+    pub ilisi_knn: f64,
+    /// Batch correction: share of each label in its largest connected piece of the graph.
+    pub graph_connectivity: f64,
+    /// Batch correction: how much less variance the batch explains than in `pre_rep`.
+    pub pcr_comparison: Option<f64>,
+    /// Cells scored.
+    pub n_cells: usize,
+}
+
+/// Scores `a.obsm[job.use_rep]`.
+///
+/// # Errors
+/// [`JobError::Input`] naming the missing obsm key or obs column, or when there are fewer cells
+/// than the graph's neighbours.
+pub fn run(
+    a: &AnnData,
+    job: &IntegrationJob,
+    h: &mut Handle<'_>,
+) -> Result<IntegrationScores, JobError> {
+    let rep = |key: &str| {
+        a.obsm
+            .get(key)
+            .map(|m| m.mapv(|v| v as f32))
+            .ok_or_else(|| {
+                let keys: Vec<&String> = a.obsm.keys().collect();
+                JobError::Input(format!(
+                    "{}: obsm has no '{key}' (it has: {keys:?})",
+                    a.source.display()
+                ))
+            })
+    };
+    let x = rep(&job.use_rep)?;
+    let labels = encode(&obs_labels(a, &job.label_key)?).0;
+    let batch = encode(&obs_labels(a, &job.batch_key)?).0;
+    let n = x.nrows();
+    if n <= N_NEIGHBORS {
+        return Err(JobError::Input(format!(
+            "{}: {n} cells; the scores need more than {N_NEIGHBORS} (the kNN graph's size)",
+            a.source.display()
+        )));
+    }
+    h.step(Step::Neighbors, 0.0);
+    let graph = knn(x.view(), N_NEIGHBORS);
+    let distances: Vec<f64> = graph.distances.iter().map(|&d| f64::from(d)).collect();
+    h.step(Step::Neighbors, 1.0);
+    h.check()?;
+    let pre = match &job.pre_rep {
+        Some(k) if a.obsm.contains_key(k) => Some(rep(k)?),
+        _ => None,
+    };
+    let (k, idx) = (N_NEIGHBORS, &graph.indices);
+    Ok(IntegrationScores {
+        silhouette_label: scib::silhouette_label(x.view(), &labels),
+        isolated_labels: scib::isolated_labels(x.view(), &labels, &batch),
+        clisi_knn: scib::clisi(idx, &distances, k, &labels),
+        silhouette_batch: scib::silhouette_batch(x.view(), &labels, &batch),
+        ilisi_knn: scib::ilisi(idx, &distances, k, &batch),
+        graph_connectivity: scib::graph_connectivity(&graph, &labels),
+        pcr_comparison: pre.map(|p| scib::pcr_comparison(p.view(), x.view(), &batch)),
+        n_cells: n,
+    })
+}
