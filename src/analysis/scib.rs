@@ -306,6 +306,22 @@ pub fn pcr_comparison(pre: ArrayView2<f32>, post: ArrayView2<f32>, batch: &[u32]
     ((before - pcr(post, batch)) / before).max(0.0)
 }
 
+/// `nmi_ari_cluster_labels_kmeans`: k-means with as many clusters as labels, then the NMI
+/// (arithmetic) and ARI of its clusters against the labels. scib-metrics runs one k-means++
+/// start from jax's seed 0; this runs [`super::cluster::kmeans`] with 10 seeded starts (the
+/// lowest inertia kept), so the two agree within k-means' own run-to-run spread, not exactly.
+pub fn nmi_ari_kmeans(x: ArrayView2<f32>, labels: &[u32], seed: u64) -> (f64, f64) {
+    let mut seen: Vec<u32> = labels.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    let k = seen.len().clamp(1, x.nrows().max(1));
+    let pred = super::cluster::kmeans(x, k, 10, seed).labels;
+    (
+        super::metrics::normalized_mutual_information(labels, &pred),
+        super::metrics::adjusted_rand_index(labels, &pred),
+    )
+}
+
 /// Size of the largest strongly connected component of a directed graph (adjacency lists), by
 /// Tarjan's algorithm without recursion.
 fn largest_scc(edges: &[Vec<usize>]) -> usize {

@@ -44,6 +44,23 @@ fn scib_metrics_match_the_reference_on_pbmc68k() {
         "isolated_labels",
         scib::isolated_labels(x.view(), &labels, &batch),
     );
+    // k-means is random on both sides: cellscope's NMI and ARI lie within the spread of
+    // scib-metrics' own k-means over ten seeds (0.03 of margin).
+    let (nmi, ari) = scib::nmi_ari_kmeans(x.view(), &labels, 0);
+    for (name, got) in [("nmi_kmeans_seeds", nmi), ("ari_kmeans_seeds", ari)] {
+        let runs: Vec<f64> = r[name]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|v| v.as_f64().expect("f"))
+            .collect();
+        let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            got > lo - 0.03 && got < hi + 0.03,
+            "{name}: {got} outside {lo}..{hi}"
+        );
+    }
     let pre = a.x.to_csr().to_dense();
     check("pcr_x_pca", scib::pcr(x.view(), &batch));
     check("pcr_x", scib::pcr(pre.view(), &batch));

@@ -37,6 +37,10 @@ pub struct IntegrationScores {
     pub isolated_labels: f64,
     /// Bio conservation: cLISI on the 90-NN graph.
     pub clisi_knn: f64,
+    /// Bio conservation: NMI of k-means clusters (as many as labels) against the labels.
+    pub nmi: f64,
+    /// Bio conservation: ARI of the same clusters.
+    pub ari: f64,
     /// Batch correction: silhouette of the batches within labels, `1 - |s|`.
     pub silhouette_batch: Option<f64>,
     /// Batch correction: iLISI on the 90-NN graph.
@@ -91,7 +95,10 @@ pub fn run(
         _ => None,
     };
     let (k, idx) = (N_NEIGHBORS, &graph.indices);
+    let (nmi, ari) = scib::nmi_ari_kmeans(x.view(), &labels, 0);
     Ok(IntegrationScores {
+        nmi,
+        ari,
         silhouette_label: scib::silhouette_label(x.view(), &labels),
         isolated_labels: scib::isolated_labels(x.view(), &labels, &batch),
         clisi_knn: scib::clisi(idx, &distances, k, &labels),
