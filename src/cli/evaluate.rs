@@ -115,8 +115,8 @@ fn print_integration(
         job.use_rep, s.n_cells, job.label_key, job.batch_key
     );
     println!(
-        "bio conservation: silhouette_label {:.4}, isolated_labels {:.4}, clisi_knn {:.4}",
-        s.silhouette_label, s.isolated_labels, s.clisi_knn
+        "bio conservation: silhouette_label {:.4}, isolated_labels {:.4}, clisi_knn {:.4}, nmi {:.4}, ari {:.4} (k-means)",
+        s.silhouette_label, s.isolated_labels, s.clisi_knn, s.nmi, s.ari
     );
     println!(
         "batch correction: silhouette_batch {}, ilisi_knn {:.4}, graph_connectivity {:.4}, pcr_comparison {}",
