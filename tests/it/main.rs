@@ -19,6 +19,7 @@ mod data_preprocess;
 mod data_reference;
 mod data_stream;
 mod data_vendor;
+mod data_vendor_cli;
 mod data_write;
 mod explorer_ui;
 mod explorer_window;
