@@ -125,4 +125,10 @@ fn print_integration(
         s.graph_connectivity,
         opt(s.pcr_comparison)
     );
+    for c in &s.cross_batch {
+        println!(
+            "cell typing of batch {} ({} cells) from the others, kNN (k = 11): macro-F1 {:.4}, accuracy {:.4}",
+            c.batch, c.n_cells, c.macro_f1, c.accuracy
+        );
+    }
 }

@@ -128,6 +128,22 @@ fn evaluate_use_rep_prints_and_writes_the_scores() {
         let (g, w) = (got[name].as_f64().expect("g"), r[key].as_f64().expect("w"));
         assert!((g - w).abs() < 1e-6, "{name}: {g} vs {w}");
     }
+    for c in got["cross_batch"].as_array().expect("cross-batch typing") {
+        let want = &r["cross_batch"][c["batch"].as_str().expect("batch")];
+        for m in ["macro_f1", "accuracy"] {
+            let (g, w) = (c[m].as_f64().expect("g"), want[m].as_f64().expect("w"));
+            assert!(
+                (g - w).abs() < 1e-9,
+                "cross-batch {m} of {}: {g} vs {w}",
+                c["batch"]
+            );
+        }
+    }
+    assert_eq!(
+        got["cross_batch"].as_array().expect("a").len(),
+        3,
+        "three phases"
+    );
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("silhouette_label 0.5503"), "{text}");
     let o = run("X_nothing");

@@ -49,8 +49,65 @@ pub struct IntegrationScores {
     pub graph_connectivity: f64,
     /// Batch correction: how much less variance the batch explains than in `pre_rep`.
     pub pcr_comparison: Option<f64>,
+    /// Cell typing across batches as scSSL-Bench does it: for each batch, a kNN classifier
+    /// (k = 11) trained on the other batches' cells predicts its cells' labels.
+    pub cross_batch: Vec<CrossBatch>,
     /// Cells scored.
     pub n_cells: usize,
+}
+
+/// One held-out batch's cell typing.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossBatch {
+    /// The batch held out.
+    pub batch: String,
+    /// Its cells.
+    pub n_cells: usize,
+    /// Macro-F1 over the labels of its cells and of the predictions (scikit-learn's).
+    pub macro_f1: f64,
+    /// Accuracy.
+    pub accuracy: f64,
+}
+
+/// Neighbours of the cross-batch classifier (scSSL-Bench).
+pub const CROSS_BATCH_K: usize = 11;
+
+/// For each batch, kNN (k = [`CROSS_BATCH_K`]) typing of its cells from the other batches'.
+fn cross_batch(
+    x: ndarray::ArrayView2<f32>,
+    labels: &[u32],
+    n_labels: usize,
+    batch: &[u32],
+    names: &[String],
+) -> Vec<CrossBatch> {
+    use crate::analysis::metrics::classification;
+    use crate::analysis::transfer::knn_classify;
+    (0..names.len() as u32)
+        .filter_map(|b| {
+            let (test, train): (Vec<usize>, Vec<usize>) =
+                (0..batch.len()).partition(|&i| batch[i] == b);
+            if test.is_empty() || train.len() < CROSS_BATCH_K {
+                return None;
+            }
+            let rows = |idx: &[usize]| x.select(ndarray::Axis(0), idx);
+            let train_labels: Vec<u32> = train.iter().map(|&i| labels[i]).collect();
+            let (pred, _) = knn_classify(
+                rows(&train).view(),
+                &train_labels,
+                n_labels,
+                rows(&test).view(),
+                CROSS_BATCH_K,
+            );
+            let truth: Vec<u32> = test.iter().map(|&i| labels[i]).collect();
+            let c = classification(&truth, &pred);
+            Some(CrossBatch {
+                batch: names[b as usize].clone(),
+                n_cells: test.len(),
+                macro_f1: c.macro_f1,
+                accuracy: c.accuracy,
+            })
+        })
+        .collect()
 }
 
 /// Scores `a.obsm[job.use_rep]`.
@@ -76,8 +133,8 @@ pub fn run(
             })
     };
     let x = rep(&job.use_rep)?;
-    let labels = encode(&obs_labels(a, &job.label_key)?).0;
-    let batch = encode(&obs_labels(a, &job.batch_key)?).0;
+    let (labels, label_names) = encode(&obs_labels(a, &job.label_key)?);
+    let (batch, batch_names) = encode(&obs_labels(a, &job.batch_key)?);
     let n = x.nrows();
     if n <= N_NEIGHBORS {
         return Err(JobError::Input(format!(
@@ -106,6 +163,7 @@ pub fn run(
         ilisi_knn: scib::ilisi(idx, &distances, k, &batch),
         graph_connectivity: scib::graph_connectivity(&graph, &labels),
         pcr_comparison: pre.map(|p| scib::pcr_comparison(p.view(), x.view(), &batch)),
+        cross_batch: cross_batch(x.view(), &labels, label_names.len(), &batch, &batch_names),
         n_cells: n,
     })
 }
