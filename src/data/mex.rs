@@ -163,9 +163,11 @@ fn read_mtx(path: &Path, n_features: usize, n_cells: usize) -> Result<CsrMatrix>
         return Err(bad(no, m));
     }
     let entries = size[2];
-    let mut cell = Vec::with_capacity(entries);
-    let mut gene = Vec::with_capacity(entries);
-    let mut value = Vec::with_capacity(entries);
+    // The declared count only reserves up to 16 M entries: a damaged header must not allocate.
+    let reserve = entries.min(1 << 24);
+    let mut cell = Vec::with_capacity(reserve);
+    let mut gene = Vec::with_capacity(reserve);
+    let mut value = Vec::with_capacity(reserve);
     while value.len() < entries {
         if !next(&mut line, &mut no)? {
             let m = format!("the file ends after {} of {entries} entries", value.len());

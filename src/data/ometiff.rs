@@ -189,6 +189,11 @@ impl OmeTiff {
             (Some(&o), Some(&n)) => (o, n),
             _ => return Err(bad("no offset or byte count for this chunk".into())),
         };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if off.checked_add(len).is_none_or(|end| end > size) {
+            let m = format!("{len} bytes at offset {off} run past the file's {size} bytes");
+            return Err(bad(m));
+        }
         let mut raw = vec![0u8; len as usize];
         file.read_exact_at(&mut raw, off)
             .map_err(|e| bad(format!("cannot read {len} bytes at offset {off}: {e}")))?;
@@ -315,7 +320,15 @@ fn level(path: &Path, name: &str, t: &mut IfdDecoder<'_>) -> Result<Level, DataE
     };
     let offsets = list(off_tag, "chunk offsets")?;
     let counts = list(count_tag, "chunk byte counts")?;
-    let expected = (width.div_ceil(chunk[0]) * height.div_ceil(chunk[1])) as usize;
+    if chunk[0] == 0 || chunk[1] == 0 || width == 0 || height == 0 {
+        let m = format!(
+            "{width}x{height} pixels in chunks of {}x{}",
+            chunk[0], chunk[1]
+        );
+        return Err(bad("size", format!("{m}: every size must be at least 1")));
+    }
+    let expected = u64::from(width.div_ceil(chunk[0])) * u64::from(height.div_ceil(chunk[1]));
+    let expected = usize::try_from(expected).unwrap_or(usize::MAX);
     if offsets.len() != expected || counts.len() != expected {
         let m = format!(
             "{} offsets and {} byte counts for {expected} chunks",

@@ -304,3 +304,34 @@ fn detail_windows_read_the_finest_level_that_fits() {
     // No level finer than the texture's 0.8 µm per pixel fits 50 pixels: nothing is read.
     assert!(ask(50, 0.8).is_none());
 }
+
+/// Hostile images: random bytes named .ome.tif are refused naming the file; a single-level
+/// image far larger than a texture is refused for display instead of being decoded whole.
+#[test]
+fn hostile_images_are_refused_not_decoded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let noise = tmp.path().join("noise.ome.tif");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&noise, bytes).expect("write");
+    let e = OmeTiff::open(&noise).expect_err("not a TIFF").to_string();
+    assert!(e.contains("noise.ome.tif"), "{e}");
+    let placement = cellscope::pipeline::jobs::open::Placement::scale(1.0);
+    assert!(load_image(&ImageRequest::new(noise, placement)).is_err());
+
+    let wide = tmp.path().join("wide.ome.tif");
+    let file = std::io::BufWriter::new(std::fs::File::create(&wide).expect("create"));
+    let mut enc = tiff::encoder::TiffEncoder::new(file).expect("encoder");
+    let px = vec![7u16; 20_000];
+    enc.write_image::<tiff::encoder::colortype::Gray16>(20_000, 1, &px)
+        .expect("write");
+    drop(enc);
+    let t = OmeTiff::open(&wide).expect("a valid TIFF");
+    assert_eq!(
+        t.read_region(0, [0, 0, 10, 1]).expect("a window"),
+        vec![7u16; 10]
+    );
+    let e = load_image(&ImageRequest::new(wide, placement)).expect_err("too large to show whole");
+    assert!(e.to_string().contains("pyramid level"), "{e}");
+}

@@ -191,6 +191,17 @@ pub fn load_image(request: &ImageRequest) -> Result<Underlay, JobError> {
         let t = crate::data::ometiff::OmeTiff::open(path).map_err(|e| bad("open", &e))?;
         let lv = t.level_fitting(MAX_IMAGE_SIDE);
         let l = &t.levels[lv];
+        // Without a level near the texture size the whole image would be decoded at once.
+        if l.width.max(l.height) > 4 * MAX_IMAGE_SIDE {
+            let m = format!(
+                "its smallest level is {}x{} pixels; a pyramid level of at most {} pixels a side \
+                 is needed to show it",
+                l.width,
+                l.height,
+                4 * MAX_IMAGE_SIDE
+            );
+            return Err(bad("show", &m));
+        }
         let px = t
             .read_region(lv, [0, 0, l.width, l.height])
             .map_err(|e| bad("decode", &e))?;
