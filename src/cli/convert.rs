@@ -59,7 +59,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .path
         .file_stem()
         .map_or("sample".into(), |s| s.to_string_lossy().into_owned());
-    let images = crate::pipeline::jobs::open::spatial_images(&a.path, &library)?;
+    // A damaged image costs the image, not the conversion.
+    let images =
+        crate::pipeline::jobs::open::spatial_images(&a.path, &library).unwrap_or_else(|e| {
+            eprintln!("note: no image in uns['spatial']: {e}");
+            None
+        });
     let results = Results {
         provenance: serde_json::json!({
             "cellscope_version": env!("CARGO_PKG_VERSION"),

@@ -388,6 +388,27 @@ fn every_subcommand_survives_the_hostile_corpus() {
             runs.push(run(args(&["inspect", &s(&folder)]), &damaged, None));
         }
     }
+    // An instrument's folder (the real Xenium subset with the synthetic morphology pyramid)
+    // with its cell table, matrix or image damaged: inspected and converted.
+    let xenium = inputs.join("xenium");
+    copy_dir(&shared_data().join("vendor/xenium_sfe"), &xenium);
+    copy_dir(&fixture("vendor/morphology_fixture"), &xenium);
+    for file in [
+        "cells.parquet",
+        "cell_feature_matrix.h5",
+        "morphology_focus/morphology_focus_0000.ome.tif",
+    ] {
+        for (folder, damaged) in folder_mutants(&inputs, &xenium, file, 6) {
+            runs.push(run(args(&["inspect", &s(&folder)]), &damaged, None));
+            let tag = folder.file_name().unwrap().to_str().unwrap().to_string();
+            let o = out(&format!("{tag}.h5ad"));
+            runs.push(run(
+                args(&["convert", &s(&folder), "--out", &s(&o)]),
+                &damaged,
+                Some(o),
+            ));
+        }
+    }
     // Outputs onto inputs: refused, the input unchanged (checked by the hashes below).
     for (a, damaged) in [
         (args(&["analyze", &gs, "--out", &gs]), &good),
