@@ -356,7 +356,7 @@ fn instrument_folders_bring_mosaics_to_choose_and_outlines() {
         Some("mosaic_DAPI_z1.tif"),
         "DAPI first"
     );
-    h.get_by_label("mosaic").click();
+    h.get_by_label("stain").click();
     h.run_steps(3);
     h.get_by_label("PolyT z2").click();
     wait_until(&mut h, 60, |h| {

@@ -83,7 +83,7 @@ impl DataPanel {
                 .iter()
                 .find(|(_, p, _)| Some(p) == current.as_ref());
             let text = shown.map_or("…", |(n, _, _)| n.as_str());
-            egui::ComboBox::from_label("mosaic")
+            egui::ComboBox::from_label("stain")
                 .selected_text(text)
                 .show_ui(ui, |ui| {
                     for (name, path, placement) in &x.images {
