@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::anndata::AnnData;
-use super::dataframe::{Column, DataFrame};
 use super::error::{DataError, Result};
 use super::matrix::CsrMatrix;
 
@@ -102,25 +101,7 @@ pub fn read_10x_mex(dir: &Path) -> Result<AnnData> {
         .collect();
     let [ids, names, types] = features(dir)?;
     let x = read_mtx(&mtx, names.len(), barcodes.len())?;
-    let keep: Vec<usize> = (0..names.len())
-        .filter(|&j| types[j] == "Gene Expression")
-        .collect();
-    let x = if keep.len() == names.len() {
-        x
-    } else {
-        super::tenx::subset_columns(x, &keep)
-    };
-    let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
-    let var = DataFrame {
-        index: pick(&names),
-        columns: vec![
-            ("gene_ids".into(), Column::Str(pick(&ids))),
-            (
-                "feature_types".into(),
-                Column::categorical_from_labels(&pick(&types)),
-            ),
-        ],
-    };
+    let (x, var) = super::tenx::gene_expression_only(x, &names, &ids, &types, &[]);
     super::tenx::finish(&mtx, barcodes, var, x, "matrix")
 }
 

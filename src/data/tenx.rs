@@ -182,29 +182,7 @@ fn read_v3(path: &Path, f: &File) -> Result<AnnData> {
             ));
         }
     }
-    let keep: Vec<usize> = (0..n_genes)
-        .filter(|&j| types[j] == "Gene Expression")
-        .collect();
-    let x = if keep.len() == n_genes {
-        x
-    } else {
-        subset_columns(x, &keep)
-    };
-    let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
-    let var = DataFrame {
-        index: pick(&names),
-        columns: vec![
-            ("gene_ids".into(), Column::Str(pick(&ids))),
-            (
-                "feature_types".into(),
-                Column::categorical_from_labels(&pick(&types)),
-            ),
-            (
-                "genome".into(),
-                Column::categorical_from_labels(&pick(&genomes)),
-            ),
-        ],
-    };
+    let (x, var) = gene_expression_only(x, &names, &ids, &types, &[("genome", &genomes)]);
     finish(path, barcodes, var, x, "matrix")
 }
 
@@ -295,6 +273,42 @@ pub(crate) fn finish(
         imputed_genes: Vec::new(),
         spatial_units: None,
     })
+}
+
+/// The `Gene Expression` features of a 10x matrix (scanpy's `gex_only=True`): the other
+/// columns of `x` dropped, var named by `names` with `gene_ids`, `feature_types` and the
+/// `extra` per-feature columns (categorical), all indexed like the features.
+pub(crate) fn gene_expression_only(
+    x: CsrMatrix,
+    names: &[String],
+    ids: &[String],
+    types: &[String],
+    extra: &[(&str, &[String])],
+) -> (CsrMatrix, DataFrame) {
+    let keep: Vec<usize> = (0..names.len())
+        .filter(|&j| types[j] == "Gene Expression")
+        .collect();
+    let x = if keep.len() == names.len() {
+        x
+    } else {
+        subset_columns(x, &keep)
+    };
+    let pick = |v: &[String]| keep.iter().map(|&j| v[j].clone()).collect::<Vec<_>>();
+    let mut columns = vec![
+        ("gene_ids".to_string(), Column::Str(pick(ids))),
+        (
+            "feature_types".to_string(),
+            Column::categorical_from_labels(&pick(types)),
+        ),
+    ];
+    for (name, v) in extra {
+        columns.push((name.to_string(), Column::categorical_from_labels(&pick(v))));
+    }
+    let var = DataFrame {
+        index: pick(names),
+        columns,
+    };
+    (x, var)
 }
 
 /// Keeps the listed columns of a CSR matrix (renumbered in the given order), compacting its

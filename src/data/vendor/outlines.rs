@@ -151,8 +151,9 @@ fn wkb_rows(path: &Path) -> Result<HashMap<String, Vec<[f64; 2]>>> {
             ));
         };
         if let std::collections::hash_map::Entry::Vacant(e) = rings.entry(id) {
-            let ring = wkb_outer_ring(&g)
-                .map_err(|m| DataError::invalid(path, &format!("row {i}, Geometry"), m))?;
+            let ring = wkb_outer_ring(&g).map_err(|e| {
+                DataError::invalid(path, &format!("row {i}, Geometry"), e.to_string())
+            })?;
             e.insert(ring);
         }
     }
@@ -212,7 +213,7 @@ fn hdf5_rings(dir: &Path) -> Result<Option<HashMap<String, Vec<[f64; 2]>>>> {
 }
 
 /// The outer ring of a WKB polygon (type 3), or of a multipolygon's (type 6) first polygon.
-fn wkb_outer_ring(b: &[u8]) -> std::result::Result<Vec<[f64; 2]>, String> {
+fn wkb_outer_ring(b: &[u8]) -> std::result::Result<Vec<[f64; 2]>, WkbError> {
     let mut r = Wkb {
         b,
         at: 0,
@@ -228,13 +229,41 @@ fn wkb_outer_ring(b: &[u8]) -> std::result::Result<Vec<[f64; 2]>, String> {
             r.order()?;
             match r.u32()? {
                 3 => r.polygon_ring(),
-                t => Err(format!("a multipolygon member of WKB type {t}, expected 3")),
+                t => Err(WkbError::Member(t)),
             }
         }
-        t => Err(format!(
-            "WKB geometry type {t}; expected a polygon (3) or multipolygon (6)"
-        )),
+        t => Err(WkbError::Type(t)),
     }
+}
+
+/// Why a WKB geometry could not be read.
+#[derive(Debug, thiserror::Error)]
+enum WkbError {
+    /// Fewer bytes than the geometry declares.
+    #[error("WKB ends at byte {at} of {len}")]
+    Truncated {
+        /// Where the next value would start.
+        at: usize,
+        /// The geometry's length in bytes.
+        len: usize,
+    },
+    /// A byte-order marker other than 0 (big) or 1 (little endian).
+    #[error("WKB byte order {0}; expected 0 or 1")]
+    ByteOrder(u8),
+    /// Neither a polygon nor a multipolygon.
+    #[error("WKB geometry type {0}; expected a polygon (3) or multipolygon (6)")]
+    Type(u32),
+    /// A multipolygon whose first member is not a polygon.
+    #[error("a multipolygon member of WKB type {0}; expected 3")]
+    Member(u32),
+    /// More points than the bytes can hold.
+    #[error("a ring of {points} points in {len} bytes")]
+    RingTooLong {
+        /// Declared points.
+        points: usize,
+        /// The geometry's length in bytes.
+        len: usize,
+    },
 }
 
 /// A cursor over WKB bytes.
@@ -245,25 +274,28 @@ struct Wkb<'a> {
 }
 
 impl Wkb<'_> {
-    fn take<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+    fn take<const N: usize>(&mut self) -> std::result::Result<[u8; N], WkbError> {
         let s = self
             .b
             .get(self.at..self.at + N)
-            .ok_or_else(|| format!("WKB ends at byte {} of {}", self.at, self.b.len()))?;
+            .ok_or(WkbError::Truncated {
+                at: self.at,
+                len: self.b.len(),
+            })?;
         self.at += N;
         Ok(s.try_into().unwrap_or([0; N]))
     }
 
-    fn order(&mut self) -> std::result::Result<(), String> {
+    fn order(&mut self) -> std::result::Result<(), WkbError> {
         self.little = match self.take::<1>()?[0] {
             0 => false,
             1 => true,
-            o => return Err(format!("WKB byte order {o}")),
+            o => return Err(WkbError::ByteOrder(o)),
         };
         Ok(())
     }
 
-    fn u32(&mut self) -> std::result::Result<u32, String> {
+    fn u32(&mut self) -> std::result::Result<u32, WkbError> {
         let v = self.take::<4>()?;
         Ok(if self.little {
             u32::from_le_bytes(v)
@@ -272,7 +304,7 @@ impl Wkb<'_> {
         })
     }
 
-    fn f64(&mut self) -> std::result::Result<f64, String> {
+    fn f64(&mut self) -> std::result::Result<f64, WkbError> {
         let v = self.take::<8>()?;
         Ok(if self.little {
             f64::from_le_bytes(v)
@@ -282,13 +314,16 @@ impl Wkb<'_> {
     }
 
     /// A polygon body (after its type): its first (outer) ring.
-    fn polygon_ring(&mut self) -> std::result::Result<Vec<[f64; 2]>, String> {
+    fn polygon_ring(&mut self) -> std::result::Result<Vec<[f64; 2]>, WkbError> {
         if self.u32()? == 0 {
             return Ok(Vec::new());
         }
         let n = self.u32()? as usize;
         if n > (self.b.len() - self.at) / 16 {
-            return Err(format!("a ring of {n} points in {} bytes", self.b.len()));
+            return Err(WkbError::RingTooLong {
+                points: n,
+                len: self.b.len(),
+            });
         }
         (0..n).map(|_| Ok([self.f64()?, self.f64()?])).collect()
     }

@@ -73,7 +73,11 @@ pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
         summary.push_str(&format!("image: not placed: {e}\n"));
         Vec::new()
     });
-    let image = default_image(path);
+    // The instrument's first image, else the Visium or H&E one (the folder is read once).
+    let image = match images.first() {
+        Some((_, p, placement)) => Some((p.clone(), *placement)),
+        None => tissue_image(path),
+    };
     h.step(Step::Open, 1.0);
     Ok(Opened {
         data,
@@ -84,16 +88,20 @@ pub fn open(path: &Path, h: &mut Handle<'_>) -> Result<Opened, JobError> {
     })
 }
 
-/// The images an instrument's folder offers with their placement (see [`Opened::images`]),
-/// or why they cannot be placed.
-fn offered_images(path: &Path) -> Result<Vec<(String, PathBuf, Placement)>, String> {
+/// The images an instrument's folder offers with their placement (see [`Opened::images`]).
+///
+/// # Errors
+/// The reader's [`crate::data::DataError`] when an image cannot be opened or placed.
+fn offered_images(
+    path: &Path,
+) -> Result<Vec<(String, PathBuf, Placement)>, crate::data::DataError> {
     use crate::data::InputKind;
     let all = match crate::data::detect(path).ok() {
         Some(InputKind::Merscope) => crate::data::vendor::merscope::mosaics(path),
         Some(InputKind::Xenium) => crate::data::vendor::xenium::morphology(path),
         _ => return Ok(Vec::new()),
     };
-    let mut all = all.map_err(|e| e.to_string())?;
+    let mut all = all?;
     // DAPI first: the stain every run has and the one a viewer opens with.
     all.sort_by_key(|m| !m.name.starts_with("DAPI"));
     Ok(all
@@ -318,6 +326,12 @@ pub fn default_image(path: &Path) -> Option<(PathBuf, Placement)> {
     if let Some((_, p, placement)) = offered_images(path).ok()?.into_iter().next() {
         return Some((p, placement));
     }
+    tissue_image(path)
+}
+
+/// The Visium hires (else lowres) image placed with its scale factor, or an H&E image beside an
+/// .h5ad named `<stem>_HE.jpg` / `<stem>_HE.png` in the pixel frame of `obsm['spatial']`.
+fn tissue_image(path: &Path) -> Option<(PathBuf, Placement)> {
     let kind = crate::data::detect(path).ok()?;
     if kind == crate::data::InputKind::Visium {
         let v = crate::data::tenx::read_visium(path).ok()?;
