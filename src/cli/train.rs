@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{BackendArg, with_handle};
-use crate::model::train::{ObjectiveKind, TrainLayers, TrainOptions};
+use crate::model::bench::EncoderKind;
+use crate::model::train::{Augmentations, Generic, ObjectiveKind, TrainLayers, TrainOptions};
 use crate::pipeline::jobs::JobError;
 use crate::pipeline::jobs::train::{FinetuneJob, PretrainJob, Trained};
 
@@ -26,6 +27,19 @@ pub enum ObjectiveArg {
     BarlowTwins,
     /// BYOL (EMA 0.99).
     Byol,
+    /// SimCLR (NT-Xent, temperature 0.5; scSSL-Bench).
+    Simclr,
+    /// VICReg (weights 5, 5, 1; scSSL-Bench).
+    Vicreg,
+}
+
+/// The encoder SimCLR and VICReg train (`--encoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncoderArg {
+    /// scSSL-Bench's Linear(genes,128)-BN-ReLU-Linear(128,64)-BN-Dropout.
+    Bench,
+    /// The ssl_in_scg backbone (SELU; widths from --hidden).
+    Backbone,
 }
 
 impl From<ObjectiveArg> for ObjectiveKind {
@@ -37,6 +51,8 @@ impl From<ObjectiveArg> for ObjectiveKind {
             ObjectiveArg::GpToTf => ObjectiveKind::GpToTf,
             ObjectiveArg::BarlowTwins => ObjectiveKind::BarlowTwins,
             ObjectiveArg::Byol => ObjectiveKind::Byol,
+            ObjectiveArg::Simclr => ObjectiveKind::Simclr,
+            ObjectiveArg::Vicreg => ObjectiveKind::Vicreg,
         }
     }
 }
@@ -71,21 +87,32 @@ pub struct PretrainArgs {
     /// the dataset's genes.
     #[arg(long)]
     genes: Option<PathBuf>,
+    /// SimCLR / VICReg: the encoder trained.
+    #[arg(long, value_enum, default_value_t = EncoderArg::Bench)]
+    encoder: EncoderArg,
+    /// SimCLR / VICReg: the views' augmentations, NAME:FRACTION[@PROBABILITY] separated by
+    /// commas, NAME one of mask (fraction kept), noise, swap, crossover (scSSL-Bench's;
+    /// default probabilities 0.5, 0.3, 0.5, 0.4), or none.
+    #[arg(long, default_value = "mask:0.5")]
+    augment: Augmentations,
+    /// SimCLR / VICReg: projection head width.
+    #[arg(long, default_value_t = 256)]
+    head_width: usize,
     /// Epochs.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Seed (initialisation, shuffling, masks, augmentation).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Cells per step.
-    #[arg(long, default_value_t = 8192)]
-    batch_size: usize,
+    /// Cells per step; default: the objective's recipe (8,192; 256 for SimCLR and VICReg).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// AdamW learning rate; default: the objective's recipe (1e-3 masked autoencoders, 0.01
-    /// Barlow Twins and BYOL).
+    /// Barlow Twins and BYOL, 1e-4 SimCLR and VICReg).
     #[arg(long)]
     lr: Option<f64>,
     /// AdamW weight decay; default: the objective's recipe (0.01 masked autoencoders, 1e-5
-    /// Barlow Twins and BYOL).
+    /// Barlow Twins and BYOL, 1e-6 SimCLR and VICReg).
     #[arg(long)]
     weight_decay: Option<f64>,
     #[command(flatten)]
@@ -190,11 +217,19 @@ pub fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     let job = PretrainJob {
         objective: kind,
         gmt: a.gmt,
+        generic: Generic {
+            encoder: match a.encoder {
+                EncoderArg::Bench => EncoderKind::Bench,
+                EncoderArg::Backbone => EncoderKind::Backbone,
+            },
+            head_width: a.head_width,
+            augment: a.augment,
+        },
         genes: a.genes,
         opts: TrainOptions {
             epochs: a.epochs,
             seed: a.seed,
-            batch_size: a.batch_size,
+            batch_size: a.batch_size.unwrap_or(recipe.batch_size),
             lr: a.lr.unwrap_or(recipe.lr),
             weight_decay: a.weight_decay.unwrap_or(recipe.weight_decay),
             hidden: m.hidden,

@@ -6,10 +6,12 @@
 //!
 //! and the network family itself in [`nets`] (the ssl_in_scg MLPs: masked autoencoders,
 //! Barlow Twins, BYOL, classifiers), whose forward pass serves training and the burn inference
-//! paths alike.
+//! paths alike, and scSSL-Bench's generic networks in [`bench`] (its BatchNorm encoder,
+//! SimCLR / VICReg projection heads).
 //!
 //! Depends on `data` only, for its matrix type, preprocessing and gene alignment.
 
+pub mod bench;
 pub mod import;
 pub mod infer;
 pub mod nets;

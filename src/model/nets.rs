@@ -250,14 +250,19 @@ pub struct ProjectorConfig {
     /// Bias in the hidden Linears (false for Barlow Twins, whose BatchNorm makes it redundant).
     #[config(default = false)]
     pub hidden_bias: bool,
+    /// A BatchNorm after the last Linear, which then has no bias (`lightly`'s
+    /// `SimCLRProjectionHead`).
+    #[config(default = false)]
+    pub output_norm: bool,
 }
 
-/// `Linear -> BatchNorm1d -> ReLU` per hidden layer and a bare last `Linear`.
+/// `Linear -> BatchNorm1d -> ReLU` per hidden layer and a last `Linear` (bare, or followed by
+/// a BatchNorm).
 #[derive(Module, Debug)]
 pub struct Projector {
     /// Linear layers.
     pub linears: Vec<Linear>,
-    /// One BatchNorm per hidden layer.
+    /// One BatchNorm per hidden layer, and one for the output when configured.
     pub norms: Vec<BatchNorm>,
 }
 
@@ -271,12 +276,15 @@ impl ProjectorConfig {
                 .windows(2)
                 .enumerate()
                 .map(|(i, w)| {
-                    LinearConfig::new(w[0], w[1])
-                        .with_bias(i + 1 == n || self.hidden_bias)
-                        .init(device)
+                    let bias = if i + 1 == n {
+                        !self.output_norm
+                    } else {
+                        self.hidden_bias
+                    };
+                    LinearConfig::new(w[0], w[1]).with_bias(bias).init(device)
                 })
                 .collect(),
-            norms: self.widths[1..n]
+            norms: self.widths[1..n + usize::from(self.output_norm)]
                 .iter()
                 .map(|&w| BatchNormConfig::new(w).init(device))
                 .collect(),
@@ -293,6 +301,8 @@ impl Projector {
             h = l.forward(h);
             if i + 1 < n {
                 h = burn::tensor::activation::relu(self.norms[i].forward(h));
+            } else if let Some(bn) = self.norms.get(i) {
+                h = bn.forward(h);
             }
         }
         h

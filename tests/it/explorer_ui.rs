@@ -958,6 +958,7 @@ fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
         &cellscope::pipeline::jobs::train::PretrainJob {
             objective: cellscope::model::train::ObjectiveKind::RandomMask,
             gmt: None,
+            generic: Default::default(),
             genes: None,
             opts: cellscope::model::train::TrainOptions {
                 epochs: 3,

@@ -32,6 +32,7 @@ mod hostile_models;
 mod hostile_outputs;
 mod model_embed;
 mod model_evaluate;
+mod model_generic;
 mod model_hub;
 mod model_import;
 mod model_objectives;

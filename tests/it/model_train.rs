@@ -369,6 +369,11 @@ fn every_objective_trains_on_real_data() {
         if let Objective::Byol { hidden, .. } = &mut o {
             *hidden = 128;
         }
+        // SimCLR and VICReg on the same backbone here (the bench's encoder: model_generic).
+        let o = o.with_generic(train::Generic {
+            encoder: cellscope::model::bench::EncoderKind::Backbone,
+            ..Default::default()
+        });
         let out = run(&x, &o, &small(6));
         let h = &out.history;
         assert_eq!(h.len(), 6);
@@ -409,6 +414,7 @@ fn finetune_beats_chance_and_saved_model_predicts_the_same() {
         &PretrainJob {
             objective: ObjectiveKind::RandomMask,
             gmt: None,
+            generic: Default::default(),
             genes: None,
             opts: small(5),
             backend: BackendChoice::Cpu,

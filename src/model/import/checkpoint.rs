@@ -70,6 +70,10 @@ pub enum ModelKind {
     Classifier,
     /// A bare MLP backbone.
     Backbone,
+    /// SimCLR (scSSL-Bench); backbone = the encoder, BatchNorms folded.
+    Simclr,
+    /// VICReg (scSSL-Bench); backbone = the encoder, BatchNorms folded.
+    Vicreg,
 }
 
 impl ModelKind {
@@ -81,6 +85,8 @@ impl ModelKind {
             Self::Byol => "BYOL",
             Self::Classifier => "classifier",
             Self::Backbone => "MLP backbone",
+            Self::Simclr => "SimCLR",
+            Self::Vicreg => "VICReg",
         }
     }
 }

@@ -256,7 +256,7 @@ fn check_config(config: &ModelConfig, w: &ModelWeights, file: &Path) -> Result<(
 fn prefix_of(kind: ModelKind) -> &'static str {
     match kind {
         ModelKind::MaskedAutoencoder => "encoder.",
-        ModelKind::BarlowTwins => "backbone.",
+        ModelKind::BarlowTwins | ModelKind::Simclr | ModelKind::Vicreg => "backbone.",
         ModelKind::Byol => "inner_model.",
         ModelKind::Classifier => "classifier.",
         ModelKind::Backbone => "",

@@ -38,6 +38,8 @@ pub(super) enum Net {
     Ae(AutoEncoder),
     Bt(BarlowTwins, f64),
     Byol(ByolOnline, crate::model::nets::ByolTarget, f64),
+    /// SimCLR or VICReg: encoder and projection head (the loss is the objective's).
+    Generic(Siamese),
 }
 
 impl Net {
@@ -47,33 +49,59 @@ impl Net {
             Net::Ae(m) => m.param_ids(&mut two, &mut one),
             Net::Bt(m, _) => m.param_ids(&mut two, &mut one),
             Net::Byol(m, _, _) => m.param_ids(&mut two, &mut one),
+            Net::Generic(m) => m.param_ids(&mut two, &mut one),
         }
         (two, one)
     }
 
-    pub(super) fn backbone(&self) -> &Mlp {
-        match self {
+    /// The device of the parameters.
+    pub(super) fn device(&self) -> Device {
+        let backbone = match self {
             Net::Ae(m) => &m.encoder,
             Net::Bt(m, _) => &m.backbone,
             Net::Byol(m, _, _) => &m.backbone,
-        }
+            Net::Generic(m) => return m.encoder.device(),
+        };
+        backbone.layers[0].weight.val().device()
     }
 
-    pub(super) fn weights(&self) -> ModelWeights {
-        let (kind, decoder, total) = match self {
+    /// The weights a saved model keeps: the backbone in eval form (a generic encoder's
+    /// BatchNorms folded into its Linears), and a masked autoencoder's decoder.
+    pub(super) fn weights(&self, objective: ObjectiveKind) -> ModelWeights {
+        let (kind, decoder, total, (backbone, activation)) = match self {
             Net::Ae(m) => (
                 ModelKind::MaskedAutoencoder,
                 m.decoder.to_dense(),
                 m.num_params(),
+                (m.encoder.to_dense(), m.encoder.activation),
             ),
-            Net::Bt(m, _) => (ModelKind::BarlowTwins, Vec::new(), m.num_params()),
-            Net::Byol(m, _, _) => (ModelKind::Byol, Vec::new(), m.num_params()),
+            Net::Bt(m, _) => (
+                ModelKind::BarlowTwins,
+                Vec::new(),
+                m.num_params(),
+                (m.backbone.to_dense(), m.backbone.activation),
+            ),
+            Net::Byol(m, _, _) => (
+                ModelKind::Byol,
+                Vec::new(),
+                m.num_params(),
+                (m.backbone.to_dense(), m.backbone.activation),
+            ),
+            Net::Generic(m) => (
+                if objective == ObjectiveKind::Vicreg {
+                    ModelKind::Vicreg
+                } else {
+                    ModelKind::Simclr
+                },
+                Vec::new(),
+                m.num_params(),
+                m.encoder.to_dense(),
+            ),
         };
-        let b = self.backbone();
         ModelWeights {
             kind,
-            activation: b.activation,
-            backbone: b.to_dense(),
+            activation,
+            backbone,
             head: None,
             decoder,
             n_params_total: total,
@@ -114,7 +142,10 @@ pub(super) fn objective_mask(
         Objective::GpMask { programmes, rate } => gp_mask(rows, genes, programmes, *rate, seed),
         Objective::Isolated { programmes } => isolated_mask(rows, genes, programmes, seed),
         Objective::GpToTf { programmes } => gp_to_tf_mask(rows, genes, programmes, seed),
-        Objective::BarlowTwins { .. } | Objective::Byol { .. } => return None,
+        Objective::BarlowTwins { .. }
+        | Objective::Byol { .. }
+        | Objective::Simclr { .. }
+        | Objective::Vicreg { .. } => return None,
     })
 }
 
@@ -152,6 +183,23 @@ pub(super) fn objective_loss(
             let z1 = target.forward(t1.clone().inner()).detach();
             let z2 = target.forward(t2.clone().inner()).detach();
             StepLoss::plain(byol_loss(m.forward(t1), z2) + byol_loss(m.forward(t2), z1))
+        }
+        Net::Generic(m) => {
+            let (augment, loss): (_, &dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>) = match objective {
+                Objective::Simclr {
+                    temperature,
+                    generic,
+                } => (&generic.augment, &|a, b| nt_xent_loss(a, b, *temperature)),
+                Objective::Vicreg { weights, generic } => {
+                    (&generic.augment, &|a, b| vicreg_loss(a, b, *weights))
+                }
+                _ => unreachable!("a generic network is built for SimCLR or VICReg"),
+            };
+            let (v1, v2) = bench_views(xv, genes, augment, seed);
+            StepLoss::plain(loss(
+                m.forward(to_tensor(v1, rows, genes, device)),
+                m.forward(to_tensor(v2, rows, genes, device)),
+            ))
         }
     }
 }
@@ -212,6 +260,21 @@ pub(super) fn init_net(
             };
             let target = online.target();
             Net::Byol(online, target, *tau)
+        }
+        Objective::Simclr { generic, .. } | Objective::Vicreg { generic, .. } => {
+            if generic.head_width == 0 {
+                return Err(TrainError::Invalid(
+                    "--head-width must be at least 1".into(),
+                ));
+            }
+            let encoder =
+                Encoder::new(generic.encoder, n_genes, &opts.hidden, opts.dropout, device);
+            let head = if objective.kind() == ObjectiveKind::Vicreg {
+                HeadKind::Vicreg
+            } else {
+                HeadKind::Simclr
+            };
+            Net::Generic(Siamese::new(encoder, head, generic.head_width, device))
         }
     })
 }
@@ -411,6 +474,7 @@ pub fn pretrain(
                     let t = t.ema(&m, tau);
                     Net::Byol(m, t, tau)
                 }
+                Net::Generic(m) => Net::Generic(update.apply(m, loss)),
             };
             step += 1;
             tally.record(events, opts, step, value, batch.len());
@@ -419,7 +483,7 @@ pub fn pretrain(
         e.val_loss = (!val.is_empty()).then(|| validation_loss(&net, objective, x, &val, opts));
         history.push(e);
         send(events, e);
-        last_good = Some((net.weights(), epoch));
+        last_good = Some((net.weights(objective.kind()), epoch));
     }
     finish(last_good, history, End::Done, device_name)
 }
@@ -467,8 +531,9 @@ pub(super) fn validation_loss(
         Net::Ae(m) => Net::Ae(m.valid()),
         Net::Bt(m, l) => Net::Bt(m.valid(), *l),
         Net::Byol(m, t, tau) => Net::Byol(m.valid(), t.clone(), *tau),
+        Net::Generic(m) => Net::Generic(m.valid()),
     };
-    let device = valid.backbone().layers[0].weight.val().device();
+    let device = valid.device();
     let (mut sum, mut n) = (0.0, 0usize);
     for (b, batch) in val.chunks(opts.batch_size).enumerate() {
         let xv = dense_rows(x, batch);

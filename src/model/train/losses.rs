@@ -1,6 +1,6 @@
 //! Losses and gradient clipping, each checked against a PyTorch reference
-//! (`tests/fixtures/train`): masked reconstruction, Barlow Twins, BYOL, class-weighted
-//! cross-entropy, the global-norm clip.
+//! (`tests/fixtures/train`): masked reconstruction, Barlow Twins, BYOL, SimCLR's NT-Xent and
+//! VICReg (against `lightly`), class-weighted cross-entropy, the global-norm clip.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -230,6 +230,80 @@ pub fn byol_loss(p: Tensor<2>, z: Tensor<2>) -> Tensor<1> {
     };
     let cos = (norm(p) * norm(z)).sum_dim(1);
     cos.mean().mul_scalar(-2.0).add_scalar(2.0)
+}
+
+/// SimCLR's NT-Xent loss (Chen et al. 2020) as `lightly`'s `NTXentLoss` without a memory bank:
+/// both views L2-normalised (`F.normalize`, eps 1e-12), `S = [z1; z2] [z1; z2]^T / temperature`
+/// over the `2 batch` projections, and for each row the cross-entropy of its other view
+/// against every projection but itself: `mean_r logsumexp_{j != r} S_rj - mean_i z1_i . z2_i /
+/// temperature`. Shapes `[batch, d]`; returns `[1]`.
+pub fn nt_xent_loss(z1: Tensor<2>, z2: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let [b, _] = z1.dims();
+    let norm = |t: Tensor<2>| {
+        let n = t.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        t / n
+    };
+    let (z1, z2) = (norm(z1), norm(z2));
+    let positive = (z1.clone() * z2.clone())
+        .sum()
+        .div_scalar(b as f64 * temperature);
+    let z = Tensor::cat(vec![z1, z2], 0);
+    let s = z.clone().matmul(z.transpose()).div_scalar(temperature);
+    // A projection is not its own negative: exp(S_rr - 1e4) is 0 in f32 (|S| <= 1/temperature).
+    let eye = Tensor::<2>::eye(2 * b, &s.device());
+    let s = s - eye.mul_scalar(1e4);
+    let max = s.clone().max_dim(1).detach();
+    let lse = (s - max.clone()).exp().sum_dim(1).log() + max;
+    lse.mean() - positive
+}
+
+/// VICReg's loss (Bardes et al. 2022) as `lightly`'s `VICRegLoss`:
+/// `lambda MSE(z1, z2) + mu (v(z1) + v(z2)) / 2 + nu (c(z1) + c(z2))` with
+/// `v(z) = mean_j relu(1 - sqrt(var_j(z) + 1e-4))` (unbiased variance over the batch) and `c(z)` the sum of squared off-diagonal
+/// entries of the covariance (`/ (batch - 1)`) divided by `d`. scSSL-Bench: lambda = mu = 5,
+/// nu = 1. Shapes `[batch, d]` (batch >= 2); returns `[1]`.
+pub fn vicreg_loss(z1: Tensor<2>, z2: Tensor<2>, weights: VicregWeights) -> Tensor<1> {
+    let [b, d] = z1.dims();
+    let invariance = (z1.clone() - z2.clone()).powi_scalar(2).mean();
+    let n1 = (b.max(2) - 1) as f64;
+    let terms = |z: Tensor<2>| {
+        let c = z.clone() - z.mean_dim(0);
+        let var = c.clone().powi_scalar(2).sum_dim(0).div_scalar(n1);
+        let std = var.add_scalar(1e-4).sqrt();
+        let v = std.neg().add_scalar(1.0).clamp_min(0.0).mean();
+        let cov = c.clone().transpose().matmul(c).div_scalar(n1);
+        let eye = Tensor::<2>::eye(d, &cov.device());
+        let off = (cov * eye.neg().add_scalar(1.0))
+            .powi_scalar(2)
+            .sum()
+            .div_scalar(d as f64);
+        (v, off)
+    };
+    let (v1, c1) = terms(z1);
+    let (v2, c2) = terms(z2);
+    invariance.mul_scalar(weights.invariance)
+        + (v1 + v2).mul_scalar(weights.variance * 0.5)
+        + (c1 + c2).mul_scalar(weights.covariance)
+}
+
+/// The weights of VICReg's three terms.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VicregWeights {
+    /// Invariance (lambda).
+    pub invariance: f64,
+    /// Variance (mu).
+    pub variance: f64,
+    /// Covariance (nu).
+    pub covariance: f64,
+}
+
+impl VicregWeights {
+    /// scSSL-Bench's weights: 5, 5, 1 (SEED_METHODS.md).
+    pub const BENCH: VicregWeights = VicregWeights {
+        invariance: 5.0,
+        variance: 5.0,
+        covariance: 1.0,
+    };
 }
 
 /// Class-weighted cross-entropy as PyTorch's `F.cross_entropy(logits, y, weight=w)`:

@@ -7,7 +7,11 @@
 //!   the masked entries), gene-programme masking (whole programmes from a GMT file hidden) and
 //!   isolated masking (one programme kept, the rest reconstructed);
 //! - Barlow Twins (Zbontar et al. 2021; lambda 0.0051) on two augmented views;
-//! - BYOL (Grill et al. 2020; EMA target, tau 0.99).
+//! - BYOL (Grill et al. 2020; EMA target, tau 0.99);
+//! - scSSL-Bench's generic methods (Barkmann et al. 2025): SimCLR (NT-Xent, temperature 0.5)
+//!   and VICReg (5, 5, 1) on the bench's encoder or the backbone, with the bench's augmentations
+//!   (masking, Gaussian noise, inner swap, cross-over; [`bench_views`]); Adam-style lr 1e-4,
+//!   weight decay 1e-6, batch 256, constant learning rate, no clipping.
 //!
 //! Optimisation as the paper: AdamW (lr 1e-3, weight decay 0.01, PyTorch's epsilon 1e-8),
 //! StepLR (step 2 epochs, gamma 0.9) and gradient clipping to a global L2 norm of 1.0 (PyTorch
@@ -35,6 +39,7 @@ use rayon::prelude::*;
 use crate::data::CsrMatrix;
 use crate::data::genes::GeneList;
 use crate::data::rng::Rng;
+use crate::model::bench::{Encoder, HeadKind, Siamese};
 use crate::model::checkpoint::{Activation, ModelKind, ModelWeights};
 use crate::model::engine::BackendChoice;
 use crate::model::nets::{
@@ -42,6 +47,7 @@ use crate::model::nets::{
 };
 
 mod augment;
+mod bench_views;
 mod finetune;
 mod heap;
 mod loops;
@@ -51,6 +57,7 @@ mod options;
 mod sparse_input;
 
 pub use augment::*;
+pub use bench_views::*;
 pub use finetune::*;
 pub use loops::*;
 pub use losses::*;

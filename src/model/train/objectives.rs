@@ -143,6 +143,42 @@ pub enum Objective {
         /// Projection width (256).
         out: usize,
     },
+    /// SimCLR (NT-Xent) on two augmented views, scSSL-Bench's way.
+    Simclr {
+        /// The NT-Xent temperature (0.5).
+        temperature: f64,
+        /// The common settings of the generic objectives.
+        generic: Generic,
+    },
+    /// VICReg on two augmented views, scSSL-Bench's way.
+    Vicreg {
+        /// Term weights (5, 5, 1).
+        weights: VicregWeights,
+        /// The common settings of the generic objectives.
+        generic: Generic,
+    },
+}
+
+/// What SimCLR and VICReg share: the encoder trained, the projection width and the views'
+/// augmentations.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Generic {
+    /// The bench's encoder or the ssl_in_scg backbone.
+    pub encoder: crate::model::bench::EncoderKind,
+    /// Projection head width (256).
+    pub head_width: usize,
+    /// The views' augmentations (masking keeping half the genes).
+    pub augment: Augmentations,
+}
+
+impl Default for Generic {
+    fn default() -> Self {
+        Generic {
+            encoder: crate::model::bench::EncoderKind::Bench,
+            head_width: 256,
+            augment: Augmentations::default(),
+        }
+    }
 }
 
 /// Which self-supervised objective, without its settings (what a user picks).
@@ -161,17 +197,23 @@ pub enum ObjectiveKind {
     BarlowTwins,
     /// BYOL.
     Byol,
+    /// SimCLR (scSSL-Bench).
+    Simclr,
+    /// VICReg (scSSL-Bench).
+    Vicreg,
 }
 
 impl ObjectiveKind {
     /// Every objective, in the order menus list them.
-    pub const ALL: [ObjectiveKind; 6] = [
+    pub const ALL: [ObjectiveKind; 8] = [
         ObjectiveKind::RandomMask,
         ObjectiveKind::GpMask,
         ObjectiveKind::Isolated,
         ObjectiveKind::GpToTf,
         ObjectiveKind::BarlowTwins,
         ObjectiveKind::Byol,
+        ObjectiveKind::Simclr,
+        ObjectiveKind::Vicreg,
     ];
 
     /// The objective's command-line name.
@@ -183,6 +225,8 @@ impl ObjectiveKind {
             ObjectiveKind::GpToTf => "gp-to-tf",
             ObjectiveKind::BarlowTwins => "barlow-twins",
             ObjectiveKind::Byol => "byol",
+            ObjectiveKind::Simclr => "simclr",
+            ObjectiveKind::Vicreg => "vicreg",
         }
     }
 
@@ -197,15 +241,30 @@ impl ObjectiveKind {
     /// Whether the objective trains a masked autoencoder (which has a reconstruction to
     /// evaluate).
     pub fn is_masked(self) -> bool {
-        !matches!(self, ObjectiveKind::BarlowTwins | ObjectiveKind::Byol)
+        !matches!(
+            self,
+            ObjectiveKind::BarlowTwins
+                | ObjectiveKind::Byol
+                | ObjectiveKind::Simclr
+                | ObjectiveKind::Vicreg
+        )
+    }
+
+    /// Whether this is one of scSSL-Bench's generic objectives (SimCLR, VICReg), which train
+    /// the bench's encoder on augmented views.
+    pub fn is_generic(self) -> bool {
+        matches!(self, ObjectiveKind::Simclr | ObjectiveKind::Vicreg)
     }
 
     /// The recipe's learning rate and weight decay: AdamW 1e-3 / 0.01 for the masked
     /// autoencoders (SSL_MODELS.md), 0.01 / 1e-5 for Barlow Twins and BYOL
-    /// (`scripts/pretraining/contrastive/{BarlowTwins/BT.sh,BYOL/BYOL.sh}` of ssl_in_scg).
+    /// (`scripts/pretraining/contrastive/{BarlowTwins/BT.sh,BYOL/BYOL.sh}` of ssl_in_scg),
+    /// 1e-4 / 1e-6 for SimCLR and VICReg (scSSL-Bench, SEED_METHODS.md).
     pub fn recipe(self) -> (f64, f64) {
         if self.is_masked() {
             (1e-3, 0.01)
+        } else if self.is_generic() {
+            (1e-4, 1e-6)
         } else {
             (0.01, 1e-5)
         }
@@ -228,6 +287,8 @@ impl Objective {
             Objective::GpToTf { .. } => ObjectiveKind::GpToTf,
             Objective::BarlowTwins { .. } => ObjectiveKind::BarlowTwins,
             Objective::Byol { .. } => ObjectiveKind::Byol,
+            Objective::Simclr { .. } => ObjectiveKind::Simclr,
+            Objective::Vicreg { .. } => ObjectiveKind::Vicreg,
         }
     }
 
@@ -265,6 +326,23 @@ impl Objective {
                 hidden: 4096,
                 out: 256,
             },
+            ObjectiveKind::Simclr => Objective::Simclr {
+                temperature: 0.5,
+                generic: Generic::default(),
+            },
+            ObjectiveKind::Vicreg => Objective::Vicreg {
+                weights: VicregWeights::BENCH,
+                generic: Generic::default(),
+            },
         })
+    }
+
+    /// The objective with `generic` settings (SimCLR and VICReg; others are returned as they
+    /// are).
+    pub fn with_generic(mut self, settings: Generic) -> Self {
+        if let Objective::Simclr { generic, .. } | Objective::Vicreg { generic, .. } = &mut self {
+            *generic = settings;
+        }
+        self
     }
 }

@@ -58,13 +58,26 @@ impl TrainOptions {
     }
 
     /// [`Self::pretrain_default`] with the objective's learning rate and weight decay
-    /// ([`ObjectiveKind::recipe`]: 0.01 and 1e-5 for Barlow Twins and BYOL).
+    /// ([`ObjectiveKind::recipe`]: 0.01 and 1e-5 for Barlow Twins and BYOL); for SimCLR and
+    /// VICReg scSSL-Bench's recipe: batch 256, constant learning rate 1e-4, weight decay 1e-6,
+    /// no gradient clipping (PyTorch Lightning's default).
     pub fn pretrain_for(kind: ObjectiveKind) -> Self {
         let (lr, weight_decay) = kind.recipe();
-        TrainOptions {
+        let base = TrainOptions {
             lr,
             weight_decay,
             ..Self::pretrain_default()
+        };
+        if kind.is_generic() {
+            TrainOptions {
+                batch_size: 256,
+                step_size: usize::MAX,
+                gamma: 1.0,
+                clip_norm: None,
+                ..base
+            }
+        } else {
+            base
         }
     }
 

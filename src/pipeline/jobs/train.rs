@@ -19,7 +19,7 @@ use crate::data::{AnnData, CsrMatrix};
 use crate::model::embed::Preprocessing;
 use crate::model::format::{Model, Provenance};
 use crate::model::train::{
-    Labelled, Objective, ObjectiveKind, Programmes, TrainEvent, TrainLayers, TrainOptions,
+    Generic, Labelled, Objective, ObjectiveKind, Programmes, TrainEvent, TrainLayers, TrainOptions,
     TrainOutcome, argmax_rows, finetune as finetune_loop, pretrain as pretrain_loop, softmax_rows,
 };
 use crate::model::{BackendChoice, Engine};
@@ -115,6 +115,8 @@ pub struct PretrainJob {
     pub objective: ObjectiveKind,
     /// GMT file for the gene-programme objectives.
     pub gmt: Option<PathBuf>,
+    /// Encoder, projection width and augmentations of SimCLR / VICReg (ignored by the others).
+    pub generic: Generic,
     /// The model's genes (default: the dataset's own).
     pub genes: Option<PathBuf>,
     /// Hyper-parameters.
@@ -277,9 +279,17 @@ pub fn run_pretrain(
         .map(|g| Programmes::read_gmt(g, &model_genes))
         .transpose()?;
     let n_programmes = programmes.as_ref().map(|p| p.names.len());
-    let objective = Objective::new(job.objective, programmes)?;
+    let objective = Objective::new(job.objective, programmes)?.with_generic(job.generic.clone());
     let outcome = pretrain_loop(&x, &objective, &job.opts, job.backend, events, cancel)?;
+    let generic = job.objective.is_generic().then(|| {
+        serde_json::json!({
+            "encoder": job.generic.encoder.name(),
+            "head_width": job.generic.head_width,
+            "augment": job.generic.augment.to_string(),
+        })
+    });
     let extra = serde_json::json!({
+        "generic": generic,
         "gmt": job.gmt.as_ref().map(|p| p.display().to_string()),
         "gmt_sha256": job.gmt.as_ref().and_then(|p| crate::model::format::sha256_file(p).ok()),
         "programmes_matched": n_programmes,

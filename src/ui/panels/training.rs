@@ -5,14 +5,17 @@
 use egui::{Color32, Stroke, pos2};
 
 use crate::data::anndata::AnnData;
-use crate::model::train::{EventKind, ObjectiveKind, TrainEvent, TrainLayers, TrainOptions};
+use crate::model::bench::EncoderKind;
+use crate::model::train::{
+    Augmentations, EventKind, Generic, ObjectiveKind, TrainEvent, TrainLayers, TrainOptions,
+};
 use crate::pipeline::jobs::train::{FinetuneJob, PretrainJob};
 
 use super::Action;
 
 /// Objectives offered in the window: all of them (the gene-programme ones with a GMT file
 /// chosen in the panel).
-const OBJECTIVES: [ObjectiveKind; 6] = ObjectiveKind::ALL;
+const OBJECTIVES: [ObjectiveKind; 8] = ObjectiveKind::ALL;
 
 /// The panel's state.
 #[derive(Debug)]
@@ -20,6 +23,10 @@ pub struct TrainingPanel {
     objective: ObjectiveKind,
     /// Gene programmes (GMT) for gp-mask, isolated and gp-to-tf.
     gmt: Option<std::path::PathBuf>,
+    /// SimCLR / VICReg: the encoder trained.
+    encoder: EncoderKind,
+    /// SimCLR / VICReg: the augmentations as typed (`mask:0.5,noise:0.2`).
+    augment: String,
     epochs: usize,
     batch_size: usize,
     label_key: Option<String>,
@@ -39,6 +46,8 @@ impl Default for TrainingPanel {
         TrainingPanel {
             objective: OBJECTIVES[0],
             gmt: None,
+            encoder: EncoderKind::Bench,
+            augment: Augmentations::default().to_string(),
             epochs: 20,
             batch_size: 256,
             label_key: None,
@@ -72,6 +81,43 @@ impl TrainingPanel {
     #[doc(hidden)]
     pub fn gmt_dialog_slot(&self) -> super::Picked {
         self.picked_gmt.clone()
+    }
+
+    /// SimCLR / VICReg: the encoder and the augmentations (scSSL-Bench's); returns the
+    /// augmentations when they read (always `Some` for the other objectives), showing why not.
+    fn generic_rows(&mut self, ui: &mut egui::Ui) -> Option<Augmentations> {
+        if !self.objective.is_generic() {
+            return Some(Augmentations::default());
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("encoder");
+            egui::ComboBox::from_id_salt("encoder")
+                .selected_text(self.encoder.name())
+                .show_ui(ui, |ui| {
+                    for e in [EncoderKind::Bench, EncoderKind::Backbone] {
+                        ui.selectable_value(&mut self.encoder, e, e.name());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
+        let parsed = self.augment.parse::<Augmentations>();
+        ui.horizontal(|ui| {
+            let label = ui.label("augment");
+            ui.add(egui::TextEdit::singleline(&mut self.augment).desired_width(160.0))
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "NAME:FRACTION[@PROBABILITY], comma-separated: mask (fraction kept), noise, \
+                     swap, crossover; or none",
+                );
+        });
+        match parsed {
+            Ok(a) => Some(a),
+            Err(e) => {
+                ui.colored_label(Color32::LIGHT_RED, e.to_string());
+                None
+            }
+        }
     }
 
     /// Forgets the last run (a new one starts).
@@ -112,20 +158,28 @@ impl TrainingPanel {
         if needs_gmt {
             self.gmt_row(ui);
         }
+        let augment = self.generic_rows(ui);
         ui.horizontal(|ui| {
-            let ready = !needs_gmt || self.gmt.is_some();
+            let ready = (!needs_gmt || self.gmt.is_some()) && augment.is_some();
             if ui
                 .add_enabled(
                     !busy && data.is_some() && ready,
                     egui::Button::new("Pre-train"),
                 )
                 .on_hover_text("self-supervised pre-training on the open dataset (no labels)")
-                .on_disabled_hover_text("this objective needs a GMT file of gene programmes")
+                .on_disabled_hover_text(
+                    "this objective needs a GMT file of gene programmes, or readable augmentations",
+                )
                 .clicked()
             {
                 action = Some(Action::Pretrain(PretrainJob {
                     objective: self.objective,
                     gmt: needs_gmt.then(|| self.gmt.clone()).flatten(),
+                    generic: Generic {
+                        encoder: self.encoder,
+                        augment: augment.clone().unwrap_or_default(),
+                        ..Generic::default()
+                    },
                     genes: None,
                     opts: TrainOptions {
                         epochs: self.epochs,
