@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod impute;
+pub mod kbet;
 pub mod leiden;
 pub mod metrics;
 pub mod neighbors;

@@ -119,11 +119,16 @@ fn print_integration(
         s.silhouette_label, s.isolated_labels, s.clisi_knn, s.nmi, s.ari
     );
     println!(
-        "batch correction: silhouette_batch {}, ilisi_knn {:.4}, graph_connectivity {:.4}, pcr_comparison {}",
+        "batch correction: silhouette_batch {}, ilisi_knn {:.4}, kbet_per_label {}, graph_connectivity {:.4}, pcr_comparison {}",
         opt(s.silhouette_batch),
         s.ilisi_knn,
+        opt(s.kbet_per_label),
         s.graph_connectivity,
         opt(s.pcr_comparison)
+    );
+    println!(
+        "aggregate: bio conservation {:.4}, batch correction {:.4}, total {:.4} (0.4 batch + 0.6 bio)",
+        s.bio_conservation, s.batch_correction, s.total
     );
     for c in &s.cross_batch {
         println!(

@@ -124,10 +124,36 @@ fn evaluate_use_rep_prints_and_writes_the_scores() {
         ("graph_connectivity", "graph_connectivity_90"),
         ("ilisi_knn", "ilisi_knn_90"),
         ("clisi_knn", "clisi_knn_90"),
+        ("kbet_per_label", "kbet_per_label"),
     ] {
         let (g, w) = (got[name].as_f64().expect("g"), r[key].as_f64().expect("w"));
         assert!((g - w).abs() < 1e-6, "{name}: {g} vs {w}");
     }
+    // The aggregate as scib-metrics' Benchmarker: means per class, 0.4 batch + 0.6 bio.
+    let mean = |keys: &[&str]| {
+        let v: Vec<f64> = keys.iter().filter_map(|k| got[*k].as_f64()).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let bio = mean(&[
+        "silhouette_label",
+        "isolated_labels",
+        "clisi_knn",
+        "nmi",
+        "ari",
+    ]);
+    let batch = mean(&[
+        "silhouette_batch",
+        "ilisi_knn",
+        "kbet_per_label",
+        "graph_connectivity",
+        "pcr_comparison",
+    ]);
+    let total = got["total"].as_f64().expect("total");
+    assert!(
+        (total - (0.4 * batch + 0.6 * bio)).abs() < 1e-12,
+        "total {total}"
+    );
+    assert!((got["bio_conservation"].as_f64().expect("bio") - bio).abs() < 1e-12);
     for c in got["cross_batch"].as_array().expect("cross-batch typing") {
         let want = &r["cross_batch"][c["batch"].as_str().expect("batch")];
         for m in ["macro_f1", "accuracy"] {
@@ -150,4 +176,71 @@ fn evaluate_use_rep_prints_and_writes_the_scores() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("X_nothing") && err.contains("X_pca"), "{err}");
+}
+
+/// kBET per label: the 90-NN graph's connectivities equal umap-learn's (what scib-metrics
+/// builds), one label's diffusion eigenvalues equal scanpy's / ARPACK's, the chi-square
+/// p-values equal jax's `1 - gammainc`, and each label's kBET equals scib-metrics' with its
+/// neighbour search made exact (within 1e-9); the stock (pynndescent) score is within 0.02.
+#[test]
+fn kbet_per_label_matches_scib_metrics() {
+    use cellscope::analysis::kbet;
+    use cellscope::analysis::neighbors::fuzzy_connectivities;
+    let a = cellscope::data::open(&shared_data().join("pbmc68k_reduced.h5ad")).expect("read");
+    let x = a.obsm["X_pca"].mapv(|v| v as f32);
+    let (labels, batch) = (codes(&a, "bulk_labels"), codes(&a, "phase"));
+    let r = reference();
+    let conn = fuzzy_connectivities(&exact_knn(x.view(), 90));
+    let c = &r["connectivities_90"];
+    assert_eq!(conn.data.len() as u64, c["nnz"].as_u64().expect("nnz"));
+    for (i, want) in c["row_sums"].as_array().expect("sums").iter().enumerate() {
+        let got: f64 = conn.row(i).1.iter().map(|&v| f64::from(v)).sum();
+        let want = want.as_f64().expect("sum");
+        assert!((got - want).abs() < 1e-5 * want, "row {i}: {got} vs {want}");
+    }
+    let names: Vec<String> = {
+        let col = a.obs.column("bulk_labels").expect("labels");
+        let v: Vec<String> = (0..col.len()).map(|i| col.value_string(i)).collect();
+        encode(&v).1
+    };
+    let dendritic = names.iter().position(|n| n == "Dendritic").expect("label") as u32;
+    let cells: Vec<usize> = (0..labels.len())
+        .filter(|&i| labels[i] == dendritic)
+        .collect();
+    let (evals, _) = kbet::diffusion_eigen(&kbet::subgraph(&conn, &cells), 100).expect("eigen");
+    let want = r["diffusion_evals_dendritic"].as_array().expect("evals");
+    assert_eq!(evals.len(), want.len());
+    for (i, (g, w)) in evals.iter().zip(want).enumerate() {
+        let w = w.as_f64().expect("eval");
+        assert!((g - w).abs() < 1e-5, "eigenvalue {i}: {g} vs {w}");
+    }
+    for case in r["chi2_sf"].as_array().expect("cases") {
+        let (dof, stat, p) = (
+            case[0].as_f64().unwrap(),
+            case[1].as_f64().unwrap(),
+            case[2].as_f64().unwrap(),
+        );
+        let got = kbet::chi2_sf(dof, stat);
+        assert!(
+            (got - p).abs() < 1e-9,
+            "chi2 sf({dof}, {stat}): {got} vs {p}"
+        );
+    }
+    let (score, per_label) = kbet::kbet_per_label(&conn, &labels, &batch);
+    for (l, got) in per_label.iter().enumerate() {
+        let want = r["kbet_labels"][&names[l]].as_f64();
+        match (got, want) {
+            (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{}: {g} vs {w}", names[l]),
+            (None, None) => {}
+            _ => panic!("{}: {got:?} vs {want:?}", names[l]),
+        }
+    }
+    let score = score.expect("labels scored");
+    let exact = r["kbet_per_label"].as_f64().expect("kbet");
+    let stock = r["kbet_per_label_stock"].as_f64().expect("stock");
+    assert!((score - exact).abs() < 1e-9, "kBET {score} vs {exact}");
+    assert!(
+        (score - stock).abs() < 0.02,
+        "kBET {score} vs stock {stock}"
+    );
 }

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{Handle, JobError, Step, obs_labels};
 use crate::analysis::metrics::encode;
-use crate::analysis::neighbors::knn;
-use crate::analysis::scib;
+use crate::analysis::neighbors::{fuzzy_connectivities, knn};
+use crate::analysis::{kbet, scib};
 use crate::data::anndata::AnnData;
 
 /// Neighbours of the kNN graph (scib-metrics' `Benchmarker` default).
@@ -49,6 +49,17 @@ pub struct IntegrationScores {
     pub graph_connectivity: f64,
     /// Batch correction: how much less variance the batch explains than in `pre_rep`.
     pub pcr_comparison: Option<f64>,
+    /// Batch correction: kBET acceptance rate per label (diffusion neighbourhoods of the
+    /// graph's connectivities), averaged over labels; `None` when no label has two batches
+    /// and 10 cells.
+    pub kbet_per_label: Option<f64>,
+    /// Mean of the bio-conservation scores.
+    pub bio_conservation: f64,
+    /// Mean of the batch-correction scores that could be computed.
+    pub batch_correction: f64,
+    /// `0.4 * batch_correction + 0.6 * bio_conservation` (scib-metrics' `Benchmarker`, the
+    /// scib paper's weighting).
+    pub total: f64,
     /// Cell typing across batches as scSSL-Bench does it: for each batch, a kNN classifier
     /// (k = 11) trained on the other batches' cells predicts its cells' labels.
     pub cross_batch: Vec<CrossBatch>,
@@ -152,17 +163,49 @@ pub fn run(
         _ => None,
     };
     let (k, idx) = (N_NEIGHBORS, &graph.indices);
+    h.step(Step::Metrics, 0.0);
     let (nmi, ari) = scib::nmi_ari_kmeans(x.view(), &labels, 0);
+    let silhouette_label = scib::silhouette_label(x.view(), &labels);
+    let isolated_labels = scib::isolated_labels(x.view(), &labels, &batch);
+    let clisi_knn = scib::clisi(idx, &distances, k, &labels);
+    h.step(Step::Metrics, 0.4);
+    h.check()?;
+    let silhouette_batch = scib::silhouette_batch(x.view(), &labels, &batch);
+    let ilisi_knn = scib::ilisi(idx, &distances, k, &batch);
+    let graph_connectivity = scib::graph_connectivity(&graph, &labels);
+    let pcr_comparison = pre.map(|p| scib::pcr_comparison(p.view(), x.view(), &batch));
+    h.step(Step::Metrics, 0.6);
+    h.check()?;
+    let conn = fuzzy_connectivities(&graph);
+    let (kbet_per_label, _) = kbet::kbet_per_label(&conn, &labels, &batch);
+    h.step(Step::Metrics, 1.0);
+    let bio = [silhouette_label, isolated_labels, clisi_knn, nmi, ari];
+    let batch_scores: Vec<f64> = [
+        silhouette_batch,
+        Some(ilisi_knn),
+        kbet_per_label,
+        Some(graph_connectivity),
+        pcr_comparison,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let bio_conservation = bio.iter().sum::<f64>() / bio.len() as f64;
+    let batch_correction = batch_scores.iter().sum::<f64>() / batch_scores.len() as f64;
     Ok(IntegrationScores {
         nmi,
         ari,
-        silhouette_label: scib::silhouette_label(x.view(), &labels),
-        isolated_labels: scib::isolated_labels(x.view(), &labels, &batch),
-        clisi_knn: scib::clisi(idx, &distances, k, &labels),
-        silhouette_batch: scib::silhouette_batch(x.view(), &labels, &batch),
-        ilisi_knn: scib::ilisi(idx, &distances, k, &batch),
-        graph_connectivity: scib::graph_connectivity(&graph, &labels),
-        pcr_comparison: pre.map(|p| scib::pcr_comparison(p.view(), x.view(), &batch)),
+        silhouette_label,
+        isolated_labels,
+        clisi_knn,
+        silhouette_batch,
+        ilisi_knn,
+        graph_connectivity,
+        pcr_comparison,
+        kbet_per_label,
+        bio_conservation,
+        batch_correction,
+        total: 0.4 * batch_correction + 0.6 * bio_conservation,
         cross_batch: cross_batch(x.view(), &labels, label_names.len(), &batch, &batch_names),
         n_cells: n,
     })

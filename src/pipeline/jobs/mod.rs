@@ -68,6 +68,8 @@ pub enum Step {
     Color,
     /// Writing outputs.
     Write,
+    /// Scoring an embedding (integration metrics).
+    Metrics,
 }
 
 impl Step {
@@ -96,6 +98,7 @@ impl Step {
             Step::Predict => "predicting",
             Step::Color => "colouring",
             Step::Write => "writing",
+            Step::Metrics => "scoring",
         }
     }
 }
