@@ -13,6 +13,7 @@ use crate::model::BackendChoice;
 use crate::pipeline::jobs::{Handle, JobError};
 
 mod analyze;
+mod benchmark;
 mod convert;
 mod embed;
 mod evaluate;
@@ -78,6 +79,10 @@ pub enum Command {
     /// obs['cellscope_prediction'], obs['cellscope_confidence'] and
     /// obsm['cellscope_probabilities'].
     Predict(predict::Args),
+    /// Compare methods as scSSL-Bench does: PCA and self-supervised objectives trained with
+    /// the same seed, genes (2,000 HVGs) and epochs, each embedding scored with the
+    /// scib-metrics set; writes results.csv, a scib-style figure and UMAPs by batch and label.
+    Benchmark(benchmark::Args),
     /// Draw a figure of a dataset: cells at an obsm basis coloured by an obs column or a gene,
     /// with legend or colour bar (and a scale bar for spatial), as PNG (300 dpi by default) or
     /// SVG, with provenance metadata.
@@ -156,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Pretrain(a)) => train::pretrain(a),
         Some(Command::Finetune(a)) => train::finetune(a),
         Some(Command::Predict(a)) => predict::run(a),
+        Some(Command::Benchmark(a)) => benchmark::run(a),
         Some(Command::Evaluate(a)) => evaluate::run(a),
         Some(Command::Impute(a)) => impute::run(a),
         Some(Command::Plot(a)) => plot::run(a),

@@ -364,6 +364,32 @@ impl CsrMatrix {
         }
     }
 
+    /// The columns `keep` (ascending, in range), renumbered `0..keep.len()`.
+    pub fn select_columns(&self, keep: &[usize]) -> Self {
+        let mut pos = vec![u32::MAX; self.n_cols];
+        for (new, &old) in keep.iter().enumerate() {
+            pos[old] = new as u32;
+        }
+        let (mut indptr, mut indices, mut data) = (vec![0u64], Vec::new(), Vec::new());
+        for i in 0..self.n_rows {
+            let (idx, val) = self.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                if pos[j as usize] != u32::MAX {
+                    indices.push(pos[j as usize]);
+                    data.push(v);
+                }
+            }
+            indptr.push(indices.len() as u64);
+        }
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: keep.len(),
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// Dense copy, shape `(n_rows, n_cols)`. Allocates `n_rows * n_cols` values.
     pub fn to_dense(&self) -> Array2<f32> {
         let mut out = Array2::<f32>::zeros((self.n_rows, self.n_cols));

@@ -103,7 +103,7 @@ fn rgb(c: Color32) -> RGBColor {
 static FONT: std::sync::Once = std::sync::Once::new();
 
 /// Registers egui's default font (Ubuntu Light) as plotters' "sans-serif" once.
-fn register_font() {
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         let _ = plotters::style::register_font(
             "sans-serif",
@@ -306,30 +306,8 @@ pub fn save_figure(fig: &Figure<'_>, size: &FigureSize, path: &Path) -> Result<(
                 let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
                 draw(&root, fig, size).map_err(|e| ExportError::write(path, e))?;
             }
-            let mut out = Vec::new();
-            {
-                let mut enc = png::Encoder::new(&mut out, w, h);
-                enc.set_color(png::ColorType::Rgb);
-                enc.set_depth(png::BitDepth::Eight);
-                let ppm = (size.dpi as f64 / 0.0254).round() as u32;
-                enc.set_pixel_dims(Some(png::PixelDimensions {
-                    xppu: ppm,
-                    yppu: ppm,
-                    unit: png::Unit::Meter,
-                }));
-                enc.add_text_chunk(
-                    "Software".into(),
-                    format!("cellscope {}", env!("CARGO_PKG_VERSION")),
-                )
+            let out = png_bytes(&buf, (w, h), size.dpi, &meta)
                 .map_err(|e| ExportError::write(path, e))?;
-                enc.add_text_chunk("cellscope-provenance".into(), meta)
-                    .map_err(|e| ExportError::write(path, e))?;
-                let mut wr = enc
-                    .write_header()
-                    .map_err(|e| ExportError::write(path, e))?;
-                wr.write_image_data(&buf)
-                    .map_err(|e| ExportError::write(path, e))?;
-            }
             write_atomic(path, &out)
         }
         Some("svg") => {
@@ -358,4 +336,39 @@ pub fn save_figure(fig: &Figure<'_>, size: &FigureSize, path: &Path) -> Result<(
             "the figure's extension must be .png or .svg",
         )),
     }
+}
+
+/// An 8-bit RGB PNG of `buf` (`w x h`) with `dpi` in `pHYs`, the software and `meta` (the
+/// provenance JSON, `cellscope-provenance`) in `tEXt` chunks.
+///
+/// # Errors
+/// The encoder's message.
+pub(crate) fn png_bytes(
+    buf: &[u8],
+    (w, h): (u32, u32),
+    dpi: u32,
+    meta: &str,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let ppm = (dpi as f64 / 0.0254).round() as u32;
+        enc.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: ppm,
+            yppu: ppm,
+            unit: png::Unit::Meter,
+        }));
+        enc.add_text_chunk(
+            "Software".into(),
+            format!("cellscope {}", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| e.to_string())?;
+        enc.add_text_chunk("cellscope-provenance".into(), meta.to_string())
+            .map_err(|e| e.to_string())?;
+        let mut wr = enc.write_header().map_err(|e| e.to_string())?;
+        wr.write_image_data(buf).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }

@@ -5,6 +5,7 @@
 //! renamed, so a failed export never leaves a partial file.
 
 pub mod figure;
+pub mod scoreboard;
 pub mod session;
 pub mod tables;
 

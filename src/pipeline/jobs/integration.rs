@@ -153,31 +153,66 @@ pub fn run(
             a.source.display()
         )));
     }
-    h.step(Step::Neighbors, 0.0);
-    let graph = knn(x.view(), N_NEIGHBORS);
-    let distances: Vec<f64> = graph.distances.iter().map(|&d| f64::from(d)).collect();
-    h.step(Step::Neighbors, 1.0);
-    h.check()?;
     let pre = match &job.pre_rep {
         Some(k) if a.obsm.contains_key(k) => Some(rep(k)?),
         _ => None,
     };
+    let cells = Cells {
+        labels: &labels,
+        label_names: &label_names,
+        batch: &batch,
+        batch_names: &batch_names,
+    };
+    score(x.view(), &cells, pre.as_ref().map(|p| p.view()), h)
+}
+
+/// The cells' labels and batches as codes (sorted names, [`encode`]) with their names.
+#[derive(Debug, Clone, Copy)]
+pub struct Cells<'a> {
+    /// Label code per cell.
+    pub labels: &'a [u32],
+    /// Label names by code.
+    pub label_names: &'a [String],
+    /// Batch code per cell.
+    pub batch: &'a [u32],
+    /// Batch names by code.
+    pub batch_names: &'a [String],
+}
+
+/// Every score of embedding `x` (`n x d`, more than [`N_NEIGHBORS`] rows); `pre`: the
+/// unintegrated representation for `pcr_comparison`.
+///
+/// # Errors
+/// [`JobError::Cancelled`].
+pub fn score(
+    x: ndarray::ArrayView2<f32>,
+    cells: &Cells<'_>,
+    pre: Option<ndarray::ArrayView2<f32>>,
+    h: &mut Handle<'_>,
+) -> Result<IntegrationScores, JobError> {
+    let (labels, batch) = (cells.labels, cells.batch);
+    let n = x.nrows();
+    h.step(Step::Neighbors, 0.0);
+    let graph = knn(x, N_NEIGHBORS);
+    let distances: Vec<f64> = graph.distances.iter().map(|&d| f64::from(d)).collect();
+    h.step(Step::Neighbors, 1.0);
+    h.check()?;
     let (k, idx) = (N_NEIGHBORS, &graph.indices);
     h.step(Step::Metrics, 0.0);
-    let (nmi, ari) = scib::nmi_ari_kmeans(x.view(), &labels, 0);
-    let silhouette_label = scib::silhouette_label(x.view(), &labels);
-    let isolated_labels = scib::isolated_labels(x.view(), &labels, &batch);
-    let clisi_knn = scib::clisi(idx, &distances, k, &labels);
+    let (nmi, ari) = scib::nmi_ari_kmeans(x, labels, 0);
+    let silhouette_label = scib::silhouette_label(x, labels);
+    let isolated_labels = scib::isolated_labels(x, labels, batch);
+    let clisi_knn = scib::clisi(idx, &distances, k, labels);
     h.step(Step::Metrics, 0.4);
     h.check()?;
-    let silhouette_batch = scib::silhouette_batch(x.view(), &labels, &batch);
-    let ilisi_knn = scib::ilisi(idx, &distances, k, &batch);
-    let graph_connectivity = scib::graph_connectivity(&graph, &labels);
-    let pcr_comparison = pre.map(|p| scib::pcr_comparison(p.view(), x.view(), &batch));
+    let silhouette_batch = scib::silhouette_batch(x, labels, batch);
+    let ilisi_knn = scib::ilisi(idx, &distances, k, batch);
+    let graph_connectivity = scib::graph_connectivity(&graph, labels);
+    let pcr_comparison = pre.map(|p| scib::pcr_comparison(p, x, batch));
     h.step(Step::Metrics, 0.6);
     h.check()?;
     let conn = fuzzy_connectivities(&graph);
-    let (kbet_per_label, _) = kbet::kbet_per_label(&conn, &labels, &batch);
+    let (kbet_per_label, _) = kbet::kbet_per_label(&conn, labels, batch);
     h.step(Step::Metrics, 1.0);
     let bio = [silhouette_label, isolated_labels, clisi_knn, nmi, ari];
     let batch_scores: Vec<f64> = [
@@ -206,7 +241,7 @@ pub fn run(
         bio_conservation,
         batch_correction,
         total: 0.4 * batch_correction + 0.6 * bio_conservation,
-        cross_batch: cross_batch(x.view(), &labels, label_names.len(), &batch, &batch_names),
+        cross_batch: cross_batch(x, labels, cells.label_names.len(), batch, cells.batch_names),
         n_cells: n,
     })
 }

@@ -17,6 +17,7 @@
 //! | write results, figures | [`export::write_results`], [`export::plot`] | files |
 
 pub mod analyze;
+pub mod benchmark;
 pub mod coloring;
 pub mod compare;
 pub mod dashboard;
