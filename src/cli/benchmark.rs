@@ -61,6 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         n_top_genes: a.n_top_genes,
         backend: a.backend.into(),
+        given: Vec::new(),
     };
     let adata = crate::data::open(&a.data)?;
     let r = with_handle(|h| benchmark::run(&adata, &job, h))?;
@@ -88,12 +89,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        println!(
-            "{:<14} {:>8.1} {}",
-            row.method.name(),
-            row.seconds,
-            v.join(" ")
-        );
+        println!("{:<14} {:>8.1} {}", row.name, row.seconds, v.join(" "));
     }
     let params = serde_json::json!({
         "command": "benchmark",

@@ -67,6 +67,8 @@ pub enum Command {
         /// Pipeline parameters for both.
         params: AnalyzeParams,
     },
+    /// Compare methods on the open dataset as scSSL-Bench does ([`super::jobs::benchmark`]).
+    Benchmark(Arc<AnnData>, Box<super::jobs::benchmark::BenchmarkJob>),
     /// Save the loaded model as a cellscope folder (which must not exist).
     SaveModel(PathBuf),
     /// Stop the threads.
@@ -91,6 +93,7 @@ impl Command {
             Self::Pretrain(..) => "pre-training",
             Self::Finetune(..) => "fine-tuning",
             Self::Compare { .. } => "the comparison",
+            Self::Benchmark(..) => "the benchmark",
             Self::SaveModel(_) => "saving the model",
             Self::Shutdown => "shutdown",
             Self::InjectPanic => "an injected test job",
@@ -117,6 +120,8 @@ pub enum JobKind {
     Finetune(String),
     /// Model A vs B.
     Compare,
+    /// The scSSL-Bench comparison.
+    Benchmark,
 }
 
 impl std::fmt::Display for JobKind {
@@ -130,6 +135,7 @@ impl std::fmt::Display for JobKind {
             JobKind::Pretrain(o) => write!(f, "pre-training ({o})"),
             JobKind::Finetune(k) => write!(f, "fine-tuning on '{k}'"),
             JobKind::Compare => f.write_str("comparing A vs B"),
+            JobKind::Benchmark => f.write_str("benchmarking methods"),
         }
     }
 }
@@ -215,6 +221,8 @@ pub enum Event {
     Saved(PathBuf),
     /// An A-vs-B comparison finished.
     Compared(Arc<Comparison>),
+    /// The benchmark finished.
+    Benchmarked(Arc<super::jobs::benchmark::BenchmarkResult>),
     /// A colouring asked for with [`Worker::color`] is ready.
     Colored {
         /// The request's number (older ones are stale).
@@ -512,6 +520,12 @@ impl State {
                 let c =
                     self.with_handle(|h| super::jobs::compare::run(&data, &sides, &params, h))?;
                 self.out.send(Event::Compared(Arc::new(c)));
+                Ok(())
+            }
+            Command::Benchmark(data, job) => {
+                self.out.send(Event::Started(JobKind::Benchmark));
+                let r = self.with_handle(|h| super::jobs::benchmark::run(&data, &job, h))?;
+                self.out.send(Event::Benchmarked(Arc::new(r)));
                 Ok(())
             }
             Command::SaveModel(path) => {

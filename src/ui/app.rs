@@ -62,6 +62,7 @@ struct Panels {
     compare: panels::compare::ComparePanel,
     export: panels::export::ExportPanel,
     metrics: panels::metrics::MetricsPanel,
+    benchmark: panels::benchmark::BenchmarkPanel,
 }
 
 /// The rectangle of view `k` of `n` side by side in `full` (8-point gaps).
@@ -300,6 +301,9 @@ impl CellscopeApp {
             .open(p.compare.show.then_some(true))
             .show(ui, |ui| p.compare.show(ui, x, busy));
         actions.extend(compare.body_returned.flatten());
+        let bench = section("Benchmark (scSSL-Bench)", false)
+            .show(ui, |ui| p.benchmark.show(ui, x.data.as_deref(), busy));
+        actions.extend(bench.body_returned.flatten());
         let export = section("Export", false).show(ui, |ui| p.export.show(ui, x));
         actions.extend(export.body_returned.flatten());
         self.apply_all(actions);
@@ -397,6 +401,9 @@ impl CellscopeApp {
             .show(ui, |ui| self.right_panel(ui));
         self.errors_panel(ui);
         egui::CentralPanel::default().show(ui, |ui| self.central_panel(ui, format));
+        if let Some(a) = self.panels.benchmark.window(&ctx) {
+            self.apply_all(vec![a]);
+        }
         self.request_detail(&ctx);
         if let Some(i) = self.x.hovered {
             let text = self.x.hover_text(i);

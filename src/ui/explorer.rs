@@ -243,6 +243,26 @@ impl Explorer {
         self.dirty = true;
     }
 
+    /// Shows `positions` (`n x 2`, e.g. a benchmarked method's UMAP) as the embedding view,
+    /// titled `title`; the spatial view stays.
+    pub fn show_embedding(&mut self, positions: &Array2<f32>, title: &str) {
+        if positions.nrows() != self.n_obs() || positions.ncols() < 2 {
+            return;
+        }
+        let view = PointView::new(
+            1,
+            &format!("Embedding: {title}"),
+            rows2(positions),
+            false,
+            None,
+        );
+        match self.views.iter().position(|v| v.id == 1) {
+            Some(k) => self.views[k] = view,
+            None => self.views.insert(0, view),
+        }
+        self.dirty = true;
+    }
+
     /// Rebuilds the two views' draw buffers when something they draw changed: visible cells
     /// back to front (selected last), selection bits, packed colours.
     pub fn refresh_points(&mut self) {

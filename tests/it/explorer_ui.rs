@@ -1303,3 +1303,64 @@ fn zooming_into_a_morphology_pyramid_reads_its_full_resolution() {
         "full resolution under the view"
     );
 }
+
+/// The Benchmark section: batch and label columns chosen in its menus, two methods left on,
+/// the run ends in a results table; clicking a method's name shows its UMAP as the embedding
+/// view (title and positions change), and the picture is saved for a look.
+#[test]
+fn benchmark_panel_scores_methods_and_shows_a_methods_umap() {
+    let mut h = harness_for(common::shared_data().join("pbmc68k_reduced.h5ad"));
+    h.get_by_label("Benchmark (scSSL-Bench)").scroll_to_me();
+    h.run_steps(20);
+    h.get_by_label("Benchmark (scSSL-Bench)").click();
+    settle(&mut h);
+    for (menu, choice) in [("batch column", "phase"), ("label column", "bulk_labels")] {
+        h.get_by_label(menu).scroll_to_me();
+        h.run_steps(20);
+        h.get_by_label(menu).click();
+        h.run_steps(3);
+        h.get_by_label(choice).click();
+        h.run_steps(3);
+    }
+    for off in ["random-mask", "barlow-twins", "byol", "vicreg"] {
+        h.get_by_label(off).click();
+        h.run_steps(1);
+    }
+    h.get_by_label("Run benchmark").scroll_to_me();
+    h.run_steps(20);
+    h.get_by_label("Run benchmark").click();
+    wait_until(&mut h, 240, |h| h.state().benchmark().result.is_some());
+    let r = h
+        .state()
+        .benchmark()
+        .result
+        .clone()
+        .expect("benchmark results");
+    let names: Vec<&str> = r.rows.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["pca", "simclr"]);
+    assert!(r.rows.iter().all(|m| (0.0..=1.0).contains(&m.scores.total)));
+    settle(&mut h);
+    let before = h
+        .state()
+        .embedding_positions()
+        .expect("embedding view")
+        .to_vec();
+    // The results window's row (the checkbox of the same name comes first).
+    let _ = h
+        .render()
+        .map(|img| img.save(std::env::temp_dir().join("cellscope_bench_table.png")));
+    h.get_all_by_label("simclr").last().expect("row").click();
+    settle(&mut h);
+    let titles = h.state().view_titles();
+    assert!(
+        titles.iter().any(|t| t.contains("UMAP of simclr")),
+        "{titles:?}"
+    );
+    let after = h.state().embedding_positions().expect("embedding view");
+    assert_eq!(after.len(), before.len());
+    assert_ne!(after, &before[..], "the view shows the method's UMAP");
+    assert_eq!(after[0], [r.rows[1].umap[(0, 0)], r.rows[1].umap[(0, 1)]]);
+    let _ = h
+        .render()
+        .map(|img| img.save(std::env::temp_dir().join("cellscope_benchmark_panel.png")));
+}

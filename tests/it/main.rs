@@ -5,6 +5,7 @@
 
 mod common;
 
+mod analysis_benchmark;
 mod analysis_cli;
 mod analysis_impute;
 mod analysis_real;

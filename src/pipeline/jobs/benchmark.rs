@@ -86,13 +86,16 @@ pub struct BenchmarkJob {
     pub n_top_genes: usize,
     /// Training and inference backend.
     pub backend: BackendChoice,
+    /// Embeddings computed elsewhere, scored as rows after the methods (the window adds the
+    /// loaded model's embedding of the dataset): name and `n x d` values.
+    pub given: Vec<(String, Arc<Array2<f32>>)>,
 }
 
 /// One method's outcome.
 #[derive(Debug, Clone)]
 pub struct MethodResult {
-    /// The method.
-    pub method: Method,
+    /// The method's name ([`Method::name`], or a given embedding's).
+    pub name: String,
     /// Its scores.
     pub scores: IntegrationScores,
     /// Seconds to train (0 for PCA) and embed.
@@ -124,7 +127,7 @@ pub fn run(
     job: &BenchmarkJob,
     h: &mut Handle<'_>,
 ) -> Result<BenchmarkResult, JobError> {
-    if job.methods.is_empty() || job.epochs == 0 {
+    if (job.methods.is_empty() && job.given.is_empty()) || job.epochs == 0 {
         return Err(JobError::Input(
             "the benchmark needs at least one method and one epoch".into(),
         ));
@@ -159,9 +162,26 @@ pub fn run(
         let scores = score(emb.view(), &cells, Some(baseline.view()), h)?;
         let umap = layout(&emb, job.seed, h)?;
         rows.push(MethodResult {
-            method,
+            name: method.name().to_string(),
             scores,
             seconds,
+            umap,
+        });
+    }
+    for (name, emb) in &job.given {
+        if emb.nrows() != x.n_rows {
+            return Err(JobError::Input(format!(
+                "embedding '{name}' has {} rows for {} cells",
+                emb.nrows(),
+                x.n_rows
+            )));
+        }
+        let scores = score(emb.view(), &cells, Some(baseline.view()), h)?;
+        let umap = layout(emb, job.seed, h)?;
+        rows.push(MethodResult {
+            name: name.clone(),
+            scores,
+            seconds: 0.0,
             umap,
         });
     }
@@ -308,7 +328,7 @@ pub fn write(
             .collect();
         csv.push_str(&format!(
             "{},{:.3},{}\n",
-            row.method.name(),
+            row.name,
             row.seconds,
             cells.join(",")
         ));
@@ -316,7 +336,7 @@ pub fn write(
     crate::export::write_atomic(&tmp.path().join("results.csv"), csv.as_bytes())?;
     names.push("results.csv".to_string());
     let board = Scoreboard {
-        rows: r.rows.iter().map(|m| m.method.name().to_string()).collect(),
+        rows: r.rows.iter().map(|m| m.name.clone()).collect(),
         columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
         values: r.rows.iter().map(MethodResult::values).collect(),
         aggregates: 3,
@@ -339,12 +359,22 @@ pub fn write(
                 })
                 .collect();
             let order: Vec<u32> = (0..codes.len() as u32).collect();
-            let name = format!("umap_{}_{what}.png", row.method.name());
+            let safe: String = row
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let name = format!("umap_{safe}_{what}.png");
             let fig = Figure {
                 title: format!(
                     "{}: UMAP by {what} (total {:.3})",
-                    row.method.name(),
-                    row.scores.total
+                    row.name, row.scores.total
                 ),
                 positions: &positions,
                 colors: &colors,

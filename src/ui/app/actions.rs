@@ -107,6 +107,30 @@ impl CellscopeApp {
                     self.x.errors.push(e.to_string());
                 }
             }
+            Action::Benchmark(mut job) => {
+                job.backend = self.settings.backend;
+                if let Some((e, _)) = &self.x.embedding {
+                    job.given.push(("loaded model".into(), e.clone()));
+                }
+                if let Some(d) = data {
+                    send(&self.worker, Command::Benchmark(d, job));
+                }
+            }
+            Action::ShowBenchmarkUmap(i) => {
+                if let Some(row) = self
+                    .panels
+                    .benchmark
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.rows.get(i))
+                {
+                    let title = format!(
+                        "UMAP of {} (benchmark, total {:.3})",
+                        row.name, row.scores.total
+                    );
+                    self.x.show_embedding(&row.umap, &title);
+                }
+            }
             Action::Status(s) => self.x.status = s,
             Action::Error(e) => self.x.errors.push(e),
         }

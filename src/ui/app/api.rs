@@ -66,6 +66,25 @@ impl CellscopeApp {
         &self.panels.training
     }
 
+    /// The Benchmark panel (its results and the row shown).
+    pub fn benchmark(&self) -> &panels::benchmark::BenchmarkPanel {
+        &self.panels.benchmark
+    }
+
+    /// The titles of the views shown, left to right.
+    pub fn view_titles(&self) -> Vec<String> {
+        self.x.views.iter().map(|v| v.title.clone()).collect()
+    }
+
+    /// The positions the embedding view draws (`None` without one).
+    pub fn embedding_positions(&self) -> Option<&[[f32; 2]]> {
+        self.x
+            .views
+            .iter()
+            .find(|v| v.id == 1)
+            .map(|v| v.positions.as_slice())
+    }
+
     /// Predicted labels and confidences of the last transfer or classifier.
     pub fn prediction(&self) -> Option<&(Vec<String>, Vec<f32>)> {
         self.x.prediction.as_deref()

@@ -151,6 +151,10 @@ impl CellscopeApp {
                 x.status = format!("training done: {summary}");
                 self.panels.training.summary = Some(summary);
             }
+            Event::Benchmarked(r) => {
+                x.status = format!("benchmark done: {} methods scored", r.rows.len());
+                self.panels.benchmark.take(r);
+            }
             Event::Compared(c) => {
                 x.status = format!(
                     "A vs B: {} of {} cells disagree",

@@ -4,6 +4,7 @@
 //! app carries them out (sends the worker a command, changes the colouring or the selection). File dialogs run on their own threads
 //! ([`pick_file`], [`save_file`]) and land in a slot the panel polls.
 
+pub mod benchmark;
 pub mod color;
 pub mod compare;
 pub mod data;
@@ -67,6 +68,10 @@ pub enum Action {
     SaveSession(PathBuf),
     /// Reopen a saved session.
     OpenSession(PathBuf),
+    /// Run the scSSL-Bench comparison on the open dataset.
+    Benchmark(Box<crate::pipeline::jobs::benchmark::BenchmarkJob>),
+    /// Show row `i` of the benchmark's results as the embedding view.
+    ShowBenchmarkUmap(usize),
     /// Show a message in the status line.
     Status(String),
     /// Show an error at the bottom of the window.
