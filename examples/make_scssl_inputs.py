@@ -8,7 +8,8 @@
   on their 134 common genes; obs['technology'] (the batch) and obs['cell_class']: MERFISH's
   Cell_class without its trailing number (Endothelial 1/2/3 -> Endothelial), the reference's
   cell_type mapped through assets/label_maps/hypothalamus_scrna_to_merfish.csv the same way;
-  cells without a counterpart (Ambiguous, Unstable, Fibroblast) dropped.
+  cells without a counterpart (Ambiguous, Unstable, Fibroblast) dropped; obsm['X_pca'] the
+  scanpy PCA (50) of the log-normalised counts.
 
 Usage: python3 examples/make_scssl_inputs.py
 """
@@ -59,6 +60,14 @@ def hypothalamus():
     out = ad.concat([ref, mer], join="inner")
     keep = out.obs["cell_class"].isin(set(mapping.values())) & (out.obs["cell_class"] != "")
     out = out[keep].copy()
+    # The unintegrated PCA (scanpy: normalize_total, log1p, 50 components) for the speed
+    # comparison of `evaluate --use-rep X_pca` with scib-metrics (BENCHMARKS.md).
+    import scanpy as sc
+    norm = out.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    sc.pp.pca(norm, n_comps=50)
+    out.obsm["X_pca"] = norm.obsm["X_pca"]
     out.write_h5ad(os.path.join(OUT, "hypothalamus_scrna_merfish.h5ad"))
     print("hypothalamus", out.shape, out.obs.groupby(["technology", "cell_class"]).size().unstack(fill_value=0))
 

@@ -2,7 +2,7 @@
 functions on obsm['X_emb'] of a file from examples/make_scib_bench.py, as its Benchmarker calls
 them (90-NN graph: scikit-learn brute force here), on the CPU; prints one JSON line of seconds.
 
-    python3 examples/scib_bench.py bench-data/scib_10k.h5ad
+    python3 examples/scib_bench.py bench-data/scib_10k.h5ad [REP LABEL_KEY BATCH_KEY]
 """
 import json
 import sys
@@ -15,8 +15,9 @@ from scib_metrics.nearest_neighbors import NeighborsResults
 from sklearn.neighbors import NearestNeighbors
 
 a = ad.read_h5ad(sys.argv[1])
-x, pre = np.asarray(a.obsm["X_emb"]), np.asarray(a.obsm["X_pca"])
-labels, batch = a.obs["label"].to_numpy(), a.obs["batch"].to_numpy()
+rep, label_key, batch_key = (sys.argv[2:5] + ["X_emb", "label", "batch"][len(sys.argv[2:5]):])
+x, pre = np.asarray(a.obsm[rep]), np.asarray(a.obsm["X_pca"])
+labels, batch = a.obs[label_key].astype(str).to_numpy(), a.obs[batch_key].astype(str).to_numpy()
 t = {}
 
 

@@ -32,3 +32,10 @@ q finetune $D/hypothalamus_scrna_ref.h5ad --label-key cell_type --epochs 100 --o
 q predict $D/merfish_hypothalamus_animal1.h5ad --model "$W/sup_hyp" --label-key Cell_class --label-map $MAP --out "$W/pred_sup.h5ad" | sed 's/^/supervised on MERFISH: /'
 q transfer --reference $D/hypothalamus_scrna_ref.h5ad --label-key cell_type --query $D/merfish_hypothalamus_animal1.h5ad \
   --label-map $MAP --query-label-key Cell_class --model "$W/rm_mer" --out "$W/tr_rm.h5ad" | grep -iE "accuracy" | head -1 | sed 's/^/kNN transfer on SSL embedding: /'
+echo "== scSSL-Bench comparison (issue 24): HER2+ A1/B1/C1 and hypothalamus scRNA-seq + MERFISH"
+python3 examples/make_scssl_inputs.py >/dev/null
+for s in 0 1 2; do
+  rm -rf "$W/bench_her2_$s" "$W/bench_hyp_$s"
+  q benchmark bench-data/her2st_ABC.h5ad --batch-key patient --label-key label --epochs 20 --seed $s --backend cpu --out "$W/bench_her2_$s" | sed "s/^/her2st seed $s: /"
+  q benchmark bench-data/hypothalamus_scrna_merfish.h5ad --batch-key technology --label-key cell_class --epochs 20 --seed $s --backend cpu --out "$W/bench_hyp_$s" | sed "s/^/hypothalamus seed $s: /"
+done

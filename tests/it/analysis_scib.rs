@@ -244,3 +244,34 @@ fn kbet_per_label_matches_scib_metrics() {
         "kBET {score} vs stock {stock}"
     );
 }
+
+/// Lanczos (what subgraphs above `DENSE_MAX` cells get) against the dense decomposition on a
+/// real subgraph: the leading 100 diffusion eigenvalues within 1e-6, and the same kBET.
+#[test]
+fn lanczos_gives_the_dense_diffusion_spectrum() {
+    use cellscope::analysis::kbet;
+    use cellscope::analysis::neighbors::fuzzy_connectivities;
+    let a = cellscope::data::open(&shared_data().join("pbmc68k_reduced.h5ad")).expect("read");
+    let x = a.obsm["X_pca"].mapv(|v| v as f32);
+    let conn = fuzzy_connectivities(&exact_knn(x.view(), 90));
+    // The whole graph (700 cells), dense, against Lanczos forced on it.
+    let (dense, dvec) = kbet::diffusion_eigen(&conn, 100).expect("dense");
+    let t = kbet::transitions(&conn).expect("operator");
+    let (lz, lvec) = kbet::lanczos(&t, 100, 300, 1);
+    for (i, (d, l)) in dense.iter().zip(&lz).enumerate() {
+        assert!(
+            (d - l).abs() < 1e-6,
+            "eigenvalue {i}: dense {d} vs Lanczos {l}"
+        );
+    }
+    // Eigenvectors agree up to sign on the well-separated leading ones.
+    for c in 0..10 {
+        let dotp: f64 = dvec
+            .column(c)
+            .iter()
+            .zip(lvec.column(c))
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(dotp.abs() > 1.0 - 1e-6, "vector {c}: |cos| {}", dotp.abs());
+    }
+}
