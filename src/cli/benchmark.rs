@@ -31,6 +31,10 @@ pub struct Args {
     /// Seed of training and UMAP.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Cells per step for every method (scSSL-Bench trains all at 256, so that equal epochs
+    /// are equal optimiser steps); 0: each objective's own recipe (8,192 for ssl_in_scg's).
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
     /// Highly variable genes the methods see (scSSL-Bench: 2,000).
     #[arg(long, default_value_t = 2000)]
     n_top_genes: usize,
@@ -58,6 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         batch_key: a.batch_key,
         methods: a.methods,
         epochs: a.epochs,
+        batch_size: (a.batch_size > 0).then_some(a.batch_size),
         seed: a.seed,
         n_top_genes: a.n_top_genes,
         backend: a.backend.into(),
@@ -97,6 +102,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "batch_key": job.batch_key,
         "methods": job.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "epochs": job.epochs,
+        "batch_size": job.batch_size,
         "seed": job.seed,
         "n_top_genes": job.n_top_genes,
     });

@@ -80,6 +80,9 @@ pub struct BenchmarkJob {
     pub methods: Vec<Method>,
     /// Training epochs of every self-supervised method.
     pub epochs: usize,
+    /// Cells per step for every method (scSSL-Bench trains all at 256); `None`: each
+    /// objective's own recipe (8,192 for ssl_in_scg's).
+    pub batch_size: Option<usize>,
     /// Seed of training and UMAP.
     pub seed: u64,
     /// Highly variable genes kept (2,000 as scSSL-Bench; all genes when there are fewer).
@@ -217,11 +220,13 @@ fn train_and_embed(
     job: &BenchmarkJob,
     h: &mut Handle<'_>,
 ) -> Result<Array2<f32>, JobError> {
+    let recipe = TrainOptions::pretrain_for(kind);
     let opts = TrainOptions {
         epochs: job.epochs,
         seed: job.seed,
         log_every: 10,
-        ..TrainOptions::pretrain_for(kind)
+        batch_size: job.batch_size.unwrap_or(recipe.batch_size),
+        ..recipe
     };
     let backend = job.backend;
     let xt = Arc::clone(x);

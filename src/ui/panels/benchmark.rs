@@ -112,6 +112,7 @@ impl BenchmarkPanel {
                 batch_key: b.clone(),
                 methods: self.methods.iter().filter(|m| m.1).map(|m| m.0).collect(),
                 epochs: self.epochs,
+                batch_size: Some(256),
                 seed: 0,
                 n_top_genes: 2000,
                 // The app sets the window's backend and adds the loaded model's embedding.
