@@ -1364,3 +1364,60 @@ fn benchmark_panel_scores_methods_and_shows_a_methods_umap() {
         .render()
         .map(|img| img.save(std::env::temp_dir().join("cellscope_benchmark_panel.png")));
 }
+
+/// SimCLR in the Training panel: choosing it brings the encoder and augmentation rows; an
+/// unreadable augmentation disables Pre-train and says why; with one that reads, the run
+/// shows its epochs and loads a SimCLR model (the bench's encoder, BatchNorms folded).
+#[test]
+fn training_panel_pretrains_simclr_with_the_bench_augmentations() {
+    use cellscope::model::train::EventKind;
+    let mut h = harness();
+    h.get_by_label("Training").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Training").click();
+    settle(&mut h);
+    h.get_by_label("objective").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("objective").click();
+    h.run_steps(3);
+    h.get_by_label("simclr").click();
+    h.run_steps(3);
+    let _ = h.get_by_label("encoder");
+    let augment = h.get_by_label("augment");
+    augment.focus();
+    augment.type_text(",blur:0.1");
+    h.run_steps(3);
+    assert!(
+        h.query_by_label_contains("expected comma-separated")
+            .is_some(),
+        "the panel says why the augmentation does not read"
+    );
+    h.get_by_label("Pre-train").click();
+    h.run_steps(5);
+    assert!(!h.state().busy(), "Pre-train is disabled");
+    h.get_by_label("augment").focus();
+    h.run_steps(1);
+    for _ in 0..",blur:0.1".len() {
+        h.key_press(egui::Key::Backspace);
+    }
+    h.run_steps(3);
+    assert!(
+        h.query_by_label_contains("expected comma-separated")
+            .is_none()
+    );
+    h.get_by_label("Pre-train").click();
+    wait_until(&mut h, 240, |h| h.state().training().summary.is_some());
+    let t = h.state().training();
+    let epochs = t
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::Epoch)
+        .count();
+    assert_eq!(epochs, 20, "{:?}", t.summary);
+    let m = h
+        .state()
+        .model_info()
+        .cloned()
+        .expect("the trained model is loaded");
+    assert!(m.summary.contains("SimCLR"), "{}", m.summary);
+}
