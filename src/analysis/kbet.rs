@@ -7,8 +7,9 @@
 //!
 //! Differences from scib-metrics, both where it is random: the neighbours in the diffusion
 //! embedding are exact here (scib-metrics: pynndescent, approximate and randomised); the
-//! eigenvectors come from a dense symmetric eigendecomposition (`faer`) instead of ARPACK's
-//! randomly started Lanczos. With scib-metrics' search patched to exact, the two agree
+//! eigenvectors come from a dense symmetric eigendecomposition (`faer`) up to [`DENSE_MAX`]
+//! cells and from a seeded Lanczos iteration above, instead of ARPACK's randomly started
+//! implicitly restarted Lanczos. With scib-metrics' search patched to exact, the two agree
 //! (`tests/fixtures/analysis/make_scib_reference.py`).
 
 use ndarray::Array2;
