@@ -60,7 +60,8 @@ impl From<ObjectiveArg> for ObjectiveKind {
 /// The options of a model trained here, shared by `pretrain` and `finetune`.
 #[derive(Debug, clap::Args)]
 pub struct NewModel {
-    /// Hidden and embedding widths of a backbone trained from scratch.
+    /// Hidden and embedding widths of a backbone trained from scratch (SimCLR / VICReg with
+    /// `--encoder bench` use the bench's 128, 64).
     #[arg(long, value_delimiter = ',', default_value = "512,512,256,256,64")]
     hidden: Vec<usize>,
     /// Compute backend.
