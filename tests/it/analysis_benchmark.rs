@@ -105,3 +105,33 @@ fn benchmark_writes_the_table_figure_and_umaps() {
     assert!(err.contains("gp-mask") && err.contains("simclr"), "{err}");
     assert!(!tmp.path().join("other").exists());
 }
+
+/// A batch column that does not exist is refused before any training, naming the column and
+/// the file, and nothing is written.
+#[test]
+fn benchmark_refuses_a_missing_column() {
+    let data = shared_data().join("pbmc68k_reduced.h5ad");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("bench");
+    let o = cellscope()
+        .arg("benchmark")
+        .arg(&data)
+        .args([
+            "--batch-key",
+            "no_such_column",
+            "--label-key",
+            "bulk_labels",
+        ])
+        .args(["--methods", "pca,simclr", "--epochs", "1"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run cellscope");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no_such_column") && err.contains("pbmc68k_reduced.h5ad"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
