@@ -108,12 +108,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     });
     let prov = crate::export::provenance(&[("data", a.data.as_path())], params);
     let title = format!(
-        "{} ({} cells; {} epochs, seed {})",
+        "{} ({} cells, {} genes; {} epochs, batch {}, seed {})",
         a.data
             .file_name()
             .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
         adata.n_obs(),
+        r.n_genes,
         job.epochs,
+        job.batch_size
+            .map_or_else(|| "as each recipe".to_string(), |b| b.to_string()),
         job.seed
     );
     let files = benchmark::write(&r, &a.out, &title, &prov)?;
