@@ -212,8 +212,8 @@ fn top_genes(x: &CsrMatrix, n: usize) -> CsrMatrix {
     x.select_columns(&keep)
 }
 
-/// Pre-trains `kind` with its recipe (the job's epochs and seed) on its own thread and embeds
-/// every cell with the trained backbone.
+/// Pre-trains `kind` with its recipe (the job's epochs, seed and batch size) on its own
+/// thread and embeds every cell with the trained backbone.
 fn train_and_embed(
     x: &Arc<CsrMatrix>,
     kind: ObjectiveKind,
