@@ -141,3 +141,36 @@ pub fn spatial_domains(
     let g = gmm(reduced.view(), p.n_domains, p.n_init, p.seed);
     (g.labels, g.confidence)
 }
+
+/// Spatial smoothing of cluster labels as GraphST's and its successors' `refine_label`: each
+/// cell takes the most common label among its `n_neighbors` nearest other cells (Euclidean on
+/// `coords`, `n x 2`; 50 in GraphST), ties going to the label met first in order of distance
+/// (`max(neigh_type, key=neigh_type.count)`). The cell's own label does not vote.
+///
+/// # Panics
+/// When `labels` and `coords` differ in length.
+pub fn refine_labels(coords: ArrayView2<f32>, labels: &[u32], n_neighbors: usize) -> Vec<u32> {
+    assert_eq!(coords.nrows(), labels.len(), "one label per cell");
+    let n = labels.len();
+    if n < 2 || n_neighbors == 0 {
+        return labels.to_vec();
+    }
+    let nn = super::neighbors::exact_knn(coords, (n_neighbors + 1).min(n));
+    let n_labels = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let mut count = vec![0usize; n_labels];
+            let mut first = vec![usize::MAX; n_labels];
+            let others = nn.neighbors(i).iter().filter(|&&j| j as usize != i);
+            for (rank, &j) in others.take(n_neighbors).enumerate() {
+                let l = labels[j as usize] as usize;
+                count[l] += 1;
+                first[l] = first[l].min(rank);
+            }
+            (0..n_labels)
+                .filter(|&l| count[l] > 0)
+                .max_by(|&a, &b| count[a].cmp(&count[b]).then(first[b].cmp(&first[a])))
+                .map_or(labels[i], |l| l as u32)
+        })
+        .collect()
+}

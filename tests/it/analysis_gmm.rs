@@ -1,7 +1,8 @@
 //! Gaussian mixtures against scikit-learn's `GaussianMixture` (`tests/fixtures/analysis/
 //! make_gmm_reference.py`): tied (mclust's EEE) and full covariances on pbmc68k's first 10
 //! principal components, K = 8, from the same initial labels, 30 EM iterations: the mean
-//! log-likelihood within 1e-6 relative and the same labels.
+//! log-likelihood within 1e-6 relative and the same labels; GraphST's label refinement
+//! (`make_refine_reference.py`) on MERFISH cells.
 
 use cellscope::analysis::cluster::{Covariance, gmm_from_labels};
 
@@ -45,4 +46,38 @@ fn tied_and_full_mixtures_match_scikit_learn() {
             "{name}: labels as scikit-learn's predict"
         );
     }
+}
+
+/// GraphST's label refinement (majority of the 50 nearest other cells) equals its public code
+/// on the first 3,000 MERFISH cells with their Cell_class labels, every cell.
+#[test]
+fn refine_labels_matches_graphst() {
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("analysis/refine_reference.json")).expect("fixture"),
+    )
+    .expect("json");
+    let n = r["n"].as_u64().expect("n") as usize;
+    let a = cellscope::data::open(&shared_data().join("merfish_hypothalamus_animal1.h5ad"))
+        .expect("read");
+    let coords = a.obsm["spatial"]
+        .slice(ndarray::s![..n, ..])
+        .mapv(|v| v as f32);
+    let ints = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("codes")
+            .iter()
+            .map(|l| l.as_u64().expect("code") as u32)
+            .collect()
+    };
+    let radius = r["radius"].as_u64().expect("radius") as usize;
+    let got =
+        cellscope::analysis::spatial::refine_labels(coords.view(), &ints(&r["labels"]), radius);
+    let want = ints(&r["refined"]);
+    let differ: Vec<usize> = (0..n).filter(|&i| got[i] != want[i]).collect();
+    assert!(
+        differ.is_empty(),
+        "{} cells differ, first {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
 }
