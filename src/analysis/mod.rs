@@ -14,6 +14,7 @@ pub mod neighbors;
 pub mod pca;
 pub mod scib;
 pub mod spatial;
+pub mod spatial_graph;
 pub mod split;
 pub mod transfer;
 pub mod umap;

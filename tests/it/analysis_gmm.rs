@@ -81,3 +81,70 @@ fn refine_labels_matches_graphst() {
         &differ[..differ.len().min(5)]
     );
 }
+
+/// Radius and kNN spatial graphs equal STAGATE's `Cal_Spatial_Net` (scikit-learn) on DLPFC
+/// 151675's spots: every cell's degree, the first 600 cells' neighbours, the edge count and
+/// the mean per cell; self-loops
+/// are added on request only.
+#[test]
+fn spatial_graphs_match_stagate() {
+    use cellscope::analysis::spatial_graph::{GraphKind, SpatialGraph};
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("analysis/spatial_graph_reference.json"))
+            .expect("fixture"),
+    )
+    .expect("json");
+    let a = cellscope::data::open(&shared_data().join("dlpfc_151675.h5ad")).expect("read");
+    let coords = a.obsm["spatial"].mapv(|v| v as f32);
+    let kinds = [
+        (
+            "radius",
+            GraphKind::Radius(r["rad_cutoff"].as_f64().expect("radius")),
+        ),
+        (
+            "knn",
+            GraphKind::Knn(r["k_cutoff"].as_u64().expect("k") as usize),
+        ),
+    ];
+    for (name, kind) in kinds {
+        let g = SpatialGraph::build(coords.view(), kind);
+        let want = &r[name];
+        let s = g.stats();
+        assert_eq!(
+            s.n_edges as u64,
+            want["edges"].as_u64().expect("edges"),
+            "{name}"
+        );
+        assert!((s.mean_neighbors - want["mean"].as_f64().expect("mean")).abs() < 1e-12);
+        for (i, d) in want["degrees"]
+            .as_array()
+            .expect("degrees")
+            .iter()
+            .enumerate()
+        {
+            let d = d.as_u64().expect("degree") as usize;
+            assert_eq!(g.adjacency.row(i).0.len(), d, "{name}: degree of cell {i}");
+        }
+        let rows = want["neighbors_first_600"].as_array().expect("rows");
+        for (i, nb) in rows.iter().enumerate() {
+            let w: Vec<u32> = nb
+                .as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_u64().expect("j") as u32)
+                .collect();
+            assert_eq!(
+                g.adjacency.row(i).0,
+                &w[..],
+                "{name}: neighbours of cell {i}"
+            );
+        }
+        let with = g.with_self_loops();
+        assert_eq!(
+            with.data.len(),
+            s.n_edges + s.n_cells,
+            "{name}: one self-loop per cell"
+        );
+        println!("{name}: {s}");
+    }
+}
