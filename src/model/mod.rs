@@ -15,6 +15,7 @@ pub mod bench;
 pub mod import;
 pub mod infer;
 pub mod nets;
+pub mod stagate;
 pub mod train;
 
 pub use import::{checkpoint, format, hub, torch_pickle};

@@ -38,4 +38,5 @@ mod model_generic;
 mod model_hub;
 mod model_import;
 mod model_objectives;
+mod model_stagate;
 mod model_train;
