@@ -14,7 +14,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::{Device, Tensor};
 
 use crate::model::checkpoint::{Activation, Dense};
-use crate::model::nets::{Mlp, MlpConfig, Projector, ProjectorConfig, dense_from_linear};
+use crate::model::nets::{
+    Mlp, MlpConfig, Projector, ProjectorConfig, dense_from_linear, linear_ids, tensor_values,
+};
 
 /// Which encoder a generic objective trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,7 +90,6 @@ impl BnEncoder {
     /// `s_o = gamma_o / sqrt(running_var_o + eps)`. What a saved model holds, so inference is
     /// the MLP path every model takes.
     pub fn to_folded_dense(&self) -> Vec<Dense> {
-        use crate::model::nets::tensor_values;
         self.linears
             .iter()
             .zip(&self.norms)
@@ -114,10 +115,7 @@ impl BnEncoder {
     /// Parameter ids by rank.
     pub fn param_ids(&self, two: &mut Vec<ParamId>, one: &mut Vec<ParamId>) {
         for l in &self.linears {
-            two.push(l.weight.id);
-            if let Some(b) = &l.bias {
-                one.push(b.id);
-            }
+            linear_ids(l, two, one);
         }
         for b in &self.norms {
             one.push(b.gamma.id);

@@ -127,7 +127,7 @@ pub fn dense_from_linear(l: &Linear) -> Dense {
 }
 
 /// Parameter ids of a `Linear`, by rank: `(weights [2-D], biases [1-D])`.
-fn linear_ids(l: &Linear, two: &mut Vec<ParamId>, one: &mut Vec<ParamId>) {
+pub(crate) fn linear_ids(l: &Linear, two: &mut Vec<ParamId>, one: &mut Vec<ParamId>) {
     two.push(l.weight.id);
     if let Some(b) = &l.bias {
         one.push(b.id);

@@ -6,14 +6,11 @@
 
 use cellscope::analysis::cluster::{Covariance, gmm_from_labels};
 
-use super::common::{fixture, shared_data};
+use super::common::{fixture_json, shared_data};
 
 #[test]
 fn tied_and_full_mixtures_match_scikit_learn() {
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("analysis/gmm_reference.json")).expect("fixture"),
-    )
-    .expect("json");
+    let r = fixture_json("analysis/gmm_reference.json");
     let a = cellscope::data::open(&shared_data().join("pbmc68k_reduced.h5ad")).expect("read");
     let x = a.obsm["X_pca"]
         .slice(ndarray::s![.., ..10])
@@ -52,10 +49,7 @@ fn tied_and_full_mixtures_match_scikit_learn() {
 /// on the first 3,000 MERFISH cells with their Cell_class labels, every cell.
 #[test]
 fn refine_labels_matches_graphst() {
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("analysis/refine_reference.json")).expect("fixture"),
-    )
-    .expect("json");
+    let r = fixture_json("analysis/refine_reference.json");
     let n = r["n"].as_u64().expect("n") as usize;
     let a = cellscope::data::open(&shared_data().join("merfish_hypothalamus_animal1.h5ad"))
         .expect("read");
@@ -89,11 +83,7 @@ fn refine_labels_matches_graphst() {
 #[test]
 fn spatial_graphs_match_stagate() {
     use cellscope::analysis::spatial_graph::{GraphKind, SpatialGraph};
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("analysis/spatial_graph_reference.json"))
-            .expect("fixture"),
-    )
-    .expect("json");
+    let r = fixture_json("analysis/spatial_graph_reference.json");
     let a = cellscope::data::open(&shared_data().join("dlpfc_151675.h5ad")).expect("read");
     let coords = a.obsm["spatial"].mapv(|v| v as f32);
     let kinds = [

@@ -36,6 +36,12 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A committed JSON fixture under `tests/fixtures`, parsed.
+pub fn fixture_json(rel: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(rel)).expect(rel);
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
 /// The reference values written by `tests/fixtures/make_reference.py`.
 pub fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(fixture("reference.json")).expect("reference.json");

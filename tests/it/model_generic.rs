@@ -4,7 +4,6 @@
 //! encoder folded into plain Linears equals the BatchNorm network; SimCLR and VICReg train on
 //! real cells with the bench's encoder and save a model that embeds.
 
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use burn::module::{Module, Param};
@@ -19,22 +18,10 @@ use cellscope::model::train::{
 };
 use serde_json::Value;
 
-use super::model_train::{f32s, scalar, tensor};
+use super::model_train::{close_all, f32s, scalar, tensor};
 
 fn reference() -> Value {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train/generic_reference.json");
-    serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("json")
-}
-
-fn assert_all_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * b.abs().max(1.0),
-            "{what}[{i}]: cellscope {a} vs lightly {b}"
-        );
-    }
+    super::common::fixture_json("train/generic_reference.json")
 }
 
 type Loss = fn(Tensor<2>, Tensor<2>) -> Tensor<1>;
@@ -63,7 +50,7 @@ fn nt_xent_and_vicreg_losses_and_gradients_match_lightly() {
         let grads = loss.backward();
         for (z, key) in [(z1, "grad_z1"), (z2, "grad_z2")] {
             let g = tensor_values(z.grad(&grads).expect("input gradient"));
-            assert_all_close(&g, &f32s(&want[key]), 1e-5, &format!("{name} {key}"));
+            close_all(&g, &f32s(&want[key]), 1e-5, &format!("{name} {key}"));
         }
     }
 }
@@ -150,14 +137,14 @@ fn bench_encoder_with_lightly_heads_matches_loss_and_every_gradient() {
                 let w = &want[part][i];
                 // burn keeps [in, out]; PyTorch [out, in].
                 let gw = tensor_values(l.weight.val().grad(&grads).expect("w").transpose());
-                assert_all_close(
+                close_all(
                     &gw,
                     &f32s(&w["weight"]),
                     1e-5,
                     &format!("{name} {part}{i}.weight"),
                 );
                 match &l.bias {
-                    Some(b) => assert_all_close(
+                    Some(b) => close_all(
                         &grad_of(b, &grads),
                         &f32s(&w["bias"]),
                         1e-5,
@@ -178,13 +165,13 @@ fn bench_encoder_with_lightly_heads_matches_loss_and_every_gradient() {
             );
             for (i, bn) in norms.iter().enumerate() {
                 let w = &want[part][i];
-                assert_all_close(
+                close_all(
                     &grad_of(&bn.gamma, &grads),
                     &f32s(&w["gamma"]),
                     1e-5,
                     &format!("{name} {part}{i}.gamma"),
                 );
-                assert_all_close(
+                close_all(
                     &grad_of(&bn.beta, &grads),
                     &f32s(&w["beta"]),
                     1e-5,
@@ -224,7 +211,7 @@ fn folded_encoder_equals_the_eval_mode_batchnorm_network() {
         &device.clone().inner(),
     );
     let got = tensor_values(folded.forward(x.inner()));
-    assert_all_close(&got, &want, 1e-4, "folded encoder");
+    close_all(&got, &want, 1e-4, "folded encoder");
     let mean_abs = want.iter().map(|v| v.abs()).sum::<f32>() / want.len() as f32;
     assert!(mean_abs > 0.1, "a non-trivial output ({mean_abs})");
 }
@@ -235,11 +222,8 @@ fn folded_encoder_equals_the_eval_mode_batchnorm_network() {
 #[test]
 fn simclr_and_vicreg_train_on_real_cells_and_save() {
     let a = std::sync::Arc::new(
-        cellscope::data::open(
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/data/hypothalamus_scrna_ref.h5ad"),
-        )
-        .expect("read"),
+        cellscope::data::open(&super::common::shared_data().join("hypothalamus_scrna_ref.h5ad"))
+            .expect("read"),
     );
     for kind in [ObjectiveKind::Simclr, ObjectiveKind::Vicreg] {
         let job = cellscope::pipeline::jobs::train::PretrainJob {

@@ -3,30 +3,16 @@
 //! plus self-loops and the same weights, the latent, the reconstruction, the MSE loss and the
 //! gradients of the encoder's weights and attention vectors within 1e-5.
 
-use std::path::Path;
-
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use cellscope::model::nets::tensor_values;
 use cellscope::model::stagate::{Edges, GatLayer, Stagate};
 use serde_json::Value;
 
-use super::model_train::f32s;
+use super::model_train::{close_all, f32s};
 
 fn reference() -> Value {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graph/stagate_reference.json");
-    serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("json")
-}
-
-fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * b.abs().max(1.0),
-            "{what}[{i}]: cellscope {a} vs PyTorch {b}"
-        );
-    }
+    super::common::fixture_json("graph/stagate_reference.json")
 }
 
 #[test]
@@ -71,13 +57,13 @@ fn stagate_forward_loss_and_gradients_match_pytorch_geometric() {
     let edges = Edges::new(&idx("src"), &idx("dst"), n, &device);
     let x = m("features", n, widths[0]);
     let (h2, h4) = net.forward(x.clone(), &edges);
-    close(
+    close_all(
         &tensor_values(h2.clone()),
         &f32s(&r["h2"]),
         1e-5,
         "latent h2",
     );
-    close(
+    close_all(
         &tensor_values(h4.clone()),
         &f32s(&r["h4"]),
         1e-5,
@@ -93,15 +79,15 @@ fn stagate_forward_loss_and_gradients_match_pytorch_geometric() {
     let grads = loss.backward();
     let g2 = |p: &Param<Tensor<2>>| tensor_values(p.val().grad(&grads).expect("grad"));
     let g1 = |p: &Param<Tensor<1>>| tensor_values(p.val().grad(&grads).expect("grad"));
-    close(&g2(&net.conv1.weight), &f32s(&r["grad_w1"]), 1e-5, "dL/dW1");
-    close(&g2(&net.conv2.weight), &f32s(&r["grad_w2"]), 1e-5, "dL/dW2");
-    close(
+    close_all(&g2(&net.conv1.weight), &f32s(&r["grad_w1"]), 1e-5, "dL/dW1");
+    close_all(&g2(&net.conv2.weight), &f32s(&r["grad_w2"]), 1e-5, "dL/dW2");
+    close_all(
         &g1(&net.conv1.att_src),
         &f32s(&r["grad_att_src1"]),
         1e-5,
         "dL/da_src",
     );
-    close(
+    close_all(
         &g1(&net.conv1.att_dst),
         &f32s(&r["grad_att_dst1"]),
         1e-5,

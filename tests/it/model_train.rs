@@ -67,6 +67,17 @@ pub(super) fn scalar(t: Tensor<1>) -> f64 {
     f64::from(t.into_scalar::<f32>())
 }
 
+/// Element-wise `|a - b| <= tol * max(|b|, 1)` with the first failing index in the message.
+pub(super) fn close_all(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * b.abs().max(1.0),
+            "{what}[{i}]: cellscope {a} vs PyTorch {b}"
+        );
+    }
+}
+
 pub(super) fn close(a: f64, b: f64, tol: f64, what: &str) {
     assert!(
         (a - b).abs() <= tol * b.abs().max(1.0),
