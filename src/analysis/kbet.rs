@@ -201,7 +201,7 @@ pub fn subgraph(m: &CsrMatrix, keep: &[usize]) -> CsrMatrix {
             }
         }
     }
-    super::neighbors::csr_from_triplets(keep.len(), &mut trip)
+    CsrMatrix::from_triplets(keep.len(), &mut trip)
 }
 
 /// Connected components of a symmetric graph (the strong components of scipy's

@@ -7,7 +7,7 @@
 
 use ndarray::ArrayView2;
 
-use super::neighbors::{csr_from_triplets, exact_knn, radius_2d};
+use super::neighbors::{exact_knn, radius_2d};
 use crate::data::matrix::CsrMatrix;
 
 /// How neighbours are chosen.
@@ -82,7 +82,7 @@ impl SpatialGraph {
             }
         }
         SpatialGraph {
-            adjacency: csr_from_triplets(n, &mut trip),
+            adjacency: CsrMatrix::from_triplets(n, &mut trip),
             kind,
         }
     }
@@ -95,7 +95,7 @@ impl SpatialGraph {
         for i in 0..n {
             trip.extend(self.adjacency.row(i).0.iter().map(|&j| (i as u32, j, 1.0)));
         }
-        csr_from_triplets(n, &mut trip)
+        CsrMatrix::from_triplets(n, &mut trip)
     }
 
     /// Edge counts as `Stats_Spatial_Net` prints them.

@@ -278,6 +278,35 @@ impl CsrMatrix {
         }
     }
 
+    /// Square CSR from `(row, col, value)` triplets (sorted here; duplicates are summed).
+    pub fn from_triplets(n: usize, trip: &mut [(u32, u32, f32)]) -> CsrMatrix {
+        trip.sort_unstable_by_key(|t| (t.0, t.1));
+        let mut indptr = vec![0u64; n + 1];
+        let mut indices = Vec::with_capacity(trip.len());
+        let mut data: Vec<f32> = Vec::with_capacity(trip.len());
+        let mut last: Option<(u32, u32)> = None;
+        for &(i, j, v) in trip.iter() {
+            if last == Some((i, j)) {
+                *data.last_mut().expect("previous entry") += v;
+                continue;
+            }
+            last = Some((i, j));
+            indptr[i as usize + 1] += 1;
+            indices.push(j);
+            data.push(v);
+        }
+        for i in 0..n {
+            indptr[i + 1] += indptr[i];
+        }
+        CsrMatrix {
+            n_rows: n,
+            n_cols: n,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// Rows `rows` (any order, repeats allowed) as a new matrix (same columns).
     ///
     /// # Panics

@@ -12,10 +12,10 @@
 //! Depends on `data` only, for its matrix type, preprocessing and gene alignment.
 
 pub mod bench;
+pub mod graph;
 pub mod import;
 pub mod infer;
 pub mod nets;
-pub mod stagate;
 pub mod train;
 
 pub use import::{checkpoint, format, hub, torch_pickle};

@@ -35,6 +35,7 @@ mod hostile_outputs;
 mod model_embed;
 mod model_evaluate;
 mod model_generic;
+mod model_graphst;
 mod model_hub;
 mod model_import;
 mod model_objectives;

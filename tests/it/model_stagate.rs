@@ -1,12 +1,16 @@
 //! STAGATE's graph-attention autoencoder against its public code on torch-geometric
 //! (`tests/fixtures/graph/make_stagate_reference.py`): on 150 DLPFC spots with a 6-NN graph
 //! plus self-loops and the same weights, the latent, the reconstruction, the MSE loss and the
-//! gradients of the encoder's weights and attention vectors within 1e-5.
+//! gradients of the encoder's weights and attention vectors within 1e-5, and one training step
+//! of `Train_STAGATE.py` (Adam, weight decay, global-norm clipping with the decoder's weight
+//! copies counted) likewise.
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
+use cellscope::model::graph::Edges;
+use cellscope::model::graph::stagate::{GatLayer, Stagate};
+use cellscope::model::graph::train::{GraphTraining, StagateTrainer};
 use cellscope::model::nets::tensor_values;
-use cellscope::model::stagate::{Edges, GatLayer, Stagate};
 use serde_json::Value;
 
 use super::model_train::{close_all, f32s};
@@ -15,54 +19,51 @@ fn reference() -> Value {
     super::common::fixture_json("graph/stagate_reference.json")
 }
 
+pub(super) fn indices(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("indices")
+        .iter()
+        .map(|v| v.as_u64().expect("index") as u32)
+        .collect()
+}
+
+pub(super) fn matrix(v: &Value, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(f32s(v), [rows, cols]), device)
+}
+
+pub(super) fn vector(v: &Value, device: &Device) -> Tensor<1> {
+    let x = f32s(v);
+    let len = x.len();
+    Tensor::from_data(TensorData::new(x, [len]), device)
+}
+
+/// The fixture's network, features and edges on `device`.
+fn setup(r: &Value, device: &Device) -> (Stagate, Tensor<2>, Edges) {
+    let w: Vec<usize> = indices(&r["widths"]).iter().map(|&v| v as usize).collect();
+    let n = r["n"].as_u64().expect("n") as usize;
+    let net = Stagate {
+        conv1: GatLayer {
+            weight: Param::from_tensor(matrix(&r["w1"], w[0], w[1], device)),
+            att_src: Param::from_tensor(vector(&r["att_src1"], device)),
+            att_dst: Param::from_tensor(vector(&r["att_dst1"], device)),
+        },
+        conv2: GatLayer {
+            weight: Param::from_tensor(matrix(&r["w2"], w[1], w[2], device)),
+            att_src: Param::from_tensor(Tensor::zeros([w[2]], device)),
+            att_dst: Param::from_tensor(Tensor::zeros([w[2]], device)),
+        },
+    };
+    let edges = Edges::new(&indices(&r["src"]), &indices(&r["dst"]), n, device);
+    (net, matrix(&r["features"], n, w[0], device), edges)
+}
+
 #[test]
 fn stagate_forward_loss_and_gradients_match_pytorch_geometric() {
     let r = reference();
     let device = Device::flex().autodiff();
-    let widths: Vec<usize> = r["widths"]
-        .as_array()
-        .expect("widths")
-        .iter()
-        .map(|v| v.as_u64().expect("w") as usize)
-        .collect();
-    let n = r["n"].as_u64().expect("n") as usize;
-    let m = |key: &str, rows: usize, cols: usize| {
-        Tensor::<2>::from_data(TensorData::new(f32s(&r[key]), [rows, cols]), &device)
-    };
-    let v = |key: &str| {
-        let x = f32s(&r[key]);
-        let len = x.len();
-        Tensor::<1>::from_data(TensorData::new(x, [len]), &device)
-    };
-    let net = Stagate {
-        conv1: GatLayer {
-            weight: Param::from_tensor(m("w1", widths[0], widths[1])),
-            att_src: Param::from_tensor(v("att_src1")),
-            att_dst: Param::from_tensor(v("att_dst1")),
-        },
-        conv2: GatLayer {
-            weight: Param::from_tensor(m("w2", widths[1], widths[2])),
-            att_src: Param::from_tensor(Tensor::zeros([widths[2]], &device)),
-            att_dst: Param::from_tensor(Tensor::zeros([widths[2]], &device)),
-        },
-    };
-    let idx = |key: &str| -> Vec<u32> {
-        r[key]
-            .as_array()
-            .expect("edges")
-            .iter()
-            .map(|v| v.as_u64().expect("i") as u32)
-            .collect()
-    };
-    let edges = Edges::new(&idx("src"), &idx("dst"), n, &device);
-    let x = m("features", n, widths[0]);
+    let (net, x, edges) = setup(&r, &device);
     let (h2, h4) = net.forward(x.clone(), &edges);
-    close_all(
-        &tensor_values(h2.clone()),
-        &f32s(&r["h2"]),
-        1e-5,
-        "latent h2",
-    );
+    close_all(&tensor_values(h2), &f32s(&r["h2"]), 1e-5, "latent h2");
     close_all(
         &tensor_values(h4.clone()),
         &f32s(&r["h4"]),
@@ -93,4 +94,47 @@ fn stagate_forward_loss_and_gradients_match_pytorch_geometric() {
         1e-5,
         "dL/da_dst",
     );
+}
+
+#[test]
+fn stagate_training_step_matches_train_stagate() {
+    let r = reference();
+    let device = Device::flex().autodiff();
+    for (clip, want) in r["steps"].as_object().expect("steps") {
+        let (net, x, edges) = setup(&r, &device);
+        let t = GraphTraining {
+            clip: Some(clip.parse().expect("clip")),
+            ..GraphTraining::stagate(1, 0)
+        };
+        let mut trainer = StagateTrainer::new(net, t);
+        let loss = trainer.step(x, &edges);
+        let net = trainer.net;
+        let ref_loss = r["loss"].as_f64().expect("loss");
+        assert!((loss - ref_loss).abs() <= 1e-5 * ref_loss, "loss {loss}");
+        let what = |p: &str| format!("{p} after one step, clip {clip}");
+        close_all(
+            &tensor_values(net.conv1.weight.val()),
+            &f32s(&want["w1"]),
+            1e-5,
+            &what("W1"),
+        );
+        close_all(
+            &tensor_values(net.conv2.weight.val()),
+            &f32s(&want["w2"]),
+            1e-5,
+            &what("W2"),
+        );
+        close_all(
+            &tensor_values(net.conv1.att_src.val()),
+            &f32s(&want["att_src1"]),
+            1e-5,
+            &what("a_src"),
+        );
+        close_all(
+            &tensor_values(net.conv1.att_dst.val()),
+            &f32s(&want["att_dst1"]),
+            1e-5,
+            &what("a_dst"),
+        );
+    }
 }
