@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
+use super::BackendArg;
 use super::with_handle;
+use crate::analysis::spatial_graph::GraphKind;
 use crate::export::tables::Results;
 use crate::pipeline::jobs::analyze::{AnalyzeJob, AnalyzeOutput, AnalyzeParams};
+use crate::pipeline::jobs::domains::{DomainInput, DomainMethod, GraphDomainParams};
 
 /// Arguments of `cellscope analyze`.
 #[derive(Debug, clap::Args)]
@@ -24,6 +27,31 @@ pub struct Args {
     /// Number of spatial domains to find (needs obsm['spatial']).
     #[arg(long)]
     spatial_domains: Option<usize>,
+    /// How the spatial domains are found: BANKSY-style features and a mixture, or a graph
+    /// network trained on the slide (STAGATE, GraphST) and a tied-covariance mixture.
+    #[arg(long, value_enum, default_value_t = DomainMethod::Banksy)]
+    domains: DomainMethod,
+    /// Input of STAGATE / GraphST: `auto` (X_cellscope when present, else `hvg`), `hvg`
+    /// (3,000 highly variable genes, log-normalised), `pca` / `X_pca`, or an obsm key.
+    #[arg(long, default_value = "auto")]
+    domain_rep: DomainInput,
+    /// Radius graph for STAGATE / GraphST, in obsm['spatial'] units (µm for imaging
+    /// platforms, full-resolution pixels for Visium). Default: STAGATE 1.5x the median
+    /// nearest-neighbour distance.
+    #[arg(long, conflicts_with = "graph_k")]
+    radius: Option<f64>,
+    /// kNN graph for STAGATE / GraphST (default for GraphST: 3).
+    #[arg(long)]
+    graph_k: Option<usize>,
+    /// Training epochs of STAGATE / GraphST (default: 1,000 / 600, as their code).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Relabel each cell by the majority of its 50 nearest cells (GraphST's refinement).
+    #[arg(long)]
+    refine: bool,
+    /// Compute backend of STAGATE / GraphST.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    backend: BackendArg,
     /// Ground-truth obs column for the metrics (ARI, NMI, ...); missing values (NA, nan,
     /// empty, Ambiguous) are left out.
     #[arg(long)]
@@ -57,8 +85,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         matrix: None,
         params,
         label_key: a.label_key,
+        graph_domains: (a.domains != DomainMethod::Banksy).then(|| GraphDomainParams {
+            method: a.domains,
+            input: a.domain_rep.clone(),
+            graph: a
+                .radius
+                .map(GraphKind::Radius)
+                .or(a.graph_k.map(GraphKind::Knn)),
+            epochs: a.epochs,
+            refine: a.refine,
+            backend: a.backend.into(),
+        }),
     };
     job.params.check()?;
+    if let Some(g) = &job.graph_domains {
+        g.check()?;
+        anyhow::ensure!(
+            job.params.spatial_domains.is_some(),
+            "--domains {} needs --spatial-domains K",
+            g.method.name().to_lowercase()
+        );
+    }
     let data = crate::data::open(&a.data)?;
     let o = with_handle(|h| crate::pipeline::jobs::analyze::run(&data, &job, h))?;
     print_scores(&o);
@@ -72,6 +119,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .domains
             .as_ref()
             .map(|(d, c)| (d.as_slice(), c.as_slice())),
+        latent: o
+            .graph_domains
+            .as_ref()
+            .and_then(|g| g.method.latent_key().map(|k| (k, &g.latent))),
         provenance: crate::export::provenance(&[("data", &a.data)], report.clone()),
         uns: vec![("cellscope_analysis".into(), report.clone())],
         ..Default::default()
@@ -93,6 +144,17 @@ fn print_scores(o: &AnalyzeOutput) {
         "Leiden: {n_clusters} clusters, modularity {:.4}",
         res.modularity
     );
+    if let Some(g) = &o.graph_domains {
+        let (kind, stats) = &g.graph;
+        eprintln!(
+            "{} on {}: graph {kind:?}: {stats}; {} epochs, final loss {:.4}, {:.1} s",
+            g.method.name(),
+            g.input,
+            g.epochs,
+            g.loss,
+            g.seconds.0
+        );
+    }
     let Some(s) = &o.scores else {
         return;
     };

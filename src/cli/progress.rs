@@ -71,8 +71,23 @@ impl Bars {
                 b.set_message(format!("{:.0} cells/s", e.cells_per_sec));
             }
             Progress::Train(e) => self.train(&e),
+            Progress::Fit {
+                step,
+                epoch,
+                epochs,
+                loss,
+            } => {
+                let b = self.bar(Showing::Step(step), epochs as u64, "{bar:40} {msg}");
+                b.set_length(epochs as u64);
+                b.set_message(format!(
+                    "{}: epoch {epoch}/{epochs}, loss {loss:.4}",
+                    step.name()
+                ));
+                b.set_position(epoch as u64);
+            }
             Progress::Step(s, f) => {
                 let b = self.bar(Showing::Step(s), 100, "{bar:40} {msg}");
+                b.set_length(100);
                 b.set_message(s.name());
                 b.set_position((f.clamp(0.0, 1.0) * 100.0) as u64);
             }

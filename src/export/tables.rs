@@ -64,6 +64,8 @@ pub struct Results<'a> {
     pub probabilities: Option<&'a Array2<f32>>,
     /// Imputed genes, `n_obs x genes` (name them in `uns`).
     pub imputed: Option<&'a Array2<f32>>,
+    /// A spatial-domain method's latent and its obsm key (`X_stagate`, `X_graphst`).
+    pub latent: Option<(&'a str, &'a Array2<f32>)>,
     /// Named selections `(name, cell indices)`; a later one wins for cells in several.
     pub annotations: &'a [(String, Vec<usize>)],
     /// Provenance (see [`super::provenance`]), written to `uns['cellscope_provenance']`.
@@ -139,7 +141,7 @@ pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(),
         (keys::PROBABILITIES, r.probabilities),
         (keys::IMPUTED, r.imputed),
     ];
-    for (key, m) in obsm {
+    for (key, m) in obsm.into_iter().chain(r.latent.map(|(k, m)| (k, Some(m)))) {
         if let Some(m) = m {
             add.obsm.push((key.into(), m.clone()));
         }

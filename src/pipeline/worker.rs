@@ -275,7 +275,10 @@ impl Outbox {
     fn send(&self, e: Event) {
         let _ = match e {
             Event::Progress(
-                p @ (Progress::Step(..) | Progress::Embed(_) | Progress::Download { .. }),
+                p @ (Progress::Step(..)
+                | Progress::Fit { .. }
+                | Progress::Embed(_)
+                | Progress::Download { .. }),
             ) => self.tx.try_send(Event::Progress(p)).map_err(|_| ()),
             e => self.tx.send(e).map_err(|_| ()),
         };

@@ -253,6 +253,7 @@ impl CellscopeApp {
             matrix,
             params,
             label_key: None,
+            graph_domains: None,
         };
         self.worker.send(Command::Analyze(d.clone(), job));
     }

@@ -179,7 +179,8 @@ impl GraphSt {
 /// BCE-with-logits against the labels `[1, 0]` per row, averaged over all `2n` logits
 /// (`nn.BCEWithLogitsLoss`).
 pub fn loss(x: Tensor<2>, out: &GraphStOutput) -> Tensor<1> {
-    let mse = (out.reconstruction.clone() - x).powi_scalar(2).mean();
+    let d = out.reconstruction.clone() - x;
+    let mse = (d.clone() * d).mean();
     let bce = |r: &Tensor<2>| {
         let [n, _] = r.dims();
         let pos = r.clone().slice([0..n, 0..1]);

@@ -100,7 +100,8 @@ impl StagateTrainer {
         let out = self
             .net
             .forward_with(x.clone(), edges, self.decoder.weights());
-        let loss = (out.reconstruction - x).powi_scalar(2).mean();
+        let d = out.reconstruction - x;
+        let loss = (d.clone() * d).mean();
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let mut grads = loss.backward();
         let mut dec = GradientsParams::from_module(&mut grads, &self.decoder);
@@ -167,6 +168,7 @@ pub fn train_stagate(
     cancel: &AtomicBool,
     report: EpochReport<'_>,
 ) -> Result<Array2<f32>, TrainError> {
+    let _heap = crate::model::train::heap::TrainingHeap::enter();
     let device = device.clone().autodiff();
     let xt = dense(x, &device);
     let edges = Edges::from_adjacency(g, &device);
@@ -201,6 +203,7 @@ pub fn train_graphst(
     cancel: &AtomicBool,
     report: EpochReport<'_>,
 ) -> Result<Array2<f32>, TrainError> {
+    let _heap = crate::model::train::heap::TrainingHeap::enter();
     let device = device.clone().autodiff();
     let xt = dense(x, &device);
     let graphs = GraphStGraphs::new(knn, &device);

@@ -16,11 +16,11 @@ use std::sync::Mutex;
 static RUNS: Mutex<usize> = Mutex::new(0);
 
 /// While alive (and while any other is), glibc keeps freed memory for reuse.
-pub(super) struct TrainingHeap(());
+pub(crate) struct TrainingHeap(());
 
 impl TrainingHeap {
     /// Tunes the allocator for training if no other run already did.
-    pub(super) fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         let mut runs = RUNS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -49,7 +49,7 @@ use crate::model::nets::{
 mod augment;
 mod bench_views;
 mod finetune;
-mod heap;
+pub(crate) mod heap;
 mod loops;
 mod losses;
 mod objectives;

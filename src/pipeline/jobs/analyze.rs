@@ -359,6 +359,9 @@ pub struct AnalyzeJob {
     pub params: AnalyzeParams,
     /// Ground-truth obs column to score against (missing labels left out).
     pub label_key: Option<String>,
+    /// Spatial domains by a graph method (STAGATE, GraphST) instead of BANKSY's features
+    /// (with `params.spatial_domains` giving their number).
+    pub graph_domains: Option<super::domains::GraphDomainParams>,
 }
 
 /// Scores of a run against a ground-truth column.
@@ -389,6 +392,8 @@ pub struct AnalyzeOutput {
     pub analysis: Analysis,
     /// Scores against the ground truth, when a label key was given.
     pub scores: Option<LabelScores>,
+    /// The graph method's latent, parameters and timings, when one found the domains.
+    pub graph_domains: Option<super::domains::GraphDomains>,
 }
 
 impl AnalyzeOutput {
@@ -410,6 +415,10 @@ impl AnalyzeOutput {
         });
         if a.domains.is_some() {
             m["spatial_domain"] = serde_json::json!({"n_domains": p.spatial_domains});
+            m["spatial_domain"]["method"] = match &self.graph_domains {
+                Some(g) => g.report(),
+                None => serde_json::json!({"method": "banksy"}),
+            };
         }
         let Some(s) = &self.scores else {
             return m;
@@ -469,14 +478,34 @@ pub fn run(a: &AnnData, job: &AnalyzeJob, h: &mut Handle<'_>) -> Result<AnalyzeO
             rep.nrows()
         )));
     }
+    if let Some(g) = &job.graph_domains {
+        g.check()?;
+    }
     let control = Control::with_cancel(h.cancel_flag().clone());
-    let analysis = analyze(
+    let graph_k = job.graph_domains.as_ref().and(p.spatial_domains);
+    let banksy = AnalyzeParams {
+        spatial_domains: p.spatial_domains.filter(|_| graph_k.is_none()),
+        ..p.clone()
+    };
+    let mut analysis = analyze(
         rep.view(),
         coords.as_ref().map(|c| c.view()),
-        p,
+        &banksy,
         &control,
         &mut |s, f| h.step(s, f),
     )?;
+    let graph_domains = match (&job.graph_domains, graph_k, &coords) {
+        (Some(g), Some(k), Some(c)) => {
+            let is_model = job.matrix.is_some() || name.contains("X_cellscope");
+            let d = super::domains::run(a, c.view(), k, (&rep, &name, is_model), g, p.seed, h)?;
+            analysis.domains = Some((d.labels.clone(), d.confidence.clone()));
+            analysis
+                .seconds
+                .push((Step::SpatialDomains, d.seconds.0 + d.seconds.1));
+            Some(d)
+        }
+        _ => None,
+    };
     if analysis.umap.iter().any(|v| !v.is_finite()) {
         return Err(JobError::Input(format!(
             "{}: the UMAP of {name} is not finite (identical or all-zero cells leave no \
@@ -493,6 +522,7 @@ pub fn run(a: &AnnData, job: &AnalyzeJob, h: &mut Handle<'_>) -> Result<AnalyzeO
         name,
         analysis,
         scores,
+        graph_domains,
     })
 }
 

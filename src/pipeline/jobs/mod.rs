@@ -22,6 +22,7 @@ pub mod coloring;
 pub mod compare;
 pub mod dashboard;
 pub mod detail;
+pub mod domains;
 pub mod embed;
 pub mod evaluate;
 pub mod export;
@@ -123,6 +124,17 @@ pub enum Progress {
     Embed(crate::model::embed::EmbedProgress),
     /// A training step or epoch.
     Train(crate::model::train::TrainEvent),
+    /// An epoch of a network trained inside a step (STAGATE, GraphST).
+    Fit {
+        /// The step it belongs to.
+        step: Step,
+        /// Epochs done.
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// The epoch's loss.
+        loss: f64,
+    },
 }
 
 /// A running job's link to its caller: progress goes out through a callback, cancellation comes

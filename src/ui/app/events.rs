@@ -192,6 +192,17 @@ impl CellscopeApp {
         use crate::pipeline::jobs::{Progress, Step};
         match p {
             Progress::Step(s, f) => self.panels.pipeline.progress(s, f),
+            Progress::Fit {
+                step,
+                epoch,
+                epochs,
+                loss,
+            } => {
+                self.panels
+                    .pipeline
+                    .progress(step, epoch as f32 / epochs.max(1) as f32);
+                self.x.status = format!("{}: epoch {epoch}/{epochs}, loss {loss:.4}", step.name());
+            }
             Progress::Embed(e) => {
                 let f = e.done as f32 / e.total.max(1) as f32;
                 self.panels.pipeline.progress(Step::Embed, f);
