@@ -66,6 +66,8 @@ pub enum Command {
         sides: [SideSource; 2],
         /// Pipeline parameters for both.
         params: AnalyzeParams,
+        /// Each side's spatial-domain method, when domains are compared.
+        domains: Option<[super::jobs::compare::SideDomains; 2]>,
     },
     /// Compare methods on the open dataset as scSSL-Bench does ([`super::jobs::benchmark`]).
     Benchmark(Arc<AnnData>, Box<super::jobs::benchmark::BenchmarkJob>),
@@ -518,10 +520,12 @@ impl State {
                 data,
                 sides,
                 params,
+                domains,
             } => {
                 self.out.send(Event::Started(JobKind::Compare));
-                let c =
-                    self.with_handle(|h| super::jobs::compare::run(&data, &sides, &params, h))?;
+                let c = self.with_handle(|h| {
+                    super::jobs::compare::run(&data, &sides, &params, domains.as_ref(), h)
+                })?;
                 self.out.send(Event::Compared(Arc::new(c)));
                 Ok(())
             }

@@ -181,9 +181,15 @@ impl CellscopeApp {
         self.apply(Action::Finetune(job, use_loaded));
     }
 
-    /// Runs the pipeline on sides A and B on the worker and compares them.
-    pub fn compare(&mut self, a: SideSource, b: SideSource) {
-        self.apply(Action::Compare(a, b));
+    /// Runs the pipeline on sides A and B on the worker and compares them (their spatial
+    /// domains by each side's method, when `domains` is given).
+    pub fn compare(
+        &mut self,
+        a: SideSource,
+        b: SideSource,
+        domains: Option<[crate::pipeline::jobs::compare::SideDomains; 2]>,
+    ) {
+        self.apply(Action::Compare(a, b, domains));
     }
 
     /// Colours the cells by `c` (computed on the worker's views thread).
@@ -253,7 +259,7 @@ impl CellscopeApp {
             matrix,
             params,
             label_key: None,
-            graph_domains: None,
+            graph_domains: self.panels.pipeline.graph_domains(),
         };
         self.worker.send(Command::Analyze(d.clone(), job));
     }
@@ -456,6 +462,7 @@ fn provenance(
             "n_neighbors": p.params.n_neighbors,
             "resolution": p.params.resolution,
             "spatial_domains": p.n_domains,
+            "domain_method": p.domains.describe(),
             "seed": p.params.seed,
             "representation": x.rep_name,
             "color_by": serde_json::to_value(&x.color_by).unwrap_or_default(),

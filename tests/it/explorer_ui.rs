@@ -979,6 +979,7 @@ fn a_vs_b_of_two_models_counts_disagreements_and_syncs_cameras() {
     h.state_mut().compare(
         SideSource::Model(cellscope::ui::default_model()),
         SideSource::Model(b_path),
+        None,
     );
     wait_until(&mut h, 240, |h| h.state().comparison().is_some());
     settle(&mut h);

@@ -7,6 +7,7 @@ mod common;
 
 mod analysis_benchmark;
 mod analysis_cli;
+mod analysis_domains;
 mod analysis_gmm;
 mod analysis_impute;
 mod analysis_real;

@@ -1,7 +1,8 @@
-//! Model A vs B on one dataset: each side's representation (a model's embedding or the PCA
+//! A vs B on one dataset: each side's representation (a model's embedding or the PCA
 //! baseline) goes through the same pipeline; the two labelings (predicted types when both
-//! models classify, else Leiden clusters) are compared cell by cell after mapping each B class
-//! to the A class it overlaps most, and scored against a ground truth when there is one.
+//! models classify, else Leiden clusters; or, when the comparison is of spatial domains, each
+//! side's domains by its own method and input) are compared cell by cell after mapping each B
+//! class to the A class it overlaps most, and scored against a ground truth when there is one.
 
 use ndarray::Array2;
 
@@ -20,11 +21,18 @@ pub enum SideSource {
     Pca,
 }
 
+/// How a side finds spatial domains when domains are compared: `None` for BANKSY, else a
+/// graph method with its input.
+pub type SideDomains = Option<super::domains::GraphDomainParams>;
+
 /// One side's results.
 #[derive(Debug, Clone)]
 pub struct Side {
-    /// Name shown in the window (model file name or "PCA baseline").
+    /// Name shown in the window (model file name or "PCA baseline", and the domain method when
+    /// domains are compared).
     pub name: String,
+    /// Whether the labeling compared is the spatial domains.
+    pub by_domains: bool,
     /// The pipeline's results on this side's representation.
     pub analysis: Analysis,
     /// Predicted types and confidences, when the model has a classifier head.
@@ -34,9 +42,10 @@ pub struct Side {
 impl Side {
     /// The labeling compared: predicted types when present, else Leiden clusters as strings.
     pub fn labels(&self) -> Vec<String> {
-        match &self.predicted {
-            Some((p, _)) => p.clone(),
-            None => self.analysis.leiden.iter().map(u32::to_string).collect(),
+        match (&self.predicted, &self.analysis.domains) {
+            (_, Some((d, _))) if self.by_domains => d.iter().map(u32::to_string).collect(),
+            (Some((p, _)), _) => p.clone(),
+            _ => self.analysis.leiden.iter().map(u32::to_string).collect(),
         }
     }
 }
@@ -117,6 +126,10 @@ pub struct SideMetrics {
     pub macro_f1: Option<f64>,
     /// Accuracy of the predicted types (when predicted).
     pub accuracy: Option<f64>,
+    /// ARI of the spatial domains (when found).
+    pub domain_ari: Option<f64>,
+    /// NMI of the spatial domains (when found).
+    pub domain_nmi: Option<f64>,
 }
 
 /// Scores `side` against `truth` (missing labels left out).
@@ -130,23 +143,32 @@ pub fn side_metrics(side: &Side, truth: &[String]) -> SideMetrics {
         }
         None => (None, None),
     };
+    let domains = side
+        .analysis
+        .domains
+        .as_ref()
+        .map(|(d, _)| score_clusters(truth, d).0);
     SideMetrics {
         leiden_ari: s.ari,
         leiden_nmi: s.nmi,
         macro_f1,
         accuracy,
+        domain_ari: domains.as_ref().map(|d| d.ari),
+        domain_nmi: domains.as_ref().map(|d| d.nmi),
     }
 }
 
 /// Runs one side: the representation (embedding by the model, or PCA), the pipeline, and the
-/// model's predictions when it classifies.
+/// model's predictions when it classifies; with `domains` given, the side's spatial domains by
+/// that method (the comparison is then of domains).
 ///
 /// # Errors
-/// Unreadable model, no shared genes, [`JobError::Cancelled`].
+/// Unreadable model, no shared genes, a graph method's errors, [`JobError::Cancelled`].
 pub fn run_side(
     data: &AnnData,
     source: &SideSource,
     params: &AnalyzeParams,
+    domains: Option<&SideDomains>,
     h: &mut Handle<'_>,
 ) -> Result<Side, JobError> {
     let (rep, name, predicted): (Array2<f32>, String, _) = match source {
@@ -177,32 +199,72 @@ pub fn run_side(
     if let Some(c) = &coords {
         super::check_finite(c.view(), &data.source, "obsm['spatial']")?;
     }
-    let analysis = analyze(
+    let graph = domains.and_then(Option::as_ref);
+    let banksy = AnalyzeParams {
+        spatial_domains: params.spatial_domains.filter(|_| graph.is_none()),
+        ..params.clone()
+    };
+    let mut analysis = analyze(
         rep.view(),
         coords.as_ref().map(|c| c.view()),
-        params,
+        &banksy,
         &Control::with_cancel(h.cancel_flag().clone()),
         &mut |s, f| h.step(s, f),
     )?;
+    let mut name = name;
+    if let Some(d) = domains {
+        let is_model = matches!(source, SideSource::Model(_));
+        name = match (d, params.spatial_domains, &coords) {
+            (Some(g), Some(k), Some(c)) => {
+                let r = super::domains::run(
+                    data,
+                    c.view(),
+                    k,
+                    (&rep, &name, is_model),
+                    g,
+                    params.seed,
+                    h,
+                )?;
+                analysis.domains = Some((r.labels, r.confidence));
+                format!("{name}, {} on {}", g.method.name(), r.input)
+            }
+            _ => format!("{name}, BANKSY"),
+        };
+    }
     Ok(Side {
         name,
+        by_domains: domains.is_some(),
         analysis,
         predicted,
     })
 }
 
-/// The A-vs-B job: both sides through the same pipeline, then compared cell by cell.
+/// The A-vs-B job: both sides through the same pipeline, then compared cell by cell; with
+/// `domains`, each side's spatial domains by its own method are what is compared.
 ///
 /// # Errors
-/// As [`run_side`].
+/// As [`run_side`]; [`JobError::Input`] when domains are compared on a dataset without
+/// coordinates.
 pub fn run(
     data: &AnnData,
     sides: &[SideSource; 2],
     params: &AnalyzeParams,
+    domains: Option<&[SideDomains; 2]>,
     h: &mut Handle<'_>,
 ) -> Result<Comparison, JobError> {
     params.check()?;
-    let a = run_side(data, &sides[0], params, h)?;
-    let b = run_side(data, &sides[1], params, h)?;
+    if let Some(d) = domains {
+        if params.spatial_domains.is_none() || data.default_spatial().is_none() {
+            return Err(JobError::Input(format!(
+                "{}: comparing spatial domains needs coordinates in obsm['spatial']",
+                data.source.display()
+            )));
+        }
+        for g in d.iter().flatten() {
+            g.check()?;
+        }
+    }
+    let a = run_side(data, &sides[0], params, domains.map(|d| &d[0]), h)?;
+    let b = run_side(data, &sides[1], params, domains.map(|d| &d[1]), h)?;
     Ok(Comparison::new(a, b))
 }

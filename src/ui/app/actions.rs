@@ -72,7 +72,7 @@ impl CellscopeApp {
                 }
             }
             Action::SaveModel(p) => send(&self.worker, Command::SaveModel(p)),
-            Action::Compare(a, b) => {
+            Action::Compare(a, b, domains) => {
                 if let Some(d) = data {
                     let params = self
                         .panels
@@ -85,6 +85,7 @@ impl CellscopeApp {
                             data: d,
                             sides,
                             params,
+                            domains,
                         },
                     );
                 }

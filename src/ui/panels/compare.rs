@@ -13,6 +13,7 @@ use crate::pipeline::jobs::compare::{Comparison, SideSource};
 use crate::render::camera::Camera;
 use crate::render::points::{PointData, pack};
 use crate::ui::explorer::{Explorer, selection_bits};
+use crate::ui::panels::pipeline::DomainChoice;
 use crate::ui::view::PointView;
 
 /// Mismatch colour of the disagreement map (scanpy's red).
@@ -41,6 +42,10 @@ pub struct ComparePanel {
     pub show: bool,
     /// Side B's model (`None`: the PCA baseline).
     b: Option<PathBuf>,
+    /// Compare the sides' spatial domains (each by its own method) instead of their clusters.
+    pub by_domains: bool,
+    /// Each side's spatial-domain method when domains are compared.
+    pub domains: [DomainChoice; 2],
     picked: Picked,
 }
 
@@ -81,13 +86,27 @@ impl ComparePanel {
                 self.b = None;
             }
         });
+        let spatial = x
+            .data
+            .as_ref()
+            .is_some_and(|d| d.default_spatial().is_some());
+        if spatial {
+            ui.checkbox(&mut self.by_domains, "compare spatial domains");
+        }
+        if spatial && self.by_domains {
+            self.domains[0].show(ui, "A");
+            self.domains[1].show(ui, "B");
+        }
         ui.horizontal(|ui| {
             let can = x.data.is_some() && !busy;
             if ui.add_enabled(can, egui::Button::new("Compare")).clicked() {
                 let side = |m: Option<PathBuf>| m.map_or(SideSource::Pca, SideSource::Model);
+                let domains = (spatial && self.by_domains)
+                    .then(|| [self.domains[0].params(), self.domains[1].params()]);
                 action = Some(Action::Compare(
                     side(x.model_path.clone()),
                     side(self.b.clone()),
+                    domains,
                 ));
             }
             if self.state.is_some() {

@@ -207,16 +207,17 @@ fn side_table(
         if metrics.is_empty() {
             return;
         }
-        let rows: [(&str, MetricOf); 4] = [
+        let rows: [(&str, MetricOf); 6] = [
             ("ARI (Leiden)", |m| Some(m.leiden_ari)),
             ("NMI (Leiden)", |m| Some(m.leiden_nmi)),
+            ("ARI (domains)", |m| m.domain_ari),
+            ("NMI (domains)", |m| m.domain_nmi),
             ("macro-F1", |m| m.macro_f1),
             ("accuracy", |m| m.accuracy),
         ];
-        let classify = metrics.iter().any(|m| m.macro_f1.is_some());
-        for (k, (name, get)) in rows.iter().enumerate() {
-            if k >= 2 && !classify {
-                break;
+        for (name, get) in &rows {
+            if metrics.iter().all(|m| get(m).is_none()) {
+                continue;
             }
             ui.label(*name);
             for m in metrics {

@@ -50,8 +50,12 @@ pub enum Action {
     Finetune(FinetuneJob, bool),
     /// Save the loaded model into a new folder.
     SaveModel(PathBuf),
-    /// Compare side A and side B.
-    Compare(SideSource, SideSource),
+    /// Compare side A and side B (their spatial domains, each by its method, when given).
+    Compare(
+        SideSource,
+        SideSource,
+        Option<[crate::pipeline::jobs::compare::SideDomains; 2]>,
+    ),
     /// Show or hide the A-vs-B views.
     ShowComparison(bool),
     /// Colour the cells by something else.

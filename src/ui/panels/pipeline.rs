@@ -3,6 +3,7 @@
 
 use crate::pipeline::jobs::Step;
 use crate::pipeline::jobs::analyze::AnalyzeParams;
+use crate::pipeline::jobs::domains::{DomainInput, DomainMethod, GraphDomainParams};
 
 use super::Action;
 
@@ -24,6 +25,8 @@ pub struct PipelinePanel {
     pub params: AnalyzeParams,
     /// Spatial domains to find (when the dataset has coordinates).
     pub n_domains: usize,
+    /// How they are found, and what a graph method is fed.
+    pub domains: DomainChoice,
     /// Fraction done of each step ([`STEPS`] order) in the current or last run.
     pub step_fraction: [f32; STEPS.len()],
     /// Whether a step has reported since the last run started.
@@ -35,6 +38,7 @@ impl Default for PipelinePanel {
         PipelinePanel {
             params: AnalyzeParams::default(),
             n_domains: 7,
+            domains: DomainChoice::default(),
             step_fraction: [0.0; STEPS.len()],
             running: false,
         }
@@ -47,6 +51,11 @@ impl PipelinePanel {
         let mut p = self.params.clone();
         p.spatial_domains = spatial.then_some(self.n_domains);
         p
+    }
+
+    /// The graph method's parameters, when one is chosen.
+    pub fn graph_domains(&self) -> Option<GraphDomainParams> {
+        self.domains.params()
     }
 
     /// Resets the bars when a job starts: all of them for an embedding, the analysis steps for
@@ -84,6 +93,7 @@ impl PipelinePanel {
         ui.add(egui::Slider::new(&mut self.params.n_neighbors, 5..=50).text("neighbours"));
         ui.add(egui::Slider::new(&mut self.params.resolution, 0.1..=3.0).text("resolution"));
         ui.add(egui::Slider::new(&mut self.n_domains, 2..=20).text("spatial domains"));
+        self.domains.show(ui, "domains");
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!busy && can_run, egui::Button::new("Run"))
@@ -111,5 +121,86 @@ impl PipelinePanel {
             });
         }
         action
+    }
+}
+
+/// A spatial-domain method and, for the graph methods, its input and epochs (the pipeline
+/// panel's choice, and each side's in the A-vs-B panel).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainChoice {
+    /// BANKSY, STAGATE or GraphST.
+    pub method: DomainMethod,
+    /// The graph method's input.
+    pub input: DomainInput,
+    /// Its epochs.
+    pub epochs: usize,
+}
+
+impl Default for DomainChoice {
+    /// BANKSY; for the graph methods the model's embedding (else genes) and the study's 100
+    /// epochs.
+    fn default() -> Self {
+        DomainChoice {
+            method: DomainMethod::Banksy,
+            input: DomainInput::Auto,
+            epochs: 100,
+        }
+    }
+}
+
+impl DomainChoice {
+    /// The job's parameters (`None` for BANKSY).
+    pub fn params(&self) -> Option<GraphDomainParams> {
+        (self.method != DomainMethod::Banksy).then(|| GraphDomainParams {
+            method: self.method,
+            input: self.input.clone(),
+            epochs: Some(self.epochs),
+            ..GraphDomainParams::default()
+        })
+    }
+
+    /// A short description ("STAGATE on genes").
+    pub fn describe(&self) -> String {
+        match self.method {
+            DomainMethod::Banksy => "BANKSY".into(),
+            m => format!("{} on {}", m.name(), input_name(&self.input)),
+        }
+    }
+
+    /// The method, input and epochs controls; `id` keeps two of them apart.
+    pub fn show(&mut self, ui: &mut egui::Ui, id: &str) {
+        egui::ComboBox::from_label(format!("{id} method"))
+            .selected_text(self.method.name())
+            .show_ui(ui, |ui| {
+                for m in [
+                    DomainMethod::Banksy,
+                    DomainMethod::Stagate,
+                    DomainMethod::Graphst,
+                ] {
+                    ui.selectable_value(&mut self.method, m, m.name());
+                }
+            });
+        if self.method == DomainMethod::Banksy {
+            return;
+        }
+        egui::ComboBox::from_label(format!("{id} input"))
+            .selected_text(input_name(&self.input))
+            .show_ui(ui, |ui| {
+                for i in [DomainInput::Auto, DomainInput::Hvg, DomainInput::Pca] {
+                    let name = input_name(&i);
+                    ui.selectable_value(&mut self.input, i, name);
+                }
+            });
+        ui.add(egui::Slider::new(&mut self.epochs, 10..=1000).text(format!("{id} epochs")));
+    }
+}
+
+/// An input in words.
+fn input_name(i: &DomainInput) -> String {
+    match i {
+        DomainInput::Auto => "embedding (else genes)".into(),
+        DomainInput::Hvg => "genes (3,000 HVGs)".into(),
+        DomainInput::Pca => "PCA".into(),
+        DomainInput::Obsm(k) => format!("obsm['{k}']"),
     }
 }
