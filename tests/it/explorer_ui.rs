@@ -1422,3 +1422,70 @@ fn training_panel_pretrains_simclr_with_the_bench_augmentations() {
         .expect("the trained model is loaded");
     assert!(m.summary.contains("SimCLR"), "{}", m.summary);
 }
+
+#[test]
+fn pipeline_panel_finds_domains_by_graphst_and_a_vs_b_compares_two_methods() {
+    use cellscope::pipeline::jobs::compare::SideSource;
+    use cellscope::pipeline::jobs::domains::{DomainInput, DomainMethod, GraphDomainParams};
+    let mut h = harness();
+    let banksy = h
+        .state()
+        .domains()
+        .expect("BANKSY domains of the first run")
+        .to_vec();
+    // Choose GraphST on the PCA in the pipeline panel, with its epochs, and run.
+    h.get_by_label("domains method").click();
+    h.run_steps(3);
+    h.get_all_by_label("GraphST")
+        .last()
+        .expect("GraphST item")
+        .click();
+    h.run_steps(3);
+    h.get_by_label("domains input").click();
+    h.run_steps(3);
+    h.get_all_by_label("PCA").last().expect("PCA item").click();
+    h.run_steps(3);
+    h.get_by_label("Run").click();
+    h.run_steps(3);
+    assert!(!h.state().analyzed(), "a new run started");
+    let mut saw_epochs = false;
+    wait_until(&mut h, 240, |h| {
+        saw_epochs |= h.state().status().contains("epoch");
+        h.state().analyzed()
+    });
+    settle(&mut h);
+    assert!(saw_epochs, "training epochs reported in the status line");
+    let graphst = h.state().domains().expect("GraphST domains").to_vec();
+    let n_domains = |d: &[u32]| d.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(n_domains(&graphst), 7);
+    assert_ne!(graphst, banksy, "another method, other domains");
+
+    // A vs B of two domain methods on the same representation.
+    let graph = GraphDomainParams {
+        method: DomainMethod::Graphst,
+        input: DomainInput::Pca,
+        epochs: Some(30),
+        ..GraphDomainParams::default()
+    };
+    h.state_mut()
+        .compare(SideSource::Pca, SideSource::Pca, Some([None, Some(graph)]));
+    wait_until(&mut h, 240, |h| h.state().comparison().is_some());
+    settle(&mut h);
+    let c = h.state().comparison().expect("comparison");
+    assert!(c.sides[0].name.contains("BANKSY"), "{}", c.sides[0].name);
+    assert!(c.sides[1].name.contains("GraphST"), "{}", c.sides[1].name);
+    let a: Vec<String> = c.sides[0]
+        .analysis
+        .domains
+        .as_ref()
+        .unwrap()
+        .0
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    assert_eq!(c.a_labels, a, "the domains are what is compared");
+    assert!(
+        c.n_disagree() < c.disagree.len(),
+        "the mapped domains agree somewhere"
+    );
+}

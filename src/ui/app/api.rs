@@ -131,6 +131,21 @@ impl CellscopeApp {
         self.x.analysis.as_ref().map(|a| a.leiden.as_slice())
     }
 
+    /// Spatial domains of the last pipeline run.
+    pub fn domains(&self) -> Option<&[u32]> {
+        self.x
+            .analysis
+            .as_ref()?
+            .domains
+            .as_ref()
+            .map(|d| d.0.as_slice())
+    }
+
+    /// The status line.
+    pub fn status(&self) -> &str {
+        &self.x.status
+    }
+
     /// The open dataset.
     pub fn data(&self) -> Option<&crate::data::AnnData> {
         self.x.data.as_deref()
