@@ -3,11 +3,14 @@
 //! plus self-loops and the same weights, the latent, the reconstruction, the MSE loss and the
 //! gradients of the encoder's weights and attention vectors within 1e-5, and one training step
 //! of `Train_STAGATE.py` (Adam, weight decay, global-norm clipping with the decoder's weight
-//! copies counted) likewise.
+//! copies counted) likewise; the hand-written CPU path (sparse input, Gram-matrix
+//! reconstruction loss) the same.
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
+use cellscope::data::matrix::CsrMatrix;
 use cellscope::model::graph::Edges;
+use cellscope::model::graph::cpu::{EdgeIndex, StagateCpu, StagateWeights};
 use cellscope::model::graph::stagate::{GatLayer, Stagate};
 use cellscope::model::graph::train::{GraphTraining, StagateTrainer};
 use cellscope::model::nets::tensor_values;
@@ -136,5 +139,67 @@ fn stagate_training_step_matches_train_stagate() {
             1e-5,
             &what("a_dst"),
         );
+    }
+}
+
+/// The fixture's weights, features and edges for the CPU path.
+fn cpu_setup(r: &Value) -> (StagateWeights, CsrMatrix, f64, EdgeIndex) {
+    let w: Vec<usize> = indices(&r["widths"]).iter().map(|&v| v as usize).collect();
+    let n = r["n"].as_u64().expect("n") as usize;
+    let weights = StagateWeights {
+        w1: f32s(&r["w1"]),
+        att_src: f32s(&r["att_src1"]),
+        att_dst: f32s(&r["att_dst1"]),
+        w2: f32s(&r["w2"]),
+        widths: [w[0], w[1], w[2]],
+    };
+    let x = ndarray::Array2::from_shape_vec((n, w[0]), f32s(&r["features"])).expect("shape");
+    let xs = CsrMatrix::from_dense(&x);
+    let x2 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let edges = EdgeIndex::new(&indices(&r["src"]), &indices(&r["dst"]), n);
+    (weights, xs, x2, edges)
+}
+
+#[test]
+fn stagate_cpu_path_matches_pytorch_geometric() {
+    let r = reference();
+    let (weights, x, x2, edges) = cpu_setup(&r);
+    close_all(
+        &weights.latent(&x, &edges),
+        &f32s(&r["h2"]),
+        1e-5,
+        "latent h2 (CPU path)",
+    );
+    let (loss, g) = weights.gradients(&x, x2, &edges);
+    let want = r["loss"].as_f64().expect("loss");
+    assert!((loss - want).abs() <= 1e-5 * want, "loss {loss} vs {want}");
+    close_all(&g.w1, &f32s(&r["grad_w1"]), 1e-5, "dL/dW1 (CPU path)");
+    close_all(&g.w2, &f32s(&r["grad_w2"]), 1e-5, "dL/dW2 (CPU path)");
+    close_all(
+        &g.att_src,
+        &f32s(&r["grad_att_src1"]),
+        1e-5,
+        "dL/da_src (CPU path)",
+    );
+    close_all(
+        &g.att_dst,
+        &f32s(&r["grad_att_dst1"]),
+        1e-5,
+        "dL/da_dst (CPU path)",
+    );
+    for (clip, want) in r["steps"].as_object().expect("steps") {
+        let t = GraphTraining {
+            clip: Some(clip.parse().expect("clip")),
+            ..GraphTraining::stagate(1, 0)
+        };
+        let (weights, x, x2, edges) = cpu_setup(&r);
+        let mut cpu = StagateCpu::new(weights, t);
+        cpu.step(&x, x2, &edges);
+        let w = &cpu.weights;
+        let what = |p: &str| format!("{p} after one CPU step, clip {clip}");
+        close_all(&w.w1, &f32s(&want["w1"]), 1e-5, &what("W1"));
+        close_all(&w.w2, &f32s(&want["w2"]), 1e-5, &what("W2"));
+        close_all(&w.att_src, &f32s(&want["att_src1"]), 1e-5, &what("a_src"));
+        close_all(&w.att_dst, &f32s(&want["att_dst1"]), 1e-5, &what("a_dst"));
     }
 }

@@ -7,6 +7,7 @@
 //! index lists on the device; products with it are gathers and scatter-adds over the edges, so
 //! the cost is linear in the edges on the CPU and on the GPU alike.
 
+pub mod cpu;
 pub mod graphst;
 pub mod stagate;
 pub mod train;
@@ -86,7 +87,7 @@ impl WeightedEdges {
 }
 
 /// `(row, column)` of every stored entry of `m`, row by row.
-fn pairs(m: &CsrMatrix) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn pairs(m: &CsrMatrix) -> (Vec<u32>, Vec<u32>) {
     let mut rows = Vec::with_capacity(m.data.len());
     for i in 0..m.n_rows {
         rows.extend(std::iter::repeat_n(i as u32, m.row(i).0.len()));

@@ -12,6 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::Array2;
 
+use super::cpu::{EdgeIndex, StagateCpu, StagateWeights};
 use super::graphst::{GraphSt, GraphStGraphs};
 use super::stagate::{Stagate, TiedDecoder};
 use super::{Edges, Init};
@@ -169,6 +170,9 @@ pub fn train_stagate(
     report: EpochReport<'_>,
 ) -> Result<Array2<f32>, TrainError> {
     let _heap = crate::model::train::heap::TrainingHeap::enter();
+    if device.clone().inner() == Device::flex() {
+        return train_stagate_cpu(x, g, hidden, t, cancel, report);
+    }
     let device = device.clone().autodiff();
     let xt = dense(x, &device);
     let edges = Edges::from_adjacency(g, &device);
@@ -186,6 +190,41 @@ pub fn train_stagate(
     let inner = device.inner();
     let (latent, _) = net.forward(dense(x, &inner), &Edges::from_adjacency(g, &inner));
     Ok(to_array(latent))
+}
+
+/// [`train_stagate`] on the CPU path ([`super::cpu`]): same initial weights, same steps.
+fn train_stagate_cpu(
+    x: &Array2<f32>,
+    g: &CsrMatrix,
+    hidden: [usize; 2],
+    t: &GraphTraining,
+    cancel: &AtomicBool,
+    report: EpochReport<'_>,
+) -> Result<Array2<f32>, TrainError> {
+    let widths = [x.ncols(), hidden[0], hidden[1]];
+    let net = Stagate::init(widths, t.seed, &Device::flex());
+    let weights = StagateWeights {
+        w1: tensor_values(net.conv1.weight.val()),
+        att_src: tensor_values(net.conv1.att_src.val()),
+        att_dst: tensor_values(net.conv1.att_dst.val()),
+        w2: tensor_values(net.conv2.weight.val()),
+        widths,
+    };
+    let xs = CsrMatrix::from_dense(x);
+    let x2: f64 = xs.data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let (src, dst) = super::pairs(g);
+    let edges = EdgeIndex::new(&src, &dst, g.n_rows);
+    let mut cpu = StagateCpu::new(weights, *t);
+    for epoch in 0..t.epochs {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(TrainError::Cancelled);
+        }
+        let loss = cpu.step(&xs, x2, &edges);
+        finite(loss, epoch)?;
+        report(epoch + 1, t.epochs, loss);
+    }
+    let latent = cpu.weights.latent(&xs, &edges);
+    Ok(Array2::from_shape_vec((x.nrows(), hidden[1]), latent).expect("latent shape"))
 }
 
 /// Trains GraphST (`hidden` units; GraphST: 64) on `x` with the directed kNN graph `knn` (no
