@@ -116,8 +116,15 @@ def torch_graphst(a, x, epochs, seed):
 
 
 def cluster(z, k, seed):
-    gm = GaussianMixture(k, covariance_type="tied", random_state=seed).fit(z)
-    return gm.predict(z)
+    # A collapsed latent (some reference runs on embeddings) leaves sklearn's default
+    # regularisation short: retry with more, as mclust would fit a degenerate model anyway.
+    for reg in (1e-6, 1e-4, 1e-2):
+        try:
+            gm = GaussianMixture(k, covariance_type="tied", random_state=seed, reg_covar=reg)
+            return gm.fit(z).predict(z)
+        except ValueError:
+            continue
+    return np.zeros(len(z), dtype=int)
 
 
 def scores(truth, pred):

@@ -10,7 +10,7 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use cellscope::data::matrix::CsrMatrix;
 use cellscope::model::graph::Edges;
-use cellscope::model::graph::cpu::{EdgeIndex, StagateCpu, StagateWeights};
+use cellscope::model::graph::cpu::{EdgeIndex, SparseInput, StagateCpu, StagateWeights};
 use cellscope::model::graph::stagate::{GatLayer, Stagate};
 use cellscope::model::graph::train::{GraphTraining, StagateTrainer};
 use cellscope::model::nets::tensor_values;
@@ -143,7 +143,7 @@ fn stagate_training_step_matches_train_stagate() {
 }
 
 /// The fixture's weights, features and edges for the CPU path.
-fn cpu_setup(r: &Value) -> (StagateWeights, CsrMatrix, f64, EdgeIndex) {
+fn cpu_setup(r: &Value) -> (StagateWeights, SparseInput, EdgeIndex) {
     let w: Vec<usize> = indices(&r["widths"]).iter().map(|&v| v as usize).collect();
     let n = r["n"].as_u64().expect("n") as usize;
     let weights = StagateWeights {
@@ -154,23 +154,22 @@ fn cpu_setup(r: &Value) -> (StagateWeights, CsrMatrix, f64, EdgeIndex) {
         widths: [w[0], w[1], w[2]],
     };
     let x = ndarray::Array2::from_shape_vec((n, w[0]), f32s(&r["features"])).expect("shape");
-    let xs = CsrMatrix::from_dense(&x);
-    let x2 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let input = SparseInput::new(CsrMatrix::from_dense(&x));
     let edges = EdgeIndex::new(&indices(&r["src"]), &indices(&r["dst"]), n);
-    (weights, xs, x2, edges)
+    (weights, input, edges)
 }
 
 #[test]
 fn stagate_cpu_path_matches_pytorch_geometric() {
     let r = reference();
-    let (weights, x, x2, edges) = cpu_setup(&r);
+    let (weights, x, edges) = cpu_setup(&r);
     close_all(
-        &weights.latent(&x, &edges),
+        &weights.latent(&x.x, &edges),
         &f32s(&r["h2"]),
         1e-5,
         "latent h2 (CPU path)",
     );
-    let (loss, g) = weights.gradients(&x, x2, &edges);
+    let (loss, g) = weights.gradients(&x, &edges);
     let want = r["loss"].as_f64().expect("loss");
     assert!((loss - want).abs() <= 1e-5 * want, "loss {loss} vs {want}");
     close_all(&g.w1, &f32s(&r["grad_w1"]), 1e-5, "dL/dW1 (CPU path)");
@@ -192,9 +191,9 @@ fn stagate_cpu_path_matches_pytorch_geometric() {
             clip: Some(clip.parse().expect("clip")),
             ..GraphTraining::stagate(1, 0)
         };
-        let (weights, x, x2, edges) = cpu_setup(&r);
+        let (weights, x, edges) = cpu_setup(&r);
         let mut cpu = StagateCpu::new(weights, t);
-        cpu.step(&x, x2, &edges);
+        cpu.step(&x, &edges);
         let w = &cpu.weights;
         let what = |p: &str| format!("{p} after one CPU step, clip {clip}");
         close_all(&w.w1, &f32s(&want["w1"]), 1e-5, &what("W1"));

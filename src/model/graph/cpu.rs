@@ -65,22 +65,55 @@ pub(crate) fn mm(
     out
 }
 
-/// `x w` for CSR `x` `[n, g]` and `w` `[g, d]`: `[n, d]`.
+/// Columns of the dense operand per pass of [`csr_mm`]: 64 columns of 3,000 genes (768 KB)
+/// stay in a core's L2 cache while every row reads them (the whole `[genes, 512]` weight does
+/// not); measured on DLPFC, 2x faster than one pass over all columns.
+const BLOCK: usize = 64;
+
+/// `x w` for CSR `x` `[n, g]` and `w` `[g, d]`: `[n, d]`. For `x^T d`, pass the transpose
+/// ([`transpose`]).
 pub(crate) fn csr_mm(x: &CsrMatrix, w: &[f32], d: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.n_rows * d];
     let arch = pulp::Arch::new();
-    out.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, o)| {
-        let (idx, val) = x.row(i);
-        arch.dispatch(|| {
-            for (&g, &v) in idx.iter().zip(val) {
-                let row = &w[g as usize * d..(g as usize + 1) * d];
-                for (a, &b) in o.iter_mut().zip(row) {
-                    *a += v * b;
+    for b0 in (0..d).step_by(BLOCK) {
+        let b1 = (b0 + BLOCK).min(d);
+        out.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, o)| {
+            let (idx, val) = x.row(i);
+            let o = &mut o[b0..b1];
+            arch.dispatch(|| {
+                for (&g, &v) in idx.iter().zip(val) {
+                    let g = g as usize * d;
+                    axpy(o, v, &w[g + b0..g + b1]);
                 }
-            }
+            });
         });
-    });
+    }
     out
+}
+
+/// The transpose of `x` (`[g, n]` CSR).
+pub fn transpose(x: &CsrMatrix) -> CsrMatrix {
+    let mut ptr = vec![0u64; x.n_cols + 1];
+    x.indices.iter().for_each(|&g| ptr[g as usize + 1] += 1);
+    (0..x.n_cols).for_each(|g| ptr[g + 1] += ptr[g]);
+    let mut next: Vec<usize> = ptr.iter().map(|&p| p as usize).collect();
+    let (mut indices, mut data) = (vec![0u32; x.nnz()], vec![0f32; x.nnz()]);
+    for r in 0..x.n_rows {
+        let (idx, val) = x.row(r);
+        for (&g, &v) in idx.iter().zip(val) {
+            let p = &mut next[g as usize];
+            indices[*p] = r as u32;
+            data[*p] = v;
+            *p += 1;
+        }
+    }
+    CsrMatrix {
+        n_rows: x.n_cols,
+        n_cols: x.n_rows,
+        indptr: ptr,
+        indices,
+        data,
+    }
 }
 
 /// The edges grouped by target (forward) and by source (backward).
@@ -217,6 +250,27 @@ fn row_dots(h: &[f32], a: &[f32]) -> Vec<f32> {
     h.par_chunks(a.len()).map(|r| dot(r, a)).collect()
 }
 
+/// The training input: `X` (`[n, genes]`), its transpose and `|X|^2`.
+#[derive(Debug, Clone)]
+pub struct SparseInput {
+    /// `X`.
+    pub x: CsrMatrix,
+    xt: CsrMatrix,
+    x2: f64,
+}
+
+impl SparseInput {
+    /// From `x`.
+    pub fn new(x: CsrMatrix) -> Self {
+        let x2 = x.data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        SparseInput {
+            xt: transpose(&x),
+            x,
+            x2,
+        }
+    }
+}
+
 /// STAGATE's weights in the CPU path: `W1 [genes, hidden]`, `a_src`, `a_dst [hidden]`,
 /// `W2 [hidden, latent]`; the decoder's `W3 = W2^T` and `W4 = W1^T` are views of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,12 +376,13 @@ impl StagateWeights {
     }
 
     /// The MSE of the reconstruction and every gradient of it (`x2` = `|X|^2`).
-    pub fn gradients(&self, x: &CsrMatrix, x2: f64, e: &EdgeIndex) -> (f64, StagateGrads) {
+    pub fn gradients(&self, input: &SparseInput, e: &EdgeIndex) -> (f64, StagateGrads) {
+        let (x, xt) = (&input.x, &input.xt);
         let [genes, hd, lat] = self.widths;
         let n = x.n_rows;
         let f = self.forward(x, e);
         let (loss, dh3, w4t) = if genes > hd {
-            self.reconstruction_gram(x, x2, &f)
+            self.reconstruction_gram(input, &f)
         } else {
             self.reconstruction_direct(x, &f)
         };
@@ -352,7 +407,7 @@ impl StagateWeights {
         });
         let att_src = mm(&f.h, true, &ds, false, hd, n, 1);
         let att_dst = mm(&f.h, true, &dt, false, hd, n, 1);
-        let w1 = crate::model::train::weight_grad(x, &dh, hd);
+        let w1 = csr_mm(xt, &dh, hd);
         let grads = StagateGrads {
             w1,
             att_src,
@@ -369,12 +424,8 @@ impl StagateWeights {
     /// The MSE of `h4 = h3 W1^T` against `X` and its gradients `(dL/dh3, (dL/dW4)^T)` through
     /// the Gram matrix of `W4 = W1^T` (`X W4^T = h`): `2 n hidden^2 + 2 hidden^2 genes` flops
     /// instead of `3 n hidden genes`, for inputs wider than the hidden layer.
-    fn reconstruction_gram(
-        &self,
-        x: &CsrMatrix,
-        x2: f64,
-        f: &Forward,
-    ) -> (f64, Vec<f32>, Vec<f32>) {
+    fn reconstruction_gram(&self, input: &SparseInput, f: &Forward) -> (f64, Vec<f32>, Vec<f32>) {
+        let (x, xt, x2) = (&input.x, &input.xt, input.x2);
         let [genes, hd, _] = self.widths;
         let n = x.n_rows;
         let c = 2.0 / (n * genes) as f32;
@@ -397,7 +448,7 @@ impl StagateWeights {
         // dW4^T = c (W1 (h3^T h3) - X^T h3), [genes, hidden].
         let h3h3 = mm(&f.h3, true, &f.h3, false, hd, n, hd);
         let mut w4t = mm(&self.w1, false, &h3h3, false, genes, hd, hd);
-        let xth3 = crate::model::train::weight_grad(x, &f.h3, hd);
+        let xth3 = csr_mm(xt, &f.h3, hd);
         w4t.par_iter_mut()
             .zip(&xth3)
             .for_each(|(a, &b)| *a = c * (*a - b));
@@ -516,8 +567,8 @@ impl StagateCpu {
     /// One step of `Train_STAGATE.py` (as [`super::train::StagateTrainer::step`]): gradients,
     /// the global norm of all six clipped, Adam in STAGATE's order with the decoder views'
     /// updates landing in the encoder's weights. Returns the loss before the step.
-    pub fn step(&mut self, x: &CsrMatrix, x2: f64, e: &EdgeIndex) -> f64 {
-        let (loss, mut g) = self.weights.gradients(x, x2, e);
+    pub fn step(&mut self, input: &SparseInput, e: &EdgeIndex) -> f64 {
+        let (loss, mut g) = self.weights.gradients(input, e);
         if let Some(max) = self.opts.clip {
             let norm = g
                 .all_mut()

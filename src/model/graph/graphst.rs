@@ -139,11 +139,15 @@ impl GraphSt {
     /// The forward pass on `x` (`[n, in]`) and its row permutation `perm` (`x[perm]` is the
     /// corrupted view).
     pub fn forward(&self, x: Tensor<2>, perm: Tensor<1, Int>, g: &GraphStGraphs) -> GraphStOutput {
-        let encode = |x: Tensor<2>| g.adj.matmul(x.matmul(self.weight1.val()));
-        let z = encode(x.clone());
-        let h = g.adj.matmul(z.clone().matmul(self.weight2.val()));
+        // The corrupted view's projection is the real one's rows shuffled:
+        // `x[perm] W1 = (x W1)[perm]`, so the wide product is done once.
+        let xw = x.matmul(self.weight1.val());
+        let z = g.adj.matmul(xw.clone());
+        // `A (z W2) = (A z) W2`: propagating the 64-wide `z` costs far less than the
+        // genes-wide `z W2`.
+        let h = g.adj.matmul(z.clone()).matmul(self.weight2.val());
         let emb = relu(z.clone());
-        let emb_a = relu(encode(x.select(0, perm)));
+        let emb_a = relu(g.adj.matmul(xw.select(0, perm)));
         let summary = |e: &Tensor<2>| sigmoid(l2_normalize(g.readout.matmul(e.clone())));
         let (s, s_a) = (summary(&emb), summary(&emb_a));
         let ret = Tensor::cat(vec![self.bilinear(&emb, &s), self.bilinear(&emb_a, &s)], 1);

@@ -12,7 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::Array2;
 
-use super::cpu::{EdgeIndex, StagateCpu, StagateWeights};
+use super::cpu::{EdgeIndex, SparseInput, StagateCpu, StagateWeights};
 use super::graphst::{GraphSt, GraphStGraphs};
 use super::stagate::{Stagate, TiedDecoder};
 use super::{Edges, Init};
@@ -210,8 +210,7 @@ fn train_stagate_cpu(
         w2: tensor_values(net.conv2.weight.val()),
         widths,
     };
-    let xs = CsrMatrix::from_dense(x);
-    let x2: f64 = xs.data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let input = SparseInput::new(CsrMatrix::from_dense(x));
     let (src, dst) = super::pairs(g);
     let edges = EdgeIndex::new(&src, &dst, g.n_rows);
     let mut cpu = StagateCpu::new(weights, *t);
@@ -219,11 +218,11 @@ fn train_stagate_cpu(
         if cancel.load(Ordering::Relaxed) {
             return Err(TrainError::Cancelled);
         }
-        let loss = cpu.step(&xs, x2, &edges);
+        let loss = cpu.step(&input, &edges);
         finite(loss, epoch)?;
         report(epoch + 1, t.epochs, loss);
     }
-    let latent = cpu.weights.latent(&xs, &edges);
+    let latent = cpu.weights.latent(&input.x, &edges);
     Ok(Array2::from_shape_vec((x.nrows(), hidden[1]), latent).expect("latent shape"))
 }
 

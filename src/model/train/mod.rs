@@ -63,7 +63,6 @@ pub use loops::*;
 pub use losses::*;
 pub use objectives::*;
 pub use options::*;
-pub(crate) use sparse_input::weight_grad;
 pub use sparse_input::{FirstLayerGrads, SparseFirstLayer};
 
 /// A training error.

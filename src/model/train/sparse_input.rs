@@ -153,7 +153,7 @@ const GENES_PER_TASK: usize = 64;
 
 /// `x^T dh`, `[x.n_cols, n_out]` row-major (burn's weight layout): each gene's row sums
 /// `x[r, g] * dh[r]` over the rows that store gene `g`, read from the batch's columns.
-pub(crate) fn weight_grad(x: &CsrMatrix, dh: &[f32], n_out: usize) -> Vec<f32> {
+fn weight_grad(x: &CsrMatrix, dh: &[f32], n_out: usize) -> Vec<f32> {
     let genes = x.n_cols;
     let mut start = vec![0usize; genes + 1];
     for &g in &x.indices {
