@@ -166,3 +166,37 @@ fn graph_domains_reject_bad_input_clearly() {
         "epochs",
     );
 }
+
+#[test]
+fn graph_domains_report_epochs_and_stop_when_cancelled() {
+    use cellscope::pipeline::jobs::domains::{DomainInput, DomainMethod, GraphDomainParams, run};
+    use cellscope::pipeline::jobs::{Handle, JobError, Progress};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let a = cellscope::data::open(std::path::Path::new(&dlpfc())).unwrap();
+    let coords = a.spatial_f32().unwrap().unwrap();
+    let rep = ndarray::Array2::<f32>::zeros((a.n_obs(), 2));
+    let p = GraphDomainParams {
+        method: DomainMethod::Graphst,
+        input: DomainInput::Pca,
+        epochs: Some(1000),
+        ..GraphDomainParams::default()
+    };
+    // Cancel from the progress callback after the third epoch, as the window's button does.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let mut epochs = Vec::new();
+    let mut report = |p: Progress| {
+        if let Progress::Fit { epoch, loss, .. } = p {
+            assert!(loss.is_finite());
+            epochs.push(epoch);
+            if epoch == 3 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let mut h = Handle::new(&mut report, cancel);
+    let r = run(&a, coords.view(), 7, (&rep, "none", false), &p, 0, &mut h);
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    assert_eq!(epochs, vec![1, 2, 3], "stopped at the next epoch");
+}
