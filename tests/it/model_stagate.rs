@@ -202,3 +202,55 @@ fn stagate_cpu_path_matches_pytorch_geometric() {
         close_all(&w.att_dst, &f32s(&want["att_dst1"]), 1e-5, &what("a_dst"));
     }
 }
+
+/// The GPU's path (burn's autodiff on wgpu, lavapipe here) and the CPU's hand-written path
+/// train the same network: equal latents after a few epochs of the full recipe.
+#[test]
+fn stagate_trains_alike_on_wgpu_and_the_cpu_path() {
+    use cellscope::model::BackendChoice;
+    use cellscope::model::engine::select_device;
+    use cellscope::model::graph::train::train_stagate;
+    let r = reference();
+    let w: Vec<usize> = indices(&r["widths"]).iter().map(|&v| v as usize).collect();
+    let n = r["n"].as_u64().expect("n") as usize;
+    let x = ndarray::Array2::from_shape_vec((n, w[0]), f32s(&r["features"])).expect("shape");
+    let mut trip: Vec<(u32, u32, f32)> = indices(&r["src"])
+        .into_iter()
+        .zip(indices(&r["dst"]))
+        .map(|(j, i)| (j, i, 1.0))
+        .collect();
+    let g = CsrMatrix::from_triplets(n, &mut trip);
+    let t = GraphTraining::stagate(5, 3);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut losses: Vec<Vec<f64>> = Vec::new();
+    let mut latents = Vec::new();
+    for choice in [BackendChoice::Cpu, BackendChoice::Wgpu] {
+        let (_, device, _) = select_device(choice).expect("device");
+        let mut l = Vec::new();
+        let z = train_stagate(
+            &x,
+            &g,
+            [w[1], w[2]],
+            &t,
+            &device,
+            &cancel,
+            &mut |_, _, v| l.push(v),
+        )
+        .expect("train");
+        losses.push(l);
+        latents.push(z.iter().copied().collect::<Vec<f32>>());
+    }
+    assert_eq!(losses[0].len(), 5);
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs(),
+            "loss {a} (CPU) vs {b} (wgpu)"
+        );
+    }
+    assert!(
+        losses[0][4] < losses[0][0],
+        "the loss falls: {:?}",
+        losses[0]
+    );
+    close_all(&latents[0], &latents[1], 1e-3, "latent, CPU path vs wgpu");
+}
