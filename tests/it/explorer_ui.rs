@@ -1455,6 +1455,8 @@ fn pipeline_panel_finds_domains_by_graphst_and_a_vs_b_compares_two_methods() {
     });
     settle(&mut h);
     assert!(saw_epochs, "training epochs reported in the status line");
+    let img = h.render().unwrap();
+    let _ = img.save(std::env::temp_dir().join("cellscope_graphst_domains.png"));
     let graphst = h.state().domains().expect("GraphST domains").to_vec();
     let n_domains = |d: &[u32]| d.iter().collect::<std::collections::BTreeSet<_>>().len();
     assert_eq!(n_domains(&graphst), 7);
