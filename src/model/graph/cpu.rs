@@ -17,6 +17,7 @@
 use rayon::prelude::*;
 
 use crate::data::matrix::CsrMatrix;
+use crate::model::infer::sparse::{ROWS_PER_TASK, SparseWeights, sparse_first_layer};
 
 use super::train::GraphTraining;
 
@@ -65,29 +66,22 @@ pub(crate) fn mm(
     out
 }
 
-/// Columns of the dense operand per pass of [`csr_mm`]: 64 columns of 3,000 genes (768 KB)
-/// stay in a core's L2 cache while every row reads them (the whole `[genes, 512]` weight does
-/// not); measured on DLPFC, 2x faster than one pass over all columns.
-const BLOCK: usize = 64;
-
-/// `x w` for CSR `x` `[n, g]` and `w` `[g, d]`: `[n, d]`. For `x^T d`, pass the transpose
-/// ([`transpose`]).
+/// `x w` for CSR `x` `[n, g]` and `w` `[g, d]`: `[n, d]`, through the CPU inference path's
+/// tuned sparse kernel ([`sparse_first_layer`], `w` laid out afresh each call; about 2x a
+/// plain row loop here). For `x^T d`, pass the transpose ([`transpose`]).
 pub(crate) fn csr_mm(x: &CsrMatrix, w: &[f32], d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.n_rows * d];
-    let arch = pulp::Arch::new();
-    for b0 in (0..d).step_by(BLOCK) {
-        let b1 = (b0 + BLOCK).min(d);
-        out.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, o)| {
-            let (idx, val) = x.row(i);
-            let o = &mut o[b0..b1];
-            arch.dispatch(|| {
-                for (&g, &v) in idx.iter().zip(val) {
-                    let g = g as usize * d;
-                    axpy(o, v, &w[g + b0..g + b1]);
-                }
-            });
-        });
-    }
+    let sw = SparseWeights::from_in_out(w, &[], x.n_cols, d);
+    let rows = x.n_rows;
+    let per = rows
+        .div_ceil(rayon::current_num_threads().max(1))
+        .clamp(1, ROWS_PER_TASK);
+    let starts: Vec<usize> = (0..rows).step_by(per).collect();
+    let parts: Vec<Vec<f32>> = starts
+        .into_par_iter()
+        .map(|r0| sparse_first_layer(x, r0..(r0 + per).min(rows), &sw))
+        .collect();
+    let out = parts.concat();
+    assert_eq!(out.len(), rows * d, "output width");
     out
 }
 
