@@ -12,6 +12,7 @@ pub mod leiden;
 pub mod metrics;
 pub mod neighbors;
 pub mod pca;
+pub mod prediction;
 pub mod scib;
 pub mod spatial;
 pub mod spatial_graph;

@@ -17,6 +17,7 @@ mod benchmark;
 mod convert;
 mod embed;
 mod evaluate;
+mod histology;
 mod impute;
 mod plot;
 mod predict;
@@ -99,6 +100,9 @@ pub enum Command {
     /// 10x .h5) as a standard .h5ad: vendor cell ids as obs_names, obsm['spatial'] in µm, the
     /// platform, run metadata and control features in uns['cellscope_source'].
     Convert(convert::Args),
+    /// Image models on H&E slides: patch features from a ResNet or DenseNet encoder.
+    #[command(subcommand)]
+    Histology(histology::Command),
 }
 
 /// The outputs of `analyze` and `transfer`: the new `.h5ad` and, when asked, the metrics as
@@ -166,6 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Impute(a)) => impute::run(a),
         Some(Command::Plot(a)) => plot::run(a),
         Some(Command::Convert(a)) => convert::run(a),
+        Some(Command::Histology(c)) => histology::run(c),
         Some(Command::Inspect { path }) => {
             print_to_pipe(&crate::data::summary::Summary::of_path(&path)?.to_string())
         }

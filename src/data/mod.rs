@@ -19,8 +19,10 @@ pub mod ometiff;
 pub mod part;
 pub mod preprocess;
 pub mod rng;
+pub mod slide;
 pub mod summary;
 pub mod tenx;
+pub mod tissue;
 pub mod vendor;
 pub mod write;
 

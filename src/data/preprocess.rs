@@ -321,6 +321,21 @@ pub fn highly_variable_genes(m: &CsrMatrix, p: &HvgParams) -> HvgResult {
     }
 }
 
+/// mclSTExp's expression input (its `dataset.py`: scprep's `library_size_normalize`, rescaled
+/// to the median library size, then `scprep.transform.log`, base 10, pseudocount 1): each
+/// spot's counts over the panel genes divided by their total and multiplied by the median total
+/// of the section's spots, then `log10(1 + x)`. Spots with no counts stay zero.
+pub fn library_size_log10(counts: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
+    let totals: Vec<f32> = counts.rows().into_iter().map(|r| r.iter().sum()).collect();
+    let m = f64::from(median(&totals));
+    let mut out = counts.clone();
+    for (mut r, &t) in out.rows_mut().into_iter().zip(&totals) {
+        let scale = if t > 0.0 { m / f64::from(t) } else { 0.0 };
+        r.mapv_inplace(|v| (1.0 + f64::from(v) * scale).log10() as f32);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,3 +387,4 @@ mod tests {
         assert!(e.to_string().contains("row 2"), "{e}");
     }
 }
+

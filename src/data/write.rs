@@ -31,6 +31,9 @@ pub struct Additions {
     /// The tissue image for squidpy and scanpy's spatial plots (`uns['spatial']`); replaces
     /// what the source had there.
     pub spatial: Option<SpatialImages>,
+    /// Dense layers, each `(n_obs, n_vars)` (e.g. `measured` beside predicted `X`); replace
+    /// same-named ones.
+    pub layers: Vec<(String, Array2<f32>)>,
 }
 
 /// `uns['spatial'][library_id]` as scanpy's `read_visium` writes it and squidpy reads it:
@@ -266,6 +269,19 @@ pub fn write_h5ad(adata: &AnnData, additions: &Additions, out: &Path) -> Result<
             ));
         }
     }
+    for (k, a) in &additions.layers {
+        if a.dim() != (n_obs, adata.n_vars()) {
+            return Err(DataError::invalid(
+                out,
+                &format!("layers/{k}"),
+                format!(
+                    "has shape {:?}, expected (n_obs, n_vars) = ({n_obs}, {})",
+                    a.dim(),
+                    adata.n_vars()
+                ),
+            ));
+        }
+    }
     for (k, c) in &additions.obs {
         if c.len() != n_obs {
             return Err(DataError::invalid(
@@ -351,6 +367,25 @@ fn write_contents(f: &File, adata: &AnnData, additions: &Additions, out: &Path) 
                 h5(out, name, dict_group(root, name))?;
             }
             _ => {}
+        }
+    }
+    if !additions.layers.is_empty() {
+        let layers = h5(out, "layers", root.group("layers"))?;
+        for (k, a) in &additions.layers {
+            let path = format!("layers/{k}");
+            if layers.link_exists(k) {
+                h5(out, &path, layers.unlink(k))?;
+            }
+            let ds = h5(
+                out,
+                &path,
+                layers
+                    .new_dataset::<f32>()
+                    .shape(a.dim())
+                    .create(k.as_str()),
+            )?;
+            h5(out, &path, ds.write(a))?;
+            h5(out, &path, set_encoding(&ds, "array", "0.2.0"))?;
         }
     }
     let uns = match &source {

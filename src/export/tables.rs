@@ -74,6 +74,8 @@ pub struct Results<'a> {
     pub uns: Vec<(String, serde_json::Value)>,
     /// The tissue image for squidpy (`uns['spatial']`).
     pub spatial: Option<crate::data::write::SpatialImages>,
+    /// Dense layers `(name, n_obs x n_vars)` (`measured` beside a predicted `X`).
+    pub layers: Vec<(String, &'a Array2<f32>)>,
 }
 
 /// Cluster ids as a categorical column with string categories `"0"`, `"1"`, ... (scanpy's
@@ -169,6 +171,11 @@ pub fn write_results(adata: &AnnData, r: &Results<'_>, out: &Path) -> Result<(),
     add.uns
         .extend(r.uns.iter().map(|(k, v)| (k.clone(), v.to_string())));
     add.spatial = r.spatial.clone();
+    add.layers = r
+        .layers
+        .iter()
+        .map(|(k, m)| (k.clone(), (*m).clone()))
+        .collect();
     write_h5ad(adata, &add, out).map_err(|e| ExportError::write(out, e))
 }
 

@@ -7,16 +7,19 @@
 //! and the network family itself in [`nets`] (the ssl_in_scg MLPs: masked autoencoders,
 //! Barlow Twins, BYOL, classifiers), whose forward pass serves training and the burn inference
 //! paths alike, and scSSL-Bench's generic networks in [`bench`] (its BatchNorm encoder,
-//! SimCLR / VICReg projection heads).
+//! SimCLR / VICReg projection heads), STAGATE and GraphST in [`graph`], and the image encoders
+//! for histology (ResNet, DenseNet) in [`vision`], with mclSTExp in [`histology`].
 //!
 //! Depends on `data` only, for its matrix type, preprocessing and gene alignment.
 
 pub mod bench;
 pub mod graph;
+pub mod histology;
 pub mod import;
 pub mod infer;
 pub mod nets;
 pub mod train;
+pub mod vision;
 
 pub use import::{checkpoint, format, hub, torch_pickle};
 pub use infer::{dense, embed, engine, sparse};

@@ -28,6 +28,7 @@ fn roundtrip(name: &str, kept: &[&str]) {
         ],
         uns: vec![("cellscope_provenance".into(), "{\"seed\": 42}".into())],
         spatial: None,
+        layers: Vec::new(),
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.h5ad");

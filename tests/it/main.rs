@@ -39,6 +39,8 @@ mod model_generic;
 mod model_graphst;
 mod model_hub;
 mod model_import;
+mod model_mclstexp;
 mod model_objectives;
 mod model_stagate;
 mod model_train;
+mod model_vision;

@@ -15,6 +15,7 @@
 //! | compare A vs B | [`compare::run`] | [`compare::Comparison`] |
 //! | colour cells | [`coloring::color`] | [`coloring::Coloring`] |
 //! | write results, figures | [`export::write_results`], [`export::plot`] | files |
+//! | image features of a slide's patches | [`histology::features`] | [`histology::Features`] |
 
 pub mod analyze;
 pub mod benchmark;
@@ -26,6 +27,7 @@ pub mod domains;
 pub mod embed;
 pub mod evaluate;
 pub mod export;
+pub mod histology;
 pub mod impute;
 pub mod integration;
 pub mod model;

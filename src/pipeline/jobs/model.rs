@@ -46,6 +46,36 @@ pub fn resolve(
     Ok(crate::model::load_model(&path, genes.as_deref())?)
 }
 
+/// The local path of a single file named by `source`: itself, or an `hf://` file fetched into
+/// the cache first (reporting [`Progress::Download`]; cancellable).
+///
+/// # Errors
+/// [`JobError::Hub`] for a failed download, [`JobError::Cancelled`].
+pub fn resolve_file(
+    source: &Path,
+    hub: &Hub,
+    h: &mut Handle<'_>,
+) -> Result<std::path::PathBuf, JobError> {
+    let Some(file) = crate::model::hub::HubFile::parse(&source.to_string_lossy()) else {
+        return Ok(source.to_path_buf());
+    };
+    let file = file?;
+    let name = file.to_string();
+    let cancel = h.cancel_flag().clone();
+    let r = hub.fetch(&file, &mut |done, total| {
+        h.report(Progress::Download {
+            name: name.clone(),
+            done,
+            total,
+        });
+        !cancel.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    match r {
+        Err(HubError::Cancelled) => Err(JobError::Cancelled),
+        r => Ok(r?),
+    }
+}
+
 /// The compute engine for `model` on `backend`.
 ///
 /// # Errors

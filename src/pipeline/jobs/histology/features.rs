@@ -1,0 +1,281 @@
+//! Image features of a slide's patches: square patches centred on spots (or on a grid over the
+//! detected tissue), encoded by an image encoder ([`crate::model::vision`]) in batches, with
+//! progress and cancel. Features are cached by content: the key is the SHA-256 of the image,
+//! of the encoder file, the patch size, the normalisation and the patch centres, so a second
+//! run on the same slide is a file read. The cache lies beside the slide
+//! (`SLIDE.cellscope-features/`) when that folder can be written, else in cellscope's cache
+//! folder (`$CELLSCOPE_CACHE`, `$XDG_CACHE_HOME/cellscope`, `~/.cache/cellscope`) under
+//! `features/`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+
+use crate::data::slide::{SlideImage, spot_patches};
+use crate::data::tissue::tissue_grid;
+use crate::model::format::{hex, sha256_file};
+use crate::model::hub::Hub;
+use crate::model::vision::{ImageEncoder, Normalization, Pooling, patches_tensor};
+use crate::pipeline::jobs::{Handle, JobError, Step};
+
+/// Where patches are cut.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Positions {
+    /// Centred on these points (level-0 pixels, e.g. `obsm['spatial']`).
+    Spots(Vec<[f64; 2]>),
+    /// A grid of non-overlapping patches over the tissue; a cell is kept when at least this
+    /// fraction (0..1) of it is tissue ([`crate::data::tissue::tissue_grid`]).
+    Grid {
+        /// Minimum tissue fraction of a kept cell.
+        min_tissue: f64,
+    },
+}
+
+/// Parameters of [`features`].
+#[derive(Debug, Clone)]
+pub struct FeatureParams {
+    /// The slide image (JPEG, PNG, TIFF).
+    pub image: PathBuf,
+    /// Where patches are cut.
+    pub positions: Positions,
+    /// Patch side in level-0 pixels (mclSTExp: 224).
+    pub patch: u32,
+    /// The encoder's weights: a `.safetensors` / `.pth` file or an `hf://` name.
+    pub encoder: PathBuf,
+    /// Input normalisation.
+    pub normalization: Normalization,
+    /// Where a DenseNet's feature is pooled.
+    pub pooling: Pooling,
+    /// Patches per batch.
+    pub batch: usize,
+    /// Compute device (burn CPU or wgpu).
+    pub device: Device,
+    /// Whether to read and write the cache.
+    pub cache: bool,
+}
+
+impl FeatureParams {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`JobError::Input`] for a zero patch size or batch, or a tissue fraction outside 0..1.
+    pub fn validate(&self) -> Result<(), JobError> {
+        if self.patch == 0 || self.batch == 0 {
+            return Err(JobError::Input(format!(
+                "patch size ({}) and batch ({}) must be positive",
+                self.patch, self.batch
+            )));
+        }
+        if let Positions::Grid { min_tissue } = self.positions
+            && !(0.0..=1.0).contains(&min_tissue)
+        {
+            return Err(JobError::Input(format!(
+                "minimum tissue fraction {min_tissue} is outside 0..1"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Features of a slide's patches.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// Patch centres (level-0 pixels), `[n][x, y]`.
+    pub centres: Vec<[f64; 2]>,
+    /// `[n, feature_dim]`.
+    pub values: Array2<f32>,
+    /// The encoder, in words ([`ImageEncoder::describe`]).
+    pub encoder: String,
+    /// The cache file (read or written).
+    pub cache_file: Option<PathBuf>,
+    /// Whether the features came from the cache.
+    pub from_cache: bool,
+}
+
+/// Cuts the patches and encodes them, or reads the cache. Reports [`Step::Open`] (image),
+/// [`Step::LoadModel`] (encoder) and [`Step::Embed`] (batches).
+///
+/// # Errors
+/// [`JobError::Data`] for an unreadable image or spots outside it; [`JobError::Model`] for an
+/// encoder file of another architecture; [`JobError::Hub`] for a failed download;
+/// [`JobError::Input`] for bad parameters or no tissue found; [`JobError::Cancelled`].
+pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Features, JobError> {
+    p.validate()?;
+    h.step(Step::Open, 0.0);
+    let slide = SlideImage::open(&p.image)?;
+    let centres = match &p.positions {
+        Positions::Spots(c) => c.clone(),
+        Positions::Grid { min_tissue } => tissue_grid(&slide, p.patch, *min_tissue)?,
+    };
+    if centres.is_empty() {
+        return Err(JobError::Input(format!(
+            "{}: no patch positions (no spots, or no tissue detected)",
+            p.image.display()
+        )));
+    }
+    h.step(Step::Open, 1.0);
+    let encoder_file = crate::pipeline::jobs::model::resolve_file(&p.encoder, hub, h)?;
+    let key = cache_key(p, &encoder_file, &centres)?;
+    let cache_file = p.cache.then(|| cache_path(&p.image, hub, &key));
+    if let Some(f) = &cache_file
+        && let Some((values, encoder)) = read_cache(f, centres.len())
+    {
+        h.step(Step::Embed, 1.0);
+        return Ok(Features {
+            centres,
+            values,
+            encoder,
+            cache_file: cache_file.clone(),
+            from_cache: true,
+        });
+    }
+    h.step(Step::LoadModel, 0.0);
+    let enc = ImageEncoder::load(&encoder_file, &p.device)?;
+    h.step(Step::LoadModel, 1.0);
+    let values = encode(&slide, &centres, &enc, p, h)?;
+    let encoder = enc.describe();
+    if let Some(f) = &cache_file {
+        // A cache that cannot be written costs the next run time, not this one its result.
+        let _ = write_cache(f, &values, &encoder);
+    }
+    Ok(Features {
+        centres,
+        values,
+        encoder,
+        cache_file,
+        from_cache: false,
+    })
+}
+
+/// Encodes the patches at `centres` batch by batch.
+fn encode(
+    slide: &SlideImage,
+    centres: &[[f64; 2]],
+    enc: &ImageEncoder,
+    p: &FeatureParams,
+    h: &mut Handle<'_>,
+) -> Result<Array2<f32>, JobError> {
+    let d = enc.feature_dim();
+    let mut values = Array2::<f32>::zeros((centres.len(), d));
+    h.step(Step::Embed, 0.0);
+    for (b, chunk) in centres.chunks(p.batch).enumerate() {
+        h.check()?;
+        let patches = spot_patches(slide, chunk, p.patch)?;
+        let x = patches_tensor(&patches, p.normalization, &p.device);
+        let f = crate::model::nets::tensor_values(enc.features_with(x, p.pooling));
+        let start = b * p.batch;
+        for (i, row) in f.chunks(d).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                values[[start + i, j]] = v;
+            }
+        }
+        h.step(
+            Step::Embed,
+            (start + chunk.len()) as f32 / centres.len() as f32,
+        );
+    }
+    Ok(values)
+}
+
+/// SHA-256 over the image's and the encoder's SHA-256, the patch size, the normalisation, the
+/// pooling and the centres (floored to whole pixels, which is what the patches depend on).
+fn cache_key(p: &FeatureParams, encoder: &Path, centres: &[[f64; 2]]) -> Result<String, JobError> {
+    let sha = |f: &Path| sha256_file(f).map_err(|e| crate::data::DataError::io(f, e));
+    let mut hasher = Sha256::new();
+    hasher.update(sha(&p.image)?.as_bytes());
+    hasher.update(sha(encoder)?.as_bytes());
+    hasher.update(p.patch.to_le_bytes());
+    hasher.update(format!("{:?} {:?}", p.normalization, p.pooling).as_bytes());
+    for c in centres {
+        hasher.update((c[0].floor() as i64).to_le_bytes());
+        hasher.update((c[1].floor() as i64).to_le_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// `SLIDE.cellscope-features/KEY.safetensors` when the slide's folder is writable, else the
+/// cache folder's `features/KEY.safetensors`.
+fn cache_path(image: &Path, hub: &Hub, key: &str) -> PathBuf {
+    let name = format!("{key}.safetensors");
+    let mut beside = image.as_os_str().to_owned();
+    beside.push(".cellscope-features");
+    let beside = PathBuf::from(beside);
+    if std::fs::create_dir_all(&beside).is_ok() && writable(&beside) {
+        return beside.join(name);
+    }
+    hub.cache.join("features").join(name)
+}
+
+fn writable(dir: &Path) -> bool {
+    tempfile::tempfile_in(dir).is_ok()
+}
+
+/// The cached features, when the file is there, readable and holds `n` rows.
+fn read_cache(f: &Path, n: usize) -> Option<(Array2<f32>, String)> {
+    let bytes = std::fs::read(f).ok()?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    let encoder = meta.metadata().as_ref()?.get("encoder")?.clone();
+    let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
+    let t = st.tensor("features").ok()?;
+    let shape = t.shape().to_vec();
+    if shape.len() != 2 || shape[0] != n || t.dtype() != safetensors::Dtype::F32 {
+        return None;
+    }
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Some((
+        Array2::from_shape_vec((shape[0], shape[1]), v).ok()?,
+        encoder,
+    ))
+}
+
+/// Writes the features atomically (a part file renamed into place).
+fn write_cache(f: &Path, values: &Array2<f32>, encoder: &str) -> std::io::Result<()> {
+    let dir = f.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = [values.nrows(), values.ncols()];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
+            .map_err(std::io::Error::other)?;
+    let meta = HashMap::from([("encoder".to_string(), encoder.to_string())]);
+    let out =
+        safetensors::serialize([("features", view)], Some(meta)).map_err(std::io::Error::other)?;
+    let mut part = crate::data::part::file(f, ".safetensors")?;
+    std::io::Write::write_all(&mut part, &out)?;
+    crate::data::part::persist(part, f)
+}
+
+/// The features as an AnnData: `X` the `[n, feature_dim]` features (var `f0`, `f1`, ...),
+/// obs names `names` (the spots') or `patch_0`, `patch_1`, ..., `obsm['spatial']` the patch
+/// centres in the image's level-0 pixels.
+///
+/// # Errors
+/// [`JobError::Input`] when `names` does not hold one name per patch.
+pub fn features_anndata(
+    f: &Features,
+    image: &Path,
+    names: Option<Vec<String>>,
+) -> Result<crate::data::AnnData, JobError> {
+    let n = f.values.nrows();
+    let names = names.unwrap_or_else(|| (0..n).map(|i| format!("patch_{i}")).collect());
+    if names.len() != n {
+        return Err(JobError::Input(format!(
+            "{} names for {n} patches",
+            names.len()
+        )));
+    }
+    let genes = (0..f.values.ncols()).map(|j| format!("f{j}")).collect();
+    let x = crate::data::matrix::CsrMatrix::from_dense(&f.values);
+    let mut a = crate::data::vendor::new_anndata(image, names, genes, x);
+    let sp = Array2::from_shape_fn((n, 2), |(i, k)| f.centres[i][k]);
+    a.obsm.insert("spatial".into(), sp);
+    a.spatial_units = Some("px".into());
+    Ok(a)
+}

@@ -1,0 +1,532 @@
+//! mclSTExp as jobs: train on sections with H&E images and measured spots, save and load the
+//! model folder, predict a slide's expression from its image (at spots or on a tissue grid),
+//! scored against measured expression when the query has it.
+//!
+//! Model folder: `mclstexp.safetensors` (the network under the public code's keys),
+//! `reference.safetensors` (`keys`: the training spots' embeddings, `values`: their
+//! expression, what prediction averages), `histology.json` ([`ModelInfo`]).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use ndarray::Array2;
+
+use super::features::{FeatureParams, Features, Positions, features};
+use crate::data::AnnData;
+use crate::data::genes::{GeneAlignment, GeneList, genes_of};
+use crate::data::preprocess::library_size_log10;
+use crate::model::histology::mclstexp::{MclConfig, MclStExp};
+use crate::model::histology::train::{
+    MclTraining, SpotSet, image_queries, predict, spot_keys, train,
+};
+use crate::model::histology::weights;
+use crate::model::hub::Hub;
+use crate::model::vision::{Normalization, Pooling};
+use crate::pipeline::jobs::{Handle, JobError, Progress, Step};
+
+/// A section for training or evaluation: spots (`.h5ad` with counts, `obsm['spatial']` in the
+/// image's pixels, obs `x`, `y` array positions) and its H&E image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// The spots.
+    pub data: PathBuf,
+    /// The H&E image.
+    pub image: PathBuf,
+}
+
+impl Section {
+    /// `DATA.h5ad[:IMAGE]`; without an image, `STEM_HE.jpg` (or `.png`, `.tif`) beside the data,
+    /// as the HER2+ sections in `../shared/data` are laid out.
+    ///
+    /// # Errors
+    /// [`JobError::Input`] when no image is given and none lies beside the data.
+    pub fn parse(spec: &str) -> Result<Self, JobError> {
+        if let Some((d, i)) = spec.split_once(".h5ad:") {
+            return Ok(Self {
+                data: PathBuf::from(format!("{d}.h5ad")),
+                image: PathBuf::from(i),
+            });
+        }
+        let data = PathBuf::from(spec);
+        let stem = data.with_extension("");
+        ["jpg", "jpeg", "png", "tif", "tiff"]
+            .iter()
+            .map(|e| PathBuf::from(format!("{}_HE.{e}", stem.display())))
+            .find(|p| p.is_file())
+            .map(|image| Self {
+                data: data.clone(),
+                image,
+            })
+            .ok_or_else(|| {
+                JobError::Input(format!(
+                    "{spec}: no image given (DATA.h5ad:IMAGE) and no {}_HE.jpg beside it",
+                    stem.display()
+                ))
+            })
+    }
+}
+
+/// How patches become features (shared by training and prediction).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageSettings {
+    /// Encoder weights (`.safetensors`, `.pth`, `hf://...`).
+    pub encoder: PathBuf,
+    /// Patch side in pixels (224).
+    pub patch: u32,
+    /// Input normalisation.
+    pub normalization: Normalization,
+    /// DenseNet pooling.
+    pub pooling: Pooling,
+}
+
+/// Parameters of [`train_model`].
+#[derive(Debug, Clone)]
+pub struct TrainParams {
+    /// Training sections.
+    pub sections: Vec<Section>,
+    /// The gene panel (one symbol a line; `her2st_hvg_785.csv`).
+    pub genes: PathBuf,
+    /// Image settings.
+    pub image: ImageSettings,
+    /// Training recipe.
+    pub training: MclTraining,
+    /// Spots per batch when embedding the training spots as prediction keys (32, as
+    /// `evel_her2st.py`).
+    pub key_batch: usize,
+    /// Compute device.
+    pub device: Device,
+    /// Whether image features use the cache.
+    pub cache: bool,
+}
+
+/// What the model folder's `histology.json` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    /// `"cellscope-histology"`.
+    pub format: String,
+    /// `"mclstexp"`.
+    pub method: String,
+    /// Network sizes.
+    pub config: MclConfig,
+    /// The panel, in output order.
+    pub genes: Vec<String>,
+    /// Image settings.
+    pub image: ImageSettings,
+    /// SHA-256 of the encoder file the features came from.
+    pub encoder_sha256: String,
+    /// The encoder, in words.
+    pub encoder_description: String,
+    /// The recipe.
+    pub training: MclTraining,
+    /// Training sections (data files).
+    pub sections: Vec<String>,
+    /// Final epoch's mean loss.
+    pub final_loss: f64,
+}
+
+/// A trained model: network, prediction reference and description.
+pub struct HistologyModel {
+    /// The network.
+    pub net: MclStExp,
+    /// Training spots' embeddings, `[n, 256]`.
+    pub keys: Array2<f32>,
+    /// Their expression, `[n, genes]`.
+    pub values: Array2<f32>,
+    /// Description.
+    pub info: ModelInfo,
+}
+
+/// A section's spots read for the panel: expression, positions, centres, names.
+pub struct SectionSpots {
+    /// mclSTExp's log-normalised expression of the panel genes, `[n, genes]`.
+    pub expr: Array2<f32>,
+    /// Array positions.
+    pub positions: Vec<[u32; 2]>,
+    /// Spot centres in image pixels.
+    pub centres: Vec<[f64; 2]>,
+    /// Spot names.
+    pub names: Vec<String>,
+    /// Panel genes the section lacks (zero-filled).
+    pub missing: Vec<String>,
+}
+
+/// The panel's expression (zero-filled where the section lacks a gene), array positions and
+/// centres of `a`.
+///
+/// # Errors
+/// [`JobError::Input`] when the section shares no gene with the panel, or lacks
+/// `obsm['spatial']` or obs `x` / `y`.
+pub fn section_spots(a: &AnnData, panel: &GeneList) -> Result<SectionSpots, JobError> {
+    let src = a.source.display();
+    let al = GeneAlignment::new(panel, &genes_of(&a.var), None);
+    let present: Vec<usize> = al.model_to_data.iter().flatten().copied().collect();
+    if present.is_empty() {
+        return Err(JobError::Input(format!(
+            "{src}: shares no gene with the panel of {} genes (first: {})",
+            panel.len(),
+            panel.symbols.first().map_or("", String::as_str)
+        )));
+    }
+    let cols = a.x.to_csr().dense_columns(&present);
+    let mut counts = Array2::<f32>::zeros((a.n_obs(), panel.len()));
+    let mut missing = Vec::new();
+    let mut k = 0;
+    for (g, m) in al.model_to_data.iter().enumerate() {
+        if m.is_some() {
+            counts.column_mut(g).assign(&cols.column(k));
+            k += 1;
+        } else {
+            missing.push(panel.symbols[g].clone());
+        }
+    }
+    let sp = a.obsm.get("spatial").ok_or_else(|| {
+        JobError::Input(format!(
+            "{src}: no obsm['spatial'] (spot centres in the image's pixels)"
+        ))
+    })?;
+    let coord = |name: &str| -> Result<Vec<f64>, JobError> {
+        let c = a
+            .obs
+            .column(name)
+            .filter(|c| c.is_numeric())
+            .ok_or_else(|| {
+                JobError::Input(format!(
+                    "{src}: no numeric obs column '{name}' (array position)"
+                ))
+            })?;
+        Ok((0..a.n_obs()).map(|i| c.value_f64(i)).collect())
+    };
+    let (x, y) = (coord("x")?, coord("y")?);
+    Ok(SectionSpots {
+        expr: library_size_log10(&counts),
+        positions: x
+            .iter()
+            .zip(&y)
+            .map(|(&x, &y)| [x.max(0.0) as u32, y.max(0.0) as u32])
+            .collect(),
+        centres: (0..sp.nrows()).map(|i| [sp[[i, 0]], sp[[i, 1]]]).collect(),
+        names: a.obs_names().to_vec(),
+        missing,
+    })
+}
+
+/// Image features at `centres` of `image` with `s`'s settings.
+fn section_features(
+    image: &Path,
+    centres: Vec<[f64; 2]>,
+    s: &ImageSettings,
+    device: &Device,
+    cache: bool,
+    hub: &Hub,
+    h: &mut Handle<'_>,
+) -> Result<Features, JobError> {
+    let p = FeatureParams {
+        image: image.to_path_buf(),
+        positions: Positions::Spots(centres),
+        patch: s.patch,
+        encoder: s.encoder.clone(),
+        normalization: s.normalization,
+        pooling: s.pooling,
+        batch: 16,
+        device: device.clone(),
+        cache,
+    };
+    features(&p, hub, h)
+}
+
+/// Trains mclSTExp on `p.sections` (features of each section's spots by the frozen encoder,
+/// then the contrastive training; [`Progress::Fit`] per epoch under [`Step::Train`]).
+///
+/// # Errors
+/// [`JobError::Data`] / [`JobError::Input`] for unreadable sections, a panel sharing no gene
+/// with a section, missing positions; [`JobError::Model`] for an unusable encoder;
+/// [`JobError::Train`] / [`JobError::Cancelled`].
+pub fn train_model(
+    p: &TrainParams,
+    hub: &Hub,
+    h: &mut Handle<'_>,
+) -> Result<HistologyModel, JobError> {
+    if p.sections.is_empty() {
+        return Err(JobError::Input("no training sections".into()));
+    }
+    let panel = GeneList::read_csv(&p.genes)?;
+    let (mut expr, mut positions, mut feats) = (Vec::new(), Vec::new(), Vec::new());
+    let mut description = String::new();
+    for s in &p.sections {
+        h.check()?;
+        let a = crate::data::open(&s.data)?;
+        let spots = section_spots(&a, &panel)?;
+        let f = section_features(
+            &s.image,
+            spots.centres,
+            &p.image,
+            &p.device,
+            p.cache,
+            hub,
+            h,
+        )?;
+        description = f.encoder.clone();
+        expr.push(spots.expr);
+        positions.extend(spots.positions);
+        feats.push(f.values);
+    }
+    let stack = |m: &[Array2<f32>]| {
+        let views: Vec<_> = m.iter().map(|a| a.view()).collect();
+        ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths")
+    };
+    let set = SpotSet {
+        expr: stack(&expr),
+        positions,
+        features: stack(&feats),
+    };
+    let config = MclConfig::published(panel.len(), set.features.ncols(), set.positions_needed());
+    let cancel = h.cancel_flag().clone();
+    let mut final_loss = f64::NAN;
+    let net = {
+        let mut report = |epoch, epochs, loss| {
+            final_loss = loss;
+            h.report(Progress::Fit {
+                step: Step::Train,
+                epoch,
+                epochs,
+                loss,
+            });
+        };
+        train(&config, &set, &p.training, &p.device, &cancel, &mut report)
+    }
+    .map_err(|e| match e {
+        crate::model::train::TrainError::Cancelled => JobError::Cancelled,
+        e => JobError::Train(e),
+    })?;
+    let keys = spot_keys(&net, &set, p.key_batch, &p.device);
+    let encoder_file = crate::pipeline::jobs::model::resolve_file(&p.image.encoder, hub, h)?;
+    let encoder_sha256 = crate::model::format::sha256_file(&encoder_file)
+        .map_err(|e| crate::data::DataError::io(&encoder_file, e))?;
+    Ok(HistologyModel {
+        net,
+        keys,
+        values: set.expr,
+        info: ModelInfo {
+            format: "cellscope-histology".into(),
+            method: "mclstexp".into(),
+            config,
+            genes: panel.symbols,
+            image: p.image.clone(),
+            encoder_sha256,
+            encoder_description: description,
+            training: p.training,
+            sections: p
+                .sections
+                .iter()
+                .map(|s| s.data.display().to_string())
+                .collect(),
+            final_loss,
+        },
+    })
+}
+
+/// A prediction for one slide.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Predicted log-normalised expression, `[n, genes]`.
+    pub values: Array2<f32>,
+    /// Measured expression of the same spots, when the query had it.
+    pub measured: Option<Array2<f32>>,
+    /// Patch centres (image pixels).
+    pub centres: Vec<[f64; 2]>,
+    /// Spot or patch names.
+    pub names: Vec<String>,
+    /// Panel genes.
+    pub genes: Vec<String>,
+}
+
+/// Parameters of [`predict_slide`].
+#[derive(Debug, Clone)]
+pub struct PredictParams {
+    /// The slide image.
+    pub image: PathBuf,
+    /// The spots (with or without measured expression), or `None` for a tissue grid.
+    pub spots: Option<PathBuf>,
+    /// Minimum tissue fraction of a grid patch.
+    pub min_tissue: f64,
+    /// Neighbours averaged (200).
+    pub top_k: usize,
+    /// Compute device.
+    pub device: Device,
+    /// Whether image features use the cache.
+    pub cache: bool,
+}
+
+/// Predicts the panel's expression on a slide: image features at the spots (or a tissue
+/// grid), projected into the joint space, averaged over the model's `top_k` nearest training
+/// spots ([`predict`]).
+///
+/// # Errors
+/// [`JobError::Input`] when the encoder file is not the one the model was trained with (its
+/// SHA-256 differs), or as [`train_model`]'s reading of sections.
+pub fn predict_slide(
+    m: &HistologyModel,
+    p: &PredictParams,
+    hub: &Hub,
+    h: &mut Handle<'_>,
+) -> Result<Prediction, JobError> {
+    let encoder_file = crate::pipeline::jobs::model::resolve_file(&m.info.image.encoder, hub, h)?;
+    let sha = crate::model::format::sha256_file(&encoder_file)
+        .map_err(|e| crate::data::DataError::io(&encoder_file, e))?;
+    if sha != m.info.encoder_sha256 {
+        return Err(JobError::Input(format!(
+            "{}: not the image encoder the model was trained with (SHA-256 {sha}, expected {}); features of another encoder would not match the model",
+            encoder_file.display(),
+            m.info.encoder_sha256
+        )));
+    }
+    let panel = GeneList::from_names(m.info.genes.clone());
+    let (centres, names, measured) = match &p.spots {
+        Some(path) => {
+            let a = crate::data::open(path)?;
+            let s = section_spots(&a, &panel)?;
+            let measured = (s.missing.len() < panel.len()).then_some(s.expr);
+            (Positions::Spots(s.centres), s.names, measured)
+        }
+        None => (
+            Positions::Grid {
+                min_tissue: p.min_tissue,
+            },
+            Vec::new(),
+            None,
+        ),
+    };
+    let fp = FeatureParams {
+        image: p.image.clone(),
+        positions: centres,
+        patch: m.info.image.patch,
+        encoder: encoder_file,
+        normalization: m.info.image.normalization,
+        pooling: m.info.image.pooling,
+        batch: 16,
+        device: p.device.clone(),
+        cache: p.cache,
+    };
+    let f = features(&fp, hub, h)?;
+    h.step(Step::Predict, 0.0);
+    let q = image_queries(&m.net, &f.values, &p.device);
+    let values = predict(&q, &m.keys, &m.values, p.top_k);
+    h.step(Step::Predict, 1.0);
+    let names = if names.is_empty() {
+        (0..values.nrows()).map(|i| format!("patch_{i}")).collect()
+    } else {
+        names
+    };
+    Ok(Prediction {
+        values,
+        measured,
+        centres: f.centres,
+        names,
+        genes: m.info.genes.clone(),
+    })
+}
+
+/// Writes the model folder atomically (a part folder renamed into place).
+///
+/// # Errors
+/// [`JobError::Data`] for I/O errors naming the folder.
+pub fn save_model(m: &HistologyModel, dir: &Path) -> Result<(), JobError> {
+    let io = |e: std::io::Error| JobError::Data(crate::data::DataError::io(dir, e));
+    let part = crate::data::part::dir(dir, ".model").map_err(io)?;
+    let named = weights::state_dict(&m.net);
+    write_tensors(&part.path().join("mclstexp.safetensors"), &named).map_err(io)?;
+    let reference = vec![
+        (
+            "keys".to_string(),
+            vec![m.keys.nrows(), m.keys.ncols()],
+            m.keys.iter().copied().collect(),
+        ),
+        (
+            "values".to_string(),
+            vec![m.values.nrows(), m.values.ncols()],
+            m.values.iter().copied().collect(),
+        ),
+    ];
+    write_tensors(&part.path().join("reference.safetensors"), &reference).map_err(io)?;
+    let json = serde_json::to_string_pretty(&m.info).map_err(|e| io(std::io::Error::other(e)))?;
+    std::fs::write(part.path().join("histology.json"), json).map_err(io)?;
+    crate::data::part::persist_dir(part, dir).map_err(io)
+}
+
+fn write_tensors(path: &Path, named: &[weights::Named]) -> std::io::Result<()> {
+    let bytes: Vec<Vec<u8>> = named
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = named
+        .iter()
+        .zip(&bytes)
+        .map(|((k, shape, _), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let out = safetensors::serialize(views, None).map_err(std::io::Error::other)?;
+    std::fs::write(path, out)
+}
+
+/// Reads a model folder written by [`save_model`].
+///
+/// # Errors
+/// [`JobError::Model`] naming the file when a part is missing, malformed or of other sizes.
+pub fn load_model(dir: &Path, device: &Device) -> Result<HistologyModel, JobError> {
+    let read_err = |file: PathBuf, message: String| {
+        JobError::Model(crate::model::ModelError::Read { file, message })
+    };
+    let info_path = dir.join("histology.json");
+    let text = std::fs::read_to_string(&info_path)
+        .map_err(|e| read_err(info_path.clone(), e.to_string()))?;
+    let info: ModelInfo = serde_json::from_str(&text).map_err(|e| {
+        read_err(
+            info_path.clone(),
+            format!("not a cellscope histology model: {e}"),
+        )
+    })?;
+    let net_path = dir.join("mclstexp.safetensors");
+    let sd = crate::model::checkpoint::read_state_dict(&net_path)?;
+    let net = weights::from_state_dict(&sd, &net_path, &info.config, device)?;
+    let ref_path = dir.join("reference.safetensors");
+    let r = crate::model::checkpoint::read_state_dict(&ref_path)?;
+    let matrix = |k: &str| -> Result<Array2<f32>, JobError> {
+        let t = r
+            .tensors
+            .get(k)
+            .filter(|t| t.shape.len() == 2)
+            .ok_or_else(|| read_err(ref_path.clone(), format!("missing 2-D tensor {k}")))?;
+        Array2::from_shape_vec((t.shape[0], t.shape[1]), t.values.clone())
+            .map_err(|e| read_err(ref_path.clone(), e.to_string()))
+    };
+    let (keys, values) = (matrix("keys")?, matrix("values")?);
+    if keys.nrows() != values.nrows() || values.ncols() != info.genes.len() {
+        return Err(read_err(
+            ref_path,
+            "keys and values do not match the panel".into(),
+        ));
+    }
+    Ok(HistologyModel {
+        net,
+        keys,
+        values,
+        info,
+    })
+}
+
+/// A prediction as an AnnData: `X` the predicted expression (var = the panel), obs names the
+/// spots' (or `patch_i`), `obsm['spatial']` the centres in the image's pixels.
+pub fn prediction_anndata(p: &Prediction, image: &Path) -> AnnData {
+    let x = crate::data::matrix::CsrMatrix::from_dense(&p.values);
+    let mut a = crate::data::vendor::new_anndata(image, p.names.clone(), p.genes.clone(), x);
+    let n = p.centres.len();
+    a.obsm.insert(
+        "spatial".into(),
+        Array2::from_shape_fn((n, 2), |(i, k)| p.centres[i][k]),
+    );
+    a.spatial_units = Some("px".into());
+    a
+}

@@ -1,0 +1,243 @@
+//! mclSTExp's network against a PyTorch model of the public code's architecture
+//! (`tests/fixtures/histology/make_mclstexp_reference.py`): on 6 real HER2+ C2 spots with the
+//! same weights, the spot and image embeddings, the loss and every parameter after one Adam
+//! step within 1e-5; the neighbour prediction of `evel_her2st.py`; the weights round-trip
+//! through the public code's key names.
+
+use burn::tensor::Device;
+use cellscope::model::checkpoint::read_state_dict;
+use cellscope::model::histology::mclstexp::MclConfig;
+use cellscope::model::histology::train::{MclTraining, SpotSet, optimizer, predict, step};
+use cellscope::model::histology::weights::{from_state_dict, state_dict};
+use cellscope::model::nets::tensor_values;
+use ndarray::Array2;
+use serde_json::Value;
+
+use super::common::{fixture, fixture_json};
+
+fn f32s(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+fn usize_of(r: &Value, k: &str) -> usize {
+    r[k].as_u64().expect(k) as usize
+}
+
+fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= tol, "{what}: worst difference {worst:e}");
+}
+
+fn setup(r: &Value) -> (MclConfig, SpotSet) {
+    let n = usize_of(r, "n");
+    let genes = r["genes"].as_array().expect("genes").len();
+    let image_dim = usize_of(r, "image_dim");
+    let c = MclConfig {
+        genes,
+        image_dim,
+        projection_dim: usize_of(r, "projection_dim"),
+        heads: usize_of(r, "heads"),
+        dim_head: usize_of(r, "dim_head"),
+        layers: usize_of(r, "layers"),
+        positions: usize_of(r, "positions"),
+    };
+    let pos: Vec<u32> = r["pos"]
+        .as_array()
+        .expect("pos")
+        .iter()
+        .map(|v| v.as_u64().expect("p") as u32)
+        .collect();
+    let set = SpotSet {
+        expr: Array2::from_shape_vec((n, genes), f32s(&r["expr"])).expect("expr"),
+        positions: pos.chunks(2).map(|p| [p[0], p[1]]).collect(),
+        features: Array2::from_shape_vec((n, image_dim), f32s(&r["features"])).expect("features"),
+    };
+    (c, set)
+}
+
+#[test]
+fn mclstexp_forward_loss_and_adam_step_match_pytorch() {
+    let r = fixture_json("histology/mclstexp_reference.json");
+    let (c, set) = setup(&r);
+    let file = fixture("histology/mclstexp_weights.safetensors");
+    let sd = read_state_dict(&file).expect("weights");
+    let device = Device::flex().autodiff();
+    let net = from_state_dict(&sd, &file, &c, &device).expect("load");
+    let idx: Vec<usize> = (0..set.expr.nrows()).collect();
+    let b = set.batch(&idx, &device);
+    let s = tensor_values(net.spot_embeddings(b.expr.clone(), b.x.clone(), b.y.clone()));
+    close(&s, &f32s(&r["spot_embeddings"]), 1e-5, "spot embeddings");
+    let i = tensor_values(net.image_embeddings(b.features.clone()));
+    close(&i, &f32s(&r["image_embeddings"]), 1e-5, "image embeddings");
+    let t = MclTraining {
+        lr: 1e-2,
+        weight_decay: 1e-3,
+        ..MclTraining::default()
+    };
+    let mut optim = optimizer(&t);
+    let (net, loss) = step(net, &b, &mut optim, &t);
+    let want = r["loss"].as_f64().expect("loss");
+    assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+    let after = &r["after_step"];
+    let named = state_dict(&net);
+    assert_eq!(
+        named.len(),
+        after.as_object().expect("params").len(),
+        "parameter count"
+    );
+    for (key, _, values) in &named {
+        close(values, &f32s(&after[key]), 1e-5, key);
+    }
+    let again = f64::from(net.loss(&b, 1.0).into_scalar::<f32>());
+    let want = r["loss_after_step"].as_f64().expect("loss after");
+    assert!(
+        (again - want).abs() < 1e-5,
+        "loss after the step {again} vs {want}"
+    );
+}
+
+#[test]
+fn mclstexp_prediction_matches_the_published_weighting() {
+    let r = &fixture_json("histology/mclstexp_reference.json")["predict"];
+    let m = |k: &str, cols: usize| {
+        let v = f32s(&r[k]);
+        Array2::from_shape_vec((v.len() / cols, cols), v).expect(k)
+    };
+    let (q, keys, vals) = (m("queries", 5), m("keys", 5), m("values", 3));
+    let got = predict(&q, &keys, &vals, usize_of(r, "k"));
+    close(
+        got.as_slice().expect("contiguous"),
+        &f32s(&r["expected"]),
+        1e-5,
+        "prediction",
+    );
+}
+
+fn cellscope(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(args)
+        .output()
+        .expect("run cellscope")
+}
+
+#[test]
+fn histology_train_then_predict_a_held_out_section() {
+    let data = super::common::shared_data();
+    let dir = tempfile::tempdir().expect("tmp");
+    let encoder = dir.path().join("encoder.safetensors");
+    std::fs::copy(fixture("vision/densenet.safetensors"), &encoder).expect("copy encoder");
+    let model = dir.path().join("model");
+    let s = |p: &std::path::Path| p.as_os_str().to_owned();
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "train".as_ref(),
+        "--sections".as_ref(),
+        s(&data.join("her2st_C2.h5ad")).as_ref(),
+        s(&data.join("her2st_C3.h5ad")).as_ref(),
+        "--genes".as_ref(),
+        s(&data.join("her2st_hvg_785.csv")).as_ref(),
+        "--encoder".as_ref(),
+        s(&encoder).as_ref(),
+        "--epochs".as_ref(),
+        "3".as_ref(),
+        "--backend".as_ref(),
+        "cpu".as_ref(),
+        "--out".as_ref(),
+        s(&model).as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "mclstexp.safetensors",
+        "reference.safetensors",
+        "histology.json",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+    let out = dir.path().join("pred.h5ad");
+    let predict = |out: &std::path::Path| {
+        cellscope(&[
+            "histology".as_ref(),
+            "predict".as_ref(),
+            "--model".as_ref(),
+            s(&model).as_ref(),
+            "--image".as_ref(),
+            s(&data.join("her2st_C4_HE.jpg")).as_ref(),
+            "--spots".as_ref(),
+            s(&data.join("her2st_C4.h5ad")).as_ref(),
+            "--backend".as_ref(),
+            "cpu".as_ref(),
+            "--out".as_ref(),
+            s(out).as_ref(),
+        ])
+    };
+    let o = predict(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("ACG") && text.contains("HEG"), "{text}");
+    let p = cellscope::data::open(&out).expect("prediction");
+    let q = cellscope::data::open(&data.join("her2st_C4.h5ad")).expect("query");
+    assert_eq!((p.n_obs(), p.n_vars()), (q.n_obs(), 785));
+    assert_eq!(p.obs_names(), q.obs_names());
+    assert!(
+        p.layers.iter().any(|l| l.path.ends_with("measured")),
+        "{:?}",
+        p.layers
+    );
+    // Predictions are weighted means of training spots' log10 expression: inside their range.
+    let x = p.x.to_csr().to_dense();
+    assert!(x.iter().all(|v| v.is_finite() && *v >= 0.0 && *v < 5.0));
+    if super::common::python_anndata("the layers half of the histology check") {
+        let o = std::process::Command::new("python3")
+            .args(["-c", "import anndata, sys; a = anndata.read_h5ad(sys.argv[1]); assert a.layers['measured'].shape == a.shape; assert 'cellscope_histology_scores' in a.uns"])
+            .arg(&out)
+            .output()
+            .expect("python");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // An encoder file changed under the model: a clear error, not silent garbage.
+    std::fs::copy(fixture("vision/resnet_basic.safetensors"), &encoder).expect("swap encoder");
+    let o = predict(&dir.path().join("pred2.h5ad"));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not the image encoder the model was trained with"),
+        "{err}"
+    );
+}
+
+#[test]
+fn histology_train_refuses_a_panel_sharing_no_gene() {
+    let data = super::common::shared_data();
+    let dir = tempfile::tempdir().expect("tmp");
+    let genes = dir.path().join("genes.csv");
+    std::fs::write(&genes, "gene\nNOT_A_GENE_1\nNOT_A_GENE_2\n").expect("write");
+    let s = |p: &std::path::Path| p.as_os_str().to_owned();
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "train".as_ref(),
+        "--sections".as_ref(),
+        s(&data.join("her2st_C2.h5ad")).as_ref(),
+        "--genes".as_ref(),
+        s(&genes).as_ref(),
+        "--encoder".as_ref(),
+        s(&fixture("vision/densenet.safetensors")).as_ref(),
+        "--out".as_ref(),
+        s(&dir.path().join("m")).as_ref(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("her2st_C2.h5ad") && err.contains("shares no gene"),
+        "{err}"
+    );
+    assert!(!dir.path().join("m").exists());
+}
