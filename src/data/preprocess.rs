@@ -387,4 +387,3 @@ mod tests {
         assert!(e.to_string().contains("row 2"), "{e}");
     }
 }
-
