@@ -8,8 +8,8 @@ use super::with_handle;
 use crate::model::histology::train::MclTraining;
 use crate::model::vision::{Normalization, Pooling};
 use crate::pipeline::jobs::histology::mclstexp::{
-    ImageSettings, PredictParams, Section, TrainParams, load_model, predict_slide, save_model,
-    train_model,
+    ImageSettings, Method, PredictParams, Section, TrainParams, load_model, predict_slide,
+    save_model, train_model,
 };
 use crate::pipeline::jobs::histology::{FeatureParams, Positions, features, features_anndata};
 
@@ -29,8 +29,9 @@ pub enum Command {
 /// How patches become features (`train`).
 #[derive(Debug, clap::Args)]
 pub struct ImageArgs {
-    /// The encoder's weights: a timm / torchvision ResNet or DenseNet state dict
-    /// (.safetensors, .pth) or an hf:// name.
+    /// The encoder: a timm / torchvision ResNet or DenseNet state dict (.safetensors, .pth),
+    /// an hf:// name, random:densenet121[:SEED] or random:resnet18[:SEED] (torchvision's
+    /// initialisation), or colour-texture (colour and texture statistics).
     #[arg(long)]
     encoder: PathBuf,
     /// Patch side in full-resolution pixels (mclSTExp: 224).
@@ -64,6 +65,15 @@ impl ImageArgs {
     }
 }
 
+/// `--method` of `histology train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// mclSTExp.
+    Mclstexp,
+    /// kNN in feature space.
+    Knn,
+}
+
 /// Arguments of `cellscope histology train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -74,6 +84,11 @@ pub struct TrainArgs {
     /// The gene panel (one symbol a line, e.g. her2st_hvg_785.csv).
     #[arg(long)]
     genes: PathBuf,
+    /// What maps image features to expression: mclSTExp's contrastive model, or the nearest
+    /// training spots in standardised feature space (with --encoder colour-texture: the
+    /// colour-and-texture kNN baseline).
+    #[arg(long, value_enum, default_value = "mclstexp")]
+    method: MethodArg,
     #[command(flatten)]
     image: ImageArgs,
     /// Epochs (mclSTExp: 90).
@@ -118,9 +133,9 @@ pub struct PredictArgs {
     /// Minimum tissue fraction of a grid patch.
     #[arg(long, default_value_t = 0.5)]
     min_tissue: f64,
-    /// Training spots averaged per patch (mclSTExp: 200).
-    #[arg(long, default_value_t = 200)]
-    top_k: usize,
+    /// Training spots averaged per patch (default: the model's: mclSTExp 200, kNN 50).
+    #[arg(long)]
+    top_k: Option<usize>,
     /// Compute backend.
     #[arg(long, value_enum, default_value = "auto")]
     backend: super::BackendArg,
@@ -151,9 +166,9 @@ pub struct FeaturesArgs {
     /// Minimum tissue fraction of a grid patch.
     #[arg(long, default_value_t = 0.5)]
     min_tissue: f64,
-    /// The encoder's weights: a timm / torchvision ResNet or DenseNet state dict
-    /// (.safetensors, .pth) or an hf:// name such as
-    /// hf://timm/densenet121.tv_in1k/model.safetensors.
+    /// The encoder: a timm / torchvision ResNet or DenseNet state dict (.safetensors, .pth),
+    /// an hf:// name such as hf://timm/densenet121.tv_in1k/model.safetensors,
+    /// random:densenet121[:SEED], random:resnet18[:SEED] or colour-texture.
     #[arg(long)]
     encoder: PathBuf,
     /// Patch side in full-resolution pixels (mclSTExp: 224).
@@ -278,6 +293,10 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let (_, device, _) = crate::model::engine::select_device(a.backend.into())?;
     let p = TrainParams {
         sections,
+        method: match a.method {
+            MethodArg::Mclstexp => Method::MclStExp,
+            MethodArg::Knn => Method::Knn,
+        },
         genes: a.genes.clone(),
         image: a.image.settings(),
         training: MclTraining {
@@ -294,12 +313,15 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let hub = crate::model::hub::Hub::from_env();
     let m = with_handle(|h| train_model(&p, &hub, h))?;
     println!(
-        "trained mclSTExp on {} spots of {} sections, {} genes, {}; final loss {:.4}",
+        "trained {:?} on {} spots of {} sections, {} genes, {}{}",
+        m.info.method,
         m.keys.nrows(),
         p.sections.len(),
         m.info.genes.len(),
         m.info.encoder_description,
-        m.info.final_loss
+        m.info
+            .final_loss
+            .map_or(String::new(), |l| format!("; final loss {l:.4}"))
     );
     save_model(&m, &a.out)?;
     eprintln!("wrote {}", a.out.display());
@@ -357,11 +379,11 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
     let results = crate::export::tables::Results {
         provenance: serde_json::json!({
             "cellscope_version": env!("CARGO_PKG_VERSION"),
-            "method": "mclSTExp",
+            "method": format!("{:?}", m.info.method),
             "model": a.model.display().to_string(),
             "image": a.image.display().to_string(),
             "spots": a.spots.as_ref().map(|s| s.display().to_string()),
-            "top_k": a.top_k,
+            "top_k": a.top_k.unwrap_or(m.info.top_k),
             "encoder": m.info.encoder_description,
         }),
         uns,

@@ -241,3 +241,87 @@ fn histology_train_refuses_a_panel_sharing_no_gene() {
     );
     assert!(!dir.path().join("m").exists());
 }
+
+#[test]
+fn colour_texture_knn_baseline_trains_and_predicts_through_the_same_commands() {
+    let data = super::common::shared_data();
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = dir.path().join("knn");
+    let s = |p: &std::path::Path| p.as_os_str().to_owned();
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "train".as_ref(),
+        "--method".as_ref(),
+        "knn".as_ref(),
+        "--encoder".as_ref(),
+        "colour-texture".as_ref(),
+        "--sections".as_ref(),
+        s(&data.join("her2st_C2.h5ad")).as_ref(),
+        s(&data.join("her2st_C3.h5ad")).as_ref(),
+        "--genes".as_ref(),
+        s(&data.join("her2st_hvg_785.csv")).as_ref(),
+        "--out".as_ref(),
+        s(&model).as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !model.join("mclstexp.safetensors").exists(),
+        "a kNN has no network"
+    );
+    let out = dir.path().join("pred.h5ad");
+    let metrics = dir.path().join("m.json");
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "predict".as_ref(),
+        "--model".as_ref(),
+        s(&model).as_ref(),
+        "--image".as_ref(),
+        s(&data.join("her2st_C5_HE.jpg")).as_ref(),
+        "--spots".as_ref(),
+        s(&data.join("her2st_C5.h5ad")).as_ref(),
+        "--out".as_ref(),
+        s(&out).as_ref(),
+        "--metrics-json".as_ref(),
+        s(&metrics).as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).expect("metrics")).expect("json");
+    let acg = m["acg"].as_f64().expect("acg");
+    assert!(acg.is_finite() && acg > -1.0 && acg < 1.0, "{acg}");
+    // Against the scores recomputed from the written prediction and measurement.
+    let p = cellscope::data::open(&out).expect("prediction");
+    let pred = p.x.to_csr().to_dense();
+    let q = cellscope::data::open(&data.join("her2st_C5.h5ad")).expect("query");
+    let panel = cellscope::data::genes::GeneList::read_csv(&data.join("her2st_hvg_785.csv"))
+        .expect("panel");
+    let spots =
+        cellscope::pipeline::jobs::histology::mclstexp::section_spots(&q, &panel).expect("spots");
+    let s2 = cellscope::analysis::prediction::expression_scores(&spots.expr, &pred);
+    assert!((s2.acg - acg).abs() < 1e-6, "{} vs {acg}", s2.acg);
+}
+
+#[test]
+fn expression_scores_match_scipy() {
+    let r = &fixture_json("histology/mclstexp_reference.json")["scores"];
+    let g = usize_of(r, "genes");
+    let m = |k: &str| {
+        let v = f32s(&r[k]);
+        Array2::from_shape_vec((v.len() / g, g), v).expect(k)
+    };
+    let s = cellscope::analysis::prediction::expression_scores(&m("truth"), &m("pred"));
+    assert!(
+        s.per_gene[7].is_none(),
+        "a constant gene has no correlation"
+    );
+    for (got, key) in [
+        (s.acg, "acg"),
+        (s.heg, "heg"),
+        (s.hvg, "hvg"),
+        (s.mse, "mse"),
+        (s.mae, "mae"),
+    ] {
+        let want = r[key].as_f64().expect(key);
+        assert!((got - want).abs() < 1e-5, "{key}: {got} vs {want}");
+    }
+}

@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use cellscope::data::slide::{SlideImage, spot_patches};
 use cellscope::data::tissue::{otsu_threshold, tissue_grid};
 use cellscope::model::nets::tensor_values;
+use cellscope::model::vision::builtin::Builtin;
 use cellscope::model::vision::{ImageEncoder, Normalization, Pooling, patches_tensor};
 
 use super::common::{fixture, fixture_json, shared_data};
@@ -301,4 +302,74 @@ fn histology_features_on_a_tissue_grid_without_spots() {
     assert!(a.n_obs() > 20, "{} tissue patches", a.n_obs());
     assert_eq!(a.n_vars(), 32);
     assert!(a.obs_names()[0].starts_with("patch_"));
+}
+
+#[test]
+fn builtin_random_encoders_have_timms_architecture() {
+    let r = fixture_json("vision/architectures.json");
+    for (name, spec) in [
+        ("densenet121", "random:densenet121:3"),
+        ("resnet18", "random:resnet18"),
+    ] {
+        let b = Builtin::parse(spec).expect("built-in").expect("valid");
+        let sd = b.state_dict().expect("a network");
+        let want = r[name].as_object().expect("keys");
+        let got: std::collections::BTreeMap<&str, Vec<u64>> = sd
+            .tensors
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.shape.iter().map(|&d| d as u64).collect()))
+            .collect();
+        for (k, shape) in want {
+            // timm's classifier (`classifier`, `fc`) is not part of the feature extractor.
+            if k.starts_with("classifier") || k.starts_with("fc.") {
+                continue;
+            }
+            let shape: Vec<u64> = shape
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|v| v.as_u64().expect("d"))
+                .collect();
+            assert_eq!(got.get(k.as_str()), Some(&shape), "{name}: {k}");
+        }
+        let enc = ImageEncoder::from_state_dict(&sd, std::path::Path::new(spec), &Device::flex())
+            .expect("loads");
+        let dim = if name == "densenet121" { 1024 } else { 512 };
+        assert_eq!(enc.feature_dim(), dim, "{name}");
+    }
+    assert!(
+        Builtin::parse("random:vgg16")
+            .expect("a built-in name")
+            .is_err()
+    );
+    assert!(Builtin::parse("weights.safetensors").is_none());
+}
+
+#[test]
+fn colour_texture_statistics_separate_stain_from_glass() {
+    use cellscope::model::vision::builtin::colour_texture;
+    let glass = image::RgbImage::from_pixel(32, 32, image::Rgb([235, 230, 240]));
+    let mut stain = image::RgbImage::from_pixel(32, 32, image::Rgb([120, 60, 160]));
+    for x in (0..32).step_by(4) {
+        for y in 0..32 {
+            stain.put_pixel(x, y, image::Rgb([40, 20, 90]));
+        }
+    }
+    let (g, s) = (colour_texture(&glass), colour_texture(&stain));
+    assert!(
+        s[6] > 3.0 * g[6],
+        "saturation: stain {} vs glass {}",
+        s[6],
+        g[6]
+    );
+    assert!(
+        g[10] < 1e-6 && s[10] > 0.1,
+        "gradient: glass {} vs stain {}",
+        g[10],
+        s[10]
+    );
+    assert!(
+        (g[0] - 235.0 / 255.0).abs() < 1e-6 && g[1] < 1e-6,
+        "flat glass: mean R, sd R"
+    );
 }

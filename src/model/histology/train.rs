@@ -232,3 +232,65 @@ pub fn predict(
     }
     out
 }
+
+/// The baseline's prediction: the uniform mean expression of the `k` keys nearest to each
+/// query by Euclidean distance (keys and queries standardised alike by the caller). Returns
+/// `[queries, genes]`.
+///
+/// # Panics
+/// When `keys` and `values` differ in rows.
+pub fn predict_knn(
+    queries: &Array2<f32>,
+    keys: &Array2<f32>,
+    values: &Array2<f32>,
+    k: usize,
+) -> Array2<f32> {
+    assert_eq!(keys.nrows(), values.nrows(), "one expression row per key");
+    let k = k.clamp(1, keys.nrows().max(1));
+    let mut out = Array2::<f32>::zeros((queries.nrows(), values.ncols()));
+    for (i, q) in queries.rows().into_iter().enumerate() {
+        let mut d: Vec<(f32, usize)> = keys
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| (r.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), j))
+            .collect();
+        d.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for &(_, j) in &d[..k] {
+            for (o, v) in out.row_mut(i).iter_mut().zip(values.row(j)) {
+                *o += v / k as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Column means and standard deviations (population; 1 where a column is constant), for
+/// standardising features.
+pub fn column_scaling(m: &Array2<f32>) -> (Vec<f32>, Vec<f32>) {
+    let n = m.nrows().max(1) as f64;
+    m.columns()
+        .into_iter()
+        .map(|c| {
+            let mean = c.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = c
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+            (mean as f32, sd as f32)
+        })
+        .unzip()
+}
+
+/// `m` standardised column-wise by `(mean, sd)`.
+pub fn standardise(m: &Array2<f32>, mean: &[f32], sd: &[f32]) -> Array2<f32> {
+    let mut out = m.clone();
+    for mut r in out.rows_mut() {
+        for ((v, mu), s) in r.iter_mut().zip(mean).zip(sd) {
+            *v = (*v - mu) / s;
+        }
+    }
+    out
+}

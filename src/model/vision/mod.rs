@@ -8,6 +8,7 @@
 //! Input: `[n, 3, h, w]` RGB in [0, 1] ([`patches_tensor`]); mclSTExp feeds patches so, without
 //! ImageNet normalisation, and [`Normalization::ImageNet`] is there for encoders that expect it.
 
+pub mod builtin;
 pub mod densenet;
 pub mod layers;
 pub mod resnet;

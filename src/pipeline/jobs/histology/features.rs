@@ -18,6 +18,7 @@ use crate::data::slide::{SlideImage, spot_patches};
 use crate::data::tissue::tissue_grid;
 use crate::model::format::{hex, sha256_file};
 use crate::model::hub::Hub;
+use crate::model::vision::builtin::{Builtin, COLOUR_TEXTURE_DIM, colour_texture};
 use crate::model::vision::{ImageEncoder, Normalization, Pooling, patches_tensor};
 use crate::pipeline::jobs::{Handle, JobError, Step};
 
@@ -43,7 +44,9 @@ pub struct FeatureParams {
     pub positions: Positions,
     /// Patch side in level-0 pixels (mclSTExp: 224).
     pub patch: u32,
-    /// The encoder's weights: a `.safetensors` / `.pth` file or an `hf://` name.
+    /// The encoder: a `.safetensors` / `.pth` file, an `hf://` name, or a built-in
+    /// ([`Builtin::parse`]: `random:densenet121[:SEED]`, `random:resnet18[:SEED]`,
+    /// `colour-texture`).
     pub encoder: PathBuf,
     /// Input normalisation.
     pub normalization: Normalization,
@@ -117,8 +120,8 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
         )));
     }
     h.step(Step::Open, 1.0);
-    let encoder_file = crate::pipeline::jobs::model::resolve_file(&p.encoder, hub, h)?;
-    let key = cache_key(p, &encoder_file, &centres)?;
+    let (encoder, id) = resolve_encoder(&p.encoder, hub, h)?;
+    let key = cache_key(p, &id, &centres)?;
     let cache_file = p.cache.then(|| cache_path(&p.image, hub, &key));
     if let Some(f) = &cache_file
         && let Some((values, encoder)) = read_cache(f, centres.len())
@@ -133,10 +136,23 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
         });
     }
     h.step(Step::LoadModel, 0.0);
-    let enc = ImageEncoder::load(&encoder_file, &p.device)?;
+    let net = match &encoder {
+        Encoder::File(f) => Some(ImageEncoder::load(f, &p.device)?),
+        Encoder::Builtin(b) => match b.state_dict() {
+            Some(sd) => Some(ImageEncoder::from_state_dict(
+                &sd,
+                Path::new(&id),
+                &p.device,
+            )?),
+            None => None,
+        },
+    };
     h.step(Step::LoadModel, 1.0);
-    let values = encode(&slide, &centres, &enc, p, h)?;
-    let encoder = enc.describe();
+    let values = encode(&slide, &centres, net.as_ref(), p, h)?;
+    let encoder = match &net {
+        Some(n) => n.describe(),
+        None => format!("colour and texture statistics, {COLOUR_TEXTURE_DIM}-d"),
+    };
     if let Some(f) = &cache_file {
         // A cache that cannot be written costs the next run time, not this one its result.
         let _ = write_cache(f, &values, &encoder);
@@ -150,22 +166,58 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
     })
 }
 
-/// Encodes the patches at `centres` batch by batch.
+/// An encoder named by `--encoder`: a built-in, or a local file (an `hf://` name fetched).
+#[derive(Debug, Clone)]
+pub enum Encoder {
+    /// Random weights or colour-and-texture statistics ([`Builtin`]).
+    Builtin(Builtin),
+    /// A state dict.
+    File(PathBuf),
+}
+
+/// The encoder `name` names and its identity: the SHA-256 of the file, or the built-in's
+/// name. Features are comparable exactly when the identities are equal.
+///
+/// # Errors
+/// [`JobError::Input`] for a malformed built-in name; [`JobError::Hub`] for a failed download;
+/// [`JobError::Data`] for an unreadable file.
+pub fn resolve_encoder(
+    name: &Path,
+    hub: &Hub,
+    h: &mut Handle<'_>,
+) -> Result<(Encoder, String), JobError> {
+    if let Some(b) = Builtin::parse(&name.to_string_lossy()) {
+        let b = b.map_err(JobError::Input)?;
+        let id = b.id();
+        return Ok((Encoder::Builtin(b), id));
+    }
+    let file = crate::pipeline::jobs::model::resolve_file(name, hub, h)?;
+    let sha = sha256_file(&file).map_err(|e| crate::data::DataError::io(&file, e))?;
+    Ok((Encoder::File(file), sha))
+}
+
+/// Encodes the patches at `centres` batch by batch (by `net`, or as colour and texture
+/// statistics without one).
 fn encode(
     slide: &SlideImage,
     centres: &[[f64; 2]],
-    enc: &ImageEncoder,
+    net: Option<&ImageEncoder>,
     p: &FeatureParams,
     h: &mut Handle<'_>,
 ) -> Result<Array2<f32>, JobError> {
-    let d = enc.feature_dim();
+    let d = net.map_or(COLOUR_TEXTURE_DIM, ImageEncoder::feature_dim);
     let mut values = Array2::<f32>::zeros((centres.len(), d));
     h.step(Step::Embed, 0.0);
     for (b, chunk) in centres.chunks(p.batch).enumerate() {
         h.check()?;
         let patches = spot_patches(slide, chunk, p.patch)?;
-        let x = patches_tensor(&patches, p.normalization, &p.device);
-        let f = crate::model::nets::tensor_values(enc.features_with(x, p.pooling));
+        let f: Vec<f32> = match net {
+            Some(net) => {
+                let x = patches_tensor(&patches, p.normalization, &p.device);
+                crate::model::nets::tensor_values(net.features_with(x, p.pooling))
+            }
+            None => patches.iter().flat_map(colour_texture).collect(),
+        };
         let start = b * p.batch;
         for (i, row) in f.chunks(d).enumerate() {
             for (j, &v) in row.iter().enumerate() {
@@ -180,13 +232,17 @@ fn encode(
     Ok(values)
 }
 
-/// SHA-256 over the image's and the encoder's SHA-256, the patch size, the normalisation, the
+/// SHA-256 over the image's SHA-256, the encoder's identity ([`resolve_encoder`]), the patch size, the normalisation, the
 /// pooling and the centres (floored to whole pixels, which is what the patches depend on).
-fn cache_key(p: &FeatureParams, encoder: &Path, centres: &[[f64; 2]]) -> Result<String, JobError> {
-    let sha = |f: &Path| sha256_file(f).map_err(|e| crate::data::DataError::io(f, e));
+fn cache_key(
+    p: &FeatureParams,
+    encoder_id: &str,
+    centres: &[[f64; 2]],
+) -> Result<String, JobError> {
+    let image_sha = sha256_file(&p.image).map_err(|e| crate::data::DataError::io(&p.image, e))?;
     let mut hasher = Sha256::new();
-    hasher.update(sha(&p.image)?.as_bytes());
-    hasher.update(sha(encoder)?.as_bytes());
+    hasher.update(image_sha.as_bytes());
+    hasher.update(encoder_id.as_bytes());
     hasher.update(p.patch.to_le_bytes());
     hasher.update(format!("{:?} {:?}", p.normalization, p.pooling).as_bytes());
     for c in centres {

@@ -1,23 +1,26 @@
 //! mclSTExp as jobs: train on sections with H&E images and measured spots, save and load the
 //! model folder, predict a slide's expression from its image (at spots or on a tissue grid),
-//! scored against measured expression when the query has it.
+//! scored against measured expression when the query has it. The same jobs run the kNN
+//! baseline ([`Method::Knn`]: the nearest training spots in standardised feature space).
 //!
-//! Model folder: `mclstexp.safetensors` (the network under the public code's keys),
-//! `reference.safetensors` (`keys`: the training spots' embeddings, `values`: their
-//! expression, what prediction averages), `histology.json` ([`ModelInfo`]).
+//! Model folder: `mclstexp.safetensors` (the network under the public code's keys; mclSTExp
+//! only), `reference.safetensors` (`keys`: the training spots' embeddings or standardised
+//! features, `values`: their expression, what prediction averages; the kNN's `feature_mean`,
+//! `feature_sd`), `histology.json` ([`ModelInfo`]).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use ndarray::Array2;
 
-use super::features::{FeatureParams, Features, Positions, features};
+use super::features::{FeatureParams, Features, Positions, features, resolve_encoder};
 use crate::data::AnnData;
 use crate::data::genes::{GeneAlignment, GeneList, genes_of};
 use crate::data::preprocess::library_size_log10;
 use crate::model::histology::mclstexp::{MclConfig, MclStExp};
 use crate::model::histology::train::{
-    MclTraining, SpotSet, image_queries, predict, spot_keys, train,
+    MclTraining, SpotSet, column_scaling, image_queries, predict, predict_knn, spot_keys,
+    standardise, train,
 };
 use crate::model::histology::weights;
 use crate::model::hub::Hub;
@@ -66,6 +69,26 @@ impl Section {
     }
 }
 
+/// What maps image features to expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Method {
+    /// mclSTExp's contrastive model (the default).
+    MclStExp,
+    /// The training spots nearest in standardised feature space, averaged (with
+    /// `colour-texture` features: the colour-and-texture kNN baseline).
+    Knn,
+}
+
+impl Method {
+    /// Training spots averaged per query by default: mclSTExp's 200; 50 for the kNN.
+    pub fn default_top_k(self) -> usize {
+        match self {
+            Method::MclStExp => 200,
+            Method::Knn => 50,
+        }
+    }
+}
+
 /// How patches become features (shared by training and prediction).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageSettings {
@@ -84,6 +107,8 @@ pub struct ImageSettings {
 pub struct TrainParams {
     /// Training sections.
     pub sections: Vec<Section>,
+    /// What maps features to expression.
+    pub method: Method,
     /// The gene panel (one symbol a line; `her2st_hvg_785.csv`).
     pub genes: PathBuf,
     /// Image settings.
@@ -104,32 +129,38 @@ pub struct TrainParams {
 pub struct ModelInfo {
     /// `"cellscope-histology"`.
     pub format: String,
-    /// `"mclstexp"`.
-    pub method: String,
+    /// What maps features to expression.
+    pub method: Method,
     /// Network sizes.
     pub config: MclConfig,
     /// The panel, in output order.
     pub genes: Vec<String>,
     /// Image settings.
     pub image: ImageSettings,
-    /// SHA-256 of the encoder file the features came from.
-    pub encoder_sha256: String,
+    /// Identity of the encoder the features came from: its file's SHA-256, or a built-in's
+    /// name ([`resolve_encoder`]).
+    pub encoder_id: String,
     /// The encoder, in words.
     pub encoder_description: String,
     /// The recipe.
     pub training: MclTraining,
     /// Training sections (data files).
     pub sections: Vec<String>,
-    /// Final epoch's mean loss.
-    pub final_loss: f64,
+    /// Final epoch's mean loss (none for the kNN).
+    pub final_loss: Option<f64>,
+    /// Training spots averaged per query by default.
+    pub top_k: usize,
 }
 
 /// A trained model: network, prediction reference and description.
 pub struct HistologyModel {
-    /// The network.
-    pub net: MclStExp,
-    /// Training spots' embeddings, `[n, 256]`.
+    /// The network (mclSTExp only).
+    pub net: Option<MclStExp>,
+    /// Training spots' keys, `[n, d]`: mclSTExp's spot embeddings (256-d), or the kNN's
+    /// standardised features.
     pub keys: Array2<f32>,
+    /// The kNN's feature standardisation `(mean, sd)`.
+    pub scaling: Option<(Vec<f32>, Vec<f32>)>,
     /// Their expression, `[n, genes]`.
     pub values: Array2<f32>,
     /// Description.
@@ -280,39 +311,51 @@ pub fn train_model(
         features: stack(&feats),
     };
     let config = MclConfig::published(panel.len(), set.features.ncols(), set.positions_needed());
-    let cancel = h.cancel_flag().clone();
-    let mut final_loss = f64::NAN;
-    let net = {
-        let mut report = |epoch, epochs, loss| {
-            final_loss = loss;
-            h.report(Progress::Fit {
-                step: Step::Train,
-                epoch,
-                epochs,
-                loss,
-            });
-        };
-        train(&config, &set, &p.training, &p.device, &cancel, &mut report)
-    }
-    .map_err(|e| match e {
-        crate::model::train::TrainError::Cancelled => JobError::Cancelled,
-        e => JobError::Train(e),
-    })?;
-    let keys = spot_keys(&net, &set, p.key_batch, &p.device);
-    let encoder_file = crate::pipeline::jobs::model::resolve_file(&p.image.encoder, hub, h)?;
-    let encoder_sha256 = crate::model::format::sha256_file(&encoder_file)
-        .map_err(|e| crate::data::DataError::io(&encoder_file, e))?;
+    let mut final_loss = None;
+    let (net, keys, scaling) = match p.method {
+        Method::MclStExp => {
+            let cancel = h.cancel_flag().clone();
+            let mut report = |epoch, epochs, loss| {
+                final_loss = Some(loss);
+                h.report(Progress::Fit {
+                    step: Step::Train,
+                    epoch,
+                    epochs,
+                    loss,
+                });
+            };
+            let net = train(&config, &set, &p.training, &p.device, &cancel, &mut report).map_err(
+                |e| match e {
+                    crate::model::train::TrainError::Cancelled => JobError::Cancelled,
+                    e => JobError::Train(e),
+                },
+            )?;
+            let keys = spot_keys(&net, &set, p.key_batch, &p.device);
+            (Some(net), keys, None)
+        }
+        Method::Knn => {
+            let (mean, sd) = column_scaling(&set.features);
+            (
+                None,
+                standardise(&set.features, &mean, &sd),
+                Some((mean, sd)),
+            )
+        }
+    };
+    let (_, encoder_id) = resolve_encoder(&p.image.encoder, hub, h)?;
     Ok(HistologyModel {
         net,
         keys,
+        scaling,
         values: set.expr,
         info: ModelInfo {
             format: "cellscope-histology".into(),
-            method: "mclstexp".into(),
+            method: p.method,
+            top_k: p.method.default_top_k(),
             config,
             genes: panel.symbols,
             image: p.image.clone(),
-            encoder_sha256,
+            encoder_id,
             encoder_description: description,
             training: p.training,
             sections: p
@@ -349,8 +392,8 @@ pub struct PredictParams {
     pub spots: Option<PathBuf>,
     /// Minimum tissue fraction of a grid patch.
     pub min_tissue: f64,
-    /// Neighbours averaged (200).
-    pub top_k: usize,
+    /// Training spots averaged per query (default: the model's, [`Method::default_top_k`]).
+    pub top_k: Option<usize>,
     /// Compute device.
     pub device: Device,
     /// Whether image features use the cache.
@@ -370,14 +413,12 @@ pub fn predict_slide(
     hub: &Hub,
     h: &mut Handle<'_>,
 ) -> Result<Prediction, JobError> {
-    let encoder_file = crate::pipeline::jobs::model::resolve_file(&m.info.image.encoder, hub, h)?;
-    let sha = crate::model::format::sha256_file(&encoder_file)
-        .map_err(|e| crate::data::DataError::io(&encoder_file, e))?;
-    if sha != m.info.encoder_sha256 {
+    let (_, id) = resolve_encoder(&m.info.image.encoder, hub, h)?;
+    if id != m.info.encoder_id {
         return Err(JobError::Input(format!(
-            "{}: not the image encoder the model was trained with (SHA-256 {sha}, expected {}); features of another encoder would not match the model",
-            encoder_file.display(),
-            m.info.encoder_sha256
+            "{}: not the image encoder the model was trained with (identity {id}, expected {}); features of another encoder would not match the model",
+            m.info.image.encoder.display(),
+            m.info.encoder_id
         )));
     }
     let panel = GeneList::from_names(m.info.genes.clone());
@@ -400,7 +441,7 @@ pub fn predict_slide(
         image: p.image.clone(),
         positions: centres,
         patch: m.info.image.patch,
-        encoder: encoder_file,
+        encoder: m.info.image.encoder.clone(),
         normalization: m.info.image.normalization,
         pooling: m.info.image.pooling,
         batch: 16,
@@ -409,8 +450,23 @@ pub fn predict_slide(
     };
     let f = features(&fp, hub, h)?;
     h.step(Step::Predict, 0.0);
-    let q = image_queries(&m.net, &f.values, &p.device);
-    let values = predict(&q, &m.keys, &m.values, p.top_k);
+    let top_k = p.top_k.unwrap_or(m.info.top_k);
+    let values = match (&m.net, &m.scaling) {
+        (Some(net), _) => predict(
+            &image_queries(net, &f.values, &p.device),
+            &m.keys,
+            &m.values,
+            top_k,
+        ),
+        (None, Some((mean, sd))) => {
+            predict_knn(&standardise(&f.values, mean, sd), &m.keys, &m.values, top_k)
+        }
+        (None, None) => {
+            return Err(JobError::Input(
+                "the model has neither a network nor a feature scaling".into(),
+            ));
+        }
+    };
     h.step(Step::Predict, 1.0);
     let names = if names.is_empty() {
         (0..values.nrows()).map(|i| format!("patch_{i}")).collect()
@@ -433,20 +489,22 @@ pub fn predict_slide(
 pub fn save_model(m: &HistologyModel, dir: &Path) -> Result<(), JobError> {
     let io = |e: std::io::Error| JobError::Data(crate::data::DataError::io(dir, e));
     let part = crate::data::part::dir(dir, ".model").map_err(io)?;
-    let named = weights::state_dict(&m.net);
-    write_tensors(&part.path().join("mclstexp.safetensors"), &named).map_err(io)?;
-    let reference = vec![
+    if let Some(net) = &m.net {
+        let named = weights::state_dict(net);
+        write_tensors(&part.path().join("mclstexp.safetensors"), &named).map_err(io)?;
+    }
+    let matrix = |k: &str, a: &Array2<f32>| {
         (
-            "keys".to_string(),
-            vec![m.keys.nrows(), m.keys.ncols()],
-            m.keys.iter().copied().collect(),
-        ),
-        (
-            "values".to_string(),
-            vec![m.values.nrows(), m.values.ncols()],
-            m.values.iter().copied().collect(),
-        ),
-    ];
+            k.to_string(),
+            vec![a.nrows(), a.ncols()],
+            a.iter().copied().collect(),
+        )
+    };
+    let mut reference = vec![matrix("keys", &m.keys), matrix("values", &m.values)];
+    if let Some((mean, sd)) = &m.scaling {
+        reference.push(("feature_mean".into(), vec![mean.len()], mean.clone()));
+        reference.push(("feature_sd".into(), vec![sd.len()], sd.clone()));
+    }
     write_tensors(&part.path().join("reference.safetensors"), &reference).map_err(io)?;
     let json = serde_json::to_string_pretty(&m.info).map_err(|e| io(std::io::Error::other(e)))?;
     std::fs::write(part.path().join("histology.json"), json).map_err(io)?;
@@ -488,9 +546,19 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<HistologyModel, JobErro
             format!("not a cellscope histology model: {e}"),
         )
     })?;
-    let net_path = dir.join("mclstexp.safetensors");
-    let sd = crate::model::checkpoint::read_state_dict(&net_path)?;
-    let net = weights::from_state_dict(&sd, &net_path, &info.config, device)?;
+    let net = match info.method {
+        Method::MclStExp => {
+            let net_path = dir.join("mclstexp.safetensors");
+            let sd = crate::model::checkpoint::read_state_dict(&net_path)?;
+            Some(weights::from_state_dict(
+                &sd,
+                &net_path,
+                &info.config,
+                device,
+            )?)
+        }
+        Method::Knn => None,
+    };
     let ref_path = dir.join("reference.safetensors");
     let r = crate::model::checkpoint::read_state_dict(&ref_path)?;
     let matrix = |k: &str| -> Result<Array2<f32>, JobError> {
@@ -503,6 +571,21 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<HistologyModel, JobErro
             .map_err(|e| read_err(ref_path.clone(), e.to_string()))
     };
     let (keys, values) = (matrix("keys")?, matrix("values")?);
+    let vector = |k: &str| r.tensors.get(k).map(|t| t.values.clone());
+    let scaling = match (info.method, vector("feature_mean"), vector("feature_sd")) {
+        (Method::Knn, Some(mean), Some(sd))
+            if mean.len() == keys.ncols() && sd.len() == keys.ncols() =>
+        {
+            Some((mean, sd))
+        }
+        (Method::Knn, ..) => {
+            return Err(read_err(
+                ref_path,
+                "a kNN model needs feature_mean and feature_sd of the keys' width".into(),
+            ));
+        }
+        _ => None,
+    };
     if keys.nrows() != values.nrows() || values.ncols() != info.genes.len() {
         return Err(read_err(
             ref_path,
@@ -512,6 +595,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<HistologyModel, JobErro
     Ok(HistologyModel {
         net,
         keys,
+        scaling,
         values,
         info,
     })
