@@ -24,6 +24,42 @@ pub enum Command {
     /// Predict a slide's expression from its H&E image with a trained model; writes a new
     /// .h5ad (X = prediction, layers['measured'] when the spots had expression).
     Predict(PredictArgs),
+    /// Pre-train a small image encoder self-supervised (SimCLR) on tiles of the slides
+    /// themselves, for machines without pretrained weights; writes a .safetensors encoder in
+    /// timm's ResNet layout for --encoder.
+    PretrainEncoder(PretrainEncoderArgs),
+}
+
+/// Arguments of `cellscope histology pretrain-encoder`.
+#[derive(Debug, clap::Args)]
+pub struct PretrainEncoderArgs {
+    /// Slide images (JPEG, PNG, TIFF).
+    #[arg(long, num_args = 1.., required = true)]
+    images: Vec<PathBuf>,
+    /// Tile side in full-resolution pixels.
+    #[arg(long, default_value_t = 224)]
+    tile: u32,
+    /// Minimum tissue fraction of a tile.
+    #[arg(long, default_value_t = 0.5)]
+    min_tissue: f64,
+    /// At most this many tiles.
+    #[arg(long, default_value_t = 4000)]
+    max_tiles: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Tiles per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: super::BackendArg,
+    /// The encoder file to write (.safetensors).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// How patches become features (`train`).
@@ -204,6 +240,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Features(a) => run_features(a),
         Command::Train(a) => run_train(a),
         Command::Predict(a) => run_predict(a),
+        Command::PretrainEncoder(a) => run_pretrain_encoder(a),
     }
 }
 
@@ -395,4 +432,32 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
         _ => None,
     };
     super::write_back(&adata, &results, &a.out, json)
+}
+
+fn run_pretrain_encoder(a: PretrainEncoderArgs) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = a.images.iter().map(PathBuf::as_path).collect();
+    crate::pipeline::jobs::export::check_output(&inputs, &a.out)?;
+    let (_, device, _) = crate::model::engine::select_device(a.backend.into())?;
+    let p = crate::pipeline::jobs::histology::encoder::EncoderParams {
+        images: a.images.clone(),
+        tile: a.tile,
+        min_tissue: a.min_tissue,
+        max_tiles: a.max_tiles,
+        training: crate::model::vision::simclr::SimClrTraining {
+            epochs: a.epochs,
+            batch: a.batch_size,
+            seed: a.seed,
+            ..Default::default()
+        },
+        device,
+    };
+    let e = with_handle(|h| crate::pipeline::jobs::histology::encoder::pretrain_encoder(&p, h))?;
+    println!(
+        "pre-trained the SimCLR encoder on {} tiles, final loss {:.4}",
+        e.tiles, e.final_loss
+    );
+    crate::model::vision::simclr::save(&e.net, &a.out)
+        .map_err(|err| crate::data::DataError::io(&a.out, err))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
 }

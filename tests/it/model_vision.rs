@@ -373,3 +373,98 @@ fn colour_texture_statistics_separate_stain_from_glass() {
         "flat glass: mean R, sd R"
     );
 }
+
+#[test]
+fn augmentations_are_seeded_and_keep_what_they_should() {
+    use cellscope::data::rng::Rng;
+    use cellscope::model::vision::augment::{Augment, colour_jitter, rotate};
+    let p = image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 128])
+    });
+    // Identity factors and a zero rotation change nothing.
+    assert_eq!(colour_jitter(&p, 1.0, 1.0, 1.0), p);
+    assert_eq!(rotate(&p, 0.0), p);
+    // A half turn maps (x, y) to (w-1-x, h-1-y).
+    let r = rotate(&p, 180.0);
+    assert_eq!(r.get_pixel(0, 0), p.get_pixel(39, 29));
+    assert_eq!(r.get_pixel(10, 5), p.get_pixel(29, 24));
+    // Zero saturation leaves grey; zero contrast leaves the mean grey everywhere.
+    let g = colour_jitter(&p, 1.0, 1.0, 0.0);
+    assert!(
+        g.pixels()
+            .all(|q| q.0[0].abs_diff(q.0[1]) <= 1 && q.0[1].abs_diff(q.0[2]) <= 1)
+    );
+    let flat = colour_jitter(&p, 1.0, 0.0, 1.0);
+    assert!(flat.pixels().all(|q| q == flat.get_pixel(0, 0)));
+    // Seeded: same seed, same patch; another seed, another patch.
+    let a = Augment::default();
+    let one = a.apply(&p, &mut Rng::new(7));
+    assert_eq!(one, a.apply(&p, &mut Rng::new(7)));
+    assert_ne!(one, a.apply(&p, &mut Rng::new(8)));
+}
+
+#[test]
+fn simclr_encoder_pretrains_on_tiles_and_serves_as_an_encoder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let enc = dir.path().join("ssl.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(["histology", "pretrain-encoder", "--images"])
+        .arg(shared_data().join("her2st_C5_HE.jpg"))
+        .args([
+            "--tile",
+            "448",
+            "--max-tiles",
+            "48",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+        ])
+        .args(["--backend", "cpu", "--out"])
+        .arg(&enc)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("on 48 tiles"), "{text}");
+    assert_eq!(cellscope::model::vision::simclr::input_px(&enc), Some(64));
+    let e = ImageEncoder::load(&enc, &Device::flex()).expect("a ResNet in timm's layout");
+    assert_eq!(e.feature_dim(), 128);
+    assert!(
+        e.describe().contains("basic blocks [1, 1, 1, 1]"),
+        "{}",
+        e.describe()
+    );
+    // Through the feature job (patches downsampled to the encoder's 64 px).
+    let out = dir.path().join("f.h5ad");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
+        .args(["histology", "features", "--no-cache", "--image"])
+        .arg(shared_data().join("her2st_C5_HE.jpg"))
+        .arg("--spots")
+        .arg(shared_data().join("her2st_C5.h5ad"))
+        .arg("--encoder")
+        .arg(&enc)
+        .args(["--backend", "cpu", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let x = cellscope::data::open(&out)
+        .expect("features")
+        .x
+        .to_csr()
+        .to_dense();
+    assert_eq!(x.ncols(), 128);
+    let spread: f32 = x
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let m = c.mean().unwrap_or(0.0);
+            c.iter().map(|v| (v - m).abs()).sum::<f32>()
+        })
+        .sum();
+    assert!(
+        x.iter().all(|v| v.is_finite()) && spread > 0.0,
+        "features vary across spots"
+    );
+}

@@ -8,10 +8,12 @@
 //! Input: `[n, 3, h, w]` RGB in [0, 1] ([`patches_tensor`]); mclSTExp feeds patches so, without
 //! ImageNet normalisation, and [`Normalization::ImageNet`] is there for encoders that expect it.
 
+pub mod augment;
 pub mod builtin;
 pub mod densenet;
 pub mod layers;
 pub mod resnet;
+pub mod simclr;
 
 use std::path::Path;
 

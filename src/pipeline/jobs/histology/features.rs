@@ -147,8 +147,13 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
             None => None,
         },
     };
+    // An encoder trained on downsampled tiles (cellscope's SimCLR encoder) sees them so.
+    let input_px = match &encoder {
+        Encoder::File(f) => crate::model::vision::simclr::input_px(f),
+        Encoder::Builtin(_) => None,
+    };
     h.step(Step::LoadModel, 1.0);
-    let values = encode(&slide, &centres, net.as_ref(), p, h)?;
+    let values = encode(&slide, &centres, net.as_ref(), input_px, p, h)?;
     let encoder = match &net {
         Some(n) => n.describe(),
         None => format!("colour and texture statistics, {COLOUR_TEXTURE_DIM}-d"),
@@ -197,11 +202,12 @@ pub fn resolve_encoder(
 }
 
 /// Encodes the patches at `centres` batch by batch (by `net`, or as colour and texture
-/// statistics without one).
+/// statistics without one), downsampled to `input_px` first when the encoder asks for it.
 fn encode(
     slide: &SlideImage,
     centres: &[[f64; 2]],
     net: Option<&ImageEncoder>,
+    input_px: Option<u32>,
     p: &FeatureParams,
     h: &mut Handle<'_>,
 ) -> Result<Array2<f32>, JobError> {
@@ -210,7 +216,14 @@ fn encode(
     h.step(Step::Embed, 0.0);
     for (b, chunk) in centres.chunks(p.batch).enumerate() {
         h.check()?;
-        let patches = spot_patches(slide, chunk, p.patch)?;
+        let mut patches = spot_patches(slide, chunk, p.patch)?;
+        if let Some(px) = input_px {
+            let fit = image::imageops::FilterType::Triangle;
+            patches = patches
+                .iter()
+                .map(|q| image::imageops::resize(q, px, px, fit))
+                .collect();
+        }
         let f: Vec<f32> = match net {
             Some(net) => {
                 let x = patches_tensor(&patches, p.normalization, &p.device);

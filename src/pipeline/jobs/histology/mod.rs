@@ -1,6 +1,8 @@
-//! Histology jobs: image features of a slide's patches ([`features`]) and mclSTExp's
-//! expression-from-H&E model ([`mclstexp`]: train, save, load, predict).
+//! Histology jobs: image features of a slide's patches ([`features`]), mclSTExp's
+//! expression-from-H&E model ([`mclstexp`]: train, save, load, predict) and the small SimCLR
+//! encoder pre-trained on the slides' own tiles ([`encoder`]).
 
+pub mod encoder;
 pub mod features;
 pub mod mclstexp;
 
