@@ -8,9 +8,9 @@ use super::with_handle;
 use crate::model::histology::train::MclTraining;
 use crate::model::vision::{Normalization, Pooling};
 use crate::pipeline::jobs::histology::mclstexp::{
-    ImageSettings, Method, PredictParams, Section, TrainParams, load_model, predict_slide,
-    save_model, train_model,
+    ImageSettings, Method, PredictParams, Section, TrainParams, predict_slide, train_model,
 };
+use crate::pipeline::jobs::histology::store::{load_model, save_model};
 use crate::pipeline::jobs::histology::{FeatureParams, Positions, features, features_anndata};
 
 /// `cellscope histology ...`.

@@ -193,3 +193,32 @@ pub fn from_state_dict(
         image_projection: r.head("image_projection", c.image_dim, c.projection_dim)?,
     })
 }
+
+/// Writes named tensors as `.safetensors` (f32), with optional metadata, atomically (a part
+/// file renamed into place).
+///
+/// # Errors
+/// I/O errors, or a shape that does not match its values.
+pub fn write_safetensors(
+    path: &Path,
+    named: &[Named],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> std::io::Result<()> {
+    let bytes: Vec<Vec<u8>> = named
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = named
+        .iter()
+        .zip(&bytes)
+        .map(|((k, shape, _), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let out = safetensors::serialize(views, metadata).map_err(std::io::Error::other)?;
+    let mut part = crate::data::part::file(path, ".safetensors")?;
+    std::io::Write::write_all(&mut part, &out)?;
+    crate::data::part::persist(part, path)
+}

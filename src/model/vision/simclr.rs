@@ -25,6 +25,7 @@ use super::augment::Augment;
 use super::layers::{global_avg_pool, stem_pool};
 use super::{Normalization, patches_tensor};
 use crate::data::rng::Rng;
+use crate::model::histology::weights::Named;
 use crate::model::nets::tensor_values;
 use crate::model::train::TrainError;
 use crate::model::train::nt_xent_loss;
@@ -168,20 +169,6 @@ pub fn input_px(path: &std::path::Path) -> Option<u32> {
 /// # Errors
 /// I/O errors.
 pub fn save(net: &SimClr, path: &std::path::Path) -> std::io::Result<()> {
-    let named = timm_state_dict(net);
-    let bytes: Vec<Vec<u8>> = named
-        .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views = named
-        .iter()
-        .zip(&bytes)
-        .map(|((k, shape, _), b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                .map(|v| (k.clone(), v))
-                .map_err(std::io::Error::other)
-        })
-        .collect::<std::io::Result<Vec<_>>>()?;
     let meta = std::collections::HashMap::from([
         ("input_px".to_string(), INPUT_PX.to_string()),
         (
@@ -189,10 +176,7 @@ pub fn save(net: &SimClr, path: &std::path::Path) -> std::io::Result<()> {
             "cellscope histology pretrain-encoder (SimCLR)".to_string(),
         ),
     ]);
-    let out = safetensors::serialize(views, Some(meta)).map_err(std::io::Error::other)?;
-    let mut part = crate::data::part::file(path, ".safetensors")?;
-    std::io::Write::write_all(&mut part, &out)?;
-    crate::data::part::persist(part, path)
+    crate::model::histology::weights::write_safetensors(path, &timm_state_dict(net), Some(meta))
 }
 
 /// `tile` downsampled to [`INPUT_PX`] (triangle filter).
@@ -265,13 +249,13 @@ pub fn pretrain(
 }
 
 /// The encoder's tensors under timm's ResNet keys, PyTorch layout: `(key, shape, values)`.
-pub fn timm_state_dict(net: &SimClr) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn timm_state_dict(net: &SimClr) -> Vec<Named> {
     let mut out = Vec::new();
-    let conv_out = |key: &str, c: &Conv2d, out: &mut Vec<(String, Vec<usize>, Vec<f32>)>| {
+    let conv_out = |key: &str, c: &Conv2d, out: &mut Vec<Named>| {
         let w = c.weight.val();
         out.push((format!("{key}.weight"), w.dims().to_vec(), tensor_values(w)));
     };
-    let bn_out = |key: &str, b: &BatchNorm, out: &mut Vec<(String, Vec<usize>, Vec<f32>)>| {
+    let bn_out = |key: &str, b: &BatchNorm, out: &mut Vec<Named>| {
         for (part, t) in [
             ("weight", b.gamma.val()),
             ("bias", b.beta.val()),

@@ -306,19 +306,16 @@ fn read_cache(f: &Path, n: usize) -> Option<(Array2<f32>, String)> {
 
 /// Writes the features atomically (a part file renamed into place).
 fn write_cache(f: &Path, values: &Array2<f32>, encoder: &str) -> std::io::Result<()> {
-    let dir = f.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let shape = [values.nrows(), values.ncols()];
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
-            .map_err(std::io::Error::other)?;
+    if let Some(dir) = f.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let named = vec![(
+        "features".to_string(),
+        vec![values.nrows(), values.ncols()],
+        values.iter().copied().collect(),
+    )];
     let meta = HashMap::from([("encoder".to_string(), encoder.to_string())]);
-    let out =
-        safetensors::serialize([("features", view)], Some(meta)).map_err(std::io::Error::other)?;
-    let mut part = crate::data::part::file(f, ".safetensors")?;
-    std::io::Write::write_all(&mut part, &out)?;
-    crate::data::part::persist(part, f)
+    crate::model::histology::weights::write_safetensors(f, &named, Some(meta))
 }
 
 /// The features as an AnnData: `X` the `[n, feature_dim]` features (var `f0`, `f1`, ...),

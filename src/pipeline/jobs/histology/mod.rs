@@ -5,5 +5,6 @@
 pub mod encoder;
 pub mod features;
 pub mod mclstexp;
+pub mod store;
 
 pub use features::{FeatureParams, Features, Positions, features, features_anndata};
