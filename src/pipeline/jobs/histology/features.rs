@@ -1,8 +1,9 @@
 //! Image features of a slide's patches: square patches centred on spots (or on a grid over the
 //! detected tissue), encoded by an image encoder ([`crate::model::vision`]) in batches, with
 //! progress and cancel. Features are cached by content: the key is the SHA-256 of the image,
-//! of the encoder file, the patch size, the normalisation and the patch centres, so a second
-//! run on the same slide is a file read. The cache lies beside the slide
+//! the encoder's identity (its file's SHA-256, or a built-in's name), the patch size, the
+//! normalisation, the pooling and the patch centres, so a second run on the same slide is a
+//! file read. The cache lies beside the slide
 //! (`SLIDE.cellscope-features/`) when that folder can be written, else in cellscope's cache
 //! folder (`$CELLSCOPE_CACHE`, `$XDG_CACHE_HOME/cellscope`, `~/.cache/cellscope`) under
 //! `features/`.
