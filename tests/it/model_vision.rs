@@ -132,7 +132,8 @@ fn encoder_of_another_architecture_is_a_clear_error() {
 
 #[test]
 fn tiled_tiff_regions_match_the_pixels_and_pad_outside() {
-    // A synthetic 300 x 200 RGB image written as a tiled (64 px), Deflate-compressed TIFF by
+    // A synthetic 300 x 200 RGB image written as a tiled (64 px), Deflate-compressed TIFF (and
+    // BigTIFF) by
     // tests/fixtures/vision/make_tiled_tiff.py: pixel (x, y) = (x % 256, y % 256, (x + y) % 256).
     let slide = SlideImage::open(&fixture("vision/tiled_rgb.tif")).expect("tiled TIFF");
     assert_eq!((slide.width, slide.height), (300, 200));
@@ -141,15 +142,18 @@ fn tiled_tiff_regions_match_the_pixels_and_pad_outside() {
         "pyramid levels: {:?}",
         slide.levels
     );
-    let r = slide.read_region(250, 150, 80, 70).expect("region");
-    for (x, y, p) in r.enumerate_pixels() {
-        let (gx, gy) = (250 + x, 150 + y);
-        let want = if gx < 300 && gy < 200 {
-            [(gx % 256) as u8, (gy % 256) as u8, ((gx + gy) % 256) as u8]
-        } else {
-            [0, 0, 0]
-        };
-        assert_eq!(p.0, want, "pixel ({gx}, {gy})");
+    let big = SlideImage::open(&fixture("vision/tiled_rgb_big.tif")).expect("tiled BigTIFF");
+    for s in [&slide, &big] {
+        let r = s.read_region(250, 150, 80, 70).expect("region");
+        for (x, y, p) in r.enumerate_pixels() {
+            let (gx, gy) = (250 + x, 150 + y);
+            let want = if gx < 300 && gy < 200 {
+                [(gx % 256) as u8, (gy % 256) as u8, ((gx + gy) % 256) as u8]
+            } else {
+                [0, 0, 0]
+            };
+            assert_eq!(p.0, want, "{}: pixel ({gx}, {gy})", s.path.display());
+        }
     }
     let (thumb, scale) = slide.thumbnail(100).expect("thumbnail");
     assert_eq!(thumb.width(), 100);
