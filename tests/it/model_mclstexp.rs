@@ -325,3 +325,44 @@ fn expression_scores_match_scipy() {
         assert!((got - want).abs() < 1e-5, "{key}: {got} vs {want}");
     }
 }
+
+#[test]
+fn histology_predict_refuses_a_zero_top_k_before_any_work() {
+    let data = super::common::shared_data();
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = dir.path().join("knn");
+    let s = |p: &std::path::Path| p.as_os_str().to_owned();
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "train".as_ref(),
+        "--method".as_ref(),
+        "knn".as_ref(),
+        "--encoder".as_ref(),
+        "colour-texture".as_ref(),
+        "--sections".as_ref(),
+        s(&data.join("her2st_C3.h5ad")).as_ref(),
+        "--genes".as_ref(),
+        s(&data.join("her2st_hvg_785.csv")).as_ref(),
+        "--out".as_ref(),
+        s(&model).as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("p.h5ad");
+    let o = cellscope(&[
+        "histology".as_ref(),
+        "predict".as_ref(),
+        "--model".as_ref(),
+        s(&model).as_ref(),
+        "--image".as_ref(),
+        s(&data.join("her2st_C4_HE.jpg")).as_ref(),
+        "--grid".as_ref(),
+        "--top-k".as_ref(),
+        "0".as_ref(),
+        "--out".as_ref(),
+        s(&out).as_ref(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("top-k must be at least 1"), "{err}");
+    assert!(!out.exists());
+}

@@ -401,14 +401,19 @@ pub struct PredictParams {
 /// spots ([`predict`]).
 ///
 /// # Errors
-/// [`JobError::Input`] when the encoder file is not the one the model was trained with (its
-/// SHA-256 differs), or as [`train_model`]'s reading of sections.
+/// [`JobError::Input`] for a zero `top_k`, or when the encoder is not the one the model was
+/// trained with (its identity differs), or as [`train_model`]'s reading of sections.
 pub fn predict_slide(
     m: &HistologyModel,
     p: &PredictParams,
     hub: &Hub,
     h: &mut Handle<'_>,
 ) -> Result<Prediction, JobError> {
+    if p.top_k == Some(0) {
+        return Err(JobError::Input(
+            "top-k must be at least 1 (training spots averaged per patch)".into(),
+        ));
+    }
     let (_, id) = resolve_encoder(&m.info.image.encoder, hub, h)?;
     if id != m.info.encoder_id {
         return Err(JobError::Input(format!(
