@@ -129,6 +129,9 @@ fn direct(n: usize) {
         viewport: [w as f32, h as f32],
         point_size: 1.5,
         dim_unselected: 0.0,
+        opacity: 1.0,
+        outline: 0.0,
+        pad: [0.0; 2],
     };
     let mut times = Vec::new();
     for frame in 0..4 {

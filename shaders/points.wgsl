@@ -12,6 +12,11 @@ struct View {
     point_size: f32,
     // 1.0 when a selection exists: unselected points are dimmed
     dim_unselected: f32,
+    // alpha multiplier of every point (spots over an image), 0..1
+    opacity: f32,
+    // 1.0: draw each point as a ring (its outline), so what lies under it shows
+    outline: f32,
+    pad: vec2<f32>,
 };
 
 @group(0) @binding(0) var<uniform> view: View;
@@ -72,7 +77,16 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
     if (coverage <= 0.0) {
         discard;
     }
+    // a ring: also cut away the inside, leaving an anti-aliased band of width `w`
+    var ring = 1.0;
+    if (view.outline > 0.5) {
+        let w = max(1.5, in.radius * 0.15);
+        ring = clamp(d - (in.radius - w) + 0.5, 0.0, 1.0);
+        if (ring <= 0.0) {
+            discard;
+        }
+    }
     // premultiplied alpha, as egui's render pass blends
-    let a = in.color.a * coverage;
+    let a = in.color.a * coverage * ring * view.opacity;
     return vec4<f32>(in.color.rgb * a, a);
 }

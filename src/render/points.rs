@@ -42,6 +42,12 @@ pub struct ViewUniform {
     pub point_size: f32,
     /// 1 when unselected points are dimmed.
     pub dim_unselected: f32,
+    /// Alpha multiplier of every point, 0..1.
+    pub opacity: f32,
+    /// 1 to draw points as rings (outlines).
+    pub outline: f32,
+    /// Padding to the shader's 16-byte layout.
+    pub pad: [f32; 2],
 }
 
 /// The paint callback for one view.
@@ -88,9 +94,10 @@ impl PointRenderer {
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("cellscope points"),
             entries: &[
+                // The fragment stage reads the opacity and the outline flag.
                 wgpu::BindGroupLayoutEntry {
                     binding: 0,
-                    visibility: wgpu::ShaderStages::VERTEX,
+                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
                         has_dynamic_offset: false,

@@ -107,6 +107,28 @@ fn build_hover_index(positions: std::sync::Arc<Vec<[f32; 2]>>) -> HoverIndex {
     index
 }
 
+/// How spots are drawn over a tissue image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpotStyle {
+    /// Diameter in data units (spots at their physical size, scaled with the zoom); `None`: the
+    /// automatic on-screen size.
+    pub diameter: Option<f64>,
+    /// Rings instead of discs, so the tissue under each spot shows.
+    pub outline: bool,
+    /// Alpha multiplier, 0..1.
+    pub opacity: f32,
+}
+
+impl Default for SpotStyle {
+    fn default() -> Self {
+        Self {
+            diameter: None,
+            outline: false,
+            opacity: 1.0,
+        }
+    }
+}
+
 /// State of one view.
 pub struct PointView {
     /// Stable id for GPU buffers.
@@ -123,6 +145,8 @@ pub struct PointView {
     pub camera: Option<Camera>,
     /// Point-size multiplier set by the user.
     pub size_factor: f32,
+    /// How points are drawn over an image (spots at their physical size, outlines, opacity).
+    pub spots: SpotStyle,
     /// Where the view was last drawn.
     pub last_rect: Option<Rect>,
     drag_start: Option<Pos2>,
@@ -151,6 +175,7 @@ impl PointView {
             positions: std::sync::Arc::new(positions),
             camera: None,
             size_factor: 1.0,
+            spots: SpotStyle::default(),
             last_rect: None,
             drag_start: None,
             lasso: Vec::new(),
@@ -212,6 +237,33 @@ impl PointView {
             .map(|n| n.item as usize)
     }
 
+    /// The median distance from a point to its nearest neighbour (data units) over up to 1,000
+    /// points spread through the view, once the hover index is built (`None` before, or with
+    /// fewer than two points). On a spot array it is the centre spacing.
+    pub fn spot_spacing(&self) -> Option<f64> {
+        let tree = self.hover_index.as_ref()?.1.get()?;
+        let n = self.positions.len();
+        let two = std::num::NonZeroUsize::new(2)?;
+        let mut d: Vec<f32> = (0..n)
+            .step_by((n / 1000).max(1))
+            .filter_map(|i| {
+                let res = tree
+                    .query(&self.positions[i])
+                    .nearest_n::<kiddo::SquaredEuclidean<f32>>(two)
+                    .execute();
+                res.iter()
+                    .map(|r| r.distance)
+                    .filter(|&x| x > 0.0)
+                    .reduce(f32::min)
+            })
+            .collect();
+        if d.is_empty() {
+            return None;
+        }
+        let mid = d.len() / 2;
+        Some(f64::from(*d.select_nth_unstable_by(mid, f32::total_cmp).1).sqrt())
+    }
+
     /// Automatic point diameter in points for `n` points on a `rect`, before the user's factor:
     /// larger for sparse clouds, never below 1.5.
     pub fn auto_point_size(n: usize, rect: Rect) -> f32 {
@@ -264,7 +316,10 @@ impl PointView {
                 painter.image(d.texture.id(), r, uv, tint);
             }
         }
-        let size = Self::auto_point_size(data.order.len(), rect) * self.size_factor;
+        let size = match self.spots.diameter {
+            Some(d) => (d / cam.units_per_point) as f32 * self.size_factor,
+            None => Self::auto_point_size(data.order.len(), rect) * self.size_factor,
+        };
         if let Some(format) = format {
             let ppp = ui.ctx().pixels_per_point();
             let uniform = ViewUniform {
@@ -273,6 +328,9 @@ impl PointView {
                 viewport: [rect.width() * ppp, rect.height() * ppp],
                 point_size: size * ppp,
                 dim_unselected: if dim_unselected { 1.0 } else { 0.0 },
+                opacity: self.spots.opacity.clamp(0.0, 1.0),
+                outline: if self.spots.outline { 1.0 } else { 0.0 },
+                pad: [0.0; 2],
             };
             let cb = PointsCallback {
                 view_id: self.id,

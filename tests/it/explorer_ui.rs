@@ -1491,3 +1491,52 @@ fn pipeline_panel_finds_domains_by_graphst_and_a_vs_b_compares_two_methods() {
         "the mapped domains agree somewhere"
     );
 }
+
+#[test]
+fn spots_at_physical_size_as_outlines_let_the_he_show() {
+    let mut h = harness_for(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/her2st_B4.h5ad"),
+    );
+    wait_until(&mut h, 180, |h| h.state_mut().underlay_opacity().is_some());
+    let (spa, _, _) = h.state().view_geometry(1).expect("spatial view");
+    // Share of the spatial view showing the H&E as it is without spots.
+    let he_share = |img: &image::RgbaImage, bare: &image::RgbaImage| {
+        let mut same = 0;
+        for y in spa.min.y as u32..spa.max.y as u32 {
+            for x in spa.min.x as u32..spa.max.x as u32 {
+                same += usize::from(img.get_pixel(x, y) == bare.get_pixel(x, y));
+            }
+        }
+        same as f64 / (spa.width() * spa.height()) as f64
+    };
+    let discs = h.render().expect("render");
+    // The checkbox is enabled once the spot spacing is known (the hover index, built in the
+    // background).
+    wait_until(&mut h, 60, |h| {
+        h.get_by_label("spots at physical size").click();
+        h.run_steps(2);
+        h.state().spot_style().is_some_and(|s| s.diameter.is_some())
+    });
+    let d = h
+        .state()
+        .spot_style()
+        .and_then(|s| s.diameter)
+        .expect("diameter");
+    // B4's spots lie about 270 px apart in the image (ST arrays: 200 µm): half of that.
+    assert!((100.0..200.0).contains(&d), "diameter {d} px");
+    h.get_by_label("outlines").click();
+    h.run_steps(3);
+    assert!(h.state().spot_style().is_some_and(|s| s.outline));
+    let rings = h.render().expect("render");
+    let _ = rings.save(std::env::temp_dir().join("cellscope_spot_outlines.png"));
+    h.state_mut().set_spot_opacity(0.0);
+    h.run_steps(3);
+    let bare = h.render().expect("render");
+    let (before, after) = (he_share(&discs, &bare), he_share(&rings, &bare));
+    println!("spatial view showing the bare H&E: discs {before:.2}, outlined spots {after:.2}");
+    assert!(
+        after > before + 0.05,
+        "outlines at physical size show more tissue"
+    );
+    assert!(after < 0.999, "the outlines are drawn");
+}

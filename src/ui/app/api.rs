@@ -180,6 +180,18 @@ impl CellscopeApp {
         Some((v.last_rect?, v.camera?, v.positions.as_slice()))
     }
 
+    /// How the spatial view draws its spots (physical size, outlines, opacity).
+    pub fn spot_style(&self) -> Option<crate::ui::view::SpotStyle> {
+        self.x.views.iter().find(|v| v.y_down).map(|v| v.spots)
+    }
+
+    /// Sets the spatial view's spot opacity (the Data panel's slider).
+    pub fn set_spot_opacity(&mut self, opacity: f32) {
+        if let Some(v) = self.x.views.iter_mut().find(|v| v.y_down) {
+            v.spots.opacity = opacity;
+        }
+    }
+
     /// Opacity of the image under the spatial view, when one is loaded.
     pub fn underlay_opacity(&mut self) -> Option<&mut f32> {
         self.x.underlay.as_mut().map(|u| &mut u.opacity)

@@ -67,6 +67,11 @@ impl DataPanel {
                     .labelled_by(label.id);
             }
         });
+        if x.underlay.is_some()
+            && let Some(v) = x.views.iter_mut().find(|v| v.y_down)
+        {
+            spot_controls(ui, v);
+        }
         if x.outlines.is_some() {
             ui.checkbox(&mut x.fill_outlines, "fill cell outlines")
                 .on_hover_text("outlines are drawn once cells are large enough on screen");
@@ -160,4 +165,34 @@ impl DataPanel {
             }
         });
     }
+}
+
+/// Spots over the image: at their physical size (half the centre spacing, the ST arrays' 100 µm
+/// spots 200 µm apart; Visium's 55 µm, 100 µm apart), as outlines, with an opacity, so the
+/// tissue shows around and under them.
+fn spot_controls(ui: &mut egui::Ui, v: &mut crate::ui::view::PointView) {
+    ui.horizontal(|ui| {
+        let spacing = v.spot_spacing();
+        let mut physical = v.spots.diameter.is_some();
+        let r = ui
+            .add_enabled(
+                spacing.is_some(),
+                egui::Checkbox::new(&mut physical, "spots at physical size"),
+            )
+            .on_hover_text(
+                "diameter half the spots' centre spacing (ST: 100 µm spots 200 µm apart; \
+                 Visium: 55 µm, 100 µm apart), scaled with the zoom",
+            );
+        if r.changed() {
+            v.spots.diameter = if physical {
+                spacing.map(|s| 0.5 * s)
+            } else {
+                None
+            };
+        }
+        ui.checkbox(&mut v.spots.outline, "outlines");
+        let label = ui.label("spot opacity");
+        ui.add(egui::Slider::new(&mut v.spots.opacity, 0.0..=1.0))
+            .labelled_by(label.id);
+    });
 }
