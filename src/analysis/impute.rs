@@ -121,21 +121,9 @@ pub fn impute(
     Ok(out)
 }
 
-/// Pearson correlation of two equally long vectors (0 when either is constant).
+/// Pearson correlation of two equally long vectors (0 when either is constant; see
+/// [`super::prediction::pearson`]).
 pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len()).max(1) as f64;
-    let ma = a.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let mb = b.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
-        sab += dx * dy;
-        saa += dx * dx;
-        sbb += dy * dy;
-    }
-    if saa <= 0.0 || sbb <= 0.0 {
-        0.0
-    } else {
-        sab / (saa * sbb).sqrt()
-    }
+    let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    super::prediction::pearson(&wide(a), &wide(b)).unwrap_or(0.0)
 }

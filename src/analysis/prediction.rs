@@ -26,7 +26,8 @@ pub struct ExpressionScores {
     pub mae: f64,
 }
 
-/// Pearson correlation, `None` when either side is constant.
+/// Pearson correlation of two equally long vectors, `None` when either is constant or empty
+/// (scipy's `pearsonr` gives NaN there).
 pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     let n = a.len() as f64;
     let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);

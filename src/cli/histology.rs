@@ -1,14 +1,16 @@
 //! `cellscope histology`: image models on H&E slides. `features` cuts patches at spots (or on
 //! a grid over the tissue), encodes them with an image encoder and writes the features as a
-//! new .h5ad.
+//! new .h5ad; `train` and `predict` are mclSTExp (or the feature kNN); `pretrain-encoder` trains
+//! the small SimCLR encoder on the slides' own tiles.
 
 use std::path::PathBuf;
 
 use super::with_handle;
 use crate::model::histology::train::MclTraining;
 use crate::model::vision::{Normalization, Pooling};
+use crate::pipeline::jobs::histology::features::{ImageSettings, spot_centres};
 use crate::pipeline::jobs::histology::mclstexp::{
-    ImageSettings, Method, PredictParams, Section, TrainParams, predict_slide, train_model,
+    Method, PredictParams, Section, TrainParams, predict_slide, train_model,
 };
 use crate::pipeline::jobs::histology::store::{load_model, save_model};
 use crate::pipeline::jobs::histology::{FeatureParams, Positions, features, features_anndata};
@@ -156,19 +158,8 @@ pub struct PredictArgs {
     /// A model folder written by `histology train`.
     #[arg(long)]
     model: PathBuf,
-    /// The slide image.
-    #[arg(long)]
-    image: PathBuf,
-    /// Spots on the slide (.h5ad, obsm['spatial'] in the image's pixels); with measured
-    /// expression, per-gene Pearson correlations are printed and stored.
-    #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
-    spots: Option<PathBuf>,
-    /// No spots: a grid of patches over the detected tissue.
-    #[arg(long)]
-    grid: bool,
-    /// Minimum tissue fraction of a grid patch.
-    #[arg(long, default_value_t = 0.5)]
-    min_tissue: f64,
+    #[command(flatten)]
+    slide: SlideArgs,
     /// Training spots averaged per patch (default: the model's: mclSTExp 200, kNN 50).
     #[arg(long)]
     top_k: Option<usize>,
@@ -186,14 +177,15 @@ pub struct PredictArgs {
     metrics_json: Option<PathBuf>,
 }
 
-/// Arguments of `cellscope histology features`.
+/// The slide and where its patches are cut (`features`, `predict`).
 #[derive(Debug, clap::Args)]
-pub struct FeaturesArgs {
+pub struct SlideArgs {
     /// The slide image (JPEG, PNG, TIFF/BigTIFF, tiled or not).
     #[arg(long)]
     image: PathBuf,
     /// Spots whose obsm['spatial'] is in the image's full-resolution pixels (.h5ad); patches
-    /// are centred on them.
+    /// are centred on them. With measured expression, `predict` prints and stores per-gene
+    /// Pearson correlations.
     #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
     spots: Option<PathBuf>,
     /// No spots: a grid of patches over the detected tissue (Otsu on saturation).
@@ -202,21 +194,24 @@ pub struct FeaturesArgs {
     /// Minimum tissue fraction of a grid patch.
     #[arg(long, default_value_t = 0.5)]
     min_tissue: f64,
-    /// The encoder: a timm / torchvision ResNet or DenseNet state dict (.safetensors, .pth),
-    /// an hf:// name such as hf://timm/densenet121.tv_in1k/model.safetensors,
-    /// random:densenet121[:SEED], random:resnet18[:SEED] or colour-texture.
-    #[arg(long)]
-    encoder: PathBuf,
-    /// Patch side in full-resolution pixels (mclSTExp: 224).
-    #[arg(long, default_value_t = 224)]
-    patch: u32,
-    /// Normalise patches by ImageNet's mean and std (default: values / 255, as mclSTExp).
-    #[arg(long)]
-    imagenet: bool,
-    /// A DenseNet's feature pooled after a final ReLU, as the classifier's input (timm's
-    /// pre-logits); default: torchvision's `model.features` pooled, as mclSTExp.
-    #[arg(long)]
-    pre_logits: bool,
+}
+
+impl SlideArgs {
+    /// The image and the spots file, for the check that no output overwrites them.
+    fn inputs(&self) -> Vec<&std::path::Path> {
+        let mut v = vec![self.image.as_path()];
+        v.extend(self.spots.as_deref());
+        v
+    }
+}
+
+/// Arguments of `cellscope histology features`.
+#[derive(Debug, clap::Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    slide: SlideArgs,
+    #[command(flatten)]
+    image: ImageArgs,
     /// Patches per batch.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -245,70 +240,48 @@ pub fn run(c: Command) -> anyhow::Result<()> {
 }
 
 fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
-    let mut inputs = vec![a.image.as_path()];
-    inputs.extend(a.spots.as_deref());
-    crate::pipeline::jobs::export::check_output(&inputs, &a.out)?;
-    let (positions, names) = match &a.spots {
+    crate::pipeline::jobs::export::check_output(&a.slide.inputs(), &a.out)?;
+    let (positions, names) = match &a.slide.spots {
         Some(s) => {
             let spots = crate::data::open(s)?;
-            let sp = spots.obsm.get("spatial").ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: no obsm['spatial'] (spot positions in image pixels)",
-                    s.display()
-                )
-            })?;
-            let c = (0..sp.nrows()).map(|i| [sp[[i, 0]], sp[[i, 1]]]).collect();
+            let c = spot_centres(&spots)?;
             (Positions::Spots(c), Some(spots.obs_names().to_vec()))
         }
         None => (
             Positions::Grid {
-                min_tissue: a.min_tissue,
+                min_tissue: a.slide.min_tissue,
             },
             None,
         ),
     };
     let (_, device, _) = crate::model::engine::select_device(a.backend.into())?;
+    let settings = a.image.settings();
     let params = FeatureParams {
-        image: a.image.clone(),
-        positions,
-        patch: a.patch,
-        encoder: a.encoder.clone(),
-        normalization: if a.imagenet {
-            Normalization::ImageNet
-        } else {
-            Normalization::UnitRange
-        },
-        pooling: if a.pre_logits {
-            Pooling::PreLogits
-        } else {
-            Pooling::Features
-        },
         batch: a.batch,
-        device,
-        cache: !a.no_cache,
+        ..FeatureParams::new(&a.slide.image, positions, &settings, &device, !a.no_cache)
     };
     let hub = crate::model::hub::Hub::from_env();
     let f = with_handle(|h| features(&params, &hub, h))?;
     println!(
         "{} patches of {} px, {} {}",
         f.values.nrows(),
-        a.patch,
+        settings.patch,
         f.encoder,
         if f.from_cache { "(from the cache)" } else { "" }
     );
     if let Some(c) = &f.cache_file {
         eprintln!("feature cache: {}", c.display());
     }
-    let adata = features_anndata(&f, &a.image, names)?;
+    let adata = features_anndata(&f, &a.slide.image, names)?;
     let results = crate::export::tables::Results {
         provenance: serde_json::json!({
             "cellscope_version": env!("CARGO_PKG_VERSION"),
-            "image": a.image.display().to_string(),
-            "encoder": a.encoder.display().to_string(),
+            "image": a.slide.image.display().to_string(),
+            "encoder": settings.encoder.display().to_string(),
             "architecture": f.encoder,
-            "patch_px": a.patch,
-            "normalization": format!("{:?}", params.normalization),
-            "pooling": format!("{:?}", params.pooling),
+            "patch_px": settings.patch,
+            "normalization": format!("{:?}", settings.normalization),
+            "pooling": format!("{:?}", settings.pooling),
         }),
         ..Default::default()
     };
@@ -366,17 +339,17 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
-    let mut inputs = vec![a.image.as_path(), a.model.as_path()];
-    inputs.extend(a.spots.as_deref());
+    let mut inputs = a.slide.inputs();
+    inputs.push(a.model.as_path());
     let mut outputs = vec![a.out.as_path()];
     outputs.extend(a.metrics_json.as_deref());
     crate::pipeline::jobs::export::check_outputs(&inputs, &outputs)?;
     let (_, device, _) = crate::model::engine::select_device(a.backend.into())?;
     let m = load_model(&a.model, &device)?;
     let p = PredictParams {
-        image: a.image.clone(),
-        spots: a.spots.clone(),
-        min_tissue: a.min_tissue,
+        image: a.slide.image.clone(),
+        spots: a.slide.spots.clone(),
+        min_tissue: a.slide.min_tissue,
         top_k: a.top_k,
         device,
         cache: !a.no_cache,
@@ -388,22 +361,19 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
         pred.genes.len(),
         pred.values.nrows()
     );
-    let scores = pred
-        .measured
-        .as_ref()
-        .map(|t| crate::analysis::prediction::expression_scores(t, &pred.values));
-    if let Some(s) = &scores {
+    if let Some(s) = &pred.scores {
         println!(
             "Pearson per gene: mean over all genes (ACG) {:.4}, 50 most expressed (HEG) {:.4}, 50 most variable (HVG) {:.4}; MSE {:.4}, MAE {:.4}",
             s.acg, s.heg, s.hvg, s.mse, s.mae
         );
     }
-    let adata = crate::pipeline::jobs::histology::mclstexp::prediction_anndata(&pred, &a.image);
+    let adata =
+        crate::pipeline::jobs::histology::mclstexp::prediction_anndata(&pred, &a.slide.image)?;
     let mut layers = Vec::new();
     if let Some(t) = &pred.measured {
         layers.push(("measured".to_string(), t));
     }
-    let metrics = scores.as_ref().map(|s| {
+    let metrics = pred.scores.as_ref().map(|s| {
         serde_json::json!({
             "acg": s.acg, "heg": s.heg, "hvg": s.hvg, "mse": s.mse, "mae": s.mae,
             "pcc_per_gene": pred.genes.iter().zip(&s.per_gene).map(|(g, r)| (g.clone(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -418,8 +388,8 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
             "cellscope_version": env!("CARGO_PKG_VERSION"),
             "method": format!("{:?}", m.info.method),
             "model": a.model.display().to_string(),
-            "image": a.image.display().to_string(),
-            "spots": a.spots.as_ref().map(|s| s.display().to_string()),
+            "image": a.slide.image.display().to_string(),
+            "spots": a.slide.spots.as_ref().map(|s| s.display().to_string()),
             "top_k": a.top_k.unwrap_or(m.info.top_k),
             "encoder": m.info.encoder_description,
         }),

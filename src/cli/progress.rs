@@ -79,9 +79,8 @@ impl Bars {
             } => {
                 let b = self.bar(Showing::Step(step), epochs as u64, "{bar:40} {msg}");
                 b.set_length(epochs as u64);
-                b.set_message(format!(
-                    "{}: epoch {epoch}/{epochs}, loss {loss:.4}",
-                    step.name()
+                b.set_message(crate::pipeline::jobs::fit_message(
+                    step, epoch, epochs, loss,
                 ));
                 b.set_position(epoch as u64);
             }

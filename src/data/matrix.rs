@@ -419,6 +419,34 @@ impl CsrMatrix {
         }
     }
 
+    /// The transpose, `(n_cols, n_rows)`, in CSR (so: this matrix in CSC), columns within each
+    /// row in increasing order; one counting pass and one scatter over the stored values.
+    pub fn transpose(&self) -> CsrMatrix {
+        let mut indptr = vec![0u64; self.n_cols + 1];
+        self.indices
+            .iter()
+            .for_each(|&g| indptr[g as usize + 1] += 1);
+        (0..self.n_cols).for_each(|g| indptr[g + 1] += indptr[g]);
+        let mut next: Vec<usize> = indptr.iter().map(|&p| p as usize).collect();
+        let (mut indices, mut data) = (vec![0u32; self.nnz()], vec![0f32; self.nnz()]);
+        for r in 0..self.n_rows {
+            let (idx, val) = self.row(r);
+            for (&g, &v) in idx.iter().zip(val) {
+                let p = &mut next[g as usize];
+                indices[*p] = r as u32;
+                data[*p] = v;
+                *p += 1;
+            }
+        }
+        CsrMatrix {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// Dense copy, shape `(n_rows, n_cols)`. Allocates `n_rows * n_cols` values.
     pub fn to_dense(&self) -> Array2<f32> {
         let mut out = Array2::<f32>::zeros((self.n_rows, self.n_cols));

@@ -342,13 +342,13 @@ pub fn save_figure(fig: &Figure<'_>, size: &FigureSize, path: &Path) -> Result<(
 /// provenance JSON, `cellscope-provenance`) in `tEXt` chunks.
 ///
 /// # Errors
-/// The encoder's message.
+/// The PNG encoder's error.
 pub(crate) fn png_bytes(
     buf: &[u8],
     (w, h): (u32, u32),
     dpi: u32,
     meta: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, w, h);
@@ -363,12 +363,10 @@ pub(crate) fn png_bytes(
         enc.add_text_chunk(
             "Software".into(),
             format!("cellscope {}", env!("CARGO_PKG_VERSION")),
-        )
-        .map_err(|e| e.to_string())?;
-        enc.add_text_chunk("cellscope-provenance".into(), meta.to_string())
-            .map_err(|e| e.to_string())?;
-        let mut wr = enc.write_header().map_err(|e| e.to_string())?;
-        wr.write_image_data(buf).map_err(|e| e.to_string())?;
+        )?;
+        enc.add_text_chunk("cellscope-provenance".into(), meta.to_string())?;
+        let mut wr = enc.write_header()?;
+        wr.write_image_data(buf)?;
     }
     Ok(out)
 }

@@ -14,14 +14,7 @@ use ndarray::Array2;
 use serde_json::Value;
 
 use super::common::{fixture, fixture_json};
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
+use super::model_train::f32s;
 
 fn usize_of(r: &Value, k: &str) -> usize {
     r[k].as_u64().expect(k) as usize
@@ -122,37 +115,64 @@ fn mclstexp_prediction_matches_the_published_weighting() {
     );
 }
 
-fn cellscope(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// `cellscope histology ARGS` (strings and paths alike).
+fn histology(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_cellscope"))
-        .args(args)
+        .arg("histology")
+        .args(args.iter().map(|a| a.as_ref()))
         .output()
         .expect("run cellscope")
 }
 
+/// A HER2+ file of `../shared/data`.
+fn her2st(name: &str) -> std::path::PathBuf {
+    super::common::shared_data().join(name)
+}
+
+/// Trains the colour-texture kNN on `sections` into `model`.
+fn train_colour_knn(sections: &[&str], model: &std::path::Path) {
+    let mut args: Vec<std::ffi::OsString> =
+        ["train", "--method", "knn", "--encoder", "colour-texture"]
+            .map(Into::into)
+            .to_vec();
+    args.push("--sections".into());
+    args.extend(sections.iter().map(|s| her2st(s).into_os_string()));
+    args.extend([
+        "--genes".into(),
+        her2st("her2st_hvg_785.csv").into_os_string(),
+    ]);
+    args.extend(["--out".into(), model.as_os_str().to_owned()]);
+    let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+        .iter()
+        .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+        .collect();
+    let o = histology(&refs);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn histology_train_then_predict_a_held_out_section() {
-    let data = super::common::shared_data();
     let dir = tempfile::tempdir().expect("tmp");
     let encoder = dir.path().join("encoder.safetensors");
     std::fs::copy(fixture("vision/densenet.safetensors"), &encoder).expect("copy encoder");
     let model = dir.path().join("model");
-    let s = |p: &std::path::Path| p.as_os_str().to_owned();
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "train".as_ref(),
-        "--sections".as_ref(),
-        s(&data.join("her2st_C2.h5ad")).as_ref(),
-        s(&data.join("her2st_C3.h5ad")).as_ref(),
-        "--genes".as_ref(),
-        s(&data.join("her2st_hvg_785.csv")).as_ref(),
-        "--encoder".as_ref(),
-        s(&encoder).as_ref(),
-        "--epochs".as_ref(),
-        "3".as_ref(),
-        "--backend".as_ref(),
-        "cpu".as_ref(),
-        "--out".as_ref(),
-        s(&model).as_ref(),
+    let (c2, c3) = (her2st("her2st_C2.h5ad"), her2st("her2st_C3.h5ad"));
+    let genes = her2st("her2st_hvg_785.csv");
+    let o = histology(&[
+        &"train",
+        &"--sections",
+        &c2,
+        &c3,
+        &"--genes",
+        &genes,
+        &"--encoder",
+        &encoder,
+        &"--epochs",
+        &"3",
+        &"--backend",
+        &"cpu",
+        &"--out",
+        &model,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for f in [
@@ -163,20 +183,20 @@ fn histology_train_then_predict_a_held_out_section() {
         assert!(model.join(f).is_file(), "{f} missing");
     }
     let out = dir.path().join("pred.h5ad");
+    let (image, spots) = (her2st("her2st_C4_HE.jpg"), her2st("her2st_C4.h5ad"));
     let predict = |out: &std::path::Path| {
-        cellscope(&[
-            "histology".as_ref(),
-            "predict".as_ref(),
-            "--model".as_ref(),
-            s(&model).as_ref(),
-            "--image".as_ref(),
-            s(&data.join("her2st_C4_HE.jpg")).as_ref(),
-            "--spots".as_ref(),
-            s(&data.join("her2st_C4.h5ad")).as_ref(),
-            "--backend".as_ref(),
-            "cpu".as_ref(),
-            "--out".as_ref(),
-            s(out).as_ref(),
+        histology(&[
+            &"predict",
+            &"--model",
+            &model,
+            &"--image",
+            &image,
+            &"--spots",
+            &spots,
+            &"--backend",
+            &"cpu",
+            &"--out",
+            &out,
         ])
     };
     let o = predict(&out);
@@ -184,7 +204,7 @@ fn histology_train_then_predict_a_held_out_section() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("ACG") && text.contains("HEG"), "{text}");
     let p = cellscope::data::open(&out).expect("prediction");
-    let q = cellscope::data::open(&data.join("her2st_C4.h5ad")).expect("query");
+    let q = cellscope::data::open(&spots).expect("query");
     assert_eq!((p.n_obs(), p.n_vars()), (q.n_obs(), 785));
     assert_eq!(p.obs_names(), q.obs_names());
     assert!(
@@ -216,22 +236,24 @@ fn histology_train_then_predict_a_held_out_section() {
 
 #[test]
 fn histology_train_refuses_a_panel_sharing_no_gene() {
-    let data = super::common::shared_data();
     let dir = tempfile::tempdir().expect("tmp");
     let genes = dir.path().join("genes.csv");
     std::fs::write(&genes, "gene\nNOT_A_GENE_1\nNOT_A_GENE_2\n").expect("write");
-    let s = |p: &std::path::Path| p.as_os_str().to_owned();
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "train".as_ref(),
-        "--sections".as_ref(),
-        s(&data.join("her2st_C2.h5ad")).as_ref(),
-        "--genes".as_ref(),
-        s(&genes).as_ref(),
-        "--encoder".as_ref(),
-        s(&fixture("vision/densenet.safetensors")).as_ref(),
-        "--out".as_ref(),
-        s(&dir.path().join("m")).as_ref(),
+    let (c2, encoder, m) = (
+        her2st("her2st_C2.h5ad"),
+        fixture("vision/densenet.safetensors"),
+        dir.path().join("m"),
+    );
+    let o = histology(&[
+        &"train",
+        &"--sections",
+        &c2,
+        &"--genes",
+        &genes,
+        &"--encoder",
+        &encoder,
+        &"--out",
+        &m,
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -239,50 +261,33 @@ fn histology_train_refuses_a_panel_sharing_no_gene() {
         err.contains("her2st_C2.h5ad") && err.contains("shares no gene"),
         "{err}"
     );
-    assert!(!dir.path().join("m").exists());
+    assert!(!m.exists());
 }
 
 #[test]
 fn colour_texture_knn_baseline_trains_and_predicts_through_the_same_commands() {
-    let data = super::common::shared_data();
     let dir = tempfile::tempdir().expect("tmp");
     let model = dir.path().join("knn");
-    let s = |p: &std::path::Path| p.as_os_str().to_owned();
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "train".as_ref(),
-        "--method".as_ref(),
-        "knn".as_ref(),
-        "--encoder".as_ref(),
-        "colour-texture".as_ref(),
-        "--sections".as_ref(),
-        s(&data.join("her2st_C2.h5ad")).as_ref(),
-        s(&data.join("her2st_C3.h5ad")).as_ref(),
-        "--genes".as_ref(),
-        s(&data.join("her2st_hvg_785.csv")).as_ref(),
-        "--out".as_ref(),
-        s(&model).as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_colour_knn(&["her2st_C2.h5ad", "her2st_C3.h5ad"], &model);
     assert!(
         !model.join("mclstexp.safetensors").exists(),
         "a kNN has no network"
     );
     let out = dir.path().join("pred.h5ad");
     let metrics = dir.path().join("m.json");
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "predict".as_ref(),
-        "--model".as_ref(),
-        s(&model).as_ref(),
-        "--image".as_ref(),
-        s(&data.join("her2st_C5_HE.jpg")).as_ref(),
-        "--spots".as_ref(),
-        s(&data.join("her2st_C5.h5ad")).as_ref(),
-        "--out".as_ref(),
-        s(&out).as_ref(),
-        "--metrics-json".as_ref(),
-        s(&metrics).as_ref(),
+    let (image, spots) = (her2st("her2st_C5_HE.jpg"), her2st("her2st_C5.h5ad"));
+    let o = histology(&[
+        &"predict",
+        &"--model",
+        &model,
+        &"--image",
+        &image,
+        &"--spots",
+        &spots,
+        &"--out",
+        &out,
+        &"--metrics-json",
+        &metrics,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: Value =
@@ -292,9 +297,9 @@ fn colour_texture_knn_baseline_trains_and_predicts_through_the_same_commands() {
     // Against the scores recomputed from the written prediction and measurement.
     let p = cellscope::data::open(&out).expect("prediction");
     let pred = p.x.to_csr().to_dense();
-    let q = cellscope::data::open(&data.join("her2st_C5.h5ad")).expect("query");
-    let panel = cellscope::data::genes::GeneList::read_csv(&data.join("her2st_hvg_785.csv"))
-        .expect("panel");
+    let q = cellscope::data::open(&spots).expect("query");
+    let panel =
+        cellscope::data::genes::GeneList::read_csv(&her2st("her2st_hvg_785.csv")).expect("panel");
     let spots =
         cellscope::pipeline::jobs::histology::mclstexp::section_spots(&q, &panel).expect("spots");
     let s2 = cellscope::analysis::prediction::expression_scores(&spots.expr, &pred);
@@ -328,38 +333,14 @@ fn expression_scores_match_scipy() {
 
 #[test]
 fn histology_predict_refuses_a_zero_top_k_before_any_work() {
-    let data = super::common::shared_data();
     let dir = tempfile::tempdir().expect("tmp");
     let model = dir.path().join("knn");
-    let s = |p: &std::path::Path| p.as_os_str().to_owned();
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "train".as_ref(),
-        "--method".as_ref(),
-        "knn".as_ref(),
-        "--encoder".as_ref(),
-        "colour-texture".as_ref(),
-        "--sections".as_ref(),
-        s(&data.join("her2st_C3.h5ad")).as_ref(),
-        "--genes".as_ref(),
-        s(&data.join("her2st_hvg_785.csv")).as_ref(),
-        "--out".as_ref(),
-        s(&model).as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_colour_knn(&["her2st_C3.h5ad"], &model);
     let out = dir.path().join("p.h5ad");
-    let o = cellscope(&[
-        "histology".as_ref(),
-        "predict".as_ref(),
-        "--model".as_ref(),
-        s(&model).as_ref(),
-        "--image".as_ref(),
-        s(&data.join("her2st_C4_HE.jpg")).as_ref(),
-        "--grid".as_ref(),
-        "--top-k".as_ref(),
-        "0".as_ref(),
-        "--out".as_ref(),
-        s(&out).as_ref(),
+    let image = her2st("her2st_C4_HE.jpg");
+    let o = histology(&[
+        &"predict", &"--model", &model, &"--image", &image, &"--grid", &"--top-k", &"0", &"--out",
+        &out,
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

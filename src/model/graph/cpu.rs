@@ -85,31 +85,6 @@ pub(crate) fn csr_mm(x: &CsrMatrix, w: &[f32], d: usize) -> Vec<f32> {
     out
 }
 
-/// The transpose of `x` (`[g, n]` CSR).
-pub fn transpose(x: &CsrMatrix) -> CsrMatrix {
-    let mut ptr = vec![0u64; x.n_cols + 1];
-    x.indices.iter().for_each(|&g| ptr[g as usize + 1] += 1);
-    (0..x.n_cols).for_each(|g| ptr[g + 1] += ptr[g]);
-    let mut next: Vec<usize> = ptr.iter().map(|&p| p as usize).collect();
-    let (mut indices, mut data) = (vec![0u32; x.nnz()], vec![0f32; x.nnz()]);
-    for r in 0..x.n_rows {
-        let (idx, val) = x.row(r);
-        for (&g, &v) in idx.iter().zip(val) {
-            let p = &mut next[g as usize];
-            indices[*p] = r as u32;
-            data[*p] = v;
-            *p += 1;
-        }
-    }
-    CsrMatrix {
-        n_rows: x.n_cols,
-        n_cols: x.n_rows,
-        indptr: ptr,
-        indices,
-        data,
-    }
-}
-
 /// The edges grouped by target (forward) and by source (backward).
 #[derive(Debug, Clone)]
 pub struct EdgeIndex {
@@ -258,7 +233,7 @@ impl SparseInput {
     pub fn new(x: CsrMatrix) -> Self {
         let x2 = x.data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
         SparseInput {
-            xt: transpose(&x),
+            xt: x.transpose(),
             x,
             x2,
         }

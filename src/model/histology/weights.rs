@@ -9,23 +9,16 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::mclstexp::{AttnBlock, MclConfig, MclStExp, ProjectionHead};
 use crate::model::checkpoint::{ModelError, StateDict};
-use crate::model::nets::tensor_values;
+use crate::model::nets::{dense_from_linear, linear_from_dense, tensor_values};
 
 /// A named tensor in PyTorch layout: key, shape, values.
 pub type Named = (String, Vec<usize>, Vec<f32>);
 
 fn linear_out(key: &str, l: &Linear, out: &mut Vec<Named>) {
-    let [n_in, n_out] = l.weight.val().dims();
-    let w = tensor_values(l.weight.val());
-    let mut t = vec![0f32; w.len()];
-    for i in 0..n_in {
-        for o in 0..n_out {
-            t[o * n_in + i] = w[i * n_out + o];
-        }
-    }
-    out.push((format!("{key}.weight"), vec![n_out, n_in], t));
-    if let Some(b) = &l.bias {
-        out.push((format!("{key}.bias"), vec![n_out], tensor_values(b.val())));
+    let d = dense_from_linear(l);
+    out.push((format!("{key}.weight"), vec![d.n_out, d.n_in], d.weight));
+    if l.bias.is_some() {
+        out.push((format!("{key}.bias"), vec![d.n_out], d.bias));
     }
 }
 
@@ -124,23 +117,23 @@ impl Reader<'_> {
         n_out: usize,
         bias: bool,
     ) -> Result<Linear, ModelError> {
-        let w = self.get(&format!("{key}.weight"), &[n_out, n_in])?;
-        let mut t = vec![0f32; w.len()];
-        for o in 0..n_out {
-            for i in 0..n_in {
-                t[i * n_out + o] = w[o * n_in + i];
-            }
-        }
-        let weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(t, [n_in, n_out]),
-            self.device,
-        ));
-        let bias = if bias {
-            Some(self.vector(&format!("{key}.bias"), n_out)?)
+        let weight = self.get(&format!("{key}.weight"), &[n_out, n_in])?.to_vec();
+        let bias_values = if bias {
+            self.get(&format!("{key}.bias"), &[n_out])?.to_vec()
         } else {
-            None
+            vec![0.0; n_out]
         };
-        Ok(Linear { weight, bias })
+        let d = crate::model::Dense {
+            weight,
+            bias: bias_values,
+            n_in,
+            n_out,
+        };
+        let mut l = linear_from_dense(&d, self.device);
+        if !bias {
+            l.bias = None;
+        }
+        Ok(l)
     }
 
     fn norm(&self, key: &str, n: usize) -> Result<LayerNorm, ModelError> {

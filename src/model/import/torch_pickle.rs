@@ -894,6 +894,42 @@ const MAX_PICKLE_BYTES: u64 = 1 << 30;
 /// refused before anything is allocated.
 const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 
+/// Why a tensor's view of its storage is refused ([`view_len`]).
+#[derive(Debug, thiserror::Error)]
+enum ViewError {
+    /// Shape and stride of different ranks.
+    #[error("shape {shape:?} and stride {stride:?} differ in length")]
+    Rank {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The stride.
+        stride: Vec<usize>,
+    },
+    /// The element count overflows.
+    #[error("shape {0:?} overflows")]
+    Overflow(Vec<usize>),
+    /// The last element lies outside the storage.
+    #[error("shape {shape:?} with stride {stride:?} reaches outside its {numel} elements")]
+    Outside {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The stride.
+        stride: Vec<usize>,
+        /// Elements in the storage.
+        numel: usize,
+    },
+    /// More elements than allowed for the storage.
+    #[error("shape {shape:?} declares {n} elements over a storage of {numel}: refused")]
+    TooLarge {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Elements the view declares.
+        n: usize,
+        /// Elements in the storage.
+        numel: usize,
+    },
+}
+
 /// The element count of a view (`shape`, `stride`, `offset` in elements) of a storage of
 /// `numel` elements, checked: no overflow, the last element inside the storage, and no more
 /// elements than [`MAX_TENSOR_ELEMENTS`] or than 16 times the storage (an expanded view with
@@ -904,34 +940,36 @@ fn view_len(
     stride: &[usize],
     offset: usize,
     numel: usize,
-) -> Result<usize, String> {
+) -> Result<usize, ViewError> {
     if shape.len() != stride.len() {
-        return Err(format!(
-            "shape {shape:?} and stride {stride:?} differ in length"
-        ));
+        return Err(ViewError::Rank {
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+        });
     }
     let n = shape
         .iter()
         .try_fold(1usize, |a, &s| a.checked_mul(s))
-        .ok_or_else(|| format!("shape {shape:?} overflows"))?;
+        .ok_or_else(|| ViewError::Overflow(shape.to_vec()))?;
     if n == 0 {
         return Ok(0);
     }
     let last = shape.iter().zip(stride).try_fold(offset, |a, (&s, &st)| {
         (s - 1).checked_mul(st).and_then(|x| a.checked_add(x))
     });
-    match last {
-        Some(last) if last < numel => {}
-        _ => {
-            return Err(format!(
-                "shape {shape:?} with stride {stride:?} reaches outside its {numel} elements"
-            ));
-        }
+    if last.is_none_or(|last| last >= numel) {
+        return Err(ViewError::Outside {
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+            numel,
+        });
     }
     if n > MAX_TENSOR_ELEMENTS || n > numel.saturating_mul(16) {
-        return Err(format!(
-            "shape {shape:?} declares {n} elements over a storage of {numel}: refused"
-        ));
+        return Err(ViewError::TooLarge {
+            shape: shape.to_vec(),
+            n,
+            numel,
+        });
     }
     Ok(n)
 }

@@ -155,24 +155,8 @@ const GENES_PER_TASK: usize = 64;
 /// `x[r, g] * dh[r]` over the rows that store gene `g`, read from the batch's columns.
 fn weight_grad(x: &CsrMatrix, dh: &[f32], n_out: usize) -> Vec<f32> {
     let genes = x.n_cols;
-    let mut start = vec![0usize; genes + 1];
-    for &g in &x.indices {
-        start[g as usize + 1] += 1;
-    }
-    for g in 0..genes {
-        start[g + 1] += start[g];
-    }
-    let mut next = start.clone();
-    let (mut rows_of, mut vals) = (vec![0u32; x.nnz()], vec![0f32; x.nnz()]);
-    for r in 0..x.n_rows {
-        let (idx, val) = x.row(r);
-        for (&g, &v) in idx.iter().zip(val) {
-            let p = &mut next[g as usize];
-            rows_of[*p] = r as u32;
-            vals[*p] = v;
-            *p += 1;
-        }
-    }
+    // Gene-major: row g of the transpose lists the cells storing gene g.
+    let xt = x.transpose();
     let mut dw = vec![0f32; genes * n_out];
     let arch = pulp::Arch::new();
     dw.par_chunks_mut((GENES_PER_TASK * n_out).max(1))
@@ -182,8 +166,9 @@ fn weight_grad(x: &CsrMatrix, dh: &[f32], n_out: usize) -> Vec<f32> {
             arch.dispatch(|| {
                 for (k, d) in block.chunks_mut(n_out).enumerate() {
                     let g = b * GENES_PER_TASK + k;
-                    for p in start[g]..start[g + 1] {
-                        let (v, r) = (vals[p], rows_of[p] as usize);
+                    let (rows_of, vals) = xt.row(g);
+                    for (&r, &v) in rows_of.iter().zip(vals) {
+                        let r = r as usize;
                         for (a, &h) in d.iter_mut().zip(&dh[r * n_out..(r + 1) * n_out]) {
                             *a += v * h;
                         }

@@ -14,6 +14,14 @@ use crate::data::rng::Rng;
 use crate::model::checkpoint::StateDict;
 use crate::model::torch_pickle::{DType, TensorData};
 
+/// A name that starts like a built-in encoder (`random:`) but names none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: expected random:densenet121[:SEED] or random:resnet18[:SEED] (SEED a number)")]
+pub struct UnknownBuiltin {
+    /// The name given.
+    pub name: String,
+}
+
 /// An encoder named without a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Builtin {
@@ -33,23 +41,21 @@ pub enum Builtin {
 
 impl Builtin {
     /// The built-in encoder `name` names, or `None` for a file or `hf://` name.
-    pub fn parse(name: &str) -> Option<Result<Self, String>> {
+    ///
+    /// # Errors
+    /// [`UnknownBuiltin`] for a `random:` name of another architecture or a seed that is not a
+    /// number.
+    pub fn parse(name: &str) -> Option<Result<Self, UnknownBuiltin>> {
         if name == "colour-texture" || name == "color-texture" {
             return Some(Ok(Self::ColourTexture));
         }
         let rest = name.strip_prefix("random:")?;
         let (arch, seed) = rest.split_once(':').unwrap_or((rest, "0"));
-        let Ok(seed) = seed.parse::<u64>() else {
-            return Some(Err(format!(
-                "{name}: the seed after the architecture must be a number"
-            )));
-        };
-        Some(match arch {
-            "densenet121" => Ok(Self::RandomDenseNet121 { seed }),
-            "resnet18" => Ok(Self::RandomResNet18 { seed }),
-            _ => Err(format!(
-                "{name}: expected random:densenet121[:SEED] or random:resnet18[:SEED]"
-            )),
+        let unknown = || UnknownBuiltin { name: name.into() };
+        Some(match (arch, seed.parse::<u64>()) {
+            ("densenet121", Ok(seed)) => Ok(Self::RandomDenseNet121 { seed }),
+            ("resnet18", Ok(seed)) => Ok(Self::RandomResNet18 { seed }),
+            _ => Err(unknown()),
         })
     }
 

@@ -139,6 +139,11 @@ pub enum Progress {
     },
 }
 
+/// The status line of a [`Progress::Fit`] report: `"spatial domains: epoch 3/100, loss 0.1234"`.
+pub fn fit_message(step: Step, epoch: usize, epochs: usize, loss: f64) -> String {
+    format!("{}: epoch {epoch}/{epochs}, loss {loss:.4}", step.name())
+}
+
 /// A running job's link to its caller: progress goes out through a callback, cancellation comes
 /// in through a shared flag (set from the UI's Cancel button or the CLI's Ctrl-C handler).
 pub struct Handle<'a> {

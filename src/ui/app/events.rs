@@ -201,7 +201,7 @@ impl CellscopeApp {
                 self.panels
                     .pipeline
                     .progress(step, epoch as f32 / epochs.max(1) as f32);
-                self.x.status = format!("{}: epoch {epoch}/{epochs}, loss {loss:.4}", step.name());
+                self.x.status = crate::pipeline::jobs::fit_message(step, epoch, epochs, loss);
             }
             Progress::Embed(e) => {
                 let f = e.done as f32 / e.total.max(1) as f32;

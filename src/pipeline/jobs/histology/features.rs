@@ -36,6 +36,22 @@ pub enum Positions {
     },
 }
 
+/// How patches become features: the encoder and what it is fed (shared by feature extraction,
+/// training and prediction; a model folder records them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageSettings {
+    /// The encoder: a `.safetensors` / `.pth` file, an `hf://` name, or a built-in
+    /// ([`Builtin::parse`]: `random:densenet121[:SEED]`, `random:resnet18[:SEED]`,
+    /// `colour-texture`).
+    pub encoder: PathBuf,
+    /// Patch side in level-0 pixels (mclSTExp: 224).
+    pub patch: u32,
+    /// Input normalisation.
+    pub normalization: Normalization,
+    /// Where a DenseNet's feature is pooled.
+    pub pooling: Pooling,
+}
+
 /// Parameters of [`features`].
 #[derive(Debug, Clone)]
 pub struct FeatureParams {
@@ -43,16 +59,8 @@ pub struct FeatureParams {
     pub image: PathBuf,
     /// Where patches are cut.
     pub positions: Positions,
-    /// Patch side in level-0 pixels (mclSTExp: 224).
-    pub patch: u32,
-    /// The encoder: a `.safetensors` / `.pth` file, an `hf://` name, or a built-in
-    /// ([`Builtin::parse`]: `random:densenet121[:SEED]`, `random:resnet18[:SEED]`,
-    /// `colour-texture`).
-    pub encoder: PathBuf,
-    /// Input normalisation.
-    pub normalization: Normalization,
-    /// Where a DenseNet's feature is pooled.
-    pub pooling: Pooling,
+    /// The encoder and its input.
+    pub settings: ImageSettings,
     /// Patches per batch.
     pub batch: usize,
     /// Compute device (burn CPU or wgpu).
@@ -62,15 +70,33 @@ pub struct FeatureParams {
 }
 
 impl FeatureParams {
+    /// Patches of `image` at `positions` encoded as `settings` say, 16 per batch.
+    pub fn new(
+        image: &Path,
+        positions: Positions,
+        settings: &ImageSettings,
+        device: &Device,
+        cache: bool,
+    ) -> Self {
+        Self {
+            image: image.to_path_buf(),
+            positions,
+            settings: settings.clone(),
+            batch: 16,
+            device: device.clone(),
+            cache,
+        }
+    }
+
     /// Checks the parameters.
     ///
     /// # Errors
     /// [`JobError::Input`] for a zero patch size or batch, or a tissue fraction outside 0..1.
     pub fn validate(&self) -> Result<(), JobError> {
-        if self.patch == 0 || self.batch == 0 {
+        if self.settings.patch == 0 || self.batch == 0 {
             return Err(JobError::Input(format!(
                 "patch size ({}) and batch ({}) must be positive",
-                self.patch, self.batch
+                self.settings.patch, self.batch
             )));
         }
         if let Positions::Grid { min_tissue } = self.positions
@@ -93,6 +119,8 @@ pub struct Features {
     pub values: Array2<f32>,
     /// The encoder, in words ([`ImageEncoder::describe`]).
     pub encoder: String,
+    /// The encoder's identity ([`resolve_encoder`]).
+    pub encoder_id: String,
     /// The cache file (read or written).
     pub cache_file: Option<PathBuf>,
     /// Whether the features came from the cache.
@@ -109,10 +137,17 @@ pub struct Features {
 pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Features, JobError> {
     p.validate()?;
     h.step(Step::Open, 0.0);
-    let slide = SlideImage::open(&p.image)?;
+    // The image is decoded only when needed: for a grid, or when the cache misses (a JPEG is
+    // decoded whole, seconds for a whole slide).
+    let mut slide = None;
     let centres = match &p.positions {
         Positions::Spots(c) => c.clone(),
-        Positions::Grid { min_tissue } => tissue_grid(&slide, p.patch, *min_tissue)?,
+        Positions::Grid { min_tissue } => {
+            let s = SlideImage::open(&p.image)?;
+            let c = tissue_grid(&s, p.settings.patch, *min_tissue)?;
+            slide = Some(s);
+            c
+        }
     };
     if centres.is_empty() {
         return Err(JobError::Input(format!(
@@ -121,7 +156,7 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
         )));
     }
     h.step(Step::Open, 1.0);
-    let (encoder, id) = resolve_encoder(&p.encoder, hub, h)?;
+    let (encoder, id) = resolve_encoder(&p.settings.encoder, hub, h)?;
     let key = cache_key(p, &id, &centres)?;
     let cache_file = p.cache.then(|| cache_path(&p.image, hub, &key));
     if let Some(f) = &cache_file
@@ -132,10 +167,15 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
             centres,
             values,
             encoder,
+            encoder_id: id,
             cache_file: cache_file.clone(),
             from_cache: true,
         });
     }
+    let slide = match slide {
+        Some(s) => s,
+        None => SlideImage::open(&p.image)?,
+    };
     h.step(Step::LoadModel, 0.0);
     let net = match &encoder {
         Encoder::File(f) => Some(ImageEncoder::load(f, &p.device)?),
@@ -167,6 +207,7 @@ pub fn features(p: &FeatureParams, hub: &Hub, h: &mut Handle<'_>) -> Result<Feat
         centres,
         values,
         encoder,
+        encoder_id: id,
         cache_file,
         from_cache: false,
     })
@@ -193,7 +234,7 @@ pub fn resolve_encoder(
     h: &mut Handle<'_>,
 ) -> Result<(Encoder, String), JobError> {
     if let Some(b) = Builtin::parse(&name.to_string_lossy()) {
-        let b = b.map_err(JobError::Input)?;
+        let b = b.map_err(|e| JobError::Input(e.to_string()))?;
         let id = b.id();
         return Ok((Encoder::Builtin(b), id));
     }
@@ -217,7 +258,7 @@ fn encode(
     h.step(Step::Embed, 0.0);
     for (b, chunk) in centres.chunks(p.batch).enumerate() {
         h.check()?;
-        let mut patches = spot_patches(slide, chunk, p.patch)?;
+        let mut patches = spot_patches(slide, chunk, p.settings.patch)?;
         if let Some(px) = input_px {
             let fit = image::imageops::FilterType::Triangle;
             patches = patches
@@ -227,8 +268,8 @@ fn encode(
         }
         let f: Vec<f32> = match net {
             Some(net) => {
-                let x = patches_tensor(&patches, p.normalization, &p.device);
-                crate::model::nets::tensor_values(net.features_with(x, p.pooling))
+                let x = patches_tensor(&patches, p.settings.normalization, &p.device);
+                crate::model::nets::tensor_values(net.features_with(x, p.settings.pooling))
             }
             None => patches.iter().flat_map(colour_texture).collect(),
         };
@@ -257,8 +298,9 @@ fn cache_key(
     let mut hasher = Sha256::new();
     hasher.update(image_sha.as_bytes());
     hasher.update(encoder_id.as_bytes());
-    hasher.update(p.patch.to_le_bytes());
-    hasher.update(format!("{:?} {:?}", p.normalization, p.pooling).as_bytes());
+    let s = &p.settings;
+    hasher.update(s.patch.to_le_bytes());
+    hasher.update(format!("{:?} {:?}", s.normalization, s.pooling).as_bytes());
     for c in centres {
         hasher.update((c[0].floor() as i64).to_le_bytes());
         hasher.update((c[1].floor() as i64).to_le_bytes());
@@ -319,30 +361,64 @@ fn write_cache(f: &Path, values: &Array2<f32>, encoder: &str) -> std::io::Result
     crate::model::histology::weights::write_safetensors(f, &named, Some(meta))
 }
 
-/// The features as an AnnData: `X` the `[n, feature_dim]` features (var `f0`, `f1`, ...),
-/// obs names `names` (the spots') or `patch_0`, `patch_1`, ..., `obsm['spatial']` the patch
-/// centres in the image's level-0 pixels.
+/// The features as an AnnData ([`patches_anndata`], var `f0`, `f1`, ...).
 ///
 /// # Errors
-/// [`JobError::Input`] when `names` does not hold one name per patch.
+/// As [`patches_anndata`].
 pub fn features_anndata(
     f: &Features,
     image: &Path,
     names: Option<Vec<String>>,
 ) -> Result<crate::data::AnnData, JobError> {
-    let n = f.values.nrows();
+    let var = (0..f.values.ncols()).map(|j| format!("f{j}")).collect();
+    patches_anndata(&f.values, var, &f.centres, names, image)
+}
+
+/// Values per patch as an AnnData: `X` = `values` (`[n, var.len()]`), obs names `names` (the
+/// spots') or `patch_0`, `patch_1`, ..., `obsm['spatial']` the patch centres in the image's
+/// level-0 pixels; `image` is recorded as the source.
+///
+/// # Errors
+/// [`JobError::Input`] when `names` or `centres` do not hold one entry per row.
+pub fn patches_anndata(
+    values: &Array2<f32>,
+    var: Vec<String>,
+    centres: &[[f64; 2]],
+    names: Option<Vec<String>>,
+    image: &Path,
+) -> Result<crate::data::AnnData, JobError> {
+    let n = values.nrows();
     let names = names.unwrap_or_else(|| (0..n).map(|i| format!("patch_{i}")).collect());
-    if names.len() != n {
+    if names.len() != n || centres.len() != n {
         return Err(JobError::Input(format!(
-            "{} names for {n} patches",
-            names.len()
+            "{} names and {} centres for {n} patches",
+            names.len(),
+            centres.len()
         )));
     }
-    let genes = (0..f.values.ncols()).map(|j| format!("f{j}")).collect();
-    let x = crate::data::matrix::CsrMatrix::from_dense(&f.values);
-    let mut a = crate::data::vendor::new_anndata(image, names, genes, x);
-    let sp = Array2::from_shape_fn((n, 2), |(i, k)| f.centres[i][k]);
+    let x = crate::data::matrix::CsrMatrix::from_dense(values);
+    let mut a = crate::data::vendor::new_anndata(image, names, var, x);
+    let sp = Array2::from_shape_fn((n, 2), |(i, k)| centres[i][k]);
     a.obsm.insert("spatial".into(), sp);
     a.spatial_units = Some("px".into());
     Ok(a)
+}
+
+/// Spot centres of `a`: the first two columns of `obsm['spatial']` (the image's level-0 pixels
+/// for HER2+ ST and Visium's full-resolution frame).
+///
+/// # Errors
+/// [`JobError::Input`] naming the file when `obsm['spatial']` is missing or narrower than 2.
+pub fn spot_centres(a: &crate::data::AnnData) -> Result<Vec<[f64; 2]>, JobError> {
+    let sp = a
+        .obsm
+        .get("spatial")
+        .filter(|m| m.ncols() >= 2)
+        .ok_or_else(|| {
+            JobError::Input(format!(
+                "{}: no obsm['spatial'] (spot centres in the image's pixels)",
+                a.source.display()
+            ))
+        })?;
+    Ok(sp.rows().into_iter().map(|r| [r[0], r[1]]).collect())
 }

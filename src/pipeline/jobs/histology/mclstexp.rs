@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use ndarray::Array2;
 
-use super::features::{FeatureParams, Features, Positions, features, resolve_encoder};
+use super::features::{
+    FeatureParams, ImageSettings, Positions, features, resolve_encoder, spot_centres,
+};
+use crate::analysis::prediction::{ExpressionScores, expression_scores};
 use crate::data::AnnData;
 use crate::data::genes::{GeneAlignment, GeneList, genes_of};
 use crate::data::preprocess::library_size_log10;
@@ -20,7 +23,6 @@ use crate::model::histology::train::{
     standardise, train,
 };
 use crate::model::hub::Hub;
-use crate::model::vision::{Normalization, Pooling};
 use crate::pipeline::jobs::{Handle, JobError, Progress, Step};
 
 /// A section for training or evaluation: spots (`.h5ad` with counts, `obsm['spatial']` in the
@@ -83,19 +85,6 @@ impl Method {
             Method::Knn => 50,
         }
     }
-}
-
-/// How patches become features (shared by training and prediction).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ImageSettings {
-    /// Encoder weights (`.safetensors`, `.pth`, `hf://...`).
-    pub encoder: PathBuf,
-    /// Patch side in pixels (224).
-    pub patch: u32,
-    /// Input normalisation.
-    pub normalization: Normalization,
-    /// DenseNet pooling.
-    pub pooling: Pooling,
 }
 
 /// Parameters of [`train_model`].
@@ -206,11 +195,6 @@ pub fn section_spots(a: &AnnData, panel: &GeneList) -> Result<SectionSpots, JobE
             missing.push(panel.symbols[g].clone());
         }
     }
-    let sp = a.obsm.get("spatial").ok_or_else(|| {
-        JobError::Input(format!(
-            "{src}: no obsm['spatial'] (spot centres in the image's pixels)"
-        ))
-    })?;
     let coord = |name: &str| -> Result<Vec<f64>, JobError> {
         let c = a
             .obs
@@ -231,34 +215,10 @@ pub fn section_spots(a: &AnnData, panel: &GeneList) -> Result<SectionSpots, JobE
             .zip(&y)
             .map(|(&x, &y)| [x.max(0.0) as u32, y.max(0.0) as u32])
             .collect(),
-        centres: (0..sp.nrows()).map(|i| [sp[[i, 0]], sp[[i, 1]]]).collect(),
+        centres: spot_centres(a)?,
         names: a.obs_names().to_vec(),
         missing,
     })
-}
-
-/// Image features at `centres` of `image` with `s`'s settings.
-fn section_features(
-    image: &Path,
-    centres: Vec<[f64; 2]>,
-    s: &ImageSettings,
-    device: &Device,
-    cache: bool,
-    hub: &Hub,
-    h: &mut Handle<'_>,
-) -> Result<Features, JobError> {
-    let p = FeatureParams {
-        image: image.to_path_buf(),
-        positions: Positions::Spots(centres),
-        patch: s.patch,
-        encoder: s.encoder.clone(),
-        normalization: s.normalization,
-        pooling: s.pooling,
-        batch: 16,
-        device: device.clone(),
-        cache,
-    };
-    features(&p, hub, h)
 }
 
 /// Trains mclSTExp on `p.sections` (features of each section's spots by the frozen encoder,
@@ -278,21 +238,16 @@ pub fn train_model(
     }
     let panel = GeneList::read_csv(&p.genes)?;
     let (mut expr, mut positions, mut feats) = (Vec::new(), Vec::new(), Vec::new());
-    let mut description = String::new();
+    let (mut description, mut encoder_id) = (String::new(), String::new());
     for s in &p.sections {
         h.check()?;
         let a = crate::data::open(&s.data)?;
         let spots = section_spots(&a, &panel)?;
-        let f = section_features(
-            &s.image,
-            spots.centres,
-            &p.image,
-            &p.device,
-            p.cache,
-            hub,
-            h,
-        )?;
+        let at = Positions::Spots(spots.centres);
+        let fp = FeatureParams::new(&s.image, at, &p.image, &p.device, p.cache);
+        let f = features(&fp, hub, h)?;
         description = f.encoder.clone();
+        encoder_id = f.encoder_id.clone();
         expr.push(spots.expr);
         positions.extend(spots.positions);
         feats.push(f.values);
@@ -338,7 +293,6 @@ pub fn train_model(
             )
         }
     };
-    let (_, encoder_id) = resolve_encoder(&p.image.encoder, hub, h)?;
     Ok(HistologyModel {
         net,
         keys,
@@ -377,6 +331,8 @@ pub struct Prediction {
     pub names: Vec<String>,
     /// Panel genes.
     pub genes: Vec<String>,
+    /// Scores against `measured`, when there is a measurement.
+    pub scores: Option<ExpressionScores>,
 }
 
 /// Parameters of [`predict_slide`].
@@ -438,17 +394,7 @@ pub fn predict_slide(
             None,
         ),
     };
-    let fp = FeatureParams {
-        image: p.image.clone(),
-        positions: centres,
-        patch: m.info.image.patch,
-        encoder: m.info.image.encoder.clone(),
-        normalization: m.info.image.normalization,
-        pooling: m.info.image.pooling,
-        batch: 16,
-        device: p.device.clone(),
-        cache: p.cache,
-    };
+    let fp = FeatureParams::new(&p.image, centres, &m.info.image, &p.device, p.cache);
     let f = features(&fp, hub, h)?;
     h.step(Step::Predict, 0.0);
     let top_k = p.top_k.unwrap_or(m.info.top_k);
@@ -474,7 +420,9 @@ pub fn predict_slide(
     } else {
         names
     };
+    let scores = measured.as_ref().map(|t| expression_scores(t, &values));
     Ok(Prediction {
+        scores,
         values,
         measured,
         centres: f.centres,
@@ -483,16 +431,12 @@ pub fn predict_slide(
     })
 }
 
-/// A prediction as an AnnData: `X` the predicted expression (var = the panel), obs names the
-/// spots' (or `patch_i`), `obsm['spatial']` the centres in the image's pixels.
-pub fn prediction_anndata(p: &Prediction, image: &Path) -> AnnData {
-    let x = crate::data::matrix::CsrMatrix::from_dense(&p.values);
-    let mut a = crate::data::vendor::new_anndata(image, p.names.clone(), p.genes.clone(), x);
-    let n = p.centres.len();
-    a.obsm.insert(
-        "spatial".into(),
-        Array2::from_shape_fn((n, 2), |(i, k)| p.centres[i][k]),
-    );
-    a.spatial_units = Some("px".into());
-    a
+/// A prediction as an AnnData ([`super::features::patches_anndata`]): `X` the predicted
+/// expression, var the panel.
+///
+/// # Errors
+/// As [`super::features::patches_anndata`].
+pub fn prediction_anndata(p: &Prediction, image: &Path) -> Result<AnnData, JobError> {
+    let names = Some(p.names.clone());
+    super::features::patches_anndata(&p.values, p.genes.clone(), &p.centres, names, image)
 }
